@@ -1,0 +1,348 @@
+"""The registry client: deploy, register one or many, supersede, annul, read, find, roles.
+
+Reads need only a standard JSON-RPC endpoint: ``eth_call`` for the stored state, ``eth_getLogs`` for the
+indexed events and ``eth_getTransactionByHash`` for the record, which travels as calldata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+from ..errors import ChainRefused, ConfigurationError, InvalidInput, OrderAlreadyRegistered, OrderNotRegistered
+from ..hashing import hashlink
+from ..order import Order, decode_entry
+from .contract import ROLE_NAMES, STATUS_NAMES, artifact
+from .rpc import Rpc, RpcError
+from .transactions import Receipt, Transactor
+
+
+def _selector(signature: str) -> bytes:
+    return keccak(signature.encode())[:4]
+
+
+def _topic(signature: str) -> str:
+    return "0x" + keccak(signature.encode()).hex()
+
+
+REGISTER = _selector("register(bytes)")
+REGISTER_BATCH = _selector("registerBatch(bytes)")
+SUPERSEDE = _selector("supersede(uint256,bytes)")
+ORDER_REGISTERED = _topic("OrderRegistered(bytes32,address)")
+TRANSFER = _topic("Transfer(address,address,uint256)")
+ORDER_ANNULLED = _topic("OrderAnnulled(uint256,address,string)")
+ORDER_SUPERSEDED = _topic("OrderSuperseded(uint256,uint256,address)")
+ROLE_GRANTED = _topic("RoleGranted(bytes32,address,address)")
+ROLE_REVOKED = _topic("RoleRevoked(bytes32,address,address)")
+_ORDER_STATE = "(bytes32,uint8,uint64,uint256,uint256)"
+
+#: gas one order costs in a batch, with margin (measured about 31,000; see benchmarks/)
+GAS_PER_BATCHED_ORDER = 40_000
+MAX_ENTRY_BYTES = 65_535
+
+
+def _word(value: int) -> str:
+    return f"0x{value:064x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One order registered by a transaction (`tx_orders` orders shared it)."""
+
+    token_id: int
+    order: Order
+    sha256: bytes
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    tx_orders: int
+    supersedes: int | None = None
+
+    @property
+    def hashlink(self) -> str:
+        return hashlink(self.sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """What storage holds for a token (one ``eth_call``)."""
+
+    token_id: int
+    document_hash: bytes
+    status: str
+    status_changed_at: int
+    replaced_by: int | None
+    replaces: int | None
+
+    @property
+    def registered(self) -> bool:
+        return self.status != "not_registered"
+
+
+@dataclass(frozen=True, slots=True)
+class OnChainOrder:
+    """Everything the chain says about one order."""
+
+    state: OrderState
+    order: Order
+    tx_hash: str
+    block_number: int
+    registrar: str
+    document_url: str
+    annul_reason: str | None
+
+    @property
+    def token_id(self) -> int:
+        return self.state.token_id
+
+
+class Registry:
+    """A deployed PurchaseOrderRegistry. Writing needs a :class:`Transactor`; reading only an :class:`Rpc`."""
+
+    def __init__(self, rpc: Rpc, address: str, *, transactor: Transactor | None = None,
+                 from_block: int = 0) -> None:
+        try:
+            self.address = to_checksum_address(address)
+        except ValueError:
+            raise ConfigurationError(f"{address!r} is not an address",
+                                     hint="give the registry as 0x followed by 40 hex digits") from None
+        self.rpc = rpc
+        self.transactor = transactor
+        self.from_block = from_block
+
+    # -- deployment ------------------------------------------------------------------------------------
+
+    @classmethod
+    def deploy(cls, transactor: Transactor, *, document_base_uri: str = "",
+               trusted_forwarder: str | None = None) -> tuple[Registry, Receipt]:
+        """Deploy a registry; the signer gets the admin, registrar and annuller roles."""
+        forwarder = trusted_forwarder or transactor.network.trusted_forwarder or "0x" + "00" * 20
+        args = abi_encode(["address", "address", "string"], [transactor.address, forwarder, document_base_uri])
+        code = bytes.fromhex(artifact()["bytecode"].removeprefix("0x")) + args
+        receipt = transactor.transact(None, code, action="deploy the registry", gas=4_000_000)
+        if not receipt.contract_address:
+            raise ChainRefused(f"deployment {receipt.tx_hash} created no contract",
+                               hint="check the signer is allowed to deploy on this network")
+        registry = cls(transactor.rpc, receipt.contract_address, transactor=transactor,
+                       from_block=receipt.block_number)
+        return registry, receipt
+
+    def check_deployed(self) -> None:
+        """Raise ConfigurationError unless a registry is deployed at the address."""
+        code = self.rpc.call("eth_getCode", [self.address, "latest"])
+        if not code or code == "0x":
+            raise ConfigurationError(
+                f"no contract at registry address {self.address} on {self.rpc.url}",
+                hint="deploy one with `peru-compras deploy` or fix --registry / PERU_COMPRAS_REGISTRY",
+            )
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def _signer(self) -> Transactor:
+        if self.transactor is None:
+            raise ConfigurationError("this operation needs a signer",
+                                     hint="set --keystore FILE or PERU_COMPRAS_PRIVATE_KEY")
+        return self.transactor
+
+    def ensure_new_document(self, document_hash: bytes) -> None:
+        """Refuse a document already registered (the chain stores one slot per order, not per hash)."""
+        if self.is_document_registered(document_hash):
+            found = self.find_by_hash(document_hash) or [0]
+            raise OrderAlreadyRegistered(
+                f"document {hashlink(document_hash)} is already registered as token {_word(found[0])}",
+                token_id=found[0],
+                hint="each PDF is registered once; to correct an order use --supersedes",
+            )
+
+    def register(self, order: Order, document_hash: bytes) -> Registration:
+        """Register one order whose (stamped) PDF has SHA-256 `document_hash`."""
+        self.ensure_new_document(document_hash)
+        data = REGISTER + abi_encode(["bytes"], [order.encode_entry(document_hash)])
+        receipt = self._signer().transact(self.address, data, action=f"register order {order.order_number!r}")
+        return Registration(order.token_id, order, document_hash, receipt.tx_hash, receipt.block_number,
+                            receipt.gas_used, 1)
+
+    def supersede(self, old_token_id: int, order: Order, document_hash: bytes) -> Registration:
+        """Register `order` as the correction of `old_token_id`."""
+        self.ensure_new_document(document_hash)
+        data = SUPERSEDE + abi_encode(["uint256", "bytes"], [old_token_id, order.encode_entry(document_hash)])
+        receipt = self._signer().transact(self.address, data, action=f"supersede token {_word(old_token_id)}")
+        return Registration(order.token_id, order, document_hash, receipt.tx_hash, receipt.block_number,
+                            receipt.gas_used, 1, supersedes=old_token_id)
+
+    @staticmethod
+    def batch_calldata(entries: Sequence[bytes]) -> bytes:
+        """``registerBatch`` calldata for already-encoded entries."""
+        packed = bytearray()
+        for entry in entries:
+            if len(entry) > MAX_ENTRY_BYTES:
+                raise InvalidInput(f"an encoded order has {len(entry)} bytes, over {MAX_ENTRY_BYTES}")
+            packed += len(entry).to_bytes(2, "big") + entry
+        return REGISTER_BATCH + abi_encode(["bytes"], [bytes(packed)])
+
+    def register_many(self, orders: Sequence[tuple[Order, bytes]]) -> list[Registration]:
+        """Register several orders in one transaction (all or none)."""
+        if not orders:
+            return []
+        data = self.batch_calldata([order.encode_entry(digest) for order, digest in orders])
+        receipt = self._signer().transact(self.address, data, action=f"register {len(orders)} orders")
+        share = receipt.gas_used // len(orders)
+        return [Registration(order.token_id, order, digest, receipt.tx_hash, receipt.block_number, share,
+                             len(orders)) for order, digest in orders]
+
+    def annul(self, token_id: int, reason: str) -> Receipt:
+        """Mark `token_id` annulled; the token stays."""
+        data = _selector("annul(uint256,string)") + abi_encode(["uint256", "string"], [token_id, reason])
+        return self._signer().transact(self.address, data, action=f"annul token {_word(token_id)}")
+
+    def _role_call(self, function: str, role: str, account: str) -> Receipt:
+        if role not in ROLE_NAMES:
+            raise InvalidInput(f"unknown role {role!r}", hint="use one of: " + ", ".join(ROLE_NAMES))
+        try:
+            who = to_checksum_address(account)
+        except ValueError:
+            raise InvalidInput(f"{account!r} is not an address", hint="give 0x followed by 40 hex digits") from None
+        data = _selector(f"{function}(bytes32,address)") + abi_encode(["bytes32", "address"], [ROLE_NAMES[role], who])
+        return self._signer().transact(self.address, data, action=f"{function.removesuffix('Role')} {role}")
+
+    def grant(self, role: str, account: str) -> Receipt:
+        return self._role_call("grantRole", role, account)
+
+    def revoke(self, role: str, account: str) -> Receipt:
+        return self._role_call("revokeRole", role, account)
+
+    def pause(self) -> Receipt:
+        return self._signer().transact(self.address, _selector("pause()"), action="pause the registry")
+
+    def unpause(self) -> Receipt:
+        return self._signer().transact(self.address, _selector("unpause()"), action="unpause the registry")
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def _call(self, data: bytes, block: str = "latest") -> bytes:
+        try:
+            result = self.rpc.call("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, block])
+        except RpcError as exc:
+            raise ChainRefused(f"reading the registry at {self.address} failed: {exc.message}",
+                               hint="check --registry and --rpc") from None
+        out = bytes.fromhex(str(result)[2:])
+        if not out:
+            self.check_deployed()
+        return out
+
+    def state(self, token_id: int) -> OrderState:
+        """Stored state of `token_id` (status ``not_registered`` when it was never minted)."""
+        raw = self._call(_selector("orderOf(uint256)") + abi_encode(["uint256"], [token_id]))
+        ((digest, status, changed, replaced_by, replaces),) = abi_decode([_ORDER_STATE], raw)
+        return OrderState(token_id, bytes(digest), STATUS_NAMES[status], changed, replaced_by or None,
+                          replaces or None)
+
+    def total_supply(self) -> int:
+        (count,) = abi_decode(["uint256"], self._call(_selector("totalSupply()")))
+        return int(count)
+
+    def document_base_uri(self) -> str:
+        (uri,) = abi_decode(["string"], self._call(_selector("documentBaseURI()")))
+        return str(uri)
+
+    def has_role(self, role: str, account: str) -> bool:
+        data = _selector("hasRole(bytes32,address)") + abi_encode(
+            ["bytes32", "address"], [ROLE_NAMES[role], to_checksum_address(account)])
+        (result,) = abi_decode(["bool"], self._call(data))
+        return bool(result)
+
+    def _logs(self, topics: list[str | None], *, block_hash: str | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"address": self.address, "topics": topics}
+        if block_hash:
+            query["blockHash"] = block_hash
+        else:
+            query.update(fromBlock=hex(self.from_block), toBlock="latest")
+        logs: list[dict[str, Any]] = self.rpc.call("eth_getLogs", [query])
+        return logs
+
+    def is_document_registered(self, document_hash: bytes) -> bool:
+        """Whether any order was registered with this document hash (one ``eth_getLogs``)."""
+        return bool(self._logs([ORDER_REGISTERED, "0x" + document_hash.hex()]))
+
+    def find_by_hash(self, document_hash: bytes) -> list[int]:
+        """Token ids registered with this document hash: the OrderRegistered log names the transaction,
+        whose calldata holds the entry with that hash and so the order key (two calls per match)."""
+        out = []
+        for log in self._logs([ORDER_REGISTERED, "0x" + document_hash.hex()]):
+            tx = self.rpc.call("eth_getTransactionByHash", [log["transactionHash"]])
+            for entry in _entries(bytes.fromhex(tx["input"][2:])):
+                if entry[:32] == document_hash and len(entry) > 33:
+                    out.append(int.from_bytes(keccak(entry[33 : 33 + entry[32]]), "big"))
+        return out
+
+    def read(self, token_id: int) -> OnChainOrder:
+        """The whole on-chain record of `token_id`; OrderNotRegistered when there is none."""
+        state = self.state(token_id)
+        if not state.registered:
+            raise OrderNotRegistered(f"no order is registered as token {_word(token_id)}",
+                                     hint="check the id, or look it up by entity/order number or hash")
+        logs = self._logs([TRANSFER, _word(0), None, _word(token_id)])
+        if not logs:
+            raise ChainRefused(f"token {_word(token_id)} has no registration event from block {self.from_block}",
+                               hint="the node may have pruned old logs; use an archive node")
+        log = logs[0]
+        tx = self.rpc.call("eth_getTransactionByHash", [log["transactionHash"]])
+        order = self._order_from_input(bytes.fromhex(tx["input"][2:]), token_id, state.document_hash)
+        registered = [
+            entry for entry in self._logs([ORDER_REGISTERED, "0x" + state.document_hash.hex()],
+                                          block_hash=log["blockHash"])
+            if entry["transactionHash"] == log["transactionHash"]
+        ]
+        registrar = to_checksum_address("0x" + registered[0]["topics"][2][-40:]) if registered else "unknown"
+        reason = None
+        if state.status == "annulled":
+            annulled = self._logs([ORDER_ANNULLED, _word(token_id)])
+            if annulled:
+                (reason,) = abi_decode(["string"], bytes.fromhex(annulled[-1]["data"][2:]))
+        url = order.document_url or (self.document_base_uri() + hashlink(state.document_hash))
+        return OnChainOrder(state, order, log["transactionHash"], int(log["blockNumber"], 16), registrar, url,
+                            reason)
+
+    def _order_from_input(self, data: bytes, token_id: int, document_hash: bytes) -> Order:
+        """Find `token_id`'s entry in a registering transaction's calldata and decode it."""
+        for entry in _entries(data):
+            if len(entry) > 33 and int.from_bytes(keccak(entry[33 : 33 + entry[32]]), "big") == token_id:
+                digest, order = decode_entry(entry)
+                if digest != document_hash:
+                    raise ChainRefused(f"token {_word(token_id)}: calldata and storage disagree on the hash")
+                return order
+        raise ChainRefused(f"token {_word(token_id)}: its record was not found in the registering transaction",
+                           hint="the transaction may have been relayed in a form this version cannot read")
+
+    def members(self, role: str) -> list[str]:
+        """Accounts holding `role` now (from RoleGranted/RoleRevoked events, confirmed by hasRole)."""
+        seen: dict[str, None] = {}
+        for log in self._logs([ROLE_GRANTED, "0x" + ROLE_NAMES[role].hex()]):
+            seen[to_checksum_address("0x" + log["topics"][2][-40:])] = None
+        return [account for account in seen if self.has_role(role, account)]
+
+
+def _entries(data: bytes) -> list[bytes]:
+    """The order entries in calldata of register / registerBatch / supersede (direct or inside a relay)."""
+    selector, body = data[:4], data[4:]
+    try:
+        if selector == REGISTER:
+            return [bytes(abi_decode(["bytes"], body)[0])]
+        if selector == SUPERSEDE:
+            return [bytes(abi_decode(["uint256", "bytes"], body)[1])]
+        if selector == REGISTER_BATCH:
+            packed = bytes(abi_decode(["bytes"], body)[0])
+            out, offset = [], 0
+            while offset + 2 <= len(packed):
+                length = int.from_bytes(packed[offset : offset + 2], "big")
+                out.append(packed[offset + 2 : offset + 2 + length])
+                offset += 2 + length
+            return out
+    except Exception:  # noqa: BLE001 — not our call shape
+        return []
+    return []

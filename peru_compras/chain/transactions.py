@@ -1,0 +1,213 @@
+"""Build, sign, send and confirm transactions the way the network profile asks.
+
+A :class:`Transactor` owns one signing account and its nonce: it keeps the next nonce locally so several
+transactions can be in flight, and re-reads it from the node when the node says it is stale.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+
+from ..errors import ChainRefused, ConfigurationError, NodeUnavailable
+from .contract import revert_error
+from .networks import Network
+from .rpc import Rpc, RpcError
+
+_GWEI = 10**9
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a confirmed transaction left: its hash, block, gas and logs."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    contract_address: str | None
+    logs: list[dict[str, Any]]
+
+
+def _hex(value: int) -> str:
+    return hex(value)
+
+
+class Transactor:
+    """Signs with `account` and sends through `rpc` following `network`'s rules."""
+
+    def __init__(self, rpc: Rpc, account: LocalAccount, network: Network, *, node_address: str | None = None,
+                 gas_price: int | None = None) -> None:
+        self.rpc = rpc
+        self.account = account
+        self.network = network
+        self.node_address = node_address
+        self.gas_price = network.gas_price if gas_price is None else gas_price
+        self._chain_id: int | None = None
+        self._nonce: int | None = None
+        self._fee: dict[str, int] | None = None
+        self._lock = threading.Lock()
+        if network.is_lacnet and not node_address:
+            raise ConfigurationError(
+                f"network {network.name} needs the writer node's address",
+                hint="set --node-address 0x… or PERU_COMPRAS_NODE_ADDRESS (ask your LACNet writer node operator)",
+            )
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    @property
+    def chain_id(self) -> int:
+        """The node's chain id, checked once against the profile."""
+        if self._chain_id is None:
+            chain_id = int(self.rpc.call("eth_chainId"), 16)
+            expected = self.network.chain_id
+            if expected is not None and chain_id != expected:
+                raise ConfigurationError(
+                    f"the node at {self.rpc.url} has chain id {chain_id}, but profile {self.network.name} "
+                    f"expects {expected}",
+                    hint="check --rpc and --network",
+                )
+            self._chain_id = chain_id
+        return self._chain_id
+
+    # -- nonces ----------------------------------------------------------------------------------------
+
+    def take_nonce(self) -> int:
+        """The next nonce to use (reserved for the caller)."""
+        with self._lock:
+            if self._nonce is None:
+                self._nonce = int(self.rpc.call("eth_getTransactionCount", [self.address, "pending"]), 16)
+            nonce = self._nonce
+            self._nonce += 1
+            return nonce
+
+    def resync_nonce(self) -> None:
+        """Forget the local nonce: the next :meth:`take_nonce` asks the node."""
+        with self._lock:
+            self._nonce = None
+
+    # -- building --------------------------------------------------------------------------------------
+
+    def payload(self, data: bytes) -> bytes:
+        """`data` as the network wants it (LACNet: followed by node address and expiration)."""
+        if not self.network.is_lacnet:
+            return data
+        expiration = int(time.time()) + self.network.expiration_seconds
+        return data + abi_encode(["address", "uint256"], [self.node_address, expiration])
+
+    def min_gas(self, payload: bytes) -> int:
+        """The least gas limit the network accepts for `payload` (LACNet's account rules)."""
+        return len(payload) * 22 + 326_000 if self.network.is_lacnet else 21_000
+
+    def estimate_gas(self, to: str | None, data: bytes, *, action: str) -> int:
+        """The node's estimate; a revert becomes the contract's named exception."""
+        call: dict[str, Any] = {"from": self.address, "data": "0x" + data.hex()}
+        if to:
+            call["to"] = to
+        try:
+            return int(self.rpc.call("eth_estimateGas", [call]), 16)
+        except RpcError as exc:
+            raise self._refusal(exc, action) from None
+
+    def _refusal(self, exc: RpcError, action: str) -> ChainRefused:
+        data = exc.revert_data
+        if data:
+            return revert_error(data, action=action)
+        return ChainRefused(f"the node refused to {action}: {exc.message}",
+                            hint="check the signer's permissions and balance on this network")
+
+    def _fees(self) -> dict[str, int]:
+        if self.network.kind != "auto":
+            return {"gasPrice": self.gas_price}
+        if self._fee is None:
+            block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+            base = block.get("baseFeePerGas") if block else None
+            if base is None:
+                self._fee = {"gasPrice": int(self.rpc.call("eth_gasPrice"), 16)}
+            else:
+                tip = _GWEI
+                self._fee = {"maxFeePerGas": 2 * int(base, 16) + tip, "maxPriorityFeePerGas": tip}
+        return self._fee
+
+    def sign(self, to: str | None, data: bytes, gas: int, nonce: int) -> tuple[bytes, str]:
+        """The raw signed transaction and its hash."""
+        payload = self.payload(data)
+        gas = max(gas, self.min_gas(payload))
+        tx: dict[str, Any] = {"nonce": nonce, "gas": gas, "value": 0, "data": payload, **self._fees()}
+        if to:
+            tx["to"] = to
+        if self.network.is_lacnet:
+            tx["gasPrice"] = 0  # LACNet: signed without EIP-155 (chain id 0, v = 27/28)
+        else:
+            tx["chainId"] = self.chain_id
+        signed = self.account.sign_transaction(tx)
+        return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
+
+    # -- sending ---------------------------------------------------------------------------------------
+
+    def send(self, to: str | None, data: bytes, *, action: str, gas: int | None = None) -> str:
+        """Sign and send; returns the transaction hash the node reports."""
+        if gas is None:
+            gas = self.estimate_gas(to, data, action=action) * 6 // 5 + 10_000
+        for attempt in range(2):
+            nonce = self.take_nonce()
+            raw, _ = self.sign(to, data, gas, nonce)
+            try:
+                return str(self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False))
+            except RpcError as exc:
+                text = exc.message.lower()
+                if attempt == 0 and ("nonce too low" in text or "nonce too high" in text or "known" in text
+                                     or "underpriced" in text):
+                    self.resync_nonce()
+                    continue
+                raise self._refusal(exc, action) from None
+        raise ChainRefused(f"could not send the transaction to {action}")  # pragma: no cover
+
+    def wait(self, tx_hash: str, *, action: str, timeout: float = 120.0) -> Receipt:
+        """Wait for the receipt; a failed transaction becomes the contract's named exception."""
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt:
+                break
+            if time.monotonic() > deadline:
+                raise NodeUnavailable(
+                    f"transaction {tx_hash} was not confirmed within {timeout:.0f} s",
+                    hint="check the node; the transaction may still be mined: look it up before retrying",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        if int(receipt["status"], 16) != 1:
+            raise self._failed(tx_hash, receipt, action)
+        return Receipt(
+            tx_hash=tx_hash,
+            block_number=int(receipt["blockNumber"], 16),
+            gas_used=int(receipt["gasUsed"], 16),
+            contract_address=receipt.get("contractAddress"),
+            logs=list(receipt.get("logs") or []),
+        )
+
+    def _failed(self, tx_hash: str, receipt: dict[str, Any], action: str) -> ChainRefused:
+        reason = receipt.get("revertReason")
+        if isinstance(reason, str) and reason.startswith("0x") and len(reason) > 2:
+            return revert_error(bytes.fromhex(reason[2:]), action=action)
+        tx = self.rpc.call("eth_getTransactionByHash", [tx_hash])
+        if tx and tx.get("to"):
+            call = {"from": tx["from"], "to": tx["to"], "data": tx["input"]}
+            try:
+                self.rpc.call("eth_call", [call, receipt["blockNumber"]])
+            except RpcError as exc:
+                return self._refusal(exc, action)
+        return ChainRefused(f"transaction {tx_hash} failed while trying to {action}",
+                            hint="inspect it on the node; nothing was registered by it")
+
+    def transact(self, to: str | None, data: bytes, *, action: str, gas: int | None = None) -> Receipt:
+        """Send and wait."""
+        return self.wait(self.send(to, data, action=action, gas=gas), action=action)

@@ -1,0 +1,284 @@
+"""Settings: flags, else environment variables, else ``peru-compras.toml`` in the working directory, else
+the embedded default (a local chain and document store under ``./.peru-compras/``).
+
+:class:`Workspace` turns settings into the objects commands need (RPC, signer, registry, store), each
+built on first use. The private key is never printed, logged or put in an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from .chain.client import Registry
+from .chain.networks import Network, network
+from .chain.rpc import Rpc
+from .chain.transactions import Transactor
+from .errors import ConfigurationError, NodeUnavailable
+from .store import LocalStore
+
+HOME = ".peru-compras"
+CONFIG_FILE = "peru-compras.toml"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+MAX_VERIFY_URL = 80
+
+_ENV = {
+    "rpc": "PERU_COMPRAS_RPC",
+    "registry": "PERU_COMPRAS_REGISTRY",
+    "network": "PERU_COMPRAS_NETWORK",
+    "keystore": "PERU_COMPRAS_KEYSTORE",
+    "base_url": "PERU_COMPRAS_BASE_URL",
+    "node_address": "PERU_COMPRAS_NODE_ADDRESS",
+    "gas_price": "PERU_COMPRAS_GAS_PRICE",
+    "rpc_token": "PERU_COMPRAS_RPC_TOKEN",
+}
+
+
+@dataclass
+class Settings:
+    """Resolved settings. `home` holds the local chain, deployment record, documents and journal."""
+
+    home: Path
+    rpc: str | None = None
+    registry: str | None = None
+    network: Network = field(default_factory=lambda: network("local"))
+    keystore: Path | None = None
+    base_url: str = DEFAULT_BASE_URL
+    node_address: str | None = None
+    gas_price: int | None = None
+    rpc_token: str | None = field(default=None, repr=False)
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when using the embedded local chain (no --rpc given)."""
+        return self.rpc is None and self.network.name == "local"
+
+
+def load_settings(flags: dict[str, Any] | None = None, *, cwd: Path | None = None) -> Settings:
+    """Merge flags > environment > peru-compras.toml > defaults."""
+    cwd = cwd or Path.cwd()
+    file_values: dict[str, Any] = {}
+    config = cwd / CONFIG_FILE
+    if config.exists():
+        try:
+            file_values = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"{config} is not valid TOML: {exc}", hint="fix or remove the file") from exc
+    flags = flags or {}
+
+    def pick(name: str) -> Any:
+        if flags.get(name) not in (None, ""):
+            return flags[name]
+        env = os.environ.get(_ENV.get(name, ""), "")
+        if env:
+            return env
+        return file_values.get(name.replace("_", "-"), file_values.get(name))
+
+    home = Path(pick("home") or cwd / HOME)
+    base_url = str(pick("base_url") or DEFAULT_BASE_URL).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"base URL {base_url!r} must start with http:// or https://",
+                                 hint="set --base-url https://your-page.example")
+    gas_price = pick("gas_price")
+    try:
+        gas_price_value = int(gas_price) if gas_price is not None else None
+    except ValueError:
+        raise ConfigurationError(f"gas price {gas_price!r} is not a whole number of wei") from None
+    keystore = pick("keystore")
+    return Settings(
+        home=home,
+        rpc=pick("rpc"),
+        registry=pick("registry"),
+        network=network(str(pick("network") or "local")),
+        keystore=Path(keystore) if keystore else None,
+        base_url=base_url,
+        node_address=pick("node_address"),
+        gas_price=gas_price_value,
+        rpc_token=pick("rpc_token"),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def load_private_key(settings: Settings, *, prompt: bool = True) -> LocalAccount | None:
+    """The signer from --keystore or PERU_COMPRAS_PRIVATE_KEY, or None when neither is set."""
+    if settings.keystore is not None:
+        try:
+            keyfile = json.loads(settings.keystore.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read keystore {str(settings.keystore)!r}",
+                                     hint="give a V3 JSON keystore file") from exc
+        password = os.environ.get("PERU_COMPRAS_KEYSTORE_PASSWORD")
+        if password is None:
+            if not prompt:
+                raise ConfigurationError("no keystore password",
+                                         hint="set PERU_COMPRAS_KEYSTORE_PASSWORD or run interactively")
+            import getpass
+
+            password = getpass.getpass(f"Password for {settings.keystore}: ")
+        try:
+            key = Account.decrypt(keyfile, password)
+        except (ValueError, KeyError, TypeError):
+            raise ConfigurationError(f"cannot decrypt keystore {str(settings.keystore)!r}",
+                                     hint="check the password (PERU_COMPRAS_KEYSTORE_PASSWORD)") from None
+        return Account.from_key(key)
+    raw = os.environ.get("PERU_COMPRAS_PRIVATE_KEY")
+    if raw is None:
+        return None
+    text = raw.strip().removeprefix("0x")
+    if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise ConfigurationError("PERU_COMPRAS_PRIVATE_KEY is not a private key (expected 64 hex digits)",
+                                 hint="fix the variable (its value is not shown)")
+    try:
+        return Account.from_key(bytes.fromhex(text))
+    except Exception:  # noqa: BLE001 — out of the curve's range: say so without the value
+        raise ConfigurationError("PERU_COMPRAS_PRIVATE_KEY is out of range for secp256k1",
+                                 hint="generate a new key") from None
+
+
+class Workspace:
+    """What a command needs, built from settings on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._rpc: Rpc | None = None
+        self._transactor: Transactor | None = None
+        self._account: LocalAccount | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    # -- the local chain -------------------------------------------------------------------------------
+
+    @property
+    def node_file(self) -> Path:
+        return self.home / "node.json"
+
+    def local_node(self) -> dict[str, Any]:
+        """The running embedded node, started (detached, state persisted) if it is not running."""
+        from .chain.node import start_detached, wait_ready
+
+        info = _read_json(self.node_file)
+        if info.get("rpc"):
+            try:
+                wait_ready(info["rpc"], timeout=0.5)
+                return info
+            except NodeUnavailable:
+                pass
+        url, chain_id, pid = start_detached(self.home / "chain" / "state.json", self.home / "chain" / "anvil.log")
+        info = {"rpc": url, "chain_id": chain_id, "pid": pid}
+        _write_json(self.node_file, info)
+        return info
+
+    @property
+    def rpc(self) -> Rpc:
+        if self._rpc is None:
+            url = self.settings.rpc or self.local_node()["rpc"]
+            headers = {"Authorization": f"Bearer {self.settings.rpc_token}"} if self.settings.rpc_token else None
+            self._rpc = Rpc(url, headers=headers)
+        return self._rpc
+
+    # -- the signer ------------------------------------------------------------------------------------
+
+    def account(self) -> LocalAccount:
+        if self._account is None:
+            account = load_private_key(self.settings)
+            if account is None:
+                if not self.settings.is_embedded:
+                    raise ConfigurationError("no signer configured",
+                                             hint="set --keystore FILE or PERU_COMPRAS_PRIVATE_KEY")
+                account = self._local_dev_account()
+            self._account = account
+        return self._account
+
+    def _local_dev_account(self) -> LocalAccount:
+        """The embedded chain's signer: a key made here once (file mode 0600), funded by Anvil."""
+        path = self.home / "local-signer.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        account = Account.from_key(bytes.fromhex(path.read_text().strip()))
+        self.rpc.call("anvil_setBalance", [account.address, hex(10**24)])
+        return account
+
+    @property
+    def transactor(self) -> Transactor:
+        if self._transactor is None:
+            self._transactor = Transactor(self.rpc, self.account(), self.settings.network,
+                                          node_address=self.settings.node_address,
+                                          gas_price=self.settings.gas_price)
+        return self._transactor
+
+    # -- the registry ----------------------------------------------------------------------------------
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.home / "deployment.json"
+
+    def remember_deployment(self, registry: Registry, chain_id: int) -> None:
+        data = _read_json(self.deployment_file)
+        data[str(chain_id)] = {"registry": registry.address, "from_block": registry.from_block,
+                               "rpc": self.rpc.url}
+        _write_json(self.deployment_file, data)
+
+    def registry(self, *, write: bool = False) -> Registry:
+        """The configured registry (or the one this workspace deployed on the same chain)."""
+        address = self.settings.registry
+        from_block = 0
+        chain_id = int(self.rpc.call("eth_chainId"), 16)
+        remembered = _read_json(self.deployment_file).get(str(chain_id))
+        if remembered and (address is None or remembered["registry"].lower() == address.lower()):
+            address = address or remembered["registry"]
+            from_block = int(remembered.get("from_block", 0))
+        if address is None:
+            raise ConfigurationError("no registry configured for this chain",
+                                     hint="deploy one with `peru-compras deploy`, or set --registry 0x…")
+        try:
+            to_checksum_address(address)
+        except ValueError:
+            raise ConfigurationError(f"registry {address!r} is not an address",
+                                     hint="give 0x followed by 40 hex digits") from None
+        registry = Registry(self.rpc, address, transactor=self.transactor if write else None,
+                            from_block=from_block)
+        registry.check_deployed()
+        return registry
+
+    # -- documents -------------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> LocalStore:
+        return LocalStore(self.home / "documents", self.settings.base_url)
+
+    def verify_url(self, path: str) -> str:
+        url = self.settings.base_url + path
+        if len(url) > MAX_VERIFY_URL:
+            raise ConfigurationError(
+                f"verify URL {url!r} has {len(url)} characters, over {MAX_VERIFY_URL} (the QR limit)",
+                hint="use a shorter --base-url (e.g. https://oc.example.pe)",
+            )
+        return url

@@ -1,0 +1,112 @@
+"""Every error peru-compras raises, with the exit code the command line gives it.
+
+Each message names the bad value and says what to do next. The tree::
+
+    PeruComprasError                         exit 1
+    ├── InvalidInput (ValueError)            exit 2  bad usage, file or record
+    │   ├── InvalidOrder                     every broken field of a record, each named
+    │   ├── InvalidDocument                  a PDF that cannot be accepted
+    │   └── ConfigurationError               settings, keys, addresses
+    ├── NodeUnavailable (ConnectionError)    exit 3  the node or a service cannot be reached
+    └── ChainRefused (RuntimeError)          exit 1  the chain (or the relay) said no
+        ├── OrderAlreadyRegistered           same entity and order number, or same document
+        ├── OrderNotRegistered (LookupError)
+        ├── OrderNotValid                    annulled or superseded
+        ├── NotAuthorized (PermissionError)  the signer lacks a role
+        ├── RegistryPaused
+        ├── MalformedOrder
+        ├── InvalidReason
+        ├── TokenLocked
+        └── RelayRefused                     LACNet's relay refused the transaction
+"""
+
+from __future__ import annotations
+
+
+class PeruComprasError(Exception):
+    """Root of every peru-compras error. `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+class InvalidInput(PeruComprasError, ValueError):
+    """Bad usage, an unreadable or invalid file or record."""
+
+    exit_code = 2
+
+
+class InvalidOrder(InvalidInput):
+    """A record broke one or more rules; `problems` lists each as `field: value — rule`."""
+
+    def __init__(self, problems: list[str], *, source: str | None = None) -> None:
+        where = f"{source}: " if source else ""
+        count = len(problems)
+        head = f"{where}invalid order ({count} problem{'s' if count != 1 else ''}): " + "; ".join(problems)
+        super().__init__(head, hint="fix these fields and run the command again")
+        self.problems = problems
+
+
+class InvalidDocument(InvalidInput):
+    """A PDF that cannot be accepted (not a PDF, damaged, encrypted, too large, ...)."""
+
+
+class ConfigurationError(InvalidInput):
+    """A setting, key or address is missing or malformed."""
+
+
+class NodeUnavailable(PeruComprasError, ConnectionError):
+    """The node (or another service) cannot be reached."""
+
+    exit_code = 3
+
+
+class ChainRefused(PeruComprasError, RuntimeError):
+    """The chain refused an operation (a contract revert or a relay refusal)."""
+
+
+class OrderAlreadyRegistered(ChainRefused):
+    """An order with the same entity and number, or the same document, is already registered."""
+
+    def __init__(self, message: str, *, token_id: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.token_id = token_id
+
+
+class OrderNotRegistered(ChainRefused, LookupError):
+    """No registered order matches."""
+
+
+class OrderNotValid(ChainRefused):
+    """The order is annulled or superseded."""
+
+
+class NotAuthorized(ChainRefused, PermissionError):
+    """The signer lacks the role the operation needs."""
+
+
+class RegistryPaused(ChainRefused):
+    """The registry is paused by its admin."""
+
+
+class MalformedOrder(ChainRefused):
+    """The contract could not parse an order entry (a client bug or a hand-made call)."""
+
+
+class InvalidReason(ChainRefused):
+    """An annulment reason is empty or longer than 1,000 bytes."""
+
+
+class TokenLocked(ChainRefused):
+    """Tokens are locked (ERC-5192): they never move."""
+
+
+class RelayRefused(ChainRefused):
+    """LACNet's relay hub refused the transaction (bad nonce, signature, gas, ...)."""

@@ -1,0 +1,80 @@
+"""SHA-256 of documents and their hashlinks (draft-sporny-hashlink).
+
+A hashlink is ``hl:`` followed by the multibase base58btc (prefix ``z``) encoding of the multihash
+``0x12 0x20 ‖ digest``: ``hashlink(sha256(b"Hello World!"))`` is
+``hl:zQmWvQxTqbG2Z9HPJgG57jjwR154cKhbtJenbyYTWkjgF3e``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from .errors import InvalidInput
+
+_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+_MULTIHASH_SHA256 = b"\x12\x20"
+_CHUNK = 1 << 20
+
+
+def sha256(data: bytes) -> bytes:
+    """The 32-byte SHA-256 digest of `data`."""
+    return hashlib.sha256(data).digest()
+
+
+def sha256_file(path: Path) -> bytes:
+    """The SHA-256 digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def _b58encode(data: bytes) -> str:
+    number = int.from_bytes(data, "big")
+    out = []
+    while number:
+        number, rest = divmod(number, 58)
+        out.append(_ALPHABET[rest])
+    zeros = len(data) - len(data.lstrip(b"\0"))
+    return "1" * zeros + "".join(reversed(out))
+
+
+def _b58decode(text: str) -> bytes:
+    number = 0
+    for char in text:
+        if char not in _INDEX:
+            raise ValueError(char)
+        number = number * 58 + _INDEX[char]
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
+    zeros = len(text) - len(text.lstrip("1"))
+    return b"\0" * zeros + body
+
+
+def hashlink(digest: bytes) -> str:
+    """The hashlink (``hl:zQm…``) of a 32-byte SHA-256 digest."""
+    if len(digest) != 32:
+        raise InvalidInput(f"a SHA-256 digest has 32 bytes, got {len(digest)}")
+    return "hl:z" + _b58encode(_MULTIHASH_SHA256 + digest)
+
+
+def parse_digest(text: str) -> bytes:
+    """A SHA-256 digest from a hashlink (``hl:z…``) or 64 hex digits (``0x`` optional)."""
+    value = text.strip()
+    if value.startswith("hl:z"):
+        try:
+            raw = _b58decode(value[4:])
+        except ValueError:
+            raw = b""
+        if len(raw) == 34 and raw[:2] == _MULTIHASH_SHA256:
+            return raw[2:]
+        raise InvalidInput(f"{text!r} is not a SHA-256 hashlink", hint="expected hl:zQm… as printed by register")
+    hexa = value[2:] if value.lower().startswith("0x") else value
+    if len(hexa) == 64:
+        try:
+            return bytes.fromhex(hexa)
+        except ValueError:
+            pass
+    raise InvalidInput(f"{text!r} is not a SHA-256 digest", hint="give 64 hex digits or a hashlink hl:zQm…")

@@ -1,0 +1,426 @@
+"""The purchase-order record: parse, validate, canonical bytes and the on-chain encoding.
+
+Canonical form (what is put on chain): the record as JSON with keys sorted, no insignificant white space,
+UTF-8 (never ``\\u`` escapes for printable characters), optional fields left out, amounts as the decimal
+strings given, ``term_days`` an integer, parties as ``{"name","ruc"}`` for Peruvian RUCs and
+``{"id","name","scheme"}`` otherwise. With only strings and small integers this is RFC 8785 (JCS) output.
+
+Order key: ``"<entity>/<order number>"`` where ``<entity>`` is the 11-digit RUC for ``PE-RUC`` and
+``"<SCHEME>:<id>"`` otherwise. The token id is ``uint256(keccak256(key))``: known before minting, unique
+on chain.
+
+On-chain entry (version 1), the ``order`` bytes of the contract's ``register``::
+
+    sha256(pdf) (32 bytes) ‖ len(key) (1) ‖ key (UTF-8) ‖ 0x01 ‖ raw DEFLATE(canonical JSON without
+    order_number and without the entity's identifier, preset dictionary data/record-dictionary-v1.txt)
+
+The two fields left out are exactly those the key carries, so decoding restores the canonical record.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from eth_utils import keccak
+
+from .errors import InvalidInput, InvalidOrder
+
+ENCODING_VERSION = 1
+PE_RUC = "PE-RUC"
+MAX_ITEMS = 500
+MAX_ORDER_BYTES = 256 * 1024
+
+_RUC_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+_DECIMAL = re.compile(r"^[0-9]{1,15}(\.[0-9]{1,6})?$")
+_SCHEME = re.compile(r"^[A-Z]{2}-[A-Z0-9]{2,12}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,39}$")
+_CUBSO = re.compile(r"^[0-9]{8,16}$")
+_CURRENCIES = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD
+    CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
+    GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT
+    LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD
+    OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP
+    SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF
+    XPF YER ZAR ZMW ZWG""".split()
+)
+
+
+def ruc_is_valid(ruc: str) -> bool:
+    """SUNAT's check digit: weights 5,4,3,2,7,6,5,4,3,2; d = 11 - sum mod 11; 10 → 0, 11 → 1."""
+    if len(ruc) != 11 or not ruc.isascii() or not ruc.isdigit():
+        return False
+    check = 11 - sum(int(c) * w for c, w in zip(ruc, _RUC_WEIGHTS, strict=False)) % 11
+    return {10: 0, 11: 1}.get(check, check) == int(ruc[10])
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """An entity, buyer or supplier. `scheme` is an org-id scheme (``PE-RUC`` for a RUC)."""
+
+    name: str
+    id: str | None = None
+    scheme: str | None = None
+
+    @property
+    def ruc(self) -> str | None:
+        return self.id if self.scheme == PE_RUC else None
+
+    @property
+    def key(self) -> str:
+        """The entity part of an order key: the RUC, or ``SCHEME:id``."""
+        if self.id is None:
+            raise InvalidInput(f"party {self.name!r} has no identifier")
+        return self.id if self.scheme == PE_RUC else f"{self.scheme}:{self.id}"
+
+    def to_json(self) -> dict[str, str]:
+        if self.id is None:
+            return {"name": self.name}
+        if self.scheme == PE_RUC:
+            return {"name": self.name, "ruc": self.id}
+        return {"id": self.id, "name": self.name, "scheme": self.scheme or ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    description: str
+    quantity: str
+    unit: str
+    unit_price: str | None = None
+    cubso: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        out = {"description": self.description, "quantity": self.quantity, "unit": self.unit}
+        if self.unit_price is not None:
+            out["unit_price"] = self.unit_price
+        if self.cubso is not None:
+            out["cubso"] = self.cubso
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    place: str
+    term_days: int | None = None
+    deadline: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"place": self.place}
+        if self.term_days is not None:
+            out["term_days"] = self.term_days
+        if self.deadline is not None:
+            out["deadline"] = self.deadline
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A validated purchase order. Build it with :func:`parse_order`."""
+
+    order_number: str
+    issued_on: str
+    entity: Party
+    buyer: Party
+    supplier: Party
+    items: tuple[Item, ...]
+    total_amount: str
+    currency: str
+    delivery: Delivery
+    document_url: str | None = None
+    _canonical: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """``"<entity>/<order number>"``: unique on chain."""
+        return f"{self.entity.key}/{self.order_number}"
+
+    @property
+    def token_id(self) -> int:
+        """The ERC-721 token id this order gets (or got): ``uint256(keccak256(key))``."""
+        return int.from_bytes(keccak(self.key.encode()), "big")
+
+    @property
+    def verify_path(self) -> str:
+        """The path of this order's page: ``/o/<entity>/<order number>`` (percent-encoded)."""
+        return "/o/" + quote(self.entity.key, safe=":") + "/" + quote(self.order_number, safe="")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "order_number": self.order_number,
+            "issued_on": self.issued_on,
+            "entity": self.entity.to_json(),
+            "buyer": self.buyer.to_json(),
+            "supplier": self.supplier.to_json(),
+            "items": [item.to_json() for item in self.items],
+            "total": {"amount": self.total_amount, "currency": self.currency},
+            "delivery": self.delivery.to_json(),
+        }
+        if self.document_url is not None:
+            out["document_url"] = self.document_url
+        return out
+
+    def canonical_bytes(self) -> bytes:
+        """The canonical JSON (see the module docstring)."""
+        return self._canonical or _canonical(self.to_json())
+
+    def encode_entry(self, document_hash: bytes) -> bytes:
+        """The ``order`` bytes the contract's ``register`` takes (see the module docstring)."""
+        if len(document_hash) != 32:
+            raise InvalidInput("a document hash has 32 bytes")
+        key = self.key.encode()
+        if len(key) > 255:
+            raise InvalidOrder([f"order key: {self.key!r} — entity id and order number too long together"])
+        body = self.to_json()
+        del body["order_number"]
+        body["entity"] = {"name": self.entity.name}
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _dictionary())
+        packed = compressor.compress(_canonical(body)) + compressor.flush()
+        return document_hash + bytes([len(key)]) + key + bytes([ENCODING_VERSION]) + packed
+
+
+def _canonical(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+@cache
+def _dictionary() -> bytes:
+    return resources.files("peru_compras").joinpath("data/record-dictionary-v1.txt").read_bytes()
+
+
+def decode_entry(entry: bytes) -> tuple[bytes, Order]:
+    """Inverse of :meth:`Order.encode_entry`: the document hash and the validated order."""
+    if len(entry) < 37:
+        raise InvalidInput("on-chain order entry is too short")
+    document_hash = entry[:32]
+    key_end = 33 + entry[32]
+    key = entry[33:key_end].decode()
+    if entry[key_end] != ENCODING_VERSION:
+        raise InvalidInput(f"unknown record encoding version {entry[key_end]}")
+    decompressor = zlib.decompressobj(-15, _dictionary())
+    body = json.loads(decompressor.decompress(entry[key_end + 1 :], MAX_ORDER_BYTES))
+    entity_key, _, order_number = key.partition("/")
+    body["order_number"] = order_number
+    if ":" in entity_key:
+        scheme, _, ident = entity_key.partition(":")
+        body["entity"].update({"id": ident, "scheme": scheme})
+    else:
+        body["entity"]["ruc"] = entity_key
+    return document_hash, parse_order(body, source="on-chain record")
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing and validation: every problem is collected, each naming its field, value and rule.
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str, value: Any, rule: str) -> None:
+        shown = value if isinstance(value, str | int | float) and not isinstance(value, bool) else value
+        text = repr(shown)
+        if len(text) > 60:
+            text = text[:57] + "…"
+        self.items.append(f"{where}: {text} — {rule}")
+
+
+def _text(p: _Problems, data: Mapping[str, Any], where: str, name: str, limit: int, *, required: bool = True) -> str:
+    value = data.get(name)
+    path = f"{where}.{name}" if where else name
+    if value is None:
+        if required:
+            p.add(path, None, "required")
+        return ""
+    if not isinstance(value, str):
+        p.add(path, value, "must be a string")
+        return ""
+    if not value.strip():
+        p.add(path, value, "must not be empty")
+    elif len(value) > limit:
+        p.add(path, value, f"at most {limit} characters")
+    elif not value.isprintable():
+        p.add(path, value, "printable characters only (no line breaks or control characters)")
+    elif value != value.strip():
+        p.add(path, value, "no leading or trailing spaces")
+    return value
+
+
+def _decimal(p: _Problems, data: Mapping[str, Any], where: str, name: str, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    path = f"{where}.{name}"
+    if value is None:
+        if required:
+            p.add(path, None, "required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        hint = " (write it as a string, e.g. \"18.50\")" if isinstance(value, float) else ""
+        p.add(path, value, "must be a decimal string" + hint)
+        return None
+    text = str(value)
+    if not _DECIMAL.match(text):
+        p.add(path, value, "a decimal number like 120 or 18.50 (digits, optional dot and up to 6 decimals)")
+        return None
+    try:
+        if Decimal(text) <= 0:
+            p.add(path, value, "must be greater than 0")
+    except InvalidOperation:
+        p.add(path, value, "not a decimal number")
+    return text
+
+
+def _iso_date(p: _Problems, value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        p.add(path, value, "required ISO date (YYYY-MM-DD)")
+        return ""
+    try:
+        if len(value) != 10:
+            raise ValueError
+        date.fromisoformat(value)
+    except ValueError:
+        p.add(path, value, "an ISO date YYYY-MM-DD")
+    return value
+
+
+def _party(p: _Problems, data: Any, path: str, *, id_required: bool) -> Party:
+    if not isinstance(data, Mapping):
+        p.add(path, data, "required object {name, ruc} or {name, id, scheme}")
+        return Party(name="")
+    name = _text(p, data, path, "name", 200)
+    ruc, ident, scheme = data.get("ruc"), data.get("id"), data.get("scheme")
+    if ruc is not None:
+        if ident is not None or (scheme not in (None, PE_RUC)):
+            p.add(path, dict(data), "give either ruc, or id with scheme, not both")
+        ident, scheme = ruc, PE_RUC
+        where = f"{path}.ruc"
+    else:
+        where = f"{path}.id"
+        if ident is None:
+            if id_required:
+                p.add(path, dict(data), "needs ruc (11 digits) or id with scheme (e.g. PY-RUC)")
+            return Party(name=name)
+        if not isinstance(scheme, str) or not _SCHEME.match(scheme):
+            p.add(f"{path}.scheme", scheme, "an org-id scheme like PE-RUC, PY-RUC, MX-RFC, CO-NIT")
+            return Party(name=name, id=str(ident), scheme=str(scheme))
+    if not isinstance(ident, str):
+        p.add(where, ident, "must be a string")
+        return Party(name=name)
+    if scheme == PE_RUC:
+        if not ruc_is_valid(ident):
+            p.add(where, ident, "a RUC has 11 digits and SUNAT's check digit")
+    elif not _IDENTIFIER.match(ident):
+        p.add(where, ident, "letters, digits, '.' and '-' only, at most 40")
+    return Party(name=name, id=ident, scheme=scheme)
+
+
+def _items(p: _Problems, data: Any) -> tuple[Item, ...]:
+    if not isinstance(data, list) or not data:
+        p.add("items", data if not isinstance(data, list) else "[]", f"a list of 1 to {MAX_ITEMS} items")
+        return ()
+    if len(data) > MAX_ITEMS:
+        p.add("items", f"{len(data)} items", f"at most {MAX_ITEMS} items")
+        return ()
+    items = []
+    for index, raw in enumerate(data):
+        path = f"items[{index}]"
+        if not isinstance(raw, Mapping):
+            p.add(path, raw, "must be an object {description, quantity, unit, unit_price?, cubso?}")
+            continue
+        description = _text(p, raw, path, "description", 500)
+        quantity = _decimal(p, raw, path, "quantity") or ""
+        unit = _text(p, raw, path, "unit", 40)
+        unit_price = _decimal(p, raw, path, "unit_price", required=False)
+        cubso = raw.get("cubso")
+        if cubso is not None and (not isinstance(cubso, str) or not _CUBSO.match(cubso)):
+            p.add(f"{path}.cubso", cubso, "a CUBSO code: 8 to 16 digits")
+            cubso = None
+        items.append(Item(description, quantity, unit, unit_price, cubso))
+    return tuple(items)
+
+
+def parse_order(data: Any, *, source: str | None = None) -> Order:
+    """Validate a record (a dict from JSON) and return the :class:`Order`.
+
+    Raises :class:`InvalidOrder` naming every broken field with its value and rule.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidOrder([f"record: {type(data).__name__} — must be a JSON object"], source=source)
+    p = _Problems()
+    known = {"order_number", "issued_on", "entity", "buyer", "supplier", "items", "total", "delivery",
+             "document_url", "pdf"}
+    for name in sorted(set(data) - known):
+        p.add(name, data[name], "unknown field (allowed: " + ", ".join(sorted(known - {"pdf"})) + ")")
+    order_number = _text(p, data, "", "order_number", 40)
+    issued_on = _iso_date(p, data.get("issued_on"), "issued_on")
+    entity = _party(p, data.get("entity"), "entity", id_required=True)
+    buyer = _party(p, data.get("buyer"), "buyer", id_required=False)
+    supplier = _party(p, data.get("supplier"), "supplier", id_required=True)
+    items = _items(p, data.get("items"))
+    total = data.get("total")
+    amount, currency = "", "PEN"
+    if not isinstance(total, Mapping):
+        p.add("total", total, "required object {amount, currency}")
+    else:
+        amount = _decimal(p, total, "total", "amount") or ""
+        currency = total.get("currency", "PEN")
+        if currency not in _CURRENCIES:
+            p.add("total.currency", currency, "an ISO 4217 code such as PEN or USD")
+    delivery = _delivery(p, data.get("delivery"))
+    document_url = data.get("document_url")
+    if document_url is not None:
+        if not isinstance(document_url, str) or not re.match(r"^https?://[^\s]{1,500}$", document_url):
+            p.add("document_url", document_url, "an http(s) URL without spaces, at most 500 characters")
+    if p.items:
+        raise InvalidOrder(p.items, source=source)
+    order = Order(order_number, issued_on, entity, buyer, supplier, items, amount, str(currency), delivery,
+                  document_url)
+    if len(order.key.encode()) > 255:
+        raise InvalidOrder([f"order_number: {order_number!r} — entity id and order number exceed 255 bytes"],
+                           source=source)
+    object.__setattr__(order, "_canonical", _canonical(order.to_json()))
+    if len(order._canonical) > MAX_ORDER_BYTES:
+        raise InvalidOrder([f"record: {len(order._canonical)} bytes — at most {MAX_ORDER_BYTES}"], source=source)
+    return order
+
+
+def _delivery(p: _Problems, data: Any) -> Delivery:
+    if not isinstance(data, Mapping):
+        p.add("delivery", data, "required object {place, term_days} or {place, deadline}")
+        return Delivery(place="")
+    place = _text(p, data, "delivery", "place", 300)
+    term, deadline = data.get("term_days"), data.get("deadline")
+    if (term is None) == (deadline is None):
+        p.add("delivery", dict(data), "give exactly one of term_days or deadline")
+        return Delivery(place=place)
+    if term is not None:
+        if isinstance(term, bool) or not isinstance(term, int) or not 1 <= term <= 3650:
+            p.add("delivery.term_days", term, "a whole number of days from 1 to 3650")
+        return Delivery(place=place, term_days=term if isinstance(term, int) else None)
+    return Delivery(place=place, deadline=_iso_date(p, deadline, "delivery.deadline"))
+
+
+def load_order(path: Path) -> Order:
+    """Read and validate an order JSON file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read order file {str(path)!r}: {exc.strerror}",
+                           hint="check the path") from exc
+    if len(raw) > MAX_ORDER_BYTES:
+        raise InvalidInput(f"order file {str(path)!r} is {len(raw)} bytes, over {MAX_ORDER_BYTES}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"order file {str(path)!r} is not valid UTF-8 JSON: {exc}",
+                           hint="fix the JSON syntax") from exc
+    return parse_order(data, source=str(path))
