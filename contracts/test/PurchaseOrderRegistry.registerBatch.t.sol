@@ -7,6 +7,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IPurchaseOrderRegistry} from "../src/interfaces/IPurchaseOrderRegistry.sol";
 import {OrderBytes} from "./utils/OrderBytes.sol";
 import {RegistryFixture} from "./utils/RegistryFixture.sol";
+import {Vm} from "./utils/Vm.sol";
 
 /// @title registerBatch(bytes orders)
 contract RegisterBatchTest is RegistryFixture {
@@ -49,6 +50,25 @@ contract RegisterBatchTest is RegistryFixture {
 
         vm.prank(registrar);
         registry.registerBatch(_batchOf(1, 3));
+    }
+
+    /// @dev OrderRegistered carries no token id: a reader pairs it with the Transfer just before it.
+    function test_RegisterBatch_EachOrderRegisteredFollowsItsTransfer() public {
+        vm.recordLogs();
+        vm.prank(registrar);
+        registry.registerBatch(_batchOf(1, 5));
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+
+        assertEq(logs.length, 10, "logs");
+        for (uint256 i; i < 5; ++i) {
+            Vm.Log memory transfer = logs[2 * i];
+            Vm.Log memory registered = logs[2 * i + 1];
+            assertEq(transfer.topics[0], IERC721.Transfer.selector, "Transfer topic");
+            assertEq(uint256(transfer.topics[3]), _tokenId(_key(i + 1)), "Transfer tokenId");
+            assertEq(registered.topics[0], IPurchaseOrderRegistry.OrderRegistered.selector, "OrderRegistered topic");
+            assertEq(registered.topics[1], keccak256(bytes(_key(i + 1))), "OrderRegistered documentHash");
+            assertEq(address(uint160(uint256(registered.topics[2]))), registrar, "OrderRegistered registrar");
+        }
     }
 
     function test_RegisterBatch_SingleEntry() public {

@@ -1,0 +1,461 @@
+"""The command line: parse, call the library, print. ``--json`` puts only JSON on stdout.
+
+Exit codes: 0 success (verify: authentic); 1 a negative answer or a refusal by the chain; 2 bad input;
+3 the node or a service cannot be reached. Errors print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
+
+from .errors import InvalidInput, PeruComprasError
+
+if TYPE_CHECKING:
+    from .chain.client import OnChainOrder, Registration, Registry
+    from .config import Workspace
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Register public purchase orders as verifiable records on an EVM chain (LACNet, Besu, Anvil).",
+)
+roles_app = typer.Typer(no_args_is_help=True, help="Manage registrars and annullers.")
+app.add_typer(roles_app, name="roles")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Options that may appear anywhere on the line; main() moves them before the command.
+GLOBAL_VALUE_OPTIONS = ("--rpc", "--registry", "--network", "--keystore", "--base-url", "--node-address", "--home")
+GLOBAL_FLAGS = ("--json",)
+
+
+class _State:
+    json = False
+    flags: dict[str, Any] = {}  # noqa: RUF012 — one process, one command
+    workspace: Workspace | None = None
+
+
+state = _State()
+
+
+def _workspace() -> Workspace:
+    if state.workspace is None:
+        from .config import Workspace, load_settings
+
+        state.workspace = Workspace(load_settings(state.flags))
+    return state.workspace
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _emit(data: dict[str, Any], human: str) -> None:
+    if state.json:
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        print(human)
+
+
+def _fail(exc: PeruComprasError) -> NoReturn:
+    _err(f"error: {exc}")
+    raise typer.Exit(exc.exit_code)
+
+
+def _hex(token_id: int | None) -> str | None:
+    return None if token_id is None else f"0x{token_id:064x}"
+
+
+@app.callback()
+def _main(
+    rpc: str = typer.Option(None, "--rpc", help="Node URL [env PERU_COMPRAS_RPC]."),
+    registry: str = typer.Option(None, "--registry", help="Registry contract 0x… [env PERU_COMPRAS_REGISTRY]."),
+    network: str = typer.Option(None, "--network", help="local | besu | lacnet-protestnet | lacnet-mainnet."),
+    keystore: Path = typer.Option(None, "--keystore", help="V3 JSON keystore of the signer."),
+    base_url: str = typer.Option(None, "--base-url", help="Public address of the verification page."),
+    node_address: str = typer.Option(None, "--node-address", help="LACNet writer node's address."),
+    home: Path = typer.Option(None, "--home", help="State folder (default ./.peru-compras)."),
+    as_json: bool = typer.Option(False, "--json", help="Only JSON on stdout."),
+) -> None:
+    state.json = as_json
+    state.flags = {"rpc": rpc, "registry": registry, "network": network, "keystore": keystore,
+                   "base_url": base_url, "node_address": node_address, "home": home}
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _read_document(path: Path) -> bytes:
+    from .pdf import read_pdf
+
+    return read_pdf(path)
+
+
+def _resolve(registry: Registry, ref: str) -> int:
+    """A token id from TOKEN_ID (decimal or 0x hex), HASH (hl:… or 64 hex) or ENTITY/ORDER_NUMBER."""
+    from eth_utils import keccak
+
+    from .errors import OrderNotRegistered
+    from .hashing import parse_digest
+
+    text = ref.strip()
+    if "/" in text and not text.startswith("hl:"):
+        return int.from_bytes(keccak(text.encode()), "big")
+    if text.startswith("hl:"):
+        found = registry.find_by_hash(parse_digest(text))
+        if not found:
+            raise OrderNotRegistered(f"no order is registered with document {text}")
+        return found[0]
+    if text.isdigit():
+        return int(text)
+    hexa = text.lower().removeprefix("0x")
+    if len(hexa) == 64 and all(c in "0123456789abcdef" for c in hexa):
+        token_id = int(hexa, 16)
+        if registry.state(token_id).registered:
+            return token_id
+        found = registry.find_by_hash(bytes.fromhex(hexa))
+        return found[0] if found else token_id
+    raise InvalidInput(f"{ref!r} is not a token id, document hash or ENTITY/ORDER_NUMBER",
+                       hint="e.g. 0x5f…, hl:zQm…, or 20131370998/OC-2026-004512")
+
+
+def _record_json(record: OnChainOrder) -> dict[str, Any]:
+    from .hashing import hashlink
+
+    out = record.order.to_json()
+    out.update(
+        token_id=_hex(record.token_id), status=record.state.status, tx_hash=record.tx_hash,
+        block_number=record.block_number, registrar=record.registrar, sha256=record.state.document_hash.hex(),
+        hashlink=hashlink(record.state.document_hash), document_url=record.document_url,
+        verify_url=_workspace().settings.base_url + record.order.verify_path,
+    )
+    if record.annul_reason is not None:
+        out["annul_reason"] = record.annul_reason
+    if record.state.replaced_by:
+        out["replaced_by"] = _hex(record.state.replaced_by)
+    if record.state.replaces:
+        out["supersedes"] = _hex(record.state.replaces)
+    return out
+
+
+def _registration_json(reg: Registration, verify_url: str, document_url: str, stamped: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "token_id": _hex(reg.token_id), "order_number": reg.order.order_number, "entity_ruc": reg.order.entity.key,
+        "tx_hash": reg.tx_hash, "block_number": reg.block_number, "gas_used": reg.gas_used,
+        "sha256": reg.sha256.hex(), "hashlink": reg.hashlink, "document_url": document_url,
+        "verify_url": verify_url, "stamped_pdf": stamped, "tx_orders": reg.tx_orders,
+    }
+    if reg.supersedes is not None:
+        out["supersedes"] = _hex(reg.supersedes)
+    return out
+
+
+# -- commands ------------------------------------------------------------------------------------------
+
+
+@app.command()
+def node(port: int = typer.Option(8545, help="Loopback port to listen on.")) -> None:
+    """Start a local chain (Anvil) and keep it running until Ctrl-C; its state persists under ./.peru-compras.
+
+    Example:
+        peru-compras node --port 8545
+    """
+    import signal
+    import time
+
+    from .chain.node import LocalNode
+
+    ws = _workspace()
+    local = LocalNode(state=ws.home / "chain" / "state.json", port=port)
+    local.start()
+    ws.node_file.parent.mkdir(parents=True, exist_ok=True)
+    ws.node_file.write_text(json.dumps({"rpc": local.url, "chain_id": local.chain_id, "pid": os.getpid()}))
+    _emit({"rpc": local.url, "chain_id": local.chain_id}, f"local chain running at {local.url} "
+          f"(chain id {local.chain_id}); Ctrl-C stops it")
+    sys.stdout.flush()
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop:
+        time.sleep(0.2)
+    local.stop()
+
+
+@app.command()
+def deploy() -> None:
+    """Deploy the registry; the signer gets the admin, registrar and annuller roles.
+
+    Example:
+        peru-compras deploy --rpc http://127.0.0.1:8545
+    """
+    from .chain.client import Registry
+
+    ws = _workspace()
+    registry, receipt = Registry.deploy(ws.transactor, document_base_uri=ws.settings.base_url + "/d/")
+    chain_id = ws.transactor.chain_id
+    ws.remember_deployment(registry, chain_id)
+    _emit({"registry": registry.address, "chain_id": chain_id, "tx_hash": receipt.tx_hash,
+           "block_number": receipt.block_number, "gas_used": receipt.gas_used},
+          f"registry deployed at {registry.address} (chain {chain_id}, block {receipt.block_number}, "
+          f"{receipt.gas_used:,} gas)")
+
+
+def register_order(ws: Workspace, order_path: Path, pdf_path: Path, *, out: Path | None = None,
+                   supersedes: str | None = None, stamp: bool = True) -> dict[str, Any]:
+    """Validate, stamp, store and mint one order; returns the `register` JSON fields."""
+    from .order import load_order
+    from .pdf import stamp_pdf
+
+    order = load_order(order_path)
+    document = _read_document(pdf_path)
+    verify_url = ws.verify_url(order.verify_path)
+    registry = ws.registry(write=True)
+    old = _resolve(registry, supersedes) if supersedes else None
+    if stamp:
+        document = stamp_pdf(document, verify_url, order=order)
+    from .hashing import sha256
+
+    digest = sha256(document)
+    if out is not None:
+        from .store import write_atomic
+
+        write_atomic(out, document)
+    ws.store.put(document)
+    reg = registry.supersede(old, order, digest) if old is not None else registry.register(order, digest)
+    document_url = order.document_url or ws.store.url(digest)
+    return _registration_json(reg, verify_url, document_url, str(out) if out else None)
+
+
+@app.command()
+def register(
+    order: Path = typer.Argument(..., help="The order record (JSON)."),
+    pdf: Path = typer.Argument(..., help="The order's PDF."),
+    out: Path = typer.Option(None, "--out", help="Write the stamped PDF here."),
+    supersedes: str = typer.Option(None, "--supersedes", help="Token this corrected order replaces."),
+    no_stamp: bool = typer.Option(False, "--no-stamp", help="Hash the PDF as it is (it already has its QR)."),
+) -> None:
+    """Validate an order, stamp its QR on the PDF, store the PDF and mint the order's token.
+
+    Example:
+        peru-compras register orden.json orden.pdf --out orden-sellada.pdf
+    """
+    data = register_order(_workspace(), order, pdf, out=out, supersedes=supersedes, stamp=not no_stamp)
+    _emit(data, f"registered {data['order_number']} as token {data['token_id']}\n"
+                f"  tx {data['tx_hash']} (block {data['block_number']}, {data['gas_used']:,} gas)\n"
+                f"  {data['hashlink']}\n  verify at {data['verify_url']}")
+
+
+@app.command()
+def show(ref: str = typer.Argument(..., metavar="TOKEN_ID|HASH|ENTITY_RUC/ORDER_NUMBER")) -> None:
+    """Show an order's on-chain record and status.
+
+    Example:
+        peru-compras show 20131370998/OC-2026-004512
+    """
+    registry = _workspace().registry()
+    record = registry.read(_resolve(registry, ref))
+    data = _record_json(record)
+    human = [f"Orden {record.order.order_number} — {record.order.entity.name} ({record.order.entity.key})",
+             f"  status: {record.state.status}" + (f" ({record.annul_reason})" if record.annul_reason else ""),
+             f"  token {data['token_id']}", f"  tx {record.tx_hash} (block {record.block_number})",
+             f"  registrar {record.registrar}", f"  document {data['hashlink']}", f"  {record.document_url}"]
+    _emit(data, "\n".join(human))
+
+
+@app.command()
+def verify(
+    pdf: Path = typer.Argument(..., help="The PDF in hand."),
+    token: str = typer.Option(None, "--token", help="Check against this token."),
+    order_number: str = typer.Option(None, "--order-number", help="Check against this order number…"),
+    entity: str = typer.Option(None, "--entity", help="…of this entity (RUC)."),
+) -> None:
+    """Is this PDF the registered original? Exit 0 only when authentic.
+
+    Example:
+        peru-compras verify orden-sellada.pdf
+    """
+    from .pdf import claimed_order_key
+    from .verify import verify_document
+
+    if (order_number is None) != (entity is None):
+        raise InvalidInput("--order-number and --entity go together", hint="give both, or --token, or neither")
+    document = _read_document(pdf)
+    registry = _workspace().registry()
+    token_id = None
+    if token:
+        token_id = _resolve(registry, token)
+    elif order_number and entity:
+        token_id = _resolve(registry, f"{entity}/{order_number}")
+    else:
+        key = claimed_order_key(document)
+        if key is not None:
+            token_id = _resolve(registry, key)
+    verdict = verify_document(registry, document, token_id=token_id)
+    data = verdict.to_json()
+    data["token_id"] = _hex(verdict.token_id)
+    words = {
+        "authentic": "AUTHENTIC: this is the registered original",
+        "altered": "ALTERED: this file is not the registered document",
+        "not_registered": "NOT REGISTERED: no order on chain matches this file",
+        "annulled": "ANNULLED: the order was registered and then annulled",
+        "superseded": "SUPERSEDED: a corrected order replaced this one",
+    }
+    lines = [words[verdict.status], f"  sha256   {data['sha256']}"]
+    if verdict.expected_sha256 and verdict.expected_sha256 != verdict.sha256:
+        lines.append(f"  expected {data['expected_sha256']}")
+    if verdict.record is not None:
+        lines.append(f"  order {verdict.record.order.order_number} of {verdict.record.order.entity.name} "
+                     f"(token {data['token_id']})")
+        if verdict.record.annul_reason:
+            lines.append(f"  reason: {verdict.record.annul_reason}")
+        if verdict.record.state.replaced_by:
+            lines.append(f"  replaced by token {_hex(verdict.record.state.replaced_by)}")
+    _emit(data, "\n".join(lines))
+    if not verdict.authentic:
+        raise typer.Exit(1)
+
+
+@app.command()
+def annul(
+    ref: str = typer.Argument(..., metavar="TOKEN_ID|ENTITY_RUC/ORDER_NUMBER"),
+    reason: str = typer.Option(..., "--reason", help="Why (1 to 1,000 bytes; kept on chain)."),
+) -> None:
+    """Mark an order void with a reason; its token stays, its status becomes annulled.
+
+    Example:
+        peru-compras annul 20131370998/OC-2026-004512 --reason "Error en el monto"
+    """
+    reason = reason.strip()
+    if not reason or len(reason.encode()) > 1000:
+        raise InvalidInput(f"--reason has {len(reason.encode())} bytes; it needs 1 to 1000",
+                           hint="write a short reason")
+    registry = _workspace().registry(write=True)
+    token_id = _resolve(registry, ref)
+    receipt = registry.annul(token_id, reason)
+    _emit({"tx_hash": receipt.tx_hash, "status": "annulled", "token_id": _hex(token_id),
+           "block_number": receipt.block_number}, f"token {_hex(token_id)} annulled (tx {receipt.tx_hash})")
+
+
+@roles_app.command("grant")
+def roles_grant(role: str = typer.Argument(..., help="registrar | annuller | admin"),
+                account: str = typer.Argument(..., help="0x address")) -> None:
+    """Give ROLE to ACCOUNT (needs the admin role).
+
+    Example:
+        peru-compras roles grant registrar 0x1234…
+    """
+    receipt = _workspace().registry(write=True).grant(role, account)
+    _emit({"tx_hash": receipt.tx_hash, "role": role, "account": account, "granted": True},
+          f"{role} granted to {account} (tx {receipt.tx_hash})")
+
+
+@roles_app.command("revoke")
+def roles_revoke(role: str = typer.Argument(..., help="registrar | annuller | admin"),
+                 account: str = typer.Argument(..., help="0x address")) -> None:
+    """Take ROLE from ACCOUNT (needs the admin role).
+
+    Example:
+        peru-compras roles revoke registrar 0x1234…
+    """
+    receipt = _workspace().registry(write=True).revoke(role, account)
+    _emit({"tx_hash": receipt.tx_hash, "role": role, "account": account, "granted": False},
+          f"{role} revoked from {account} (tx {receipt.tx_hash})")
+
+
+@roles_app.command("list")
+def roles_list() -> None:
+    """List who holds each role now.
+
+    Example:
+        peru-compras roles list
+    """
+    from .chain.contract import ROLE_NAMES
+
+    registry = _workspace().registry()
+    data = {role: registry.members(role) for role in ROLE_NAMES}
+    _emit(data, "\n".join(f"{role}: {', '.join(members) or '—'}" for role, members in data.items()))
+
+
+@app.command()
+def demo() -> None:
+    """The main job on the embedded default: local chain, deploy, register the sample orders with their QR,
+    verify an authentic and an altered copy, and print where to look.
+
+    Example:
+        peru-compras demo
+    """
+    from .demo import run_demo
+
+    run_demo(_workspace(), json_output=state.json)
+
+
+# -- entry point ---------------------------------------------------------------------------------------
+
+
+def _hoist_global_options(argv: list[str]) -> list[str]:
+    """Let settings and --json appear after the command too (`peru-compras show X --json`)."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            rest += argv[index:]
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in GLOBAL_VALUE_OPTIONS:
+            if "=" in arg:
+                front.append(arg)
+            elif index + 1 < len(argv):
+                front += [arg, argv[index + 1]]
+                index += 1
+            else:
+                rest.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: library errors become one line and their exit code."""
+    args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    try:
+        app(args=args, prog_name="peru-compras", standalone_mode=False)
+    except PeruComprasError as exc:
+        _err(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 — click usage errors and anything unexpected: one line
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            _err(f"error: {exc.format_message()} — see `peru-compras --help`")
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            _err("aborted")
+            sys.exit(1)
+        if os.environ.get("PERU_COMPRAS_DEBUG"):
+            raise
+        _err(f"internal error: {type(exc).__name__}: {exc} — set PERU_COMPRAS_DEBUG=1 for details and report it")
+        sys.exit(1)
+    sys.exit(0)

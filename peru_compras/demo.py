@@ -1,0 +1,106 @@
+"""`peru-compras demo`: the whole job on the embedded default, end to end.
+
+Starts (or reuses) the local chain, deploys the registry once, registers the bundled sample orders with
+their QR stamped, then verifies an authentic copy and an altered one. Running it again registers nothing
+twice: orders already on chain are read back and their stored originals reused.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from importlib import resources
+from typing import Any
+
+from .chain.client import Registry
+from .config import Workspace
+from .errors import ConfigurationError
+from .hashing import hashlink, sha256
+from .order import Item, Order, parse_order
+from .pdf import stamp_pdf
+from .render import render_order
+from .store import write_atomic
+from .verify import verify_document
+
+
+def sample_orders() -> list[Order]:
+    """The bundled sample orders."""
+    folder = resources.files("peru_compras").joinpath("samples")
+    files = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".json"))
+    return [parse_order(json.loads(folder.joinpath(name).read_text(encoding="utf-8")), source=name)
+            for name in files]
+
+
+def altered_copy(order: Order, verify_url: str) -> bytes:
+    """A forged copy: same order, same QR, one unit price raised by 10 % (still a valid PDF)."""
+    first = order.items[0]
+    price = first.unit_price or "1"
+    forged = Item(first.description, first.quantity, first.unit, f"{float(price) * 1.1:.2f}", first.cubso)
+    return stamp_pdf(render_order(replace(order, items=(forged, *order.items[1:])), verify_url=verify_url),
+                     verify_url, order=order)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
+    """Run the demo; prints progress to stderr and the summary to stdout."""
+    rpc = ws.rpc
+    _say(f"local chain: {rpc.url}")
+    try:
+        registry = ws.registry(write=True)
+        _say(f"registry: {registry.address} (already deployed)")
+    except ConfigurationError:
+        registry, receipt = Registry.deploy(ws.transactor, document_base_uri=ws.settings.base_url + "/d/")
+        ws.remember_deployment(registry, ws.transactor.chain_id)
+        _say(f"registry: {registry.address} (deployed, {receipt.gas_used:,} gas)")
+    out_dir = ws.home / "demo"
+    registered: list[dict[str, Any]] = []
+    for order in sample_orders():
+        verify_url = ws.verify_url(order.verify_path)
+        current = registry.state(order.token_id)
+        if current.registered:
+            document = ws.store.get(current.document_hash)
+            if document is None:
+                raise ConfigurationError(f"order {order.order_number} is on chain but its PDF is not in "
+                                         f"{ws.store.root}", hint="remove ./.peru-compras to start over")
+            digest, note = current.document_hash, "already registered"
+        else:
+            document = stamp_pdf(render_order(order, verify_url=verify_url), verify_url, order=order)
+            digest = ws.store.put(document)
+            registration = registry.register(order, digest)
+            note = f"registered in block {registration.block_number}, {registration.gas_used:,} gas"
+        path = out_dir / f"{order.order_number}.pdf"
+        write_atomic(path, document)
+        _say(f"  {order.order_number:<20} {note}  {hashlink(digest)}")
+        registered.append({"order_number": order.order_number, "token_id": f"0x{order.token_id:064x}",
+                           "verify_url": verify_url, "stamped_pdf": str(path), "sha256": digest.hex()})
+    first = sample_orders()[0]
+    original = (out_dir / f"{first.order_number}.pdf").read_bytes()
+    forged = altered_copy(first, ws.verify_url(first.verify_path))
+    forged_path = out_dir / f"{first.order_number}-ALTERADA.pdf"
+    write_atomic(forged_path, forged)
+    authentic = verify_document(registry, original, token_id=first.token_id)
+    altered = verify_document(registry, forged, token_id=first.token_id)
+    summary = {
+        "rpc": rpc.url,
+        "registry": registry.address,
+        "orders": registered,
+        "verify": [
+            {"file": registered[0]["stamped_pdf"], "status": authentic.status},
+            {"file": str(forged_path), "status": altered.status, "sha256": sha256(forged).hex(),
+             "expected_sha256": (altered.expected_sha256 or b"").hex()},
+        ],
+    }
+    if json_output:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(f"verify {registered[0]['stamped_pdf']}: {authentic.status.upper()}")
+        print(f"verify {forged_path}: {altered.status.upper()} (sha256 {sha256(forged).hex()[:16]}… "
+              f"≠ registered {(altered.expected_sha256 or b'').hex()[:16]}…)")
+        print(f"the local chain keeps running at {rpc.url}; try:")
+        print(f"  peru-compras show {first.key}")
+        print(f"  peru-compras verify {forged_path}")
+    return summary
