@@ -435,8 +435,11 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: library errors become one line and their exit code."""
     args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    state.workspace = None
+    state.json = False
     try:
-        app(args=args, prog_name="peru-compras", standalone_mode=False)
+        # In non-standalone mode click returns typer.Exit's code instead of raising it.
+        code = app(args=args, prog_name="peru-compras", standalone_mode=False)
     except PeruComprasError as exc:
         _err(f"error: {exc}")
         sys.exit(exc.exit_code)
@@ -458,4 +461,4 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _err(f"internal error: {type(exc).__name__}: {exc} — set PERU_COMPRAS_DEBUG=1 for details and report it")
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,15 @@ _CURRENCIES = frozenset(
     SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF
     XPF YER ZAR ZMW ZWG""".split()
 )
+
+
+_NOT_PRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _printable(text: str) -> bool:
+    """Letters, marks, numbers, punctuation, symbols and spaces (any Unicode space, e.g. U+00A0): no
+    control, format (bidi overrides, zero-width), surrogate, private-use or unassigned characters."""
+    return all(unicodedata.category(char) not in _NOT_PRINTABLE for char in text)
 
 
 def ruc_is_valid(ruc: str) -> bool:
@@ -249,7 +259,7 @@ def _text(p: _Problems, data: Mapping[str, Any], where: str, name: str, limit: i
         p.add(path, value, "must not be empty")
     elif len(value) > limit:
         p.add(path, value, f"at most {limit} characters")
-    elif not value.isprintable():
+    elif not _printable(value):
         p.add(path, value, "printable characters only (no line breaks or control characters)")
     elif value != value.strip():
         p.add(path, value, "no leading or trailing spaces")
