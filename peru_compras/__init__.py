@@ -51,7 +51,43 @@ _EXPORTS = {
     "verify_document": "verify",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ChainRefused",
+    "ConfigurationError",
+    "DocumentStore",
+    "InvalidDocument",
+    "InvalidInput",
+    "InvalidOrder",
+    "LocalNode",
+    "LocalStore",
+    "Network",
+    "NodeUnavailable",
+    "NotAuthorized",
+    "OnChainOrder",
+    "Order",
+    "OrderAlreadyRegistered",
+    "OrderNotRegistered",
+    "OrderNotValid",
+    "OrderState",
+    "PeruComprasError",
+    "Registration",
+    "Registry",
+    "RegistryPaused",
+    "RelayRefused",
+    "Rpc",
+    "Transactor",
+    "Verdict",
+    "hashlink",
+    "load_order",
+    "network",
+    "parse_digest",
+    "parse_order",
+    "render_order",
+    "ruc_is_valid",
+    "sha256",
+    "stamp_pdf",
+    "verify_document",
+]
 
 
 def __getattr__(name: str) -> Any:

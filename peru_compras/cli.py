@@ -101,7 +101,7 @@ def _read_document(path: Path) -> bytes:
 
 def _resolve(registry: Registry, ref: str) -> int:
     """A token id from TOKEN_ID (decimal or 0x hex), HASH (hl:… or 64 hex) or ENTITY/ORDER_NUMBER."""
-    from eth_utils import keccak
+    from eth_utils.crypto import keccak
 
     from .errors import OrderNotRegistered
     from .hashing import parse_digest
@@ -448,15 +448,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 — click usage errors and anything unexpected: one line
-        import click
+    except typer.Abort:
+        _err("aborted")
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 — usage errors and anything unexpected: one line
+        from typer.exceptions import TyperException
 
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, TyperException):
             _err(f"error: {exc.format_message()} — see `peru-compras --help`")
             sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            _err("aborted")
-            sys.exit(1)
         if os.environ.get("PERU_COMPRAS_DEBUG"):
             raise
         _err(f"internal error: {type(exc).__name__}: {exc} — set PERU_COMPRAS_DEBUG=1 for details and report it")

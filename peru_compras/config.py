@@ -17,7 +17,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from .chain.client import Registry
 from .chain.networks import Network, network
@@ -143,7 +143,8 @@ def load_private_key(settings: Settings, *, prompt: bool = True) -> LocalAccount
         except (ValueError, KeyError, TypeError):
             raise ConfigurationError(f"cannot decrypt keystore {str(settings.keystore)!r}",
                                      hint="check the password (PERU_COMPRAS_KEYSTORE_PASSWORD)") from None
-        return Account.from_key(key)
+        account: LocalAccount = Account.from_key(key)
+        return account
     raw = os.environ.get("PERU_COMPRAS_PRIVATE_KEY")
     if raw is None:
         return None
@@ -152,7 +153,8 @@ def load_private_key(settings: Settings, *, prompt: bool = True) -> LocalAccount
         raise ConfigurationError("PERU_COMPRAS_PRIVATE_KEY is not a private key (expected 64 hex digits)",
                                  hint="fix the variable (its value is not shown)")
     try:
-        return Account.from_key(bytes.fromhex(text))
+        from_env: LocalAccount = Account.from_key(bytes.fromhex(text))
+        return from_env
     except Exception:  # noqa: BLE001 — out of the curve's range: say so without the value
         raise ConfigurationError("PERU_COMPRAS_PRIVATE_KEY is out of range for secp256k1",
                                  hint="generate a new key") from None
@@ -222,7 +224,7 @@ class Workspace:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
-        account = Account.from_key(bytes.fromhex(path.read_text().strip()))
+        account: LocalAccount = Account.from_key(bytes.fromhex(path.read_text().strip()))
         self.rpc.call("anvil_setBalance", [account.address, hex(10**24)])
         return account
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from .errors import InvalidInput, InvalidOrder
 

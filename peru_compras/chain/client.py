@@ -10,11 +10,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
-from ..errors import ChainRefused, ConfigurationError, InvalidInput, OrderAlreadyRegistered, OrderNotRegistered
+from ..errors import (
+    ChainRefused,
+    ConfigurationError,
+    InvalidInput,
+    OrderAlreadyRegistered,
+    OrderNotRegistered,
+)
 from ..hashing import hashlink
 from ..order import Order, decode_entry
 from .contract import ROLE_NAMES, STATUS_NAMES, artifact

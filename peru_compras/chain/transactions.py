@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 
 from ..errors import ChainRefused, ConfigurationError, NodeUnavailable
