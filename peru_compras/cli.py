@@ -402,6 +402,21 @@ def demo() -> None:
     run_demo(_workspace(), json_output=state.json)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option(None, "--host", help="Address to listen on [default 127.0.0.1]."),
+    port: int = typer.Option(None, "--port", help="Port [default: the base URL's port on loopback, else 8000]."),
+) -> None:
+    """Serve the verification page (the order pages the QR codes open, search, JSON API) until Ctrl-C.
+
+    Example:
+        peru-compras serve --host 0.0.0.0 --port 8000
+    """
+    from .web.server import serve as run_server
+
+    run_server(_workspace(), host=host, port=port)
+
+
 # -- entry point ---------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,260 @@
+"""Cached chain reads for the page: a record never changes once minted, only its status does.
+
+- The immutable part of an order (the record, its transaction, block, registrar, document URL and the
+  block's timestamp) is read once and kept (LRU-bounded) by token id.
+- The status is kept until the chain says it changed: at most every `sync_interval` seconds one
+  ``eth_blockNumber`` and, when blocks were added, one ``eth_getLogs`` for ``OrderAnnulled`` /
+  ``OrderSuperseded`` / ``DocumentBaseURIChanged`` over the new blocks evict exactly the tokens (or, for
+  the base URI, the records) that changed. The cost of a page view therefore does not grow with the
+  number of registered orders or the number of orders viewed.
+- Concurrent misses for the same key share one read ("single flight"); reads run in a worker thread so
+  the event loop never waits on the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from eth_utils.crypto import keccak
+from starlette.concurrency import run_in_threadpool
+
+from ..chain.client import ORDER_ANNULLED, ORDER_SUPERSEDED, OnChainOrder, Registry
+from ..errors import OrderNotRegistered
+from ..order import Order
+
+DOCUMENT_BASE_URI_CHANGED = "0x" + keccak(b"DocumentBaseURIChanged(string)").hex()
+#: above this many new blocks at once, drop every cached status instead of reading the logs
+MAX_LOG_RANGE = 5_000
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LRU(Generic[K, V]):
+    """A bounded mapping that forgets the least recently used entries."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._data.pop(key, None)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What never changes about a registered order."""
+
+    token_id: int
+    order: Order
+    document_hash: bytes
+    tx_hash: str
+    block_number: int
+    registrar: str
+    document_url: str
+    registered_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """An order's current status (``valid``, ``annulled``, ``superseded``)."""
+
+    status: str
+    changed_at: int
+    replaced_by: int | None
+    replaces: int | None
+    annul_reason: str | None
+
+    @property
+    def key(self) -> tuple[str, int, int | None, int | None]:
+        return self.status, self.changed_at, self.replaced_by, self.replaces
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    facts: Facts
+    status: Status
+
+    @property
+    def token_id(self) -> int:
+        return self.facts.token_id
+
+
+def _status_of(record: OnChainOrder) -> Status:
+    state = record.state
+    return Status(state.status, state.status_changed_at, state.replaced_by, state.replaces, record.annul_reason)
+
+
+class ChainView:
+    """The page's window on a registry (see the module docstring).
+
+    `registry` is a callable returning the :class:`Registry` (resolved lazily: the node may be down when
+    the server starts).
+    """
+
+    def __init__(self, registry: Callable[[], Registry], *, sync_interval: float = 1.0,
+                 max_records: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._registry_factory = registry
+        self._registry: Registry | None = None
+        self.sync_interval = sync_interval
+        self._clock = clock
+        self._facts: LRU[int, Facts] = LRU(max_records)
+        self._status: LRU[int, Status] = LRU(max_records)
+        self._missing: LRU[int, int] = LRU(10_000)  # token id -> block at which it was not registered
+        self._by_hash: LRU[bytes, tuple[int, ...]] = LRU(10_000)
+        self._hash_missing: LRU[bytes, int] = LRU(10_000)
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self.block = -1
+        self._synced_at = float("-inf")
+        self.chain_id: int | None = None
+        #: bumped whenever cached records may have changed wholesale (document base URI changed)
+        self.epoch = 0
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = self._registry_factory()
+        return self._registry
+
+    async def _once(self, key: Hashable, work: Callable[[], V]) -> V:
+        """Run `work` in a thread; concurrent callers with the same key share the one run."""
+        future = self._inflight.get(key)
+        if future is None:
+            task: asyncio.Future[V] = asyncio.ensure_future(run_in_threadpool(work))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+            future = task
+        result: V = await asyncio.shield(future)
+        return result
+
+    async def run(self, key: Hashable, work: Callable[[], V]) -> V:
+        """Public single-flight helper for other cached reads (the published-document check)."""
+        return await self._once(key, work)
+
+    # -- the block clock ------------------------------------------------------------------------------
+
+    async def sync(self, *, force: bool = False) -> int:
+        """Bring the status cache up to the latest block (at most once per `sync_interval`)."""
+        if force or self._clock() - self._synced_at >= self.sync_interval:
+            await self._once("sync", self._advance)
+        return self.block
+
+    def _advance(self) -> None:
+        registry = self.registry
+        if self.chain_id is None:
+            self.chain_id = int(registry.rpc.call("eth_chainId", retry=False), 16)
+        latest = int(registry.rpc.call("eth_blockNumber", retry=False), 16)
+        if self.block < 0 or latest - self.block > MAX_LOG_RANGE:
+            self._status.clear()
+        elif latest > self.block:
+            logs: list[dict[str, Any]] = registry.rpc.call("eth_getLogs", [{
+                "address": registry.address,
+                "fromBlock": hex(self.block + 1),
+                "toBlock": hex(latest),
+                "topics": [[ORDER_ANNULLED, ORDER_SUPERSEDED, DOCUMENT_BASE_URI_CHANGED]],
+            }], retry=False)
+            for log in logs:
+                topics = log.get("topics") or []
+                if topics and topics[0] == DOCUMENT_BASE_URI_CHANGED:
+                    self._facts.clear()
+                    self.epoch += 1
+                    continue
+                for topic in topics[1:3]:
+                    self._status.pop(int(topic, 16))
+        self.block = max(self.block, latest)
+        self._synced_at = self._clock()
+
+    # -- orders ---------------------------------------------------------------------------------------
+
+    async def order(self, token_id: int) -> View | None:
+        """The order's facts and current status, or None when no order is registered as `token_id`."""
+        await self.sync()
+        facts = self._facts.get(token_id)
+        status = self._status.get(token_id)
+        if facts is not None and status is not None:
+            return View(facts, status)
+        missing_at = self._missing.get(token_id)
+        if missing_at is not None and missing_at >= self.block:
+            return None
+        if facts is None:
+            return await self._once(("read", token_id), lambda: self._read(token_id))
+        return await self._once(("status", token_id), lambda: self._refresh_status(facts))
+
+    def _read(self, token_id: int) -> View | None:
+        block = self.block
+        try:
+            record = self.registry.read(token_id)
+        except OrderNotRegistered:
+            self._missing.put(token_id, block)
+            return None
+        registered_at = None
+        try:
+            header = self.registry.rpc.call("eth_getBlockByNumber", [hex(record.block_number), False])
+            registered_at = int(header["timestamp"], 16) if header else None
+        except Exception:  # noqa: BLE001 — the timestamp is a nicety; the page works without it
+            registered_at = None
+        facts = Facts(token_id, record.order, record.state.document_hash, record.tx_hash, record.block_number,
+                      record.registrar, record.document_url, registered_at)
+        status = _status_of(record)
+        self._facts.put(token_id, facts)
+        self._status.put(token_id, status)
+        self._missing.pop(token_id)
+        return View(facts, status)
+
+    def _refresh_status(self, facts: Facts) -> View:
+        state = self.registry.state(facts.token_id)
+        reason = None
+        if state.status == "annulled":
+            reason = self.registry.read(facts.token_id).annul_reason
+        status = Status(state.status, state.status_changed_at, state.replaced_by, state.replaces, reason)
+        self._status.put(facts.token_id, status)
+        return View(facts, status)
+
+    async def find_by_hash(self, digest: bytes) -> tuple[int, ...]:
+        """Token ids registered with this document hash (positive answers kept; negative per block)."""
+        await self.sync()
+        found = self._by_hash.get(digest)
+        if found:
+            return found
+        missing_at = self._hash_missing.get(digest)
+        if missing_at is not None and missing_at >= self.block:
+            return ()
+
+        def work() -> tuple[int, ...]:
+            block = self.block
+            ids = tuple(self.registry.find_by_hash(digest))
+            if ids:
+                self._by_hash.put(digest, ids)
+            else:
+                self._hash_missing.put(digest, block)
+            return ids
+
+        return await self._once(("hash", digest), work)
+
+    def stats(self) -> dict[str, int]:
+        return {"records": len(self._facts), "statuses": len(self._status), "block": self.block}
