@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -256,6 +257,55 @@ def register(
     _emit(data, f"registered {data['order_number']} as token {data['token_id']}\n"
                 f"  tx {data['tx_hash']} (block {data['block_number']}, {data['gas_used']:,} gas)\n"
                 f"  {data['hashlink']}\n  verify at {data['verify_url']}")
+
+
+@app.command("register-batch")
+def register_batch(
+    manifest: Path = typer.Argument(..., help="JSON Lines or CSV manifest; each row names its PDF in `pdf`."),
+    pdf_dir: Path = typer.Option(None, "--pdf-dir", help="Folder the `pdf` paths are relative to."),
+    batch_size: int = typer.Option(100, "--batch-size", help="Orders per transaction (1-500)."),
+    no_stamp: bool = typer.Option(False, "--no-stamp", help="PDFs already carry their QR: hash them as they are."),
+) -> None:
+    """Register many orders, resumably: run the same command again after any crash and nothing is lost or
+    doubled. One JSON line per order on stdout (with --json), a progress bar on stderr, a summary last.
+
+    Example:
+        peru-compras register-batch ordenes.jsonl --pdf-dir pdfs/ --batch-size 100 --json
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .batch import BatchRegistrar, count_rows, read_manifest
+
+    if not manifest.is_file():
+        raise InvalidInput(f"cannot read manifest {str(manifest)!r}", hint="check the path")
+    ws = _workspace()
+
+    def emit(line: dict[str, Any]) -> None:
+        if state.json:
+            print(json.dumps(line, ensure_ascii=False), flush=False)
+        elif "error" in line:
+            _err(f"row {line.get('row')}: {line.get('order_number') or '?'}: {line['error']}")
+
+    columns = (TextColumn("registering"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]:.0f} orders/s"), TimeRemainingColumn())
+    from rich.console import Console
+
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("orders", total=count_rows(manifest), rate=0.0)
+        started = time.monotonic()
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+            done = progress.tasks[0].completed
+            progress.update(task, rate=done / max(time.monotonic() - started, 1e-6))
+
+        registrar = BatchRegistrar(ws, batch_size=batch_size, stamp=not no_stamp, emit=emit, progress=advance)
+        summary = registrar.run(read_manifest(manifest, pdf_dir=pdf_dir))
+    sys.stdout.flush()
+    _emit(summary.to_json(), f"registered {summary.registered}, already registered {summary.already_registered}, "
+                             f"failed {summary.failed}")
+    if summary.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -20,7 +20,7 @@ from .hashing import hashlink, sha256
 class DocumentStore(Protocol):
     """Where registered documents are kept."""
 
-    def put(self, data: bytes) -> bytes:
+    def put(self, data: bytes, *, durable: bool = True) -> bytes:
         """Keep `data`; returns its SHA-256. Storing the same bytes twice is harmless."""
         ...
 
@@ -44,7 +44,8 @@ class LocalStore:
         hexa = digest.hex()
         return self.root / hexa[:2] / f"{hexa}.pdf"
 
-    def put(self, data: bytes) -> bytes:
+    def put(self, data: bytes, *, durable: bool = True) -> bytes:
+        """Keep `data` (atomically; `durable=False` leaves the fsync to the caller, e.g. one per batch)."""
         digest = sha256(data)
         target = self.path(digest)
         if target.exists():
@@ -57,8 +58,9 @@ class LocalStore:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

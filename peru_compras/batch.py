@@ -1,0 +1,572 @@
+"""Batch registration: manifests in, one JSON line per order out, never losing or doubling an order.
+
+Manifests: JSON Lines (one record per line, plus ``pdf``) or CSV (a column per field: ``entity_name``,
+``entity_ruc``, ``total_amount``, ``delivery_place``, … or a JSON object in ``entity``; ``items`` as JSON).
+Rows are streamed: memory stays bounded whatever the manifest's size.
+
+The journal (SQLite, ``<home>/journal.sqlite``) is a write-ahead log of each order and transaction:
+
+``ready``      validated, stamped and stored; its on-chain entry kept
+``signed``     in a transaction whose raw bytes and nonce are committed *before* it is sent
+``confirmed``  the receipt says so (block, gas)
+
+A restart first reconciles every ``signed`` transaction with the chain: a receipt confirms its orders; a
+transaction the node does not know is re-sent byte for byte (the same hash and nonce, so it cannot be
+mined twice); one that can no longer be mined (its nonce taken) sends its orders back to ``ready`` after
+checking each on chain. So a crash at any instant neither skips nor doubles an order; the contract's
+uniqueness rule is only the last line of defence. Each batch is first simulated (``eth_estimateGas``): an
+order the chain would refuse is reported on its own line and the rest go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .chain.client import ORDER_REGISTERED, Registry
+from .chain.rpc import RpcError
+from .chain.transactions import Receipt, Transactor
+from .config import Workspace
+from .errors import ChainRefused, InvalidInput, NodeUnavailable, OrderAlreadyRegistered, PeruComprasError
+from .hashing import hashlink, sha256
+
+_NESTED = ("entity", "buyer", "supplier", "total", "delivery")
+_INTS = {"delivery.term_days"}
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+# -- manifests -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One manifest row: its number (1-based), the record and the PDF path it names (or why not)."""
+
+    number: int
+    record: dict[str, Any] | None
+    pdf: Path | None
+    error: str | None = None
+
+
+def _csv_record(row: dict[str, str]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for column, raw in row.items():
+        if column is None or raw is None or raw.strip() == "":
+            continue
+        name = column.strip()
+        value: Any = raw.strip()
+        for sep in (".", "_"):
+            head, _, tail = name.partition(sep)
+            if head in _NESTED and tail:
+                if f"{head}.{tail}" in _INTS:
+                    value = int(value) if value.isdigit() else value
+                record.setdefault(head, {})[tail] = value
+                break
+        else:
+            if name in ("items", *_NESTED) and value.startswith(("[", "{")):
+                value = json.loads(value)
+            record[name] = value
+    return record
+
+
+def read_manifest(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row]:
+    """Stream the rows of a JSON Lines or CSV manifest."""
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read manifest {str(path)!r}: {exc.strerror}", hint="check the path") from None
+    base = pdf_dir or path.parent
+    with handle:
+        head = handle.read(4096)
+        handle.seek(0)
+        is_csv = path.suffix.lower() == ".csv" or (not head.lstrip().startswith("{") and "," in head.split("\n")[0])
+        if is_csv:
+            rows: Iterator[tuple[int, dict[str, Any] | None, str | None]] = (
+                (index, _csv_record(row), None) for index, row in enumerate(csv.DictReader(handle), start=1))
+        else:
+            rows = _jsonl(handle)
+        for number, record, error in rows:
+            if record is None:
+                yield Row(number, None, None, error)
+                continue
+            pdf = record.pop("pdf", None)
+            if not isinstance(pdf, str) or not pdf:
+                yield Row(number, record, None, "row has no `pdf` (the PDF's path)")
+                continue
+            yield Row(number, record, (base / pdf) if not Path(pdf).is_absolute() else Path(pdf))
+
+
+def _jsonl(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, None, f"line {number} is not JSON: {exc.msg}"
+            continue
+        if not isinstance(record, dict):
+            yield number, None, f"line {number} is not a JSON object"
+            continue
+        yield number, record, None
+
+
+def count_rows(path: Path) -> int:
+    """Rows in a manifest (for the progress bar's ETA), counted without parsing."""
+    with path.open("rb") as handle:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return max(lines - (1 if path.suffix.lower() == ".csv" else 0), 0)
+
+
+# -- preparing one order (may run in a worker process) ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    number: int
+    key: str = ""
+    order_number: str = ""
+    entity: str = ""
+    token_id: int = 0
+    digest: bytes = b""
+    entry: bytes = b""
+    document: bytes = b""
+    verify_url: str = ""
+    document_url: str = ""
+    error: str | None = None
+
+
+def prepare(row: Row, base_url: str, stamp: bool) -> Prepared:
+    """Validate, (stamp,) hash and encode one row. Never raises: a refusal is `error`."""
+    from .order import parse_order
+    from .pdf import read_pdf, stamp_pdf
+
+    number_hint = str((row.record or {}).get("order_number", ""))
+    if row.error or row.record is None or row.pdf is None:
+        return Prepared(row.number, order_number=number_hint, error=row.error or "unreadable row")
+    try:
+        order = parse_order(row.record, source=f"row {row.number}")
+        document = read_pdf(row.pdf)
+        verify_url = base_url + order.verify_path
+        if len(verify_url) > 80:
+            raise InvalidInput(f"verify URL {verify_url!r} is over 80 characters", hint="use a shorter base URL")
+        if stamp:
+            document = stamp_pdf(document, verify_url, order=order, name=str(row.pdf))
+        digest = sha256(document)
+        return Prepared(row.number, order.key, order.order_number, order.entity.key, order.token_id, digest,
+                        order.encode_entry(digest), document, verify_url,
+                        order.document_url or f"{base_url}/d/{hashlink(digest)}")
+    except PeruComprasError as exc:
+        return Prepared(row.number, order_number=number_hint, error=str(exc))
+
+
+def _prepare_chunk(rows: list[Row], base_url: str, stamp: bool) -> list[Prepared]:
+    return [prepare(row, base_url, stamp) for row in rows]
+
+
+# -- the journal ---------------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    registry TEXT NOT NULL, key TEXT NOT NULL, token_id TEXT NOT NULL, order_number TEXT NOT NULL,
+    entity TEXT NOT NULL, sha256 TEXT NOT NULL, entry BLOB NOT NULL, verify_url TEXT, document_url TEXT,
+    state TEXT NOT NULL, tx_hash TEXT, block_number INTEGER, gas_used INTEGER, tx_orders INTEGER,
+    reported INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (registry, key));
+CREATE INDEX IF NOT EXISTS orders_tx ON orders (tx_hash);
+CREATE TABLE IF NOT EXISTS txs (
+    tx_hash TEXT PRIMARY KEY, registry TEXT NOT NULL, sender TEXT NOT NULL, nonce INTEGER NOT NULL,
+    raw BLOB NOT NULL, state TEXT NOT NULL, orders INTEGER NOT NULL, block_number INTEGER, gas_used INTEGER);
+"""
+
+
+class Journal:
+    """The write-ahead journal of a registry's batch registrations."""
+
+    def __init__(self, path: Path, registry: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self.registry = registry
+
+    def get(self, key: str) -> sqlite3.Row | None:
+        self.db.row_factory = sqlite3.Row
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM orders WHERE registry=? AND key=?", (self.registry, key)).fetchone()
+        return row
+
+    def add_ready(self, items: list[Prepared]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR IGNORE INTO orders (registry, key, token_id, order_number, entity, sha256, entry,"
+                " verify_url, document_url, state) VALUES (?,?,?,?,?,?,?,?,?,'ready')",
+                [(self.registry, p.key, f"0x{p.token_id:064x}", p.order_number, p.entity, p.digest.hex(), p.entry,
+                  p.verify_url, p.document_url) for p in items])
+
+    def signed(self, tx_hash: str, sender: str, nonce: int, raw: bytes, keys: list[str]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("INSERT INTO txs (tx_hash, registry, sender, nonce, raw, state, orders) "
+                            "VALUES (?,?,?,?,?,'signed',?)", (tx_hash, self.registry, sender, nonce, raw, len(keys)))
+            self.db.executemany("UPDATE orders SET state='signed', tx_hash=? WHERE registry=? AND key=?",
+                                [(tx_hash, self.registry, key) for key in keys])
+
+    def confirmed(self, tx_hash: str, receipt: Receipt) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            count = self.db.execute("SELECT orders FROM txs WHERE tx_hash=?", (tx_hash,)).fetchone()[0]
+            self.db.execute("UPDATE txs SET state='confirmed', block_number=?, gas_used=? WHERE tx_hash=?",
+                            (receipt.block_number, receipt.gas_used, tx_hash))
+            self.db.execute("UPDATE orders SET state='confirmed', block_number=?, gas_used=?, tx_orders=? "
+                            "WHERE tx_hash=? AND state='signed'",
+                            (receipt.block_number, receipt.gas_used // max(count, 1), count, tx_hash))
+
+    def dropped(self, tx_hash: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("UPDATE txs SET state='dropped' WHERE tx_hash=?", (tx_hash,))
+            self.db.execute("UPDATE orders SET state='ready', tx_hash=NULL WHERE tx_hash=? AND state='signed'",
+                            (tx_hash,))
+
+    def confirm_elsewhere(self, key: str, tx_hash: str | None, block: int | None) -> None:
+        self.db.execute("UPDATE orders SET state='confirmed', tx_hash=?, block_number=?, tx_orders=NULL "
+                        "WHERE registry=? AND key=?", (tx_hash, block, self.registry, key))
+
+    def forget(self, key: str) -> None:
+        self.db.execute("DELETE FROM orders WHERE registry=? AND key=? AND state='ready'", (self.registry, key))
+
+    def mark_reported(self, key: str) -> None:
+        self.db.execute("UPDATE orders SET reported=1 WHERE registry=? AND key=?", (self.registry, key))
+
+    def pending_txs(self) -> list[tuple[str, int, bytes]]:
+        return [(h, n, bytes(r)) for h, n, r in self.db.execute(
+            "SELECT tx_hash, nonce, raw FROM txs WHERE registry=? AND state='signed' ORDER BY nonce",
+            (self.registry,))]
+
+    def keys_of(self, tx_hash: str) -> list[str]:
+        return [k for (k,) in self.db.execute("SELECT key FROM orders WHERE tx_hash=?", (tx_hash,))]
+
+    def max_nonce(self, sender: str) -> int | None:
+        value = self.db.execute("SELECT MAX(nonce) FROM txs WHERE sender=? AND state != 'dropped'",
+                                (sender,)).fetchone()[0]
+        return int(value) if value is not None else None
+
+
+# -- the run -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    registered: int = 0
+    already_registered: int = 0
+    failed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"summary": {"registered": self.registered, "already_registered": self.already_registered,
+                            "failed": self.failed}}
+
+
+def _retrying(action: Callable[[], Any], *, what: str, patience: float = 60.0) -> Any:
+    """Run `action`, waiting out a node that went away (bounded backoff)."""
+    deadline = time.monotonic() + patience
+    delay = 0.25
+    while True:
+        try:
+            return action()
+        except NodeUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+
+
+class BatchRegistrar:
+    """Runs one manifest through the journal to the chain."""
+
+    def __init__(self, ws: Workspace, *, batch_size: int = 100, stamp: bool = True, in_flight: int = 4,
+                 workers: int | None = None, emit: Emit, progress: Callable[[int], None] | None = None) -> None:
+        if not 1 <= batch_size <= 500:
+            raise InvalidInput(f"--batch-size {batch_size} is out of range", hint="use 1 to 500 orders per transaction")
+        self.ws = ws
+        self.registry: Registry = ws.registry(write=True)
+        self.transactor: Transactor = ws.transactor
+        self.journal = Journal(ws.home / "journal.sqlite", self.registry.address)
+        self.batch_size = batch_size
+        self.stamp = stamp
+        self.in_flight_limit = in_flight
+        self.workers = workers if workers is not None else (min(2, os.cpu_count() or 1) if stamp else 0)
+        self.emit = emit
+        self.progress = progress or (lambda n: None)
+        self.summary = Summary()
+        self._in_flight: deque[tuple[str, list[Prepared]]] = deque()
+        self._seen_hashes: dict[bytes, str] = {}
+        self._pending: dict[str, tuple[bytes, int]] = {}
+
+    # -- output ---------------------------------------------------------------------------------------
+
+    def _refuse(self, number: int, order_number: str, error: str) -> None:
+        self.summary.failed += 1
+        self.emit({"row": number, "order_number": order_number, "error": error})
+        self.progress(1)
+
+    def _report(self, key: str, number: int | None, *, already: bool) -> None:
+        row = self.journal.get(key)
+        assert row is not None
+        if already:
+            self.summary.already_registered += 1
+        else:
+            self.summary.registered += 1
+        self.journal.mark_reported(key)
+        self.emit({
+            "row": number, "status": "already_registered" if already else "registered",
+            "token_id": row["token_id"], "order_number": row["order_number"], "entity_ruc": row["entity"],
+            "tx_hash": row["tx_hash"], "block_number": row["block_number"], "gas_used": row["gas_used"],
+            "tx_orders": row["tx_orders"], "sha256": row["sha256"], "hashlink": hashlink(bytes.fromhex(row["sha256"])),
+            "document_url": row["document_url"], "verify_url": row["verify_url"], "stamped_pdf": None,
+        })
+        self.progress(1)
+
+    # -- reconciliation -------------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Settle every transaction a previous run signed but did not see confirmed."""
+        for tx_hash, _nonce, raw in self.journal.pending_txs():
+            receipt = _retrying(lambda h=tx_hash: self.transactor.rpc.call("eth_getTransactionReceipt", [h]),
+                                what="read a receipt")
+            if receipt is None:
+                try:
+                    self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False)
+                except RpcError:
+                    pass  # already known, or its nonce is taken: the receipt check below decides
+                try:
+                    self._settle(tx_hash, self.transactor.wait(tx_hash, action="register a batch", timeout=30))
+                    continue
+                except ChainRefused:
+                    self._recheck_orders(tx_hash)
+                    continue
+                except NodeUnavailable:
+                    self._recheck_orders(tx_hash)
+                    continue
+            if int(receipt["status"], 16) == 1:
+                self._settle(tx_hash, Receipt(tx_hash, int(receipt["blockNumber"], 16), int(receipt["gasUsed"], 16),
+                                              None, list(receipt.get("logs") or [])))
+            else:
+                self._recheck_orders(tx_hash)
+        self.transactor.resync_nonce()
+
+    def _settle(self, tx_hash: str, receipt: Receipt) -> None:
+        self.journal.confirmed(tx_hash, receipt)
+
+    def _recheck_orders(self, tx_hash: str) -> None:
+        """A transaction that will never be mined: each of its orders is confirmed if the chain has it,
+        otherwise ready again."""
+        keys = self.journal.keys_of(tx_hash)
+        self.journal.dropped(tx_hash)
+        for key in keys:
+            row = self.journal.get(key)
+            if row is None:
+                continue
+            state = self.registry.state(int(row["token_id"], 16))
+            if state.registered and state.document_hash.hex() == row["sha256"]:
+                self.journal.confirm_elsewhere(key, None, None)
+
+    # -- the pipeline ---------------------------------------------------------------------------------
+
+    def run(self, rows: Iterator[Row]) -> Summary:
+        self.reconcile()
+        pool: Executor | None = ProcessPoolExecutor(self.workers) if self.workers > 1 else None
+        try:
+            batch: list[Prepared] = []
+            for chunk in _chunks(rows, self.batch_size):
+                prepared = (pool.submit(_prepare_chunk, chunk, self.ws.settings.base_url, self.stamp).result()
+                            if pool else _prepare_chunk(chunk, self.ws.settings.base_url, self.stamp))
+                for item in prepared:
+                    ready = self._admit(item)
+                    if ready is not None:
+                        batch.append(ready)
+                    if len(batch) >= self.batch_size:
+                        self._send(batch)
+                        batch = []
+            if batch:
+                self._send(batch)
+            while self._in_flight:
+                self._confirm_oldest()
+        finally:
+            if pool:
+                pool.shutdown()
+        return self.summary
+
+    def _admit(self, item: Prepared) -> Prepared | None:
+        """Decide what to do with a prepared row: refuse it, report it as done, or queue it."""
+        if item.error:
+            self._refuse(item.number, item.order_number, item.error)
+            return None
+        known = self.journal.get(item.key)
+        if known is not None:
+            if known["sha256"] != item.digest.hex():
+                if known["state"] == "ready":
+                    self.journal.forget(item.key)
+                else:
+                    self._refuse(item.number, item.order_number,
+                                 f"order {item.order_number!r} of entity {item.entity} was already registered "
+                                 f"with another document ({hashlink(bytes.fromhex(known['sha256']))}); "
+                                 "to correct it use register --supersedes")
+                    return None
+            elif known["state"] == "confirmed":
+                self._report(item.key, item.number, already=bool(known["reported"]))
+                return None
+            elif known["state"] == "signed":
+                self._refuse(item.number, item.order_number,
+                             f"order {item.order_number!r} is in transaction {known['tx_hash']}, whose fate the node "
+                             "cannot tell yet; run the same command again later")
+                return None
+        pending = self._pending.get(item.key)
+        if pending is not None:
+            if pending[0] == item.digest:
+                self.summary.already_registered += 1
+                self.emit({"row": item.number, "status": "already_registered", "order_number": item.order_number,
+                           "entity_ruc": item.entity, "token_id": f"0x{item.token_id:064x}",
+                           "duplicate_of_row": pending[1]})
+                self.progress(1)
+            else:
+                self._refuse(item.number, item.order_number,
+                             f"order {item.order_number!r} appears again (row {pending[1]}) with another document")
+            return None
+        previous = self._seen_hashes.get(item.digest)
+        if previous is not None and previous != item.key:
+            self._refuse(item.number, item.order_number,
+                         f"row {item.number} has the same PDF as order {previous} in this manifest")
+            return None
+        self._seen_hashes[item.digest] = item.key
+        if len(self._seen_hashes) > 4 * self.batch_size * (self.in_flight_limit + 1):
+            self._seen_hashes.clear()
+        self._pending[item.key] = (item.digest, item.number)
+        if len(self._pending) > 4 * self.batch_size * (self.in_flight_limit + 1):
+            self._pending.clear()  # older rows are in the journal by now: it answers for them
+        self.ws.store.put(item.document, durable=False)
+        return item
+
+    def _preflight(self, batch: list[Prepared]) -> list[Prepared]:
+        """Drop what the chain would refuse: documents already registered, orders already registered."""
+        topics = ["0x" + p.digest.hex() for p in batch]
+        logs = _retrying(lambda: self.registry.rpc.call("eth_getLogs", [{
+            "address": self.registry.address, "fromBlock": hex(self.registry.from_block), "toBlock": "latest",
+            "topics": [ORDER_REGISTERED, topics]}]), what="look up document hashes")
+        taken = {log["topics"][1] for log in logs}
+        keep: list[Prepared] = []
+        for item in batch:
+            if "0x" + item.digest.hex() in taken:
+                state = self.registry.state(item.token_id)
+                if state.registered and state.document_hash == item.digest:
+                    self.journal.add_ready([item])
+                    self.journal.confirm_elsewhere(item.key, None, None)
+                    self._report(item.key, item.number, already=True)
+                else:
+                    self._refuse(item.number, item.order_number,
+                                 f"document {hashlink(item.digest)} is already registered for another order")
+            else:
+                keep.append(item)
+        while keep:
+            data = self.registry.batch_calldata([p.entry for p in keep])
+            try:
+                _retrying(lambda d=data: self.transactor.estimate_gas(self.registry.address, d,
+                                                                      action="register a batch"),
+                          what="simulate the batch")
+                return keep
+            except OrderAlreadyRegistered as exc:
+                culprit = next((p for p in keep if p.token_id == exc.token_id), None)
+                if culprit is None:
+                    raise
+                keep.remove(culprit)
+                state = self.registry.state(culprit.token_id)
+                if state.document_hash == culprit.digest:
+                    self.journal.add_ready([culprit])
+                    self.journal.confirm_elsewhere(culprit.key, None, None)
+                    self._report(culprit.key, culprit.number, already=True)
+                else:
+                    self._refuse(culprit.number, culprit.order_number, str(exc))
+        return keep
+
+    def _send(self, batch: list[Prepared]) -> None:
+        batch = self._preflight(batch)
+        if not batch:
+            return
+        os.sync()  # the stored PDFs are on disk before the chain can point at them
+        self.journal.add_ready(batch)
+        data = self.registry.batch_calldata([p.entry for p in batch])
+        gas = 80_000 + 45_000 * len(batch) + 16 * len(data)
+        while True:
+            nonce = self._next_nonce()
+            raw, tx_hash = self.transactor.sign(self.registry.address, data, gas, nonce)
+            self.journal.signed(tx_hash, self.transactor.address, nonce, raw, [p.key for p in batch])
+            try:
+                _retrying(lambda r=raw: self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + r.hex()],
+                                                                   retry=False), what="send a batch")
+                break
+            except RpcError as exc:
+                if "already known" in exc.message.lower():
+                    break
+                self.journal.dropped(tx_hash)
+                self.transactor.resync_nonce()
+                if "nonce" not in exc.message.lower():
+                    raise ChainRefused(f"the node refused a batch of {len(batch)} orders: {exc.message}",
+                                       hint="the orders stay in the journal; run the same command again") from None
+        self._in_flight.append((tx_hash, batch))
+        while len(self._in_flight) >= self.in_flight_limit:
+            self._confirm_oldest()
+
+    def _next_nonce(self) -> int:
+        return _retrying(self.transactor.take_nonce, what="read the nonce")  # type: ignore[no-any-return]
+
+    def _confirm_oldest(self) -> None:
+        tx_hash, batch = self._in_flight.popleft()
+        try:
+            receipt = _retrying(lambda: self.transactor.wait(tx_hash, action="register a batch"), what="wait")
+        except ChainRefused:
+            self._recheck_orders(tx_hash)
+            for item in batch:  # try the others again, one transaction each
+                row = self.journal.get(item.key)
+                if row is not None and row["state"] == "confirmed":
+                    self._report(item.key, item.number, already=False)
+                else:
+                    self._send_single_retry(item)
+            return
+        self._settle(tx_hash, receipt)
+        for item in batch:
+            self._report(item.key, item.number, already=False)
+
+    def _send_single_retry(self, item: Prepared) -> None:
+        try:
+            kept = self._preflight([item])
+            if kept:
+                data = self.registry.batch_calldata([item.entry])
+                receipt = self.transactor.transact(self.registry.address, data, action="register an order")
+                self.journal.add_ready([item])
+                self.journal.confirm_elsewhere(item.key, receipt.tx_hash, receipt.block_number)
+                self._report(item.key, item.number, already=False)
+        except ChainRefused as exc:
+            self._refuse(item.number, item.order_number, str(exc))
+
+
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
