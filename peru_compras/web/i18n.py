@@ -37,9 +37,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "verdict_missing_body": "No hay ninguna orden registrada con el número {number} para la entidad "
                                 "{entity}. Un documento que diga lo contrario puede ser falso.",
         "file_h": "Verifique el PDF que tiene",
-        "file_intro": "Su teléfono calcula la huella digital (SHA-256) del PDF y la compara con la registrada. "
-                      "El archivo no sale de su teléfono.",
-        "file_label": "Archivo PDF de la orden",
+        "file_intro": "Su teléfono calcula la huella digital (SHA-256) del PDF y la compara con la "
+                      "registrada. El archivo no se envía.",
+        "file_label": "Elegir el PDF de la orden",
         "file_reading": "Calculando la huella…",
         "file_ok": "Documento auténtico",
         "file_ok_body": "Es exactamente el documento registrado.",
@@ -47,11 +47,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "file_ok_superseded": "Documento auténtico, pero la orden fue REEMPLAZADA",
         "file_ok_not_valid_body": "El archivo es el registrado, pero la orden ya no está vigente.",
         "file_bad": "El documento NO coincide con el registrado: fue alterado",
-        "file_bad_body": "Cualquier cambio, por mínimo que sea, cambia la huella. No acepte este documento.",
+        "file_bad_body": "Todo cambio, por mínimo que sea, cambia la huella. No lo acepte.",
         "file_not_pdf": "El archivo elegido no es un PDF.",
         "file_too_big": "El archivo es demasiado grande para verificarlo aquí (más de 100 MB).",
         "file_error": "No se pudo leer el archivo.",
         "hash_yours": "Huella de su archivo",
+        "file_name": "Archivo",
         "hash_registered": "Huella registrada",
         "no_subtle": "Esta página no se abrió por una conexión segura (HTTPS), así que su navegador no ofrece "
                      "WebCrypto. La huella se calculará con un método de respaldo; para una verificación "
@@ -153,8 +154,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                                 "claiming otherwise may be forged.",
         "file_h": "Check the PDF you have",
         "file_intro": "Your phone computes the PDF's fingerprint (SHA-256) and compares it with the registered "
-                      "one. The file never leaves your phone.",
-        "file_label": "The order's PDF file",
+                      "one. The file is not sent anywhere.",
+        "file_label": "Choose the order's PDF",
         "file_reading": "Computing the fingerprint…",
         "file_ok": "Authentic document",
         "file_ok_body": "It is exactly the registered document.",
@@ -167,6 +168,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "file_too_big": "The file is too large to check here (over 100 MB).",
         "file_error": "The file could not be read.",
         "hash_yours": "Your file's fingerprint",
+        "file_name": "File",
         "hash_registered": "Registered fingerprint",
         "no_subtle": "This page was not opened over a secure connection (HTTPS), so your browser offers no "
                      "WebCrypto. The fingerprint will be computed with a fallback; for a trustworthy check "

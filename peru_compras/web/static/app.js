@@ -80,7 +80,7 @@
   if (input && out && !subtle) {
     var warn = el("p", "notice warn", m.no_subtle);
     warn.id = "no-subtle";
-    input.parentNode.insertBefore(warn, input.nextSibling);
+    out.parentNode.insertBefore(warn, out);
   }
 
   function hashRow(label, value) {
@@ -91,7 +91,7 @@
     return p;
   }
 
-  function show(kind, title, body, yours) {
+  function show(kind, title, body, yours, name) {
     out.textContent = "";
     var box = el("div", "result " + kind);
     box.setAttribute("role", "status");
@@ -99,6 +99,7 @@
     box.dataset.verdict = kind;
     box.appendChild(el("h3", null, title));
     if (body) { box.appendChild(el("p", null, body)); }
+    if (name) { box.appendChild(el("p", "sub url", m.file_name + ": " + name)); }
     if (yours) {
       box.appendChild(hashRow(m.hash_yours, yours));
       box.appendChild(hashRow(m.hash_registered, data.sha256));
@@ -119,11 +120,11 @@
         return digest(buffer).then(function (value) {
           var yours = hex(value);
           if (yours === data.sha256) {
-            if (data.status === "annulled") { show("warn", m.file_ok_annulled, m.file_ok_not_valid_body, yours); }
-            else if (data.status === "superseded") { show("warn", m.file_ok_superseded, m.file_ok_not_valid_body, yours); }
-            else { show("ok", m.file_ok, m.file_ok_body, yours); }
+            if (data.status === "annulled") { show("warn", m.file_ok_annulled, m.file_ok_not_valid_body, yours, file.name); }
+            else if (data.status === "superseded") { show("warn", m.file_ok_superseded, m.file_ok_not_valid_body, yours, file.name); }
+            else { show("ok", m.file_ok, m.file_ok_body, yours, file.name); }
           } else {
-            show("bad", m.file_bad, isPdf ? m.file_bad_body : m.file_not_pdf + " " + m.file_bad_body, yours);
+            show("bad", m.file_bad, isPdf ? m.file_bad_body : m.file_not_pdf + " " + m.file_bad_body, yours, file.name);
           }
         });
       }).catch(function () { show("warn", m.file_error, ""); });
