@@ -215,7 +215,8 @@ def deploy() -> None:
 
 
 def register_order(ws: Workspace, order_path: Path, pdf_path: Path, *, out: Path | None = None,
-                   supersedes: str | None = None, stamp: bool = True) -> dict[str, Any]:
+                   supersedes: str | None = None, stamp: bool = True,
+                   placement: str = "bottom-right") -> dict[str, Any]:
     """Validate, stamp, store and mint one order; returns the `register` JSON fields."""
     from .order import load_order
     from .pdf import stamp_pdf
@@ -226,16 +227,16 @@ def register_order(ws: Workspace, order_path: Path, pdf_path: Path, *, out: Path
     registry = ws.registry(write=True)
     old = _resolve(registry, supersedes) if supersedes else None
     if stamp:
-        document = stamp_pdf(document, verify_url, order=order)
+        document = stamp_pdf(document, verify_url, order=order, placement=placement, name=str(pdf_path))
     from .hashing import sha256
 
     digest = sha256(document)
-    if out is not None:
+    ws.store.put(document)
+    reg = registry.supersede(old, order, digest) if old is not None else registry.register(order, digest)
+    if out is not None:  # only once minted: a stamped PDF whose order is not on chain would mislead
         from .store import write_atomic
 
         write_atomic(out, document)
-    ws.store.put(document)
-    reg = registry.supersede(old, order, digest) if old is not None else registry.register(order, digest)
     document_url = order.document_url or ws.store.url(digest)
     return _registration_json(reg, verify_url, document_url, str(out) if out else None)
 
@@ -247,13 +248,16 @@ def register(
     out: Path = typer.Option(None, "--out", help="Write the stamped PDF here."),
     supersedes: str = typer.Option(None, "--supersedes", help="Token this corrected order replaces."),
     no_stamp: bool = typer.Option(False, "--no-stamp", help="Hash the PDF as it is (it already has its QR)."),
+    stamp_at: str = typer.Option("bottom-right", "--stamp-at", help="Where the QR goes: bottom-right, "
+                                 "bottom-left, top-right, top-left (page 1) or last-page (an added page)."),
 ) -> None:
     """Validate an order, stamp its QR on the PDF, store the PDF and mint the order's token.
 
     Example:
         peru-compras register orden.json orden.pdf --out orden-sellada.pdf
     """
-    data = register_order(_workspace(), order, pdf, out=out, supersedes=supersedes, stamp=not no_stamp)
+    data = register_order(_workspace(), order, pdf, out=out, supersedes=supersedes, stamp=not no_stamp,
+                          placement=stamp_at)
     _emit(data, f"registered {data['order_number']} as token {data['token_id']}\n"
                 f"  tx {data['tx_hash']} (block {data['block_number']}, {data['gas_used']:,} gas)\n"
                 f"  {data['hashlink']}\n  verify at {data['verify_url']}")
@@ -327,21 +331,36 @@ def show(ref: str = typer.Argument(..., metavar="TOKEN_ID|HASH|ENTITY_RUC/ORDER_
 
 @app.command()
 def verify(
-    pdf: Path = typer.Argument(..., help="The PDF in hand."),
+    pdf: Path = typer.Argument(None, help="The PDF in hand (optional with --fetch and --token or --order-number)."),
     token: str = typer.Option(None, "--token", help="Check against this token."),
     order_number: str = typer.Option(None, "--order-number", help="Check against this order number…"),
     entity: str = typer.Option(None, "--entity", help="…of this entity (RUC)."),
+    fetch: bool = typer.Option(False, "--fetch", help="Also download the registered document_url and check "
+                               "that the published PDF is still the original."),
+    fetch_host: list[str] = typer.Option(None, "--fetch-host", help="Allow --fetch to download from this host "
+                                         "too (repeatable) [env PERU_COMPRAS_FETCH_HOSTS]."),
 ) -> None:
     """Is this PDF the registered original? Exit 0 only when authentic.
 
+    The order is found from the PDF itself (the QR's verify URL, kept in its metadata, link and stamp, or
+    decoded from the printed QR), else by --token or --order-number/--entity, else by the file's hash.
+    With --fetch the published copy is downloaded too (allowed hosts only, size and time limits): exit 1
+    when it is not the original, 2 when the settings forbid the download, 3 when it cannot be reached.
+
     Example:
-        peru-compras verify orden-sellada.pdf
+        peru-compras verify orden-sellada.pdf --fetch
     """
     from .pdf import claimed_order_key
     from .verify import verify_document
 
     if (order_number is None) != (entity is None):
         raise InvalidInput("--order-number and --entity go together", hint="give both, or --token, or neither")
+    if pdf is None:
+        if not fetch or not (token or order_number):
+            raise InvalidInput("verify needs the PDF",
+                               hint="give PDF, or --fetch with --token or --order-number/--entity")
+        _verify_published_only(token or f"{entity}/{order_number}", fetch_host or [])
+        return
     document = _read_document(pdf)
     registry = _workspace().registry()
     token_id = None
@@ -352,7 +371,8 @@ def verify(
     else:
         key = claimed_order_key(document)
         if key is not None:
-            token_id = _resolve(registry, key)
+            claimed = _resolve(registry, key)
+            token_id = claimed if registry.state(claimed).registered else None
     verdict = verify_document(registry, document, token_id=token_id)
     data = verdict.to_json()
     data["token_id"] = _hex(verdict.token_id)
@@ -373,9 +393,101 @@ def verify(
             lines.append(f"  reason: {verdict.record.annul_reason}")
         if verdict.record.state.replaced_by:
             lines.append(f"  replaced by token {_hex(verdict.record.state.replaced_by)}")
+    code = 0 if verdict.authentic else 1
+    if fetch and verdict.token_id is not None:
+        published = _check_published(registry, verdict.token_id, fetch_host or [])
+        data["published"] = published.to_json()
+        lines.append(published.human())
+        code = published.exit_code if published.exit_code > 1 else max(code, published.exit_code)
     _emit(data, "\n".join(lines))
-    if not verdict.authentic:
-        raise typer.Exit(1)
+    if code:
+        raise typer.Exit(code)
+
+
+def _check_published(registry: Registry, token_id: int, hosts: list[str]) -> Any:
+    """`verify --fetch`: the published copy of `token_id` against its on-chain hash."""
+    from .fetch import FetchPolicy, check_published
+
+    record = registry.read(token_id)
+    policy = FetchPolicy.from_env(_workspace().settings.base_url, hosts)
+    published = check_published(record.document_url, record.state.document_hash, policy)
+    if published.exit_code > 1 and published.detail:
+        _err(f"error: {published.detail}")
+    return published
+
+
+def _verify_published_only(ref: str, hosts: list[str]) -> None:
+    """`verify --fetch --token …` without a PDF in hand: is the published copy the original?"""
+    registry = _workspace().registry()
+    token_id = _resolve(registry, ref)
+    record = registry.read(token_id)
+    published = _check_published(registry, token_id, hosts)
+    data = {"token_id": _hex(token_id), "status": record.state.status, "order_number": record.order.order_number,
+            "entity": record.order.entity.key, "expected_sha256": record.state.document_hash.hex(),
+            "published": published.to_json()}
+    _emit(data, f"order {record.order.order_number} of {record.order.entity.name} (token {_hex(token_id)}): "
+                f"{record.state.status}\n{published.human()}")
+    if published.exit_code:
+        raise typer.Exit(published.exit_code)
+
+
+def _default_name(number: str, suffix: str) -> Path:
+    import re
+
+    return Path(re.sub(r"[^A-Za-z0-9._-]+", "_", number).strip("._") + suffix)
+
+
+@app.command("qr")
+def qr_command(
+    order: Path = typer.Argument(..., help="The order record (JSON)."),
+    fmt: str = typer.Option(None, "--format", help="svg | png [default: from --out's suffix, else svg]."),
+    out: Path = typer.Option(None, "--out", help="Write it here [default: qr-<order number>.<format>]."),
+    scale: int = typer.Option(None, "--scale", min=1, max=100, help="Pixels (PNG) or units (SVG) per module."),
+) -> None:
+    """Write the order's QR (it encodes its verify URL, known before minting) for PDF templates of your own;
+    then `register --no-stamp` hashes the PDF as it is.
+
+    Example:
+        peru-compras qr orden.json --format png --out qr.png
+    """
+    from . import qr as qrcode
+    from .order import load_order
+    from .store import write_atomic
+
+    record = load_order(order)
+    kind = (fmt or (out.suffix.lstrip(".") if out is not None and out.suffix else "svg")).lower()
+    if kind not in ("svg", "png"):
+        raise InvalidInput(f"--format {kind!r} is not svg or png", hint="use --format svg or --format png")
+    verify_url = _workspace().verify_url(record.verify_path)
+    data = qrcode.svg(verify_url, scale=scale or 4) if kind == "svg" else qrcode.png(verify_url, scale=scale or 10)
+    target = out or _default_name("qr-" + record.order_number, "." + kind)
+    write_atomic(target, data)
+    _emit({"verify_url": verify_url, "file": str(target), "format": kind},
+          f"QR of {record.order_number} ({verify_url}) written to {target}")
+
+
+@app.command()
+def render(
+    order: Path = typer.Argument(..., help="The order record (JSON)."),
+    out: Path = typer.Option(None, "--out", help="Write the PDF here [default: <order number>.pdf]."),
+    stamp_at: str = typer.Option("bottom-right", "--stamp-at", help="Where the QR goes (as for register)."),
+) -> None:
+    """Draw a standard Spanish purchase-order PDF for a record that comes without one, its QR printed on it.
+
+    Example:
+        peru-compras render orden.json --out orden.pdf
+    """
+    from .order import load_order
+    from .render import render_order
+    from .store import write_atomic
+
+    record = load_order(order)
+    verify_url = _workspace().verify_url(record.verify_path)
+    document = render_order(record, verify_url=verify_url, placement=stamp_at)
+    target = out or _default_name(record.order_number, ".pdf")
+    write_atomic(target, document)
+    _emit({"file": str(target), "verify_url": verify_url, "bytes": len(document)},
+          f"order {record.order_number} drawn to {target} (QR: {verify_url})")
 
 
 @app.command()

@@ -1,127 +1,579 @@
-"""PDFs from outside: open them safely, stamp the order's QR, find which order a stamped PDF claims.
+"""PDFs from outside: open them safely, stamp the order's QR, find which order a PDF claims to be.
 
-The stamp is an overlay in a corner of page 1: the QR (it encodes ``verify_url``) and a short line beside
-it. The stamp also writes ``verify_url`` into the document information dictionary (``/PeruComprasVerify``)
-so :func:`claimed_order_key` can tell which order even an altered copy claims to be.
+Untrusted input. :func:`read_pdf` and :func:`check_pdf` refuse, with :class:`~peru_compras.errors.InvalidDocument`
+(exit 2) and one line naming the file and the next step: a file that is not a PDF, zero bytes, a truncated
+file (no ``%%EOF`` near the end), a damaged cross-reference table (qpdf would have to reconstruct it: we do
+not guess), a password the file cannot be opened with, more bytes than the size limit (50 MB by default) or
+more pages than the page limit (1,000). The limits come from the arguments, else the environment
+(``PERU_COMPRAS_MAX_PDF_BYTES``, ``PERU_COMPRAS_MAX_PDF_PAGES``). A PDF encrypted with an empty user
+password opens without one, and one with incremental updates is read as its last revision: both are valid.
+
+The stamp (:func:`stamp_pdf`) adds, without touching the page's own content:
+
+- on page 1, in a corner (bottom right by default; ``bottom-left``, ``top-right``, ``top-left``), a white
+  square with the QR code of ``verify_url`` and a short line beside it, drawn by a small content stream
+  of its own (one ``re`` per run of dark modules, Helvetica for the words): nothing is rasterised, and the
+  page's content is wrapped in ``q … Q`` so its graphics state cannot leak into the stamp. The corner takes
+  the page's ``/Rotate`` and crop box into account, so it is the corner the reader sees;
+- or, with ``last-page``, a new last page "Constancia de registro en blockchain" with a large QR and a
+  summary of the order, for PDFs whose corners are all taken;
+- a link annotation over the QR (the QR is clickable on screen) and ``verify_url`` in the document
+  information dictionary (``/PeruComprasVerify``) and in the stamp stream's dictionary.
+
+The line beside the QR: the order number, the entity and "verifique con el QR". The hashlink cannot be
+printed there: it is the hash of the stamped file, which the line is part of.
+
+Stamping is deterministic (same input, same URL: same bytes, so a retried registration hashes the same),
+and stamping again with another URL replaces the earlier stamp instead of drawing a second QR over it.
+A PDF that already carries the stamp for this URL (``render`` draws it) is returned unchanged.
+
+:func:`claimed_verify_url` finds the URL again, even in an altered copy: the information dictionary, else
+the stamp's stream or page markers, else the QR's link annotation, else (when Poppler and ZBar are
+installed) the QR itself, rendered at 150 dpi and decoded.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import re
+import unicodedata
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pikepdf
-import segno
-from reportlab.pdfgen import canvas
 
+from . import qr
 from .errors import InvalidDocument
 from .order import Order
 
 MAX_PDF_BYTES = 50 * 1024 * 1024
 MAX_PAGES = 1000
 INFO_KEY = "/PeruComprasVerify"
+STAMP_KEY = "/PeruComprasStamp"
 QR_SIZE = 78.0  # points (~27.5 mm): a phone reads it at arm's length, zbarimg at 150 dpi
+PAGE_QR_SIZE = 200.0  # on the added last page
+MARGIN_X = 18.0  # from the page's side edge to the QR
+MARGIN_Y = 14.0  # from the page's top or bottom edge to the QR
+PLACEMENTS = ("bottom-right", "bottom-left", "top-right", "top-left", "last-page")
+CAPTION_SIZE = 6.5
+_FONT_NAME = "/PCHelv"
+_BOLD_NAME = "/PCHelvB"
+_EOF_WINDOW = 1024
 
 
-def read_pdf(path: Path, *, max_bytes: int = MAX_PDF_BYTES, max_pages: int = MAX_PAGES) -> bytes:
-    """The bytes of a PDF file after checking it opens; InvalidDocument (exit 2) otherwise."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much untrusted PDF we accept."""
+
+    max_bytes: int = MAX_PDF_BYTES
+    max_pages: int = MAX_PAGES
+
+    @classmethod
+    def from_env(cls, max_bytes: int | None = None, max_pages: int | None = None) -> Limits:
+        """Arguments, else ``PERU_COMPRAS_MAX_PDF_BYTES`` / ``PERU_COMPRAS_MAX_PDF_PAGES``, else defaults."""
+        return cls(max_bytes if max_bytes is not None else _env_int("PERU_COMPRAS_MAX_PDF_BYTES", MAX_PDF_BYTES),
+                   max_pages if max_pages is not None else _env_int("PERU_COMPRAS_MAX_PDF_PAGES", MAX_PAGES))
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip().replace("_", "")
+    if not raw:
+        return default
+    units = {"kb": 1024, "mb": 1024**2, "gb": 1024**3}
+    factor = 1
+    for suffix, value in units.items():
+        if raw.lower().endswith(suffix):
+            raw, factor = raw[: -len(suffix)].strip(), value
+    if not raw.isdigit() or int(raw) <= 0:
+        raise InvalidDocument(f"{name}={os.environ[name]!r} is not a positive whole number",
+                              hint="e.g. 52428800 or 50MB")
+    return int(raw) * factor
+
+
+# -- opening untrusted PDFs -----------------------------------------------------------------------------
+
+def read_pdf(path: Path, *, max_bytes: int | None = None, max_pages: int | None = None) -> bytes:
+    """The bytes of a PDF file after checking it is one we accept; InvalidDocument (exit 2) otherwise."""
+    limits = Limits.from_env(max_bytes, max_pages)
+    name = str(path)
     try:
         size = path.stat().st_size
+        if path.is_dir():
+            raise InvalidDocument(f"{name!r} is a folder, not a PDF", hint="give the order's PDF file")
     except OSError as exc:
-        raise InvalidDocument(f"cannot read PDF {str(path)!r}: {exc.strerror}", hint="check the path") from exc
-    if size > max_bytes:
-        raise InvalidDocument(f"PDF {str(path)!r} has {size:,} bytes, over the {max_bytes:,}-byte limit",
-                              hint="compress it or raise the limit")
-    data = path.read_bytes()
-    check_pdf(data, name=str(path), max_pages=max_pages)
+        raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}", hint="check the path") from None
+    _check_size(size, name, limits)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limits.max_bytes + 1)
+    except OSError as exc:
+        raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}",
+                              hint="check the file's permissions") from None
+    _check_size(len(data), name, limits)
+    check_pdf(data, name=name, max_pages=limits.max_pages)
     return data
 
 
-def check_pdf(data: bytes, *, name: str = "document", max_pages: int = MAX_PAGES) -> int:
-    """Check `data` is a PDF that opens; returns its page count."""
-    if not data:
-        raise InvalidDocument(f"PDF {name!r} is empty (0 bytes)", hint="give the real file")
-    if b"%PDF-" not in data[:1024]:
-        raise InvalidDocument(f"{name!r} is not a PDF (no %PDF- header)", hint="give the order's PDF file")
+def _check_size(size: int, name: str, limits: Limits) -> None:
+    if size > limits.max_bytes:
+        raise InvalidDocument(f"PDF {name!r} has {size:,} bytes, over the {limits.max_bytes:,}-byte limit",
+                              hint="compress it, or raise PERU_COMPRAS_MAX_PDF_BYTES")
+
+
+def check_pdf(data: bytes, *, name: str = "document", max_pages: int | None = None,
+              max_bytes: int | None = None) -> int:
+    """Check `data` is a PDF we accept; returns its page count."""
+    limits = Limits.from_env(max_bytes, max_pages)
+    _check_size(len(data), name, limits)
+    with _open(data, name) as pdf:
+        return _check_pages(pdf, name, limits)
+
+
+def _check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
     try:
-        with pikepdf.open(io.BytesIO(data)) as pdf:
-            pages = len(pdf.pages)
-    except pikepdf.PasswordError:
-        raise InvalidDocument(f"PDF {name!r} is encrypted with a password",
-                              hint="give an unencrypted copy") from None
+        pages = len(pdf.pages)
     except pikepdf.PdfError as exc:
-        raise InvalidDocument(f"PDF {name!r} is damaged: {str(exc).splitlines()[0][:160]}",
-                              hint="export it again from its source") from None
+        raise _damaged(name, exc) from None
     if pages == 0:
         raise InvalidDocument(f"PDF {name!r} has no pages", hint="give the order's PDF file")
-    if pages > max_pages:
-        raise InvalidDocument(f"PDF {name!r} has {pages} pages, over the {max_pages}-page limit",
-                              hint="split it or raise the limit")
+    if pages > limits.max_pages:
+        raise InvalidDocument(f"PDF {name!r} has {pages:,} pages, over the {limits.max_pages:,}-page limit",
+                              hint="split it, or raise PERU_COMPRAS_MAX_PDF_PAGES")
     return pages
 
 
-def _overlay(verify_url: str, caption: str, width: float, height: float) -> bytes:
-    """A one-page PDF the size of the target page with the QR and caption in the bottom-right corner."""
-    qr = segno.make(verify_url, error="m", micro=False)
-    matrix = list(qr.matrix)
-    modules = len(matrix) + 8  # quiet zone of 4 modules on each side
-    unit = QR_SIZE / modules
-    x0, y0 = width - QR_SIZE - 18, 14
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=(width, height), invariant=1)
-    pdf.setFillColorRGB(1, 1, 1)
-    pdf.rect(x0, y0, QR_SIZE, QR_SIZE, stroke=0, fill=1)
-    pdf.setFillColorRGB(0, 0, 0)
-    for row_index, row in enumerate(matrix):
-        y = y0 + QR_SIZE - (row_index + 5) * unit
-        for col_index, dark in enumerate(row):
-            if dark:
-                pdf.rect(x0 + (col_index + 4) * unit, y, unit + 0.01, unit + 0.01, stroke=0, fill=1)
-    pdf.setFont("Helvetica", 6.5)
-    for index, line in enumerate(caption.splitlines()):
-        pdf.drawRightString(x0 - 4, y0 + QR_SIZE - 16 - index * 8, line)
-    pdf.save()
-    return buffer.getvalue()
+def _damaged(name: str, exc: Exception) -> InvalidDocument:
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lowered = detail.lower()
+    if "xref" in lowered or "cross-reference" in lowered or "expected" in lowered and "obj" in lowered:
+        what = "its cross-reference table is damaged"
+    else:
+        what = "it is damaged"
+    return InvalidDocument(f"PDF {name!r} cannot be read: {what} ({detail[:140]})",
+                           hint="export or print it to PDF again from its source (or repair it: qpdf in.pdf out.pdf)")
 
 
-def stamp_pdf(document: bytes, verify_url: str, *, order: Order | None = None) -> bytes:
-    """`document` with the order's QR (encoding `verify_url`) stamped on page 1's bottom-right corner."""
-    caption = "Registrada en blockchain — verifique con el QR"
+def _open(data: bytes, name: str) -> pikepdf.Pdf:
+    """Open untrusted bytes strictly (no reconstruction of damaged files); InvalidDocument on any problem."""
+    if not data:
+        raise InvalidDocument(f"PDF {name!r} is empty (0 bytes)", hint="give the real file; the copy may have failed")
+    if b"%PDF-" not in data[:1024]:
+        raise InvalidDocument(f"{name!r} is not a PDF (no %PDF- header)", hint="give the order's PDF file")
+    if b"%%EOF" not in data[-_EOF_WINDOW:]:
+        raise InvalidDocument(f"PDF {name!r} is truncated (no %%EOF end marker)",
+                              hint="download or copy the file again")
+    try:
+        pdf = pikepdf.open(io.BytesIO(data), attempt_recovery=False)
+    except pikepdf.PasswordError:
+        raise InvalidDocument(f"PDF {name!r} is encrypted with a password",
+                              hint="give a copy without an opening password") from None
+    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
+        raise _damaged(name, exc) from None
+    try:
+        if not isinstance(pdf.Root.get("/Pages"), pikepdf.Dictionary):
+            raise ValueError("the catalog has no page tree")
+    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
+        pdf.close()
+        raise _damaged(name, exc) from None
+    return pdf
+
+
+# -- the stamp --------------------------------------------------------------------------------------------
+
+def _num(value: float) -> str:
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def pdf_text(text: str) -> bytes:
+    """`text` as a PDF literal string in WinAnsiEncoding (Spanish fits; other letters lose their accents,
+    what still does not fit becomes '?')."""
+    try:
+        raw = text.encode("cp1252")
+    except UnicodeEncodeError:
+        plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+        raw = "".join(c if _fits(c) else ("?" if not c.isspace() else " ") for c in plain).encode("cp1252")
+    raw = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    raw = raw.replace(b"\r", b"\\r").replace(b"\n", b"\\n")
+    return b"(" + raw + b")"
+
+
+def _fits(char: str) -> bool:
+    try:
+        char.encode("cp1252")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _width(text: str, size: float, *, bold: bool = False) -> float:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    return float(stringWidth(text, "Helvetica-Bold" if bold else "Helvetica", size))
+
+
+def _fit(text: str, size: float, limit: float, *, bold: bool = False) -> str:
+    """`text` shortened with an ellipsis to fit `limit` points."""
+    if _width(text, size, bold=bold) <= limit:
+        return text
+    while text and _width(text + "…", size, bold=bold) > limit:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def caption_lines(order: Order | None) -> list[str]:
+    """The short human line(s) printed beside the QR."""
+    lines = []
     if order is not None:
-        caption = f"Orden {order.order_number}\n{caption}"
-    try:
-        with pikepdf.open(io.BytesIO(document)) as pdf:
-            page = pdf.pages[0]
-            box = page.mediabox
-            width, height = float(box[2]) - float(box[0]), float(box[3]) - float(box[1])
-            with pikepdf.open(io.BytesIO(_overlay(verify_url, caption, width, height))) as stamp:
-                page.add_overlay(stamp.pages[0], pikepdf.Rectangle(float(box[0]), float(box[1]),
-                                                                   float(box[2]), float(box[3])))
-            pdf.docinfo[INFO_KEY] = verify_url
-            out = io.BytesIO()
-            pdf.save(out, deterministic_id=True)
-            return out.getvalue()
-    except pikepdf.PdfError as exc:
-        raise InvalidDocument(f"cannot stamp the PDF: {str(exc).splitlines()[0][:160]}") from None
+        lines += [f"Orden de compra N° {order.order_number}", order.entity.name]
+    lines.append("Registrada en blockchain — verifique con el QR")
+    return lines
 
 
-def claimed_verify_url(document: bytes) -> str | None:
-    """The verify URL a stamped PDF carries (even when the rest was altered), or None."""
+def _font(bold: bool = False) -> pikepdf.Dictionary:
+    return pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                              BaseFont=pikepdf.Name("/Helvetica-Bold" if bold else "/Helvetica"),
+                              Encoding=pikepdf.Name.WinAnsiEncoding)
+
+
+def _resource_name(resources: pikepdf.Object, kind: str, wanted: str) -> pikepdf.Name:
+    """A name for a new resource of `kind` that the page does not use yet (deterministic)."""
+    existing = resources.get(kind)
+    taken = set(existing.keys()) if isinstance(existing, pikepdf.Dictionary) else set()
+    name, counter = wanted, 1
+    while name in taken:
+        counter += 1
+        name = f"{wanted}{counter}"
+    return pikepdf.Name(name)
+
+
+def _add_font(pdf: pikepdf.Pdf, page: pikepdf.Page, wanted: str, *, bold: bool = False) -> pikepdf.Name:
+    obj = page.obj
+    if "/Resources" not in obj:
+        obj.Resources = pikepdf.Dictionary()
+    resources = obj.Resources
+    if "/Font" not in resources:
+        resources.Font = pikepdf.Dictionary()
+    name = _resource_name(resources, "/Font", wanted)
+    resources.Font[name] = pdf.make_indirect(_font(bold))
+    return name
+
+
+def _box(page: pikepdf.Page) -> tuple[float, float, float, float]:
+    """The visible box (crop box within the media box) as x0, y0, x1, y1."""
+    media = [float(v) for v in page.obj.get("/MediaBox", pikepdf.Array([0, 0, 612, 792]))]
+    mx0, mx1 = min(media[0], media[2]), max(media[0], media[2])
+    my0, my1 = min(media[1], media[3]), max(media[1], media[3])
+    crop = page.obj.get("/CropBox")
+    if crop is None:
+        return mx0, my0, mx1, my1
+    c = [float(v) for v in crop]
+    x0, y0 = max(mx0, min(c[0], c[2])), max(my0, min(c[1], c[3]))
+    x1, y1 = min(mx1, max(c[0], c[2])), min(my1, max(c[1], c[3]))
+    if x1 - x0 < 100 or y1 - y0 < 100:
+        return mx0, my0, mx1, my1
+    return x0, y0, x1, y1
+
+
+def _view_matrix(page: pikepdf.Page) -> tuple[tuple[float, ...], float, float]:
+    """The matrix from the page as the reader sees it (origin bottom left, after /Rotate) to its user
+    space, and the seen width and height."""
+    x0, y0, x1, y1 = _box(page)
+    width, height = x1 - x0, y1 - y0
     try:
-        with pikepdf.open(io.BytesIO(document)) as pdf:
-            value = pdf.docinfo.get(INFO_KEY)
-            return str(value) if value is not None else None
-    except pikepdf.PdfError:
+        rotate = int(page.obj.get("/Rotate", 0)) % 360
+    except (TypeError, ValueError):
+        rotate = 0
+    if rotate == 90:
+        return (0, 1, -1, 0, x0 + width, y0), height, width
+    if rotate == 180:
+        return (-1, 0, 0, -1, x0 + width, y0 + height), width, height
+    if rotate == 270:
+        return (0, -1, 1, 0, x0, y0 + height), height, width
+    return (1, 0, 0, 1, x0, y0), width, height
+
+
+def _apply(matrix: tuple[float, ...], u: float, v: float) -> tuple[float, float]:
+    a, b, c, d, e, f = matrix
+    return a * u + c * v + e, b * u + d * v + f
+
+
+def _link(pdf: pikepdf.Pdf, verify_url: str, matrix: tuple[float, ...],
+          rect: tuple[float, float, float, float]) -> pikepdf.Object:
+    corners = [_apply(matrix, u, v) for u in (rect[0], rect[2]) for v in (rect[1], rect[3])]
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    annotation = pikepdf.Dictionary(
+        Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link,
+        Rect=pikepdf.Array([round(min(xs), 3), round(min(ys), 3), round(max(xs), 3), round(max(ys), 3)]),
+        Border=pikepdf.Array([0, 0, 0]), F=4,
+        A=pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String(verify_url)),
+    )
+    annotation[STAMP_KEY] = pikepdf.String(verify_url)
+    return pdf.make_indirect(annotation)
+
+
+def _text_ops(font: pikepdf.Name, size: float, x: float, y: float, text: str) -> bytes:
+    head = f"BT {font} {_num(size)} Tf {_num(x)} {_num(y)} Td "
+    return head.encode() + pdf_text(text) + b" Tj ET\n"
+
+
+def _corner_ops(placement: str, view_w: float, view_h: float, matrix_ops: bytes, symbol: tuple[bytes, ...],
+                font: pikepdf.Name, lines: list[str]) -> tuple[bytes, tuple[float, float, float, float]]:
+    """The stamp's operators in seen-page space, and the QR's rectangle there."""
+    right = placement.endswith("right")
+    top = placement.startswith("top")
+    x = view_w - QR_SIZE - MARGIN_X if right else MARGIN_X
+    y = view_h - QR_SIZE - MARGIN_Y if top else MARGIN_Y
+    ops = [b"q " + matrix_ops + b"\n", qr.pdf_operators(symbol, x, y, QR_SIZE), b"0 g\n"]
+    limit = max(60.0, min(210.0, view_w - QR_SIZE - 2 * MARGIN_X - 8))
+    leading = CAPTION_SIZE + 1.6
+    for index, line in enumerate(lines):
+        text = _fit(line, CAPTION_SIZE, limit)
+        line_y = y + QR_SIZE - 12 - index * leading if top else y + 12 + (len(lines) - 1 - index) * leading
+        line_x = x - 4 - _width(text, CAPTION_SIZE) if right else x + QR_SIZE + 4
+        ops.append(_text_ops(font, CAPTION_SIZE, line_x, line_y, text))
+    ops.append(b"Q\n")
+    return b"".join(ops), (x, y, x + QR_SIZE, y + QR_SIZE)
+
+
+def _summary(order: Order | None, verify_url: str) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if order is not None:
+        rows += [("Orden de compra", f"N° {order.order_number}"), ("Fecha de emisión", order.issued_on),
+                 ("Entidad", f"{order.entity.name} ({_party_id(order.entity)})"),
+                 ("Proveedor", f"{order.supplier.name} ({_party_id(order.supplier)})"),
+                 ("Monto total", f"{order.currency} {order.total_amount}"),
+                 ("Ítems", str(len(order.items)))]
+    rows.append(("Verificación", verify_url))
+    return rows
+
+
+def _party_id(party: Any) -> str:
+    return f"RUC {party.id}" if party.scheme == "PE-RUC" else f"{party.scheme} {party.id}"
+
+
+def _constancia_ops(width: float, height: float, symbol: tuple[bytes, ...], font: pikepdf.Name,
+                    bold: pikepdf.Name, order: Order | None,
+                    verify_url: str) -> tuple[bytes, tuple[float, float, float, float]]:
+    left = 56.0
+    usable = width - 2 * left
+    ops = [b"q 0 g\n", _text_ops(bold, 16, left, height - 80, _fit("Constancia de registro en blockchain", 16,
+                                                                     usable, bold=True))]
+    intro = ("Este documento fue registrado en una cadena de bloques pública. Escanee el código QR o abra la "
+             "dirección de verificación para comprobar que esta copia es el original registrado.")
+    y = height - 108
+    for line in _wrap(intro, 10, usable):
+        ops.append(_text_ops(font, 10, left, y, line))
+        y -= 14
+    y -= 10
+    for label, value in _summary(order, verify_url):
+        ops.append(_text_ops(bold, 10, left, y, label + ":"))
+        ops.append(_text_ops(font, 10, left + 110, y, _fit(value, 10, usable - 110)))
+        y -= 16
+    size = min(PAGE_QR_SIZE, usable, max(120.0, y - 90))
+    qr_x, qr_y = (width - size) / 2, y - 24 - size
+    ops.append(qr.pdf_operators(symbol, qr_x, qr_y, size))
+    note = "La huella (hashlink) de este archivo figura en la página de verificación."
+    ops.append(_text_ops(font, 8, (width - _width(note, 8)) / 2, qr_y - 18, note))
+    ops.append(b"Q\n")
+    return b"".join(ops), (qr_x, qr_y, qr_x + size, qr_y + size)
+
+
+def _wrap(text: str, size: float, limit: float) -> list[str]:
+    lines, current = [], ""
+    for word in text.split():
+        candidate = f"{current} {word}".strip()
+        if current and _width(candidate, size) > limit:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    return [*lines, current] if current else lines
+
+
+def _contents(page: pikepdf.Page) -> list[pikepdf.Object]:
+    contents = page.obj.get("/Contents")
+    if contents is None:
+        return []
+    if isinstance(contents, pikepdf.Array):
+        return list(contents)
+    return [contents]
+
+
+def _marker(obj: pikepdf.Object) -> str | None:
+    try:
+        value = obj.get(STAMP_KEY)
+    except (AttributeError, pikepdf.PdfError, ValueError):
         return None
+    return str(value) if value is not None else None
+
+
+def _stamp_urls(pdf: pikepdf.Pdf) -> Iterator[tuple[str, int]]:
+    """(verify URL, page index) of every stamp peru-compras put on page 1 or the last page."""
+    indexes = {0, len(pdf.pages) - 1}
+    for index in sorted(indexes):
+        page = pdf.pages[index]
+        marker = _marker(page.obj)
+        if marker:
+            yield marker, index
+        for stream in _contents(page):
+            marker = _marker(stream)
+            if marker:
+                yield marker, index
+
+
+def _remove_stamps(pdf: pikepdf.Pdf) -> None:
+    """Take off an earlier stamp (another verify URL): its streams, link and constancia page."""
+    last = pdf.pages[-1]
+    if len(pdf.pages) > 1 and _marker(last.obj):
+        del pdf.pages[-1]
+    for index in sorted({0, len(pdf.pages) - 1}):
+        page = pdf.pages[index]
+        streams = _contents(page)
+        kept = [s for s in streams if not _marker(s)]
+        if len(kept) != len(streams):
+            page.obj.Contents = pikepdf.Array(kept)
+        annots = page.obj.get("/Annots")
+        if isinstance(annots, pikepdf.Array):
+            kept_annots = [a for a in annots if not _marker(a)]
+            if len(kept_annots) != len(annots):
+                page.obj.Annots = pikepdf.Array(kept_annots)
+
+
+def _stream(pdf: pikepdf.Pdf, data: bytes, verify_url: str) -> pikepdf.Stream:
+    """A new content stream of the stamp, Flate-compressed here (the save leaves every stream as it is)."""
+    stream = pikepdf.Stream(pdf, b"")
+    if len(data) > 64:
+        stream.write(zlib.compress(data, 6), filter=pikepdf.Name.FlateDecode)
+    else:
+        stream.write(data)
+    stream[STAMP_KEY] = pikepdf.String(verify_url)
+    return stream
+
+
+def stamp_pdf(document: bytes, verify_url: str, *, order: Order | None = None,
+              placement: str = "bottom-right", name: str = "document") -> bytes:
+    """`document` with the order's QR (it encodes `verify_url`) stamped as described in the module
+    docstring; `placement` is one of :data:`PLACEMENTS`. InvalidDocument for a PDF we do not accept."""
+    if placement not in PLACEMENTS:
+        raise InvalidDocument(f"stamp placement {placement!r} is not one of: " + ", ".join(PLACEMENTS),
+                              hint="e.g. bottom-right (the default) or last-page")
+    limits = Limits.from_env()
+    _check_size(len(document), name, limits)
+    with _open(document, name) as pdf:
+        _check_pages(pdf, name, limits)
+        try:
+            stamps = list(_stamp_urls(pdf))
+            if stamps and all(url == verify_url for url, _ in stamps) and str(
+                    pdf.docinfo.get(INFO_KEY, "")) == verify_url:
+                return document
+            if stamps:
+                _remove_stamps(pdf)
+            symbol = qr.qr_matrix(verify_url)
+            if placement == "last-page":
+                _add_constancia(pdf, verify_url, symbol, order)
+            else:
+                _add_corner(pdf, pdf.pages[0], verify_url, symbol, order, placement)
+            pdf.docinfo[INFO_KEY] = pikepdf.String(verify_url)
+            out = io.BytesIO()
+            pdf.save(out, deterministic_id=not pdf.is_encrypted, fix_metadata_version=False,
+                     compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+            return out.getvalue()
+        except (pikepdf.PdfError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+            raise _damaged(name, exc) from None
+
+
+def _add_corner(pdf: pikepdf.Pdf, page: pikepdf.Page, verify_url: str, symbol: tuple[bytes, ...],
+                order: Order | None, placement: str) -> None:
+    matrix, view_w, view_h = _view_matrix(page)
+    font = _add_font(pdf, page, _FONT_NAME)
+    matrix_ops = " ".join(_num(v) for v in matrix).encode() + b" cm"
+    ops, rect = _corner_ops(placement, view_w, view_h, matrix_ops, symbol, font, caption_lines(order))
+    page.contents_add(_stream(pdf, b"q\n", verify_url), prepend=True)
+    page.contents_add(_stream(pdf, b"Q\n" + ops, verify_url), prepend=False)
+    _append_annotation(page, _link(pdf, verify_url, matrix, rect))
+
+
+def _append_annotation(page: pikepdf.Page, annotation: pikepdf.Object) -> None:
+    annots = page.obj.get("/Annots")
+    if isinstance(annots, pikepdf.Array):
+        annots.append(annotation)
+    else:
+        page.obj.Annots = pikepdf.Array([annotation])
+
+
+def _add_constancia(pdf: pikepdf.Pdf, verify_url: str, symbol: tuple[bytes, ...], order: Order | None) -> None:
+    _, width, height = _view_matrix(pdf.pages[0])
+    page = pdf.add_blank_page(page_size=(width, height))
+    page.obj[STAMP_KEY] = pikepdf.String(verify_url)
+    font = _add_font(pdf, page, _FONT_NAME)
+    bold = _add_font(pdf, page, _BOLD_NAME, bold=True)
+    ops, rect = _constancia_ops(width, height, symbol, font, bold, order, verify_url)
+    page.obj.Contents = _stream(pdf, ops, verify_url)
+    _append_annotation(page, _link(pdf, verify_url, (1, 0, 0, 1, 0, 0), rect))
+
+
+# -- which order does a PDF claim to be? -------------------------------------------------------------------
+
+_VERIFY_PATH = re.compile(r"/o/[^/?#]+/[^/?#]+$")
+
+
+def _looks_like_verify_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(_VERIFY_PATH.search(parts.path))
+
+
+def claimed_verify_url(document: bytes, *, decode: bool = True) -> str | None:
+    """The verify URL a PDF carries (even when the rest was altered), or None.
+
+    Looks in order at: the information dictionary; the stamp's stream and page markers; link annotations
+    on page 1 and the last page; and, with `decode` (and pdftoppm and zbarimg installed), the QR codes
+    printed on page 1 and the last page.
+    """
+    try:
+        pdf = pikepdf.open(io.BytesIO(document), attempt_recovery=False)
+    except (pikepdf.PdfError, ValueError, RuntimeError):
+        return None
+    with pdf:
+        try:
+            value = pdf.docinfo.get(INFO_KEY)
+            if value is not None and _looks_like_verify_url(str(value)):
+                return str(value)
+            for url, _ in _stamp_urls(pdf):
+                if _looks_like_verify_url(url):
+                    return url
+            count = len(pdf.pages)
+            for index in sorted({0, count - 1}):
+                annots = pdf.pages[index].obj.get("/Annots")
+                for annot in annots if isinstance(annots, pikepdf.Array) else []:
+                    action = annot.get("/A")
+                    uri = action.get("/URI") if isinstance(action, pikepdf.Dictionary) else None
+                    if uri is not None and _looks_like_verify_url(str(uri)):
+                        return str(uri)
+        except (pikepdf.PdfError, ValueError, RuntimeError, AttributeError, TypeError):
+            return None
+    if decode:
+        for page_number in sorted({1, count}):
+            for text in qr.decode_page(document, page_number):
+                if _looks_like_verify_url(text):
+                    return text
+    return None
+
+
+def order_key_from_url(url: str) -> str | None:
+    """``"<entity>/<order number>"`` from a verify URL (``…/o/<entity>/<order number>``)."""
+    parts = urlsplit(url).path.split("/")
+    if len(parts) >= 4 and parts[-3] == "o" and parts[-2] and parts[-1]:
+        return unquote(parts[-2]) + "/" + unquote(parts[-1])
+    return None
 
 
 def claimed_order_key(document: bytes) -> str | None:
-    """``"<entity>/<order number>"`` from the stamped verify URL (``…/o/<entity>/<order number>``)."""
+    """``"<entity>/<order number>"`` of the order a PDF claims to be (see :func:`claimed_verify_url`)."""
     url = claimed_verify_url(document)
-    if not url:
-        return None
-    parts = urlsplit(url).path.split("/")
-    if len(parts) >= 4 and parts[-3] == "o":
-        return unquote(parts[-2]) + "/" + unquote(parts[-1])
-    return None
+    return order_key_from_url(url) if url else None

@@ -1,0 +1,299 @@
+"""Download a registered order's published PDF (``verify --fetch``), carefully: the URL comes from the chain,
+so it is treated as untrusted.
+
+Rules, for the first URL and for every redirect:
+
+1. ``http`` or ``https`` only, and the host must be allowed: the base URL's host (``--base-url``), or one
+   listed in ``PERU_COMPRAS_FETCH_HOSTS`` (comma-separated; ``host`` or ``host:port``) or ``--fetch-host``.
+2. The host is resolved once and every address it resolves to must be public: not loopback, private,
+   link-local, carrier-grade NAT, multicast, reserved or unspecified. The one exception is the base URL's
+   own origin (host and port), which may be local — on the embedded default it is ``127.0.0.1:8000`` —
+   so a redirect to any *other* loopback or private host is refused.
+3. The connection goes to the address that was checked (no second lookup a DNS rebinding could change);
+   for HTTPS the certificate is still checked against the host name.
+4. At most 3 redirects, ``PERU_COMPRAS_FETCH_MAX_BYTES`` (default 50 MB, the PDF size limit) read from a
+   stream and abandoned as soon as the cap is passed, ``PERU_COMPRAS_FETCH_TIMEOUT`` seconds in all
+   (default 20), no proxy from the environment, no compressed transfer.
+
+A refusal by these rules is :class:`FetchRefused` (exit 2: a setting decides it); a server that cannot be
+reached, is too slow or answers an HTTP error is :class:`FetchFailed` (exit 3); 404 or 410 is
+:class:`DocumentMissing` (exit 1: a negative answer). :func:`check_published` turns these into the outcomes
+the verification page uses too: ``original``, ``altered``, ``missing``, ``unreachable``, ``too_large``,
+``refused``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from .errors import InvalidInput, NodeUnavailable, PeruComprasError
+from .hashing import sha256
+
+DEFAULT_TIMEOUT = 20.0
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+MAX_REDIRECTS = 3
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+class FetchRefused(InvalidInput):
+    """The rules above forbid this download (host not allowed, local address, too large, ...)."""
+
+
+class FetchTooLarge(FetchRefused):
+    """The published document is over the size limit."""
+
+
+class FetchFailed(NodeUnavailable):
+    """The published document could not be downloaded (unreachable, too slow, HTTP error)."""
+
+
+class DocumentMissing(PeruComprasError):
+    """The server says the document is not there (HTTP 404 or 410)."""
+
+
+def _origin(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        port = parts.port
+    except ValueError:
+        raise FetchRefused(f"URL {url!r} has an invalid port", hint="fix the URL") from None
+    return host, port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPolicy:
+    """What `fetch_document` may download."""
+
+    base_url: str
+    extra_hosts: frozenset[str] = field(default_factory=frozenset)
+    max_bytes: int = DEFAULT_MAX_BYTES
+    timeout: float = DEFAULT_TIMEOUT
+    max_redirects: int = MAX_REDIRECTS
+
+    @classmethod
+    def from_env(cls, base_url: str, hosts: Iterable[str] = (), *, max_bytes: int | None = None,
+                 timeout: float | None = None) -> FetchPolicy:
+        """The base URL's host, plus `hosts` and ``PERU_COMPRAS_FETCH_HOSTS``; limits from the arguments,
+        else ``PERU_COMPRAS_FETCH_MAX_BYTES`` / ``PERU_COMPRAS_FETCH_TIMEOUT``, else the defaults."""
+        listed = [h for h in os.environ.get("PERU_COMPRAS_FETCH_HOSTS", "").split(",")] + list(hosts)
+        extra = frozenset(h.strip().lower().rstrip(".") for h in listed if h.strip())
+        limit = max_bytes if max_bytes is not None else int(
+            _env_number("PERU_COMPRAS_FETCH_MAX_BYTES", DEFAULT_MAX_BYTES, int))
+        seconds = timeout if timeout is not None else float(
+            _env_number("PERU_COMPRAS_FETCH_TIMEOUT", DEFAULT_TIMEOUT, float))
+        return cls(base_url, extra, limit, seconds)
+
+    @property
+    def trusted_origin(self) -> tuple[str, int]:
+        return _origin(self.base_url)
+
+    def host_allowed(self, host: str, port: int) -> bool:
+        if (host, port) == self.trusted_origin or host == self.trusted_origin[0]:
+            return True
+        return host in self.extra_hosts or f"{host}:{port}" in self.extra_hosts
+
+    def describe_allowed(self) -> str:
+        return ", ".join(sorted({self.trusted_origin[0], *self.extra_hosts}))
+
+
+def _env_number(name: str, default: float, kind: type[int] | type[float]) -> int | float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise FetchRefused(f"{name}={raw!r} is not a positive number", hint="unset it or give e.g. 20")
+    return value
+
+
+def address_is_public(address: str) -> bool:
+    """Whether an IP address is a public unicast address."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved
+                or ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT)
+                or not ip.is_global)
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchFailed(f"cannot resolve host {host!r}: {exc}",
+                          hint="check the document URL and the network") from None
+    addresses = []
+    for info in infos:
+        address = str(info[4][0]).split("%", 1)[0]
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A downloaded document."""
+
+    url: str  # where it was finally found
+    data: bytes
+    redirects: tuple[str, ...] = ()
+
+
+def _check(url: str, policy: FetchPolicy, *, hop: int) -> tuple[str, str, int]:
+    """(address to connect to, host, port) for `url`, or FetchRefused."""
+    parts = urlsplit(url)
+    what = "the document URL" if hop == 0 else f"redirect {hop} ({url})"
+    if parts.scheme not in ("http", "https"):
+        raise FetchRefused(f"{what} {url!r} is not http(s)", hint="documents are fetched over HTTP or HTTPS only")
+    if parts.username or parts.password:
+        raise FetchRefused(f"{what} carries credentials", hint="publish documents at a URL without user:password")
+    host, port = _origin(url)
+    if not host:
+        raise FetchRefused(f"{what} {url!r} has no host", hint="fix the URL")
+    if not policy.host_allowed(host, port):
+        raise FetchRefused(f"{what} goes to host {host!r}, which is not allowed (allowed: {policy.describe_allowed()})",
+                           hint=f"if {host} is yours, add it to PERU_COMPRAS_FETCH_HOSTS or --fetch-host")
+    addresses = _resolve(host, port)
+    trusted = (host, port) == policy.trusted_origin
+    if not trusted:
+        for address in addresses:
+            if not address_is_public(address):
+                raise FetchRefused(f"{what}: host {host!r} resolves to {address}, a loopback or private address",
+                                   hint="only the base URL's own host may be local; publish documents on a "
+                                        "public address")
+    if not addresses:
+        raise FetchFailed(f"host {host!r} has no address", hint="check the document URL")
+    return addresses[0], host, port
+
+
+def fetch_document(url: str, policy: FetchPolicy) -> Fetched:
+    """Download `url` under `policy` (see the module docstring)."""
+    import httpx
+
+    deadline = time.monotonic() + policy.timeout
+    redirects: list[str] = []
+    current = url
+    timeout = httpx.Timeout(min(policy.timeout, 10.0), read=policy.timeout)
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        for hop in range(policy.max_redirects + 1):
+            address, host, port = _check(current, policy, hop=hop)
+            target = httpx.URL(current)
+            pinned = target.copy_with(host=address)
+            default_port = 443 if target.scheme == "https" else 80
+            headers = {"Host": host if port == default_port else f"{host}:{port}",
+                       "Accept": "application/pdf, */*;q=0.1", "Accept-Encoding": "identity",
+                       "User-Agent": "peru-compras-verify"}
+            extensions = {"sni_hostname": host} if target.scheme == "https" else {}
+            request = client.build_request("GET", pinned, headers=headers, extensions=extensions)
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise FetchFailed(f"{current} did not answer within {policy.timeout:g} s",
+                                  hint="try again later, or raise PERU_COMPRAS_FETCH_TIMEOUT") from None
+            except httpx.HTTPError as exc:
+                raise FetchFailed(f"cannot download {current}: {exc}", hint="check the server is up") from None
+            try:
+                if response.is_redirect:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise FetchFailed(f"{current} answered {response.status_code} without a Location",
+                                          hint="fix the server")
+                    current = urljoin(current, location)
+                    redirects.append(current)
+                    continue
+                if response.status_code in (404, 410):
+                    raise DocumentMissing(f"{current} answered HTTP {response.status_code}: the document is gone",
+                                          hint="ask its publisher to restore the registered PDF at its URL")
+                if response.status_code != 200:
+                    raise FetchFailed(f"{current} answered HTTP {response.status_code}",
+                                      hint="the document is not published there any more; ask its publisher")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > policy.max_bytes:
+                    raise FetchTooLarge(f"{current} is {int(declared):,} bytes, "
+                                        f"over the {policy.max_bytes:,}-byte limit",
+                                       hint="raise PERU_COMPRAS_FETCH_MAX_BYTES if that size is expected")
+                data = bytearray()
+                try:
+                    for chunk in response.iter_bytes():
+                        data += chunk
+                        if len(data) > policy.max_bytes:
+                            raise FetchTooLarge(f"{current} sent more than the {policy.max_bytes:,}-byte limit",
+                                               hint="raise PERU_COMPRAS_FETCH_MAX_BYTES if that size is expected")
+                        if time.monotonic() > deadline:
+                            raise FetchFailed(f"{current} took more than {policy.timeout:g} s",
+                                              hint="try again later, or raise PERU_COMPRAS_FETCH_TIMEOUT")
+                except httpx.TimeoutException:
+                    raise FetchFailed(f"{current} stopped sending for {policy.timeout:g} s",
+                                      hint="try again later") from None
+                except httpx.HTTPError as exc:
+                    raise FetchFailed(f"downloading {current} failed: {exc}", hint="try again later") from None
+                return Fetched(current, bytes(data), tuple(redirects))
+            finally:
+                response.close()
+    raise FetchRefused(f"{url} redirected more than {policy.max_redirects} times",
+                       hint="publish the document at a stable URL")
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedCheck:
+    """Is the document published at `url` still the registered original?"""
+
+    outcome: str  # original | altered | missing | unreachable | too_large | refused
+    url: str
+    expected_sha256: bytes
+    sha256: bytes | None = None
+    size: int | None = None
+    final_url: str | None = None
+    detail: str | None = None
+    exit_code: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {"outcome": self.outcome, "url": self.url, "final_url": self.final_url,
+                "sha256": self.sha256.hex() if self.sha256 else None, "size": self.size,
+                "expected_sha256": self.expected_sha256.hex(), "detail": self.detail}
+
+    def human(self) -> str:
+        words = {
+            "original": "the published PDF is the registered original",
+            "altered": "the published PDF is NOT the registered original",
+            "missing": "the published PDF is gone",
+            "unreachable": "the published PDF could not be downloaded",
+            "too_large": "the published PDF is over the size limit",
+            "refused": "the published PDF was not downloaded",
+        }
+        text = f"  published: {words[self.outcome]} ({self.url})"
+        return text + (f"\n    {self.detail}" if self.detail and self.outcome != "original" else "")
+
+
+def check_published(url: str, expected: bytes, policy: FetchPolicy) -> PublishedCheck:
+    """Download `url` under `policy` and compare its SHA-256 with `expected`."""
+    try:
+        fetched = fetch_document(url, policy)
+    except DocumentMissing as exc:
+        return PublishedCheck("missing", url, expected, detail=str(exc), exit_code=1)
+    except FetchTooLarge as exc:
+        return PublishedCheck("too_large", url, expected, detail=str(exc), exit_code=exc.exit_code)
+    except FetchRefused as exc:
+        return PublishedCheck("refused", url, expected, detail=str(exc), exit_code=exc.exit_code)
+    except FetchFailed as exc:
+        return PublishedCheck("unreachable", url, expected, detail=str(exc), exit_code=exc.exit_code)
+    digest = sha256(fetched.data)
+    same = digest == expected
+    return PublishedCheck("original" if same else "altered", url, expected, digest, len(fetched.data),
+                          fetched.url, None if same else "its SHA-256 differs from the one registered on chain",
+                          0 if same else 1)
