@@ -23,8 +23,10 @@ The stamp (:func:`stamp_pdf`) adds, without touching the page's own content:
 The line beside the QR: the order number, the entity and "verifique con el QR". The hashlink cannot be
 printed there: it is the hash of the stamped file, which the line is part of.
 
-Stamping is deterministic (same input, same URL: same bytes, so a retried registration hashes the same),
+Stamping is deterministic (same input, same URL: same bytes, so a retried registration hashes the same;
+an encrypted input stays encrypted, with its owner's permissions, and gets fresh random salts instead),
 and stamping again with another URL replaces the earlier stamp instead of drawing a second QR over it.
+Every stream of the input is copied as it is, so stamping costs about as much as copying the file.
 A PDF that already carries the stamp for this URL (``render`` draws it) is returned unchanged.
 
 :func:`claimed_verify_url` finds the URL again, even in an altered copy: the information dictionary, else
@@ -147,14 +149,21 @@ def _check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
     return pages
 
 
-def _damaged(name: str, exc: Exception) -> InvalidDocument:
+def _damaged(name: str, exc: Exception, data: bytes | None = None) -> InvalidDocument:
+    """The error for a PDF that does not open strictly. When qpdf could rebuild it (its objects are
+    intact but the cross-reference table is not), say so: we do not accept a reconstructed guess."""
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = detail.replace("stream <_io.BytesIO object", "").split(">: ", 1)[-1]
     lowered = detail.lower()
-    if "xref" in lowered or "cross-reference" in lowered or "expected" in lowered and "obj" in lowered:
-        what = "its cross-reference table is damaged"
-    else:
-        what = "it is damaged"
-    return InvalidDocument(f"PDF {name!r} cannot be read: {what} ({detail[:140]})",
+    xref = "xref" in lowered or "cross-reference" in lowered
+    if not xref and data is not None:
+        try:
+            with pikepdf.open(io.BytesIO(data), attempt_recovery=True):
+                xref = True
+        except Exception:  # noqa: BLE001 — any failure: not just the table
+            xref = False
+    what = "its cross-reference table is damaged" if xref else "it is damaged"
+    return InvalidDocument(f"PDF {name!r} cannot be read: {what} ({detail[:120]})",
                            hint="export or print it to PDF again from its source (or repair it: qpdf in.pdf out.pdf)")
 
 
@@ -173,13 +182,13 @@ def _open(data: bytes, name: str) -> pikepdf.Pdf:
         raise InvalidDocument(f"PDF {name!r} is encrypted with a password",
                               hint="give a copy without an opening password") from None
     except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
-        raise _damaged(name, exc) from None
+        raise _damaged(name, exc, data) from None
     try:
         if not isinstance(pdf.Root.get("/Pages"), pikepdf.Dictionary):
             raise ValueError("the catalog has no page tree")
     except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
         pdf.close()
-        raise _damaged(name, exc) from None
+        raise _damaged(name, exc, data) from None
     return pdf
 
 
@@ -481,8 +490,11 @@ def stamp_pdf(document: bytes, verify_url: str, *, order: Order | None = None,
                 _add_corner(pdf, pdf.pages[0], verify_url, symbol, order, placement)
             pdf.docinfo[INFO_KEY] = pikepdf.String(verify_url)
             out = io.BytesIO()
-            pdf.save(out, deterministic_id=not pdf.is_encrypted, fix_metadata_version=False,
-                     compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+            if pdf.is_encrypted:  # (with an empty user password): kept, with the owner's permissions
+                pdf.save(out, encryption=True, fix_metadata_version=False)
+            else:  # every stream copied as it is: the fast path
+                pdf.save(out, deterministic_id=True, fix_metadata_version=False, compress_streams=False,
+                         stream_decode_level=pikepdf.StreamDecodeLevel.none)
             return out.getvalue()
         except (pikepdf.PdfError, ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise _damaged(name, exc) from None
