@@ -435,11 +435,15 @@ def test_api_order_and_token_metadata(client: Client, deployment: Deployment) ->
     assert client.get("/api/orders/12345").json()["error"] == "not_registered"
 
 
-def test_openapi_and_healthz(client: Client) -> None:
+def test_openapi_and_healthz(client: Client, deployment: Deployment) -> None:
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {"/api/orders/{token_id}", "/api/orders/{token_id}/document",
                                   "/api/tokens/{token_id}", "/healthz"}
     assert "OrderRecord" in spec["components"]["schemas"]
+    token = deployment.orders["valid"].token_id
+    for path in spec["paths"]:  # every documented route is served, with JSON
+        response = client.get(path.replace("{token_id}", str(token)))
+        assert response.status_code == 200 and response.headers["content-type"] == "application/json", path
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["chain_id"] == 31337
     assert client.get("/docs").status_code == 404  # no Swagger UI: it would load third-party scripts

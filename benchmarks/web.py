@@ -1,0 +1,279 @@
+"""Verification page throughput: order pages and JSON API under wrk, at 1,000 and at 100,000 orders.
+
+    .venv/bin/python benchmarks/web.py [--sizes 1000,100000] [--duration 10] [--connections 32]
+
+What it does, all on this machine:
+
+1. starts Anvil (LocalNode), deploys the registry and registers copies of the reference order
+   (../shared/reference-order.json) differing only in ``order_number``, with ``register_many`` in batches
+   of 400, up to each size in turn;
+2. for each size starts the page as users run it — ``peru-compras serve`` in its own process (uvicorn with
+   uvloop and httptools, one process) — and warms it on a sample of 1,000 orders spread over the whole
+   registry (the first view of an order reads it from the chain; later ones are served from memory);
+3. runs ``wrk -t2 -c32 -d10s --latency`` with a Lua script that walks those 1,000 orders' URLs in turn,
+   for the order pages (``/o/<entity>/<number>``) and for the API (``/api/orders/<token id>``), three
+   times each, keeping the median (other work on a shared machine makes single runs noisy);
+4. weighs one order page as a phone loads it (HTML + app.js + favicon; plain and gzip).
+
+Goals: >= 5,000 requests/s with p99 <= 25 ms for both, within 20% between the two sizes; page weight
+<= 100 KB. Writes benchmarks/results/web.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from eth_account import Account  # noqa: E402
+
+from peru_compras.chain.client import Registry  # noqa: E402
+from peru_compras.chain.networks import network  # noqa: E402
+from peru_compras.chain.node import LocalNode, free_port  # noqa: E402
+from peru_compras.chain.rpc import Rpc  # noqa: E402
+from peru_compras.chain.transactions import Transactor  # noqa: E402
+from peru_compras.hashing import sha256  # noqa: E402
+from peru_compras.order import Order, parse_order  # noqa: E402
+
+REFERENCE = ROOT.parent / "shared" / "reference-order.json"
+SAMPLE = ROOT / "peru_compras" / "samples" / "01-hospital-piura.json"
+BATCH = 400
+SAMPLED = 1_000
+GOAL_RPS = 5_000.0
+GOAL_P99_MS = 25.0
+GOAL_SPREAD = 0.20
+GOAL_WEIGHT = 100 * 1024
+
+LUA = """
+local paths = {}
+for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
+local i = math.random(#paths)
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def reference() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((REFERENCE if REFERENCE.exists() else SAMPLE).read_text(encoding="utf-8"))
+    return data
+
+
+def order_number(index: int) -> str:
+    return f"OC-2026-{index:07d}"
+
+
+def make_orders(start: int, stop: int, record: dict[str, Any]) -> list[tuple[Order, bytes]]:
+    out = []
+    for index in range(start, stop):
+        order = parse_order({**record, "order_number": order_number(index)})
+        out.append((order, sha256(b"pdf " + order.order_number.encode())))
+    return out
+
+
+def register_up_to(registry: Registry, have: int, want: int, record: dict[str, Any]) -> float:
+    started = time.perf_counter()
+    for start in range(have, want, BATCH):
+        registry.register_many(make_orders(start, min(start + BATCH, want), record))
+        done = min(start + BATCH, want)
+        if done % 10_000 == 0 or done == want:
+            say(f"  registered {done:,} orders ({time.perf_counter() - started:.0f} s)")
+    return time.perf_counter() - started
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                response.read()
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+        return response.status, response.read(), {k.lower(): v for k, v in response.headers.items()}
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    def ms(text: str) -> float:
+        value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    latency = {p: ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.M)}
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    return {"requests_per_s": rps, "p50_ms": latency.get("50"), "p90_ms": latency.get("90"),
+            "p99_ms": latency.get("99"), "requests": total, "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(1).strip() if errors else None}
+
+
+def run_wrk(base: str, paths: list[str], folder: Path, *, duration: int, connections: int) -> dict[str, Any]:
+    paths_file = folder / "paths.txt"
+    paths_file.write_text("\n".join(paths) + "\n")
+    script = folder / "rotate.lua"
+    script.write_text(LUA)
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), base]
+    output = subprocess.run(command, capture_output=True, text=True, check=True,
+                            env={**os.environ, "PATHS_FILE": str(paths_file)}).stdout
+    result = parse_wrk(output)
+    result["command"] = " ".join(command[:-2] + ["rotate.lua", "http://127.0.0.1:PORT"])
+    return result
+
+
+def start_server(node: LocalNode, registry: Registry, home: Path, port: int) -> subprocess.Popen[bytes]:
+    base = f"http://127.0.0.1:{port}"
+    command = [str(ROOT / ".venv" / "bin" / "peru-compras"), "--home", str(home), "--rpc", node.url,
+               "--registry", registry.address, "--base-url", base, "serve", "--host", "127.0.0.1",
+               "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                               start_new_session=True)
+    wait_http(base + "/healthz")
+    return process
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def page_weight(base: str, path: str) -> dict[str, int]:
+    _, html, _ = fetch(base + path)
+    _, html_gz, headers = fetch(base + path, {"Accept-Encoding": "gzip"})
+    assert headers.get("content-encoding") == "gzip"
+    assets = re.findall(rb'(?:src|href)="(/static/[^"]+)"', html)
+    asset_bytes = [fetch(base + asset.decode().replace("&amp;", "&"))[1] for asset in assets]
+    plain = len(html) + sum(len(body) for body in asset_bytes)
+    compressed = len(html_gz) + sum(len(gzip.compress(body)) for body in asset_bytes)
+    return {"html_bytes": len(html), "html_gzip_bytes": len(html_gz), "assets": len(assets),
+            "total_bytes": plain, "total_gzip_bytes": compressed}
+
+
+def measure(node: LocalNode, registry: Registry, size: int, folder: Path, *, duration: int,
+            connections: int, repeats: int) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    step = max(1, size // SAMPLED)
+    record = reference()
+    sampled = make_orders(0, 1, record)[0][0]
+    orders = [parse_order({**record, "order_number": order_number(i)}) for i in range(0, size, step)][:SAMPLED]
+    pages = [order.verify_path for order in orders]
+    apis = [f"/api/orders/0x{order.token_id:064x}" for order in orders]
+    server = start_server(node, registry, folder / f"home-{size}", port)
+    try:
+        started = time.perf_counter()
+        for path in pages:  # first views: each order read from the chain once
+            status, _, _ = fetch(base + path)
+            assert status == 200, path
+        warm = time.perf_counter() - started
+        result: dict[str, Any] = {"orders": size, "sampled_orders": len(pages),
+                                  "first_view_ms_mean": round(warm / len(pages) * 1000, 2)}
+        for name, paths in (("order_page", pages), ("api", apis)):
+            run_wrk(base, paths, folder, duration=2, connections=connections)  # settle
+            runs = [run_wrk(base, paths, folder, duration=duration, connections=connections)
+                    for _ in range(repeats)]
+            runs.sort(key=lambda run: run["requests_per_s"])
+            result[name] = {**runs[len(runs) // 2], "runs_requests_per_s": [run["requests_per_s"] for run in runs],
+                            "runs_p99_ms": [run["p99_ms"] for run in runs]}
+            say(f"  {size:>7,} orders {name:<10} {result[name]['requests_per_s']:>9,.0f} req/s  "
+                f"p50 {result[name]['p50_ms']:.2f} ms  p99 {result[name]['p99_ms']:.2f} ms  "
+                f"non-2xx {result[name]['non_2xx']}")
+        result["page_weight"] = page_weight(base, sampled.verify_path)
+        return result
+    finally:
+        stop_server(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,100000")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3, help="wrk runs per figure; the median is kept")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "web.json")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install -y wrk (scripts/bootstrap --test)")
+    sizes = sorted(int(size) for size in args.sizes.split(","))
+    record = reference()
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp, LocalNode(extra_args=["--gas-limit", "100000000"]) as node:
+        folder = Path(tmp)
+        rpc = Rpc(node.url)
+        account = Account.create()
+        rpc.call("anvil_setBalance", [account.address, hex(10**24)])
+        registry, _ = Registry.deploy(Transactor(rpc, account, network("local")),
+                                      document_base_uri="http://127.0.0.1/d/")
+        have = 0
+        for size in sizes:
+            say(f"registering up to {size:,} orders")
+            seconds = register_up_to(registry, have, size, record)
+            have = size
+            say(f"measuring at {size:,} orders")
+            result = measure(node, registry, size, folder, duration=args.duration, connections=args.connections,
+                             repeats=args.repeats)
+            result["registration_s"] = round(seconds, 1)
+            results.append(result)
+    low, high = results[0], results[-1]
+    summary: dict[str, Any] = {}
+    for name in ("order_page", "api"):
+        spread = abs(high[name]["requests_per_s"] - low[name]["requests_per_s"]) / low[name]["requests_per_s"]
+        summary[name] = {
+            "requests_per_s": [r[name]["requests_per_s"] for r in results],
+            "p99_ms": [r[name]["p99_ms"] for r in results],
+            "spread": round(spread, 3),
+            "meets_goal": all(r[name]["requests_per_s"] >= GOAL_RPS and r[name]["p99_ms"] <= GOAL_P99_MS
+                              and r[name]["non_2xx"] == 0 for r in results) and spread <= GOAL_SPREAD,
+        }
+    weight = results[0]["page_weight"]["total_bytes"]
+    summary["page_weight_bytes"] = weight
+    summary["page_weight_meets_goal"] = weight <= GOAL_WEIGHT
+    out = {
+        "benchmark": "web",
+        "goal": {"requests_per_s": GOAL_RPS, "p99_ms": GOAL_P99_MS, "spread": GOAL_SPREAD,
+                 "page_weight_bytes": GOAL_WEIGHT},
+        "server": "peru-compras serve (uvicorn 1 process, uvloop + httptools, access log off)",
+        "load": f"wrk -t2 -c{args.connections} -d{args.duration}s --latency, rotating over "
+                f"{SAMPLED:,} orders' URLs spread over the registry; median of {args.repeats} runs",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "results": results,
+        "summary": summary,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    say(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
