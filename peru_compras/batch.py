@@ -28,7 +28,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ from .chain.rpc import RpcError
 from .chain.transactions import Receipt, Transactor
 from .config import Workspace
 from .errors import ChainRefused, InvalidInput, NodeUnavailable, OrderAlreadyRegistered, PeruComprasError
-from .hashing import hashlink, sha256
+from .hashing import hashlink
+from .store import LocalStore
 
 _NESTED = ("entity", "buyer", "supplier", "total", "delivery")
 _INTS = {"delivery.term_days"}
@@ -141,14 +142,14 @@ class Prepared:
     token_id: int = 0
     digest: bytes = b""
     entry: bytes = b""
-    document: bytes = b""
     verify_url: str = ""
     document_url: str = ""
     error: str | None = None
 
 
-def prepare(row: Row, base_url: str, stamp: bool) -> Prepared:
-    """Validate, (stamp,) hash and encode one row. Never raises: a refusal is `error`."""
+def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
+    """Validate, (stamp,) hash, store (not yet fsynced) and encode one row. Never raises: a refusal is
+    `error`. Runs in worker processes, so the document's bytes never travel back."""
     from .order import parse_order
     from .pdf import read_pdf, stamp_pdf
 
@@ -163,16 +164,16 @@ def prepare(row: Row, base_url: str, stamp: bool) -> Prepared:
             raise InvalidInput(f"verify URL {verify_url!r} is over 80 characters", hint="use a shorter base URL")
         if stamp:
             document = stamp_pdf(document, verify_url, order=order, name=str(row.pdf))
-        digest = sha256(document)
+        digest = LocalStore(store_root, base_url).put(document, durable=False)
         return Prepared(row.number, order.key, order.order_number, order.entity.key, order.token_id, digest,
-                        order.encode_entry(digest), document, verify_url,
+                        order.encode_entry(digest), verify_url,
                         order.document_url or f"{base_url}/d/{hashlink(digest)}")
     except PeruComprasError as exc:
         return Prepared(row.number, order_number=number_hint, error=str(exc))
 
 
-def _prepare_chunk(rows: list[Row], base_url: str, stamp: bool) -> list[Prepared]:
-    return [prepare(row, base_url, stamp) for row in rows]
+def _prepare_chunk(rows: list[Row], base_url: str, stamp: bool, store_root: Path) -> list[Prepared]:
+    return [prepare(row, base_url, stamp, store_root) for row in rows]
 
 
 # -- the journal ---------------------------------------------------------------------------------------
@@ -210,15 +211,21 @@ class Journal:
     def add_ready(self, items: list[Prepared]) -> None:
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany(
+            self._insert_ready(items)
+
+    def _insert_ready(self, items: list[Prepared]) -> None:
+        self.db.executemany(
                 "INSERT OR IGNORE INTO orders (registry, key, token_id, order_number, entity, sha256, entry,"
                 " verify_url, document_url, state) VALUES (?,?,?,?,?,?,?,?,?,'ready')",
                 [(self.registry, p.key, f"0x{p.token_id:064x}", p.order_number, p.entity, p.digest.hex(), p.entry,
                   p.verify_url, p.document_url) for p in items])
 
-    def signed(self, tx_hash: str, sender: str, nonce: int, raw: bytes, keys: list[str]) -> None:
+    def signed(self, tx_hash: str, sender: str, nonce: int, raw: bytes, batch: list[Prepared]) -> None:
+        """In one transaction: the orders (ready, if new) and the signed transaction that carries them."""
+        keys = [p.key for p in batch]
         with self.db:
             self.db.execute("BEGIN")
+            self._insert_ready(batch)
             self.db.execute("INSERT INTO txs (tx_hash, registry, sender, nonce, raw, state, orders) "
                             "VALUES (?,?,?,?,?,'signed',?)", (tx_hash, self.registry, sender, nonce, raw, len(keys)))
             self.db.executemany("UPDATE orders SET state='signed', tx_hash=? WHERE registry=? AND key=?",
@@ -307,7 +314,7 @@ class BatchRegistrar:
         self.batch_size = batch_size
         self.stamp = stamp
         self.in_flight_limit = in_flight
-        self.workers = workers if workers is not None else (min(2, os.cpu_count() or 1) if stamp else 0)
+        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
         self.emit = emit
         self.progress = progress or (lambda n: None)
         self.summary = Summary()
@@ -323,21 +330,30 @@ class BatchRegistrar:
         self.progress(1)
 
     def _report(self, key: str, number: int | None, *, already: bool) -> None:
-        row = self.journal.get(key)
-        assert row is not None
-        if already:
-            self.summary.already_registered += 1
-        else:
-            self.summary.registered += 1
-        self.journal.mark_reported(key)
-        self.emit({
-            "row": number, "status": "already_registered" if already else "registered",
-            "token_id": row["token_id"], "order_number": row["order_number"], "entity_ruc": row["entity"],
-            "tx_hash": row["tx_hash"], "block_number": row["block_number"], "gas_used": row["gas_used"],
-            "tx_orders": row["tx_orders"], "sha256": row["sha256"], "hashlink": hashlink(bytes.fromhex(row["sha256"])),
-            "document_url": row["document_url"], "verify_url": row["verify_url"], "stamped_pdf": None,
-        })
-        self.progress(1)
+        self._report_many([(key, number)], already=already)
+
+    def _report_many(self, items: list[tuple[str, int | None]], *, already: bool) -> None:
+        """One JSON line per order, read back from the journal; marked reported in one transaction."""
+        with self.journal.db:
+            self.journal.db.execute("BEGIN")
+            for key, number in items:
+                row = self.journal.get(key)
+                assert row is not None
+                first_time = not already and not row["reported"]
+                if first_time:
+                    self.summary.registered += 1
+                else:
+                    self.summary.already_registered += 1
+                self.journal.mark_reported(key)
+                self.emit({
+                    "row": number, "status": "registered" if first_time else "already_registered",
+                    "token_id": row["token_id"], "order_number": row["order_number"], "entity_ruc": row["entity"],
+                    "tx_hash": row["tx_hash"], "block_number": row["block_number"], "gas_used": row["gas_used"],
+                    "tx_orders": row["tx_orders"], "sha256": row["sha256"],
+                    "hashlink": hashlink(bytes.fromhex(row["sha256"])), "document_url": row["document_url"],
+                    "verify_url": row["verify_url"], "stamped_pdf": None,
+                })
+        self.progress(len(items))
 
     # -- reconciliation -------------------------------------------------------------------------------
 
@@ -387,13 +403,23 @@ class BatchRegistrar:
 
     def run(self, rows: Iterator[Row]) -> Summary:
         self.reconcile()
-        pool: Executor | None = ProcessPoolExecutor(self.workers) if self.workers > 1 else None
+        base_url, stamp, root = self.ws.settings.base_url, self.stamp, self.ws.store.root
+        pool: Executor = (ProcessPoolExecutor(self.workers) if self.workers > 1 else ThreadPoolExecutor(1))
+        ahead: deque[Future[list[Prepared]]] = deque()
+        chunks = _chunks(rows, max(self.batch_size // max(self.workers, 1), 1))
         try:
             batch: list[Prepared] = []
-            for chunk in _chunks(rows, self.batch_size):
-                prepared = (pool.submit(_prepare_chunk, chunk, self.ws.settings.base_url, self.stamp).result()
-                            if pool else _prepare_chunk(chunk, self.ws.settings.base_url, self.stamp))
-                for item in prepared:
+            exhausted = False
+            while True:
+                while not exhausted and len(ahead) < 2 * max(self.workers, 1):  # keep the workers busy
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        exhausted = True
+                    else:
+                        ahead.append(pool.submit(_prepare_chunk, chunk, base_url, stamp, root))
+                if not ahead:
+                    break
+                for item in ahead.popleft().result():
                     ready = self._admit(item)
                     if ready is not None:
                         batch.append(ready)
@@ -405,8 +431,7 @@ class BatchRegistrar:
             while self._in_flight:
                 self._confirm_oldest()
         finally:
-            if pool:
-                pool.shutdown()
+            pool.shutdown(cancel_futures=True)
         return self.summary
 
     def _admit(self, item: Prepared) -> Prepared | None:
@@ -426,7 +451,7 @@ class BatchRegistrar:
                                  "to correct it use register --supersedes")
                     return None
             elif known["state"] == "confirmed":
-                self._report(item.key, item.number, already=bool(known["reported"]))
+                self._report(item.key, item.number, already=False)
                 return None
             elif known["state"] == "signed":
                 self._refuse(item.number, item.order_number,
@@ -456,7 +481,6 @@ class BatchRegistrar:
         self._pending[item.key] = (item.digest, item.number)
         if len(self._pending) > 4 * self.batch_size * (self.in_flight_limit + 1):
             self._pending.clear()  # older rows are in the journal by now: it answers for them
-        self.ws.store.put(item.document, durable=False)
         return item
 
     def _preflight(self, batch: list[Prepared]) -> list[Prepared]:
@@ -482,8 +506,8 @@ class BatchRegistrar:
         while keep:
             data = self.registry.batch_calldata([p.entry for p in keep])
             try:
-                _retrying(lambda d=data: self.transactor.estimate_gas(self.registry.address, d,
-                                                                      action="register a batch"),
+                _retrying(lambda d=data: self.transactor.simulate(self.registry.address, d,
+                                                                  action="register a batch"),
                           what="simulate the batch")
                 return keep
             except OrderAlreadyRegistered as exc:
@@ -504,14 +528,13 @@ class BatchRegistrar:
         batch = self._preflight(batch)
         if not batch:
             return
-        os.sync()  # the stored PDFs are on disk before the chain can point at them
-        self.journal.add_ready(batch)
+        os.sync()  # the PDFs the workers stored are on disk before the chain can point at them
         data = self.registry.batch_calldata([p.entry for p in batch])
         gas = 80_000 + 45_000 * len(batch) + 16 * len(data)
         while True:
             nonce = self._next_nonce()
             raw, tx_hash = self.transactor.sign(self.registry.address, data, gas, nonce)
-            self.journal.signed(tx_hash, self.transactor.address, nonce, raw, [p.key for p in batch])
+            self.journal.signed(tx_hash, self.transactor.address, nonce, raw, batch)
             try:
                 _retrying(lambda r=raw: self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + r.hex()],
                                                                    retry=False), what="send a batch")
@@ -545,8 +568,7 @@ class BatchRegistrar:
                     self._send_single_retry(item)
             return
         self._settle(tx_hash, receipt)
-        for item in batch:
-            self._report(item.key, item.number, already=False)
+        self._report_many([(item.key, item.number) for item in batch], already=False)
 
     def _send_single_retry(self, item: Prepared) -> None:
         try:

@@ -168,6 +168,7 @@ class Workspace:
         self._rpc: Rpc | None = None
         self._transactor: Transactor | None = None
         self._account: LocalAccount | None = None
+        self._store: LocalStore | None = None
 
     @property
     def home(self) -> Path:
@@ -274,7 +275,9 @@ class Workspace:
 
     @property
     def store(self) -> LocalStore:
-        return LocalStore(self.home / "documents", self.settings.base_url)
+        if self._store is None:
+            self._store = LocalStore(self.home / "documents", self.settings.base_url)
+        return self._store
 
     def verify_url(self, path: str) -> str:
         url = self.settings.base_url + path

@@ -64,6 +64,8 @@ _NOT_PRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 def _printable(text: str) -> bool:
     """Letters, marks, numbers, punctuation, symbols and spaces (any Unicode space, e.g. U+00A0): no
     control, format (bidi overrides, zero-width), surrogate, private-use or unassigned characters."""
+    if text.isascii():
+        return text.isprintable()
     return all(unicodedata.category(char) not in _NOT_PRINTABLE for char in text)
 
 

@@ -39,6 +39,7 @@ class LocalStore:
     def __init__(self, root: Path, base_url: str) -> None:
         self.root = root
         self.base_url = base_url.rstrip("/")
+        self._folders: set[Path] = set()
 
     def path(self, digest: bytes) -> Path:
         hexa = digest.hex()
@@ -53,10 +54,12 @@ class LocalStore:
                 return digest
             raise PeruComprasError(f"the stored file {target} does not match its name",
                                    hint="the store was tampered with: restore it from a backup")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        if target.parent not in self._folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(target.parent)
+        tmp = str(target.parent / f".incoming-{os.getpid()}-{target.name}")
         try:
-            with os.fdopen(fd, "wb") as handle:
+            with open(tmp, "wb") as handle:
                 handle.write(data)
                 if durable:
                     handle.flush()

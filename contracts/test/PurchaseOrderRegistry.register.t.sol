@@ -17,7 +17,7 @@ contract RegisterTest is RegistryFixture {
     function test_Register_StoresHash() public {
         uint256 tokenId = _register(KEY);
 
-        assertEq(registry.orderOf(tokenId).documentHash, keccak256(bytes(KEY)), "documentHash");
+        assertEq(registry.orderOf(tokenId).documentHash, _documentHashOf(KEY), "documentHash");
     }
 
     function test_Register_StoresTheGivenHash() public {

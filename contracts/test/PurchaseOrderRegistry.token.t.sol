@@ -79,10 +79,7 @@ contract TokenTest is RegistryFixture {
         registry.transferFrom(address(registry), address(0), tokenId);
     }
 
-    function test_RevertWhen_ApprovedOperatorTransfers() public {
-        vm.prank(buyer);
-        registry.setApprovalForAll(outsider, true);
-
+    function test_RevertWhen_AnyoneTransfers() public {
         vm.expectRevert(abi.encodeWithSelector(IPurchaseOrderRegistry.PurchaseOrderTokenLocked.selector, tokenId));
         vm.prank(outsider);
         registry.transferFrom(address(registry), buyer, tokenId);
@@ -106,41 +103,33 @@ contract TokenTest is RegistryFixture {
     // ----------------------------------------------------------------------------------------------
     // Approvals
 
-    function test_RevertWhen_ApproveByNonOwner() public {
-        // Only the registry could approve its tokens, and it never calls approve: OZ's check answers.
-        vm.expectRevert(abi.encodeWithSelector(IERC721Errors.ERC721InvalidApprover.selector, admin));
+    function test_RevertWhen_ApproveByAnyone() public {
+        vm.expectRevert(abi.encodeWithSelector(IPurchaseOrderRegistry.PurchaseOrderTokenLocked.selector, tokenId));
         vm.prank(admin);
         registry.approve(buyer, tokenId);
     }
 
-    /// @dev Only the registry itself could approve (it owns every token), which no code path makes it do;
-    /// even then the approved account cannot move the token.
-    function test_ApproveByRegistryItself_DoesNotUnlock() public {
+    /// @dev Not even the registry, which holds every token, can approve anyone.
+    function test_RevertWhen_RegistryItselfApproves() public {
+        vm.expectRevert(abi.encodeWithSelector(IPurchaseOrderRegistry.PurchaseOrderTokenLocked.selector, tokenId));
         vm.prank(address(registry));
         registry.approve(buyer, tokenId);
-
-        vm.expectRevert(abi.encodeWithSelector(IPurchaseOrderRegistry.PurchaseOrderTokenLocked.selector, tokenId));
-        vm.prank(buyer);
-        registry.transferFrom(address(registry), buyer, tokenId);
     }
 
     function test_RevertWhen_ApproveUnknownToken() public {
         uint256 unknown = _tokenId(_key(99));
 
-        vm.expectRevert(abi.encodeWithSelector(IERC721Errors.ERC721NonexistentToken.selector, unknown));
+        vm.expectRevert(abi.encodeWithSelector(IPurchaseOrderRegistry.PurchaseOrderTokenLocked.selector, unknown));
         vm.prank(admin);
         registry.approve(buyer, unknown);
     }
 
-    /// @dev Observed behaviour: setApprovalForAll is not refused; it only records that `buyer` trusts
-    /// `outsider` with `buyer`'s tokens, of which there are none and can be none.
-    function test_SetApprovalForAll_IsHarmless() public {
+    function test_RevertWhen_SetApprovalForAll() public {
+        vm.expectRevert(abi.encodeWithSelector(IPurchaseOrderRegistry.PurchaseOrderTokenLocked.selector, 0));
         vm.prank(buyer);
         registry.setApprovalForAll(outsider, true);
 
-        assertTrue(registry.isApprovedForAll(buyer, outsider), "isApprovedForAll(buyer)");
-        assertFalse(registry.isApprovedForAll(address(registry), outsider), "isApprovedForAll(registry)");
-        assertEq(registry.balanceOf(buyer), 0, "balanceOf(buyer)");
+        assertFalse(registry.isApprovedForAll(buyer, outsider), "isApprovedForAll(buyer)");
     }
 
     function test_GetApproved_IsZero() public view {
@@ -168,21 +157,21 @@ contract TokenTest is RegistryFixture {
     }
 
     function test_TokenURI_EncodesHashAndValidStatus() public view {
-        assertEq(registry.tokenURI(tokenId), _dataURI(tokenId, keccak256(bytes(KEY)), "valid"), "tokenURI");
+        assertEq(registry.tokenURI(tokenId), _dataURI(tokenId, _documentHashOf(KEY), "valid"), "tokenURI");
     }
 
     function test_TokenURI_ShowsAnnulled() public {
         vm.prank(annuller);
         registry.annul(tokenId, "anulada");
 
-        assertEq(registry.tokenURI(tokenId), _dataURI(tokenId, keccak256(bytes(KEY)), "annulled"), "tokenURI");
+        assertEq(registry.tokenURI(tokenId), _dataURI(tokenId, _documentHashOf(KEY), "annulled"), "tokenURI");
     }
 
     function test_TokenURI_ShowsSuperseded() public {
         vm.prank(registrar);
         registry.supersede(tokenId, _order(_key(2)));
 
-        assertEq(registry.tokenURI(tokenId), _dataURI(tokenId, keccak256(bytes(KEY)), "superseded"), "tokenURI");
+        assertEq(registry.tokenURI(tokenId), _dataURI(tokenId, _documentHashOf(KEY), "superseded"), "tokenURI");
     }
 
     function test_TokenURI_IsBasePlusDecimalId() public {
@@ -198,7 +187,7 @@ contract TokenTest is RegistryFixture {
         registry.setTokenBaseURI("");
         vm.stopPrank();
 
-        assertEq(registry.tokenURI(tokenId), _dataURI(tokenId, keccak256(bytes(KEY)), "valid"), "tokenURI");
+        assertEq(registry.tokenURI(tokenId), _dataURI(tokenId, _documentHashOf(KEY), "valid"), "tokenURI");
     }
 
     function test_SetTokenBaseURI_EmitsBatchMetadataUpdate() public {

@@ -115,6 +115,14 @@ class Transactor:
         except RpcError as exc:
             raise self._refusal(exc, action) from None
 
+    def simulate(self, to: str, data: bytes, *, action: str) -> None:
+        """Run the call once against the latest state (``eth_call``); a revert becomes the contract's named
+        exception. Cheaper than an estimate, which executes the call many times."""
+        try:
+            self.rpc.call("eth_call", [{"from": self.address, "to": to, "data": "0x" + data.hex()}, "latest"])
+        except RpcError as exc:
+            raise self._refusal(exc, action) from None
+
     def _refusal(self, exc: RpcError, action: str) -> ChainRefused:
         data = exc.revert_data
         if data:

@@ -30,8 +30,11 @@ library OrderBytes {
         for (uint256 i; i < orders.length; ++i) {
             bytes memory part = orders[i];
             uint256 length = part.length;
-            out[position] = bytes1(uint8(length >> 8));
-            out[position + 1] = bytes1(uint8(length));
+            // The big-endian length; `length` was checked to fit 16 bits above.
+            // forge-lint: disable-next-line(unsafe-typecast)
+            bytes2 prefix = bytes2(uint16(length));
+            out[position] = prefix[0];
+            out[position + 1] = prefix[1];
             position += 2;
             _copy(part, out, position);
             position += length;

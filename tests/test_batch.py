@@ -1,0 +1,220 @@
+"""register-batch: manifests, refusals on their own line, and resuming after crashes without losing or
+doubling an order. Real Anvil (with a state file, so it can be stopped and restarted), real subprocesses."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pikepdf
+import pytest
+from eth_account import Account
+
+from peru_compras.chain.client import ORDER_REGISTERED, Registry
+from peru_compras.chain.node import LocalNode
+from peru_compras.chain.rpc import Rpc
+from peru_compras.hashing import sha256
+from peru_compras.order import parse_order
+from peru_compras.render import render_order
+
+from .conftest import CLI, REFERENCE
+
+_BASE_PDF = render_order(parse_order(REFERENCE))
+
+
+def make_orders(folder: Path, count: int, *, prefix: str = "OC-B") -> list[dict[str, object]]:
+    """`count` copies of the reference record (different order numbers), each with its own small PDF."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index in range(count):
+        record = copy.deepcopy(REFERENCE)
+        record["order_number"] = f"{prefix}-{index:06d}"
+        with pikepdf.open(io.BytesIO(_BASE_PDF)) as pdf:
+            pdf.docinfo["/Title"] = record["order_number"]
+            buffer = io.BytesIO()
+            pdf.save(buffer, deterministic_id=True)
+        (folder / f"{index}.pdf").write_bytes(buffer.getvalue())
+        record["pdf"] = f"{index}.pdf"
+        rows.append(record)
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+class Chain:
+    """A node with a state file, a funded key and a deployed registry; the CLI environment to reach it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.state = folder / "chain-state.json"
+        self.node = LocalNode(state=self.state).start()
+        self.port = self.node.port
+        self.rpc = Rpc(self.node.url)
+        self.account = Account.create()
+        self.rpc.call("anvil_setBalance", [self.account.address, hex(10**24)])
+        self.home = folder / "home"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+        self.env.update(PERU_COMPRAS_RPC=self.node.url, PERU_COMPRAS_PRIVATE_KEY=self.account.key.hex(),
+                        PERU_COMPRAS_BASE_URL="https://oc.example.pe")
+        deployed = self.cli("deploy", "--json")
+        assert deployed.returncode == 0, deployed.stderr
+        info = json.loads(deployed.stdout)
+        self.registry = Registry(self.rpc, info["registry"], from_block=info["block_number"])
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CLI, "--home", str(self.home), *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def start_batch(self, manifest: Path, *extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([CLI, "--home", str(self.home), "register-batch", str(manifest), "--json", *extra],
+                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def restart_node(self, *, down_for: float = 1.0) -> None:
+        self.node.stop()
+        time.sleep(down_for)
+        self.node = LocalNode(state=self.state, port=self.port).start()
+
+    def all_transactions_succeeded(self) -> bool:
+        """True when no transaction of the signer ever reverted (a re-sent order would have)."""
+        latest = int(self.rpc.call("eth_blockNumber"), 16)
+        for number in range(latest + 1):
+            block = self.rpc.call("eth_getBlockByNumber", [hex(number), False])
+            for tx_hash in block["transactions"]:
+                if int(self.rpc.call("eth_getTransactionReceipt", [tx_hash])["status"], 16) != 1:
+                    return False
+        return True
+
+    def registered_count(self) -> int:
+        logs = self.rpc.call("eth_getLogs", [{"address": self.registry.address, "fromBlock": "0x0",
+                                              "toBlock": "latest", "topics": [ORDER_REGISTERED]}])
+        return len(logs)
+
+    def stop(self) -> None:
+        self.node.stop()
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[Chain]:
+    instance = Chain(tmp_path)
+    yield instance
+    instance.stop()
+
+
+def lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def assert_exactly_registered(chain: Chain, rows: list[dict[str, object]], folder: Path) -> None:
+    assert chain.registry.total_supply() == len(rows)
+    assert chain.registered_count() == len(rows)
+    for row in rows:
+        state = chain.registry.state(parse_order({k: v for k, v in row.items() if k != "pdf"}).token_id)
+        assert state.status == "valid"
+        assert state.document_hash == sha256((folder / str(row["pdf"])).read_bytes())
+    assert chain.all_transactions_succeeded()
+
+
+def test_refused_rows_get_their_own_line_and_the_rest_go_on(chain: Chain, tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    rows = make_orders(folder, 4)
+    duplicate = dict(rows[0])
+    missing = dict(copy.deepcopy(rows[1]), order_number="OC-X-MISSING", pdf="nope.pdf")
+    bad_ruc = copy.deepcopy(rows[2])
+    bad_ruc.update(order_number="OC-X-BADRUC", supplier={"name": "X", "ruc": "20123456789"})
+    same_pdf = dict(copy.deepcopy(rows[3]), order_number="OC-X-SAMEPDF")
+    manifest = write_jsonl(folder / "manifest.jsonl", [*rows, duplicate, missing, bad_ruc, same_pdf])
+    (folder / "broken.jsonl").write_text("{not json\n")
+
+    first = chain.cli("register-batch", str(manifest), "--no-stamp", "--json")
+    assert first.returncode == 1, first.stderr
+    out = lines(first.stdout)
+    assert out[-1] == {"summary": {"registered": 4, "already_registered": 1, "failed": 3}}
+    errors = {str(line["order_number"]): str(line["error"]) for line in out if "error" in line}
+    assert "nope.pdf" in errors["OC-X-MISSING"]
+    assert "20123456789" in errors["OC-X-BADRUC"]
+    assert "same PDF" in errors["OC-X-SAMEPDF"]
+    registered = [line for line in out if line.get("status") == "registered"]
+    assert {line["tx_orders"] for line in registered} == {4}
+    assert all(int(str(line["gas_used"])) < 60_000 for line in registered)
+
+    again = chain.cli("register-batch", str(manifest), "--no-stamp", "--json")
+    assert lines(again.stdout)[-1] == {"summary": {"registered": 0, "already_registered": 5, "failed": 3}}
+    assert chain.registry.total_supply() == 4
+
+    unreadable = chain.cli("register-batch", str(tmp_path / "no-such.jsonl"))
+    assert unreadable.returncode == 2 and "no-such.jsonl" in unreadable.stderr
+
+
+def test_csv_manifest_with_a_column_per_field(chain: Chain, tmp_path: Path) -> None:
+    folder = tmp_path / "c"
+    rows = make_orders(folder, 3, prefix="OC-CSV")
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["order_number", "issued_on", "entity_name", "entity_ruc", "buyer_name", "buyer_ruc",
+                         "supplier_name", "supplier_ruc", "items", "total_amount", "total_currency",
+                         "delivery_place", "delivery_term_days", "pdf"])
+        for row in rows:
+            e, b, s = row["entity"], row["buyer"], row["supplier"]
+            writer.writerow([row["order_number"], row["issued_on"], e["name"], e["ruc"], b["name"], b["ruc"],  # type: ignore[index]
+                             s["name"], s["ruc"], json.dumps(row["items"], ensure_ascii=False),  # type: ignore[index]
+                             row["total"]["amount"], "PEN", row["delivery"]["place"],  # type: ignore[index]
+                             row["delivery"]["term_days"], row["pdf"]])  # type: ignore[index]
+    result = chain.cli("register-batch", str(folder / "manifest.csv"), "--no-stamp", "--json")
+    assert result.returncode == 0, result.stderr
+    assert_exactly_registered(chain, rows, folder)
+    record = chain.registry.read(parse_order({k: v for k, v in rows[1].items() if k != "pdf"}).token_id)
+    assert record.order.entity.name == "Hospital Regional de Piura"
+
+
+def test_sigkill_at_random_moments_then_resume(chain: Chain, tmp_path: Path) -> None:
+    folder = tmp_path / "k"
+    rows = make_orders(folder, 1500, prefix="OC-KILL")
+    manifest = write_jsonl(folder / "manifest.jsonl", rows)
+    rng = random.Random(20261124)
+    for _ in range(4):
+        process = chain.start_batch(manifest, "--no-stamp", "--batch-size", "50")
+        time.sleep(rng.uniform(0.8, 3.0))
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    final = chain.start_batch(manifest, "--no-stamp", "--batch-size", "50")
+    stdout, stderr = final.communicate(timeout=300)
+    assert final.returncode == 0, stderr
+    summary = lines(stdout)[-1]["summary"]
+    assert summary["failed"] == 0
+    assert summary["registered"] + summary["already_registered"] == 1500
+    assert_exactly_registered(chain, rows, folder)
+
+
+def test_node_stopped_and_restarted_mid_run(chain: Chain, tmp_path: Path) -> None:
+    folder = tmp_path / "n"
+    rows = make_orders(folder, 800, prefix="OC-NODE")
+    manifest = write_jsonl(folder / "manifest.jsonl", rows)
+    process = chain.start_batch(manifest, "--no-stamp", "--batch-size", "20")
+    time.sleep(1.5)
+    chain.restart_node(down_for=2.0)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert lines(stdout)[-1]["summary"]["failed"] == 0
+    assert_exactly_registered(chain, rows, folder)
+
+
+def test_ten_thousand_orders(chain: Chain, tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    rows = make_orders(folder, 10_000, prefix="OC-10K")
+    manifest = write_jsonl(folder / "manifest.jsonl", rows)
+    result = chain.cli("register-batch", str(manifest), "--no-stamp", "--batch-size", "200", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert lines(result.stdout)[-1] == {"summary": {"registered": 10_000, "already_registered": 0, "failed": 0}}
+    assert chain.registry.total_supply() == 10_000
+    assert chain.registered_count() == 10_000
