@@ -172,6 +172,18 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
         return Prepared(row.number, order_number=number_hint, error=str(exc))
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, ask the kernel to kill this worker when the batch process dies (a crash
+    or SIGKILL must not leave workers behind holding its output pipes)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _prepare_chunk(rows: list[Row], base_url: str, stamp: bool, store_root: Path) -> list[Prepared]:
     return [prepare(row, base_url, stamp, store_root) for row in rows]
 
@@ -318,7 +330,7 @@ class BatchRegistrar:
         self.emit = emit
         self.progress = progress or (lambda n: None)
         self.summary = Summary()
-        self._in_flight: deque[tuple[str, list[Prepared]]] = deque()
+        self._in_flight: deque[tuple[str, bytes, list[Prepared]]] = deque()
         self._seen_hashes: dict[bytes, str] = {}
         self._pending: dict[str, tuple[bytes, int]] = {}
 
@@ -368,7 +380,7 @@ class BatchRegistrar:
                 except RpcError:
                     pass  # already known, or its nonce is taken: the receipt check below decides
                 try:
-                    self._settle(tx_hash, self.transactor.wait(tx_hash, action="register a batch", timeout=30))
+                    self._settle(tx_hash, self._await_receipt(tx_hash, raw, patience=30))
                     continue
                 except ChainRefused:
                     self._recheck_orders(tx_hash)
@@ -404,7 +416,8 @@ class BatchRegistrar:
     def run(self, rows: Iterator[Row]) -> Summary:
         self.reconcile()
         base_url, stamp, root = self.ws.settings.base_url, self.stamp, self.ws.store.root
-        pool: Executor = (ProcessPoolExecutor(self.workers) if self.workers > 1 else ThreadPoolExecutor(1))
+        pool: Executor = (ProcessPoolExecutor(self.workers, initializer=_die_with_parent) if self.workers > 1
+                          else ThreadPoolExecutor(1))
         ahead: deque[Future[list[Prepared]]] = deque()
         chunks = _chunks(rows, max(self.batch_size // max(self.workers, 1), 1))
         try:
@@ -547,17 +560,36 @@ class BatchRegistrar:
                 if "nonce" not in exc.message.lower():
                     raise ChainRefused(f"the node refused a batch of {len(batch)} orders: {exc.message}",
                                        hint="the orders stay in the journal; run the same command again") from None
-        self._in_flight.append((tx_hash, batch))
+        self._in_flight.append((tx_hash, raw, batch))
         while len(self._in_flight) >= self.in_flight_limit:
             self._confirm_oldest()
 
     def _next_nonce(self) -> int:
         return _retrying(self.transactor.take_nonce, what="read the nonce")  # type: ignore[no-any-return]
 
+    def _await_receipt(self, tx_hash: str, raw: bytes, *, patience: float = 180.0) -> Receipt:
+        """The receipt of a journaled transaction. A node that restarted may have lost it from its pool:
+        then the very same signed bytes are sent again (same hash, same nonce: it cannot be mined twice)."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return self.transactor.wait(tx_hash, action="register a batch", timeout=5)
+            except NodeUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+            try:
+                if self.transactor.rpc.call("eth_getTransactionByHash", [tx_hash]) is None:
+                    self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False)
+            except NodeUnavailable:
+                time.sleep(0.5)
+            except RpcError as exc:
+                if "nonce" in exc.message.lower() and "low" in exc.message.lower():
+                    raise ChainRefused(f"transaction {tx_hash} can no longer be mined (its nonce is used)") from None
+
     def _confirm_oldest(self) -> None:
-        tx_hash, batch = self._in_flight.popleft()
+        tx_hash, raw, batch = self._in_flight.popleft()
         try:
-            receipt = _retrying(lambda: self.transactor.wait(tx_hash, action="register a batch"), what="wait")
+            receipt = self._await_receipt(tx_hash, raw)
         except ChainRefused:
             self._recheck_orders(tx_hash)
             for item in batch:  # try the others again, one transaction each

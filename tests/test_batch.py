@@ -78,7 +78,8 @@ class Chain:
 
     def start_batch(self, manifest: Path, *extra: str) -> subprocess.Popen[str]:
         return subprocess.Popen([CLI, "--home", str(self.home), "register-batch", str(manifest), "--json", *extra],
-                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
 
     def restart_node(self, *, down_for: float = 1.0) -> None:
         self.node.stop()
@@ -185,8 +186,8 @@ def test_sigkill_at_random_moments_then_resume(chain: Chain, tmp_path: Path) -> 
     for _ in range(4):
         process = chain.start_batch(manifest, "--no-stamp", "--batch-size", "50")
         time.sleep(rng.uniform(0.8, 3.0))
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
+        process.send_signal(signal.SIGKILL)  # the batch process only: its workers must die with it
+        process.communicate(timeout=60)
     final = chain.start_batch(manifest, "--no-stamp", "--batch-size", "50")
     stdout, stderr = final.communicate(timeout=300)
     assert final.returncode == 0, stderr
