@@ -1,22 +1,24 @@
 """Verification page throughput: order pages and JSON API under wrk, at 1,000 and at 100,000 orders.
 
-    .venv/bin/python benchmarks/web.py [--sizes 1000,100000] [--duration 10] [--connections 32]
+    .venv/bin/python benchmarks/web.py [--sizes 1000,100000] [--duration 10] [--connections 32] [--lighthouse]
 
 What it does, all on this machine:
 
-1. starts Anvil (LocalNode), deploys the registry and registers copies of the reference order
-   (../shared/reference-order.json) differing only in ``order_number``, with ``register_many`` in batches
-   of 400, up to each size in turn;
-2. for each size starts the page as users run it — ``peru-compras serve`` in its own process (uvicorn with
-   uvloop and httptools, one process) — and warms it on a sample of 1,000 orders spread over the whole
+1. starts Anvil (LocalNode) and, for each size, deploys a registry and registers that many copies of the
+   reference order (../shared/reference-order.json) differing only in ``order_number``, with
+   ``register_many`` in batches of 400;
+2. for each registry starts the page as users run it — ``peru-compras serve`` in its own process (uvicorn
+   with uvloop and httptools, one process) — and warms it on a sample of 1,000 orders spread over the whole
    registry (the first view of an order reads it from the chain; later ones are served from memory);
 3. runs ``wrk -t2 -c32 -d10s --latency`` with a Lua script that walks those 1,000 orders' URLs in turn,
    for the order pages (``/o/<entity>/<number>``) and for the API (``/api/orders/<token id>``), three
-   times each, keeping the median (other work on a shared machine makes single runs noisy);
-4. weighs one order page as a phone loads it (HTML + app.js + favicon; plain and gzip).
+   times each, the sizes interleaved (1,000, 100,000, 1,000, …) so that other work on a shared machine
+   weighs on both alike; the median run is kept;
+4. weighs one order page as a phone loads it (HTML + app.js + favicon; plain and gzip);
+5. with ``--lighthouse``, runs Lighthouse 12 (mobile, simulated throttling) on an order page.
 
 Goals: >= 5,000 requests/s with p99 <= 25 ms for both, within 20% between the two sizes; page weight
-<= 100 KB. Writes benchmarks/results/web.json.
+<= 100 KB; Lighthouse mobile performance and accessibility >= 95. Writes benchmarks/results/web.json.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,8 @@ GOAL_RPS = 5_000.0
 GOAL_P99_MS = 25.0
 GOAL_SPREAD = 0.20
 GOAL_WEIGHT = 100 * 1024
+GOAL_LIGHTHOUSE = 95
+LIGHTHOUSE = "lighthouse@12.8.2"
 
 LUA = """
 local paths = {}
@@ -180,39 +185,63 @@ def page_weight(base: str, path: str) -> dict[str, int]:
             "total_bytes": plain, "total_gzip_bytes": compressed}
 
 
-def measure(node: LocalNode, registry: Registry, size: int, folder: Path, *, duration: int,
-            connections: int, repeats: int) -> dict[str, Any]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    step = max(1, size // SAMPLED)
-    record = reference()
-    sampled = make_orders(0, 1, record)[0][0]
-    orders = [parse_order({**record, "order_number": order_number(i)}) for i in range(0, size, step)][:SAMPLED]
-    pages = [order.verify_path for order in orders]
-    apis = [f"/api/orders/0x{order.token_id:064x}" for order in orders]
-    server = start_server(node, registry, folder / f"home-{size}", port)
-    try:
+def lighthouse(url: str, folder: Path) -> dict[str, Any]:
+    """Lighthouse 12 (Node 20 here; 13 needs 22) with Debian's Chromium, mobile (its default), simulated
+    throttling. Needs npx and either network access to npm or lighthouse in npm's cache."""
+    out = folder / "lighthouse.json"
+    command = ["npx", "--yes", LIGHTHOUSE, url, "--chrome-flags=--headless --no-sandbox",
+               "--only-categories=performance,accessibility,best-practices", "--output=json",
+               f"--output-path={out}", "--quiet"]
+    subprocess.run(command, check=True, env={**os.environ, "CHROME_PATH": shutil.which("chromium") or
+                                             "/usr/bin/chromium"}, capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    audits = report["audits"]
+    return {
+        "command": f"CHROME_PATH=/usr/bin/chromium npx --yes {LIGHTHOUSE} <order page URL> "
+                   "--chrome-flags='--headless --no-sandbox' "
+                   "--only-categories=performance,accessibility,best-practices",
+        "form_factor": report["configSettings"]["formFactor"],
+        "throttling": report["configSettings"]["throttlingMethod"],
+        "scores": {name: round(category["score"] * 100) for name, category in report["categories"].items()},
+        "metrics": {name: audits[name]["displayValue"] for name in (
+            "first-contentful-paint", "largest-contentful-paint", "total-blocking-time",
+            "cumulative-layout-shift", "speed-index", "total-byte-weight")},
+    }
+
+
+@dataclass
+class Target:
+    """One registry of `size` orders and the page server in front of it."""
+
+    size: int
+    registry: Registry
+    registration_s: float
+    base: str = ""
+    server: subprocess.Popen[bytes] | None = None
+    paths: dict[str, list[str]] = field(default_factory=dict)
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    first_view_ms: float = 0.0
+
+    def start(self, node: LocalNode, folder: Path) -> None:
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        step = max(1, self.size // SAMPLED)
+        record = reference()
+        orders = [parse_order({**record, "order_number": order_number(i)})
+                  for i in range(0, self.size, step)][:SAMPLED]
+        self.paths = {"order_page": [order.verify_path for order in orders],
+                      "api": [f"/api/orders/0x{order.token_id:064x}" for order in orders]}
+        self.server = start_server(node, self.registry, folder / f"home-{self.size}", port)
         started = time.perf_counter()
-        for path in pages:  # first views: each order read from the chain once
-            status, _, _ = fetch(base + path)
+        for path in self.paths["order_page"]:  # first views: each order read from the chain once
+            status, _, _ = fetch(self.base + path)
             assert status == 200, path
-        warm = time.perf_counter() - started
-        result: dict[str, Any] = {"orders": size, "sampled_orders": len(pages),
-                                  "first_view_ms_mean": round(warm / len(pages) * 1000, 2)}
-        for name, paths in (("order_page", pages), ("api", apis)):
-            run_wrk(base, paths, folder, duration=2, connections=connections)  # settle
-            runs = [run_wrk(base, paths, folder, duration=duration, connections=connections)
-                    for _ in range(repeats)]
-            runs.sort(key=lambda run: run["requests_per_s"])
-            result[name] = {**runs[len(runs) // 2], "runs_requests_per_s": [run["requests_per_s"] for run in runs],
-                            "runs_p99_ms": [run["p99_ms"] for run in runs]}
-            say(f"  {size:>7,} orders {name:<10} {result[name]['requests_per_s']:>9,.0f} req/s  "
-                f"p50 {result[name]['p50_ms']:.2f} ms  p99 {result[name]['p99_ms']:.2f} ms  "
-                f"non-2xx {result[name]['non_2xx']}")
-        result["page_weight"] = page_weight(base, sampled.verify_path)
-        return result
-    finally:
-        stop_server(server)
+        self.first_view_ms = (time.perf_counter() - started) / len(orders) * 1000
+
+    def result(self, name: str) -> dict[str, Any]:
+        runs = sorted(self.runs[name], key=lambda run: run["requests_per_s"])
+        return {**runs[len(runs) // 2], "runs_requests_per_s": [run["requests_per_s"] for run in self.runs[name]],
+                "runs_p99_ms": [run["p99_ms"] for run in self.runs[name]]}
 
 
 def main() -> None:
@@ -221,30 +250,56 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="wrk runs per figure; the median is kept")
+    parser.add_argument("--lighthouse", action="store_true", help=f"also run {LIGHTHOUSE} (npx) on an order page")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "web.json")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk (scripts/bootstrap --test)")
     sizes = sorted(int(size) for size in args.sizes.split(","))
     record = reference()
+    load_before = os.getloadavg()
     results: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, LocalNode(extra_args=["--gas-limit", "100000000"]) as node:
         folder = Path(tmp)
         rpc = Rpc(node.url)
         account = Account.create()
         rpc.call("anvil_setBalance", [account.address, hex(10**24)])
-        registry, _ = Registry.deploy(Transactor(rpc, account, network("local")),
-                                      document_base_uri="http://127.0.0.1/d/")
-        have = 0
+        transactor = Transactor(rpc, account, network("local"))
+        targets = []
         for size in sizes:
-            say(f"registering up to {size:,} orders")
-            seconds = register_up_to(registry, have, size, record)
-            have = size
-            say(f"measuring at {size:,} orders")
-            result = measure(node, registry, size, folder, duration=args.duration, connections=args.connections,
-                             repeats=args.repeats)
-            result["registration_s"] = round(seconds, 1)
-            results.append(result)
+            registry, _ = Registry.deploy(transactor, document_base_uri="http://127.0.0.1/d/")
+            say(f"registering {size:,} orders in registry {registry.address}")
+            targets.append(Target(size, registry, register_up_to(registry, 0, size, record)))
+        try:
+            for target in targets:
+                target.start(node, folder)
+            # Interleaved: size A, size B, size A, ... so that other work on the machine hits both alike.
+            for name in ("order_page", "api"):
+                for target in targets:
+                    run_wrk(target.base, target.paths[name], folder, duration=2, connections=args.connections)
+                for _ in range(args.repeats):
+                    for target in targets:
+                        run = run_wrk(target.base, target.paths[name], folder, duration=args.duration,
+                                      connections=args.connections)
+                        target.runs.setdefault(name, []).append(run)
+                        say(f"  {target.size:>7,} orders {name:<10} {run['requests_per_s']:>9,.0f} req/s  "
+                            f"p50 {run['p50_ms']:.2f} ms  p99 {run['p99_ms']:.2f} ms  non-2xx {run['non_2xx']}")
+            first = targets[0]
+            sampled = first.paths["order_page"][0]
+            extra["page_weight"] = page_weight(first.base, sampled)
+            if args.lighthouse:
+                extra["lighthouse"] = lighthouse(first.base + sampled, folder)
+                say(f"  lighthouse {extra['lighthouse']['scores']}")
+        finally:
+            for target in targets:
+                if target.server is not None:
+                    stop_server(target.server)
+        for target in targets:
+            results.append({"orders": target.size, "sampled_orders": len(target.paths["order_page"]),
+                            "registration_s": round(target.registration_s, 1),
+                            "first_view_ms_mean": round(target.first_view_ms, 2),
+                            "order_page": target.result("order_page"), "api": target.result("api")})
     low, high = results[0], results[-1]
     summary: dict[str, Any] = {}
     for name in ("order_page", "api"):
@@ -256,18 +311,25 @@ def main() -> None:
             "meets_goal": all(r[name]["requests_per_s"] >= GOAL_RPS and r[name]["p99_ms"] <= GOAL_P99_MS
                               and r[name]["non_2xx"] == 0 for r in results) and spread <= GOAL_SPREAD,
         }
-    weight = results[0]["page_weight"]["total_bytes"]
+    weight = extra["page_weight"]["total_bytes"]
     summary["page_weight_bytes"] = weight
     summary["page_weight_meets_goal"] = weight <= GOAL_WEIGHT
+    if "lighthouse" in extra:
+        scores = extra["lighthouse"]["scores"]
+        summary["lighthouse"] = scores
+        summary["lighthouse_meets_goal"] = scores["performance"] >= GOAL_LIGHTHOUSE and \
+            scores["accessibility"] >= GOAL_LIGHTHOUSE
     out = {
         "benchmark": "web",
         "goal": {"requests_per_s": GOAL_RPS, "p99_ms": GOAL_P99_MS, "spread": GOAL_SPREAD,
-                 "page_weight_bytes": GOAL_WEIGHT},
+                 "page_weight_bytes": GOAL_WEIGHT, "lighthouse_mobile_performance_and_accessibility": GOAL_LIGHTHOUSE},
         "server": "peru-compras serve (uvicorn 1 process, uvloop + httptools, access log off)",
         "load": f"wrk -t2 -c{args.connections} -d{args.duration}s --latency, rotating over "
                 f"{SAMPLED:,} orders' URLs spread over the registry; median of {args.repeats} runs",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_before": [round(x, 2) for x in load_before]},
         "results": results,
+        **extra,
         "summary": summary,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

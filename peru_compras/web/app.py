@@ -67,6 +67,7 @@ def _asset(name: str) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Static:
     body: bytes
+    gzipped: bytes
     media_type: str
     version: str
 
@@ -76,7 +77,8 @@ def _static_files() -> dict[str, Static]:
     out = {}
     for name in ("app.js", "favicon.svg", "token.svg", "app.css"):
         body = _asset(f"static/{name}")
-        out[name] = Static(body, types[name[name.rindex("."):]], hashlib.sha256(body).hexdigest()[:10])
+        out[name] = Static(body, gzip.compress(body, 9, mtime=0), types[name[name.rindex("."):]],
+                           hashlib.sha256(body).hexdigest()[:10])
     return out
 
 
@@ -727,8 +729,11 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
         item = page.static.get(request.path_params["name"])
         if item is None:
             raise StarletteHTTPException(404)
-        return Response(item.body, media_type=item.media_type,
-                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
+        headers = {"Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(item.gzipped, media_type=item.media_type, headers=headers)
+        return Response(item.body, media_type=item.media_type, headers=headers)
 
     async def favicon(request: Request) -> Response:
         item = page.static["favicon.svg"]

@@ -8,7 +8,7 @@
   the base URI, the records) that changed. The cost of a page view therefore does not grow with the
   number of registered orders or the number of orders viewed.
 - Concurrent misses for the same key share one read ("single flight"); reads run in a worker thread so
-  the event loop never waits on the node.
+  the event loop never waits on the node, and only the event loop changes the caches.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -141,11 +141,11 @@ class ChainView:
             self._registry = self._registry_factory()
         return self._registry
 
-    async def _once(self, key: Hashable, work: Callable[[], V]) -> V:
-        """Run `work` in a thread; concurrent callers with the same key share the one run."""
+    async def _once(self, key: Hashable, make: Callable[[], Awaitable[V]]) -> V:
+        """Run `make()`; concurrent callers with the same key share the one run."""
         future = self._inflight.get(key)
         if future is None:
-            task: asyncio.Future[V] = asyncio.ensure_future(run_in_threadpool(work))
+            task: asyncio.Future[V] = asyncio.ensure_future(make())
             self._inflight[key] = task
             task.add_done_callback(lambda _: self._inflight.pop(key, None))
             future = task
@@ -153,41 +153,52 @@ class ChainView:
         return result
 
     async def run(self, key: Hashable, work: Callable[[], V]) -> V:
-        """Public single-flight helper for other cached reads (the published-document check)."""
-        return await self._once(key, work)
+        """`work()` in a worker thread, single-flight by `key` (other slow reads, e.g. stored files)."""
+        return await self._once(key, lambda: run_in_threadpool(work))
+
+    # Work that waits on the node runs in a worker thread and only reads; the caches are changed on the
+    # event loop, so no two threads ever touch them at once.
 
     # -- the block clock ------------------------------------------------------------------------------
 
     async def sync(self, *, force: bool = False) -> int:
         """Bring the status cache up to the latest block (at most once per `sync_interval`)."""
         if force or self._clock() - self._synced_at >= self.sync_interval:
-            await self._once("sync", self._advance)
+            await self._once("sync", self._sync)
         return self.block
 
-    def _advance(self) -> None:
-        registry = self.registry
-        if self.chain_id is None:
-            self.chain_id = int(registry.rpc.call("eth_chainId", retry=False), 16)
-        latest = int(registry.rpc.call("eth_blockNumber", retry=False), 16)
-        if self.block < 0 or latest - self.block > MAX_LOG_RANGE:
+    async def _sync(self) -> None:
+        chain_id, latest, logs = await run_in_threadpool(self._poll, self.block)
+        self.chain_id = chain_id
+        if logs is None:
             self._status.clear()
-        elif latest > self.block:
-            logs: list[dict[str, Any]] = registry.rpc.call("eth_getLogs", [{
-                "address": registry.address,
-                "fromBlock": hex(self.block + 1),
-                "toBlock": hex(latest),
-                "topics": [[ORDER_ANNULLED, ORDER_SUPERSEDED, DOCUMENT_BASE_URI_CHANGED]],
-            }], retry=False)
-            for log in logs:
-                topics = log.get("topics") or []
-                if topics and topics[0] == DOCUMENT_BASE_URI_CHANGED:
-                    self._facts.clear()
-                    self.epoch += 1
-                    continue
-                for topic in topics[1:3]:
-                    self._status.pop(int(topic, 16))
+        for log in logs or []:
+            topics = log.get("topics") or []
+            if topics and topics[0] == DOCUMENT_BASE_URI_CHANGED:
+                self._facts.clear()
+                self.epoch += 1
+                continue
+            for topic in topics[1:3]:
+                self._status.pop(int(topic, 16))
         self.block = max(self.block, latest)
         self._synced_at = self._clock()
+
+    def _poll(self, known: int) -> tuple[int, int, list[dict[str, Any]] | None]:
+        """(chain id, latest block, status events since `known` — None: too many blocks, forget all)."""
+        registry = self.registry
+        chain_id = self.chain_id or int(registry.rpc.call("eth_chainId", retry=False), 16)
+        latest = int(registry.rpc.call("eth_blockNumber", retry=False), 16)
+        if known < 0 or latest - known > MAX_LOG_RANGE:
+            return chain_id, latest, None
+        if latest <= known:
+            return chain_id, latest, []
+        logs: list[dict[str, Any]] = registry.rpc.call("eth_getLogs", [{
+            "address": registry.address,
+            "fromBlock": hex(known + 1),
+            "toBlock": hex(latest),
+            "topics": [[ORDER_ANNULLED, ORDER_SUPERSEDED, DOCUMENT_BASE_URI_CHANGED]],
+        }], retry=False)
+        return chain_id, latest, logs
 
     # -- orders ---------------------------------------------------------------------------------------
 
@@ -202,15 +213,25 @@ class ChainView:
         if missing_at is not None and missing_at >= self.block:
             return None
         if facts is None:
-            return await self._once(("read", token_id), lambda: self._read(token_id))
-        return await self._once(("status", token_id), lambda: self._refresh_status(facts))
+            return await self._once(("read", token_id), lambda: self._load(token_id))
+        known = facts
+        return await self._once(("status", token_id), lambda: self._load_status(known))
+
+    async def _load(self, token_id: int) -> View | None:
+        block, epoch = self.block, self.epoch
+        view = await run_in_threadpool(self._read, token_id)
+        if view is None:
+            self._missing.put(token_id, block)
+        elif epoch == self.epoch:
+            self._facts.put(token_id, view.facts)
+            self._status.put(token_id, view.status)
+            self._missing.pop(token_id)
+        return view
 
     def _read(self, token_id: int) -> View | None:
-        block = self.block
         try:
             record = self.registry.read(token_id)
         except OrderNotRegistered:
-            self._missing.put(token_id, block)
             return None
         registered_at = None
         try:
@@ -220,20 +241,17 @@ class ChainView:
             registered_at = None
         facts = Facts(token_id, record.order, record.state.document_hash, record.tx_hash, record.block_number,
                       record.registrar, record.document_url, registered_at)
-        status = _status_of(record)
-        self._facts.put(token_id, facts)
-        self._status.put(token_id, status)
-        self._missing.pop(token_id)
-        return View(facts, status)
+        return View(facts, _status_of(record))
 
-    def _refresh_status(self, facts: Facts) -> View:
-        state = self.registry.state(facts.token_id)
-        reason = None
-        if state.status == "annulled":
-            reason = self.registry.read(facts.token_id).annul_reason
-        status = Status(state.status, state.status_changed_at, state.replaced_by, state.replaces, reason)
+    async def _load_status(self, facts: Facts) -> View:
+        status = await run_in_threadpool(self._read_status, facts.token_id)
         self._status.put(facts.token_id, status)
         return View(facts, status)
+
+    def _read_status(self, token_id: int) -> Status:
+        state = self.registry.state(token_id)
+        reason = self.registry.read(token_id).annul_reason if state.status == "annulled" else None
+        return Status(state.status, state.status_changed_at, state.replaced_by, state.replaces, reason)
 
     async def find_by_hash(self, digest: bytes) -> tuple[int, ...]:
         """Token ids registered with this document hash (positive answers kept; negative per block)."""
@@ -245,16 +263,16 @@ class ChainView:
         if missing_at is not None and missing_at >= self.block:
             return ()
 
-        def work() -> tuple[int, ...]:
+        async def load() -> tuple[int, ...]:
             block = self.block
-            ids = tuple(self.registry.find_by_hash(digest))
+            ids = tuple(await run_in_threadpool(self.registry.find_by_hash, digest))
             if ids:
                 self._by_hash.put(digest, ids)
             else:
                 self._hash_missing.put(digest, block)
             return ids
 
-        return await self._once(("hash", digest), work)
+        return await self._once(("hash", digest), load)
 
     def stats(self) -> dict[str, int]:
         return {"records": len(self._facts), "statuses": len(self._status), "block": self.block}
