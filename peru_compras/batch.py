@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -372,7 +373,7 @@ class BatchRegistrar:
     def reconcile(self) -> None:
         """Settle every transaction a previous run signed but did not see confirmed."""
         for tx_hash, _nonce, raw in self.journal.pending_txs():
-            receipt = _retrying(lambda h=tx_hash: self.transactor.rpc.call("eth_getTransactionReceipt", [h]),
+            receipt = _retrying(partial(self.transactor.rpc.call, "eth_getTransactionReceipt", [tx_hash]),
                                 what="read a receipt")
             if receipt is None:
                 try:
@@ -519,8 +520,7 @@ class BatchRegistrar:
         while keep:
             data = self.registry.batch_calldata([p.entry for p in keep])
             try:
-                _retrying(lambda d=data: self.transactor.simulate(self.registry.address, d,
-                                                                  action="register a batch"),
+                _retrying(partial(self.transactor.simulate, self.registry.address, data, action="register a batch"),
                           what="simulate the batch")
                 return keep
             except OrderAlreadyRegistered as exc:
@@ -549,8 +549,8 @@ class BatchRegistrar:
             raw, tx_hash = self.transactor.sign(self.registry.address, data, gas, nonce)
             self.journal.signed(tx_hash, self.transactor.address, nonce, raw, batch)
             try:
-                _retrying(lambda r=raw: self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + r.hex()],
-                                                                   retry=False), what="send a batch")
+                _retrying(partial(self.transactor.rpc.call, "eth_sendRawTransaction", ["0x" + raw.hex()], retry=False),
+                          what="send a batch")
                 break
             except RpcError as exc:
                 if "already known" in exc.message.lower():

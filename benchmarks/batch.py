@@ -1,0 +1,121 @@
+"""Batch throughput on a local Anvil, from manifest to confirmed receipts, beside a naive baseline (one order
+per transaction, sent and confirmed one after another).
+
+    .venv/bin/python benchmarks/batch.py [--orders 4000] [--stamped 1000] [--batch-size 200]
+
+Writes benchmarks/results/batch.json. Numbers depend on what else the 2-core machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pikepdf
+from eth_account import Account
+
+from peru_compras.batch import BatchRegistrar, read_manifest
+from peru_compras.chain.client import Registry
+from peru_compras.chain.node import LocalNode
+from peru_compras.config import Workspace, load_settings
+from peru_compras.hashing import sha256
+from peru_compras.order import parse_order
+from peru_compras.render import render_order
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_FILE = ROOT.parent / "shared" / "reference-order.json"
+if not REFERENCE_FILE.exists():
+    REFERENCE_FILE = ROOT / "peru_compras" / "samples" / "01-hospital-piura.json"
+REFERENCE = json.loads(REFERENCE_FILE.read_text())
+
+
+def make_manifest(folder: Path, count: int, prefix: str) -> Path:
+    """`count` copies of the reference record (only order_number differs), each with its own one-page PDF."""
+    folder.mkdir(parents=True)
+    base = render_order(parse_order(REFERENCE))
+    with (folder / "manifest.jsonl").open("w", encoding="utf-8") as manifest:
+        for index in range(count):
+            record = copy.deepcopy(REFERENCE)
+            record["order_number"] = f"{prefix}-{index:06d}"
+            with pikepdf.open(io.BytesIO(base)) as pdf:
+                pdf.docinfo["/Title"] = record["order_number"]
+                buffer = io.BytesIO()
+                pdf.save(buffer, deterministic_id=True)
+            (folder / f"{index}.pdf").write_bytes(buffer.getvalue())
+            record["pdf"] = f"{index}.pdf"
+            manifest.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return folder / "manifest.jsonl"
+
+
+def workspace(node: LocalNode, home: Path) -> Workspace:
+    account = Account.create()
+    os.environ["PERU_COMPRAS_PRIVATE_KEY"] = account.key.hex()
+    ws = Workspace(load_settings({"rpc": node.url, "home": home, "base_url": "https://oc.example.pe"}))
+    ws.rpc.call("anvil_setBalance", [account.address, hex(10**24)])
+    registry, _ = Registry.deploy(ws.transactor, document_base_uri="https://oc.example.pe/d/")
+    ws.remember_deployment(registry, ws.transactor.chain_id)
+    return ws
+
+
+def run_batch(node: LocalNode, tmp: Path, count: int, *, stamp: bool, batch_size: int, name: str) -> dict[str, float]:
+    manifest = make_manifest(tmp / f"{name}-pdfs", count, name.upper())
+    ws = workspace(node, tmp / f"{name}-home")
+    registrar = BatchRegistrar(ws, batch_size=batch_size, stamp=stamp, emit=lambda line: None)
+    started = time.perf_counter()
+    summary = registrar.run(read_manifest(manifest))
+    elapsed = time.perf_counter() - started
+    assert summary.registered == count, summary
+    return {"orders": count, "seconds": round(elapsed, 3), "orders_per_s": round(count / elapsed, 1),
+            "batch_size": batch_size}
+
+
+def run_baseline(node: LocalNode, tmp: Path, count: int) -> dict[str, float]:
+    """One order per transaction, each confirmed before the next is sent (the anchors' way)."""
+    ws = workspace(node, tmp / "baseline-home")
+    registry = ws.registry(write=True)
+    orders = []
+    for index in range(count):
+        record = copy.deepcopy(REFERENCE)
+        record["order_number"] = f"BASE-{index:06d}"
+        orders.append(parse_order(record))
+    started = time.perf_counter()
+    for index, order in enumerate(orders):
+        registry.register(order, sha256(b"baseline %d" % index))
+    elapsed = time.perf_counter() - started
+    return {"orders": count, "seconds": round(elapsed, 3), "orders_per_s": round(count / elapsed, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=4000)
+    parser.add_argument("--stamped", type=int, default=1000)
+    parser.add_argument("--baseline", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder, LocalNode() as node:
+        tmp = Path(folder)
+        unstamped = run_batch(node, tmp, args.orders, stamp=False, batch_size=args.batch_size, name="nostamp")
+        stamped = run_batch(node, tmp, args.stamped, stamp=True, batch_size=args.batch_size, name="stamped")
+        baseline = run_baseline(node, tmp, args.baseline)
+    results = {
+        "no_stamp": unstamped, "stamped": stamped, "baseline_one_per_tx": baseline,
+        "ratio_no_stamp_to_baseline": round(unstamped["orders_per_s"] / baseline["orders_per_s"], 1),
+        "goals": {"no_stamp_orders_per_s": 2000, "stamped_orders_per_s": 400},
+        "anchors_documents_per_s": "95 to 118 (TradeTrust / OpenZeppelin-style registries driven by web3.py)",
+        "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    out = ROOT / "benchmarks" / "results" / "batch.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
