@@ -196,3 +196,33 @@ def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
         info = tmp_path / ".peru-compras" / "node.json"
         if info.exists():
             os.kill(json.loads(info.read_text())["pid"], signal.SIGTERM)
+
+
+def test_node_runs_until_stopped_and_keeps_its_state(tmp_path: Path) -> None:
+    from peru_compras.chain.node import free_port
+    from peru_compras.chain.rpc import Rpc
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+    port = free_port()
+
+    def start() -> tuple[subprocess.Popen[str], dict[str, object]]:
+        process = subprocess.Popen([CLI, "node", "--port", str(port), "--json"], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        return process, json.loads(process.stdout.readline())
+
+    process, info = start()
+    try:
+        assert info == {"rpc": f"http://127.0.0.1:{port}", "chain_id": 31337}
+        rpc = Rpc(str(info["rpc"]))
+        rpc.call("anvil_setBalance", ["0x" + "ab" * 20, hex(12345)])
+        rpc.call("evm_mine")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    process, info = start()
+    try:
+        assert int(Rpc(str(info["rpc"])).call("eth_getBalance", ["0x" + "ab" * 20, "latest"]), 16) == 12345
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
