@@ -399,6 +399,9 @@ def verify(
         data["published"] = published.to_json()
         lines.append(published.human())
         code = published.exit_code if published.exit_code > 1 else max(code, published.exit_code)
+    elif fetch:
+        data["published"] = None
+        lines.append("  published: nothing to fetch (no registered order matches this file)")
     _emit(data, "\n".join(lines))
     if code:
         raise typer.Exit(code)

@@ -121,7 +121,20 @@ def _message(verify_url: str) -> tuple[int, int, bytes]:
     _encoder.write_terminator(buff, capacity, None, len(buff))
     _encoder.write_padding_bits(buff, version, len(buff))
     _encoder.write_pad_codewords(buff, version, capacity, len(buff))
-    return version, error, bytes(_encoder.make_final_message(version, error, buff).getbits())
+    # make_final_message, with the bits expanded through a table: interleave the data codewords of the
+    # blocks, then their error correction codewords, then the remainder bits (versions 2-6: 7 bits)
+    data_blocks, error_blocks = _encoder.make_blocks(_consts.ECC[version][error], buff)
+    message = bytearray()
+    for blocks in (data_blocks, error_blocks):
+        for index in range(max(len(block) for block in blocks)):
+            message.extend(block[index] for block in blocks if index < len(block))
+    remainder = 7 if 2 <= version <= 6 else 3 if 14 <= version <= 20 or 28 <= version <= 34 else (
+        4 if 21 <= version <= 27 else 0)
+    return version, error, b"".join(_BITS[codeword] for codeword in message) + b"\0" * remainder
+
+
+#: each byte value as its eight bits, most significant first, one byte per bit
+_BITS = tuple(bytes((value >> shift) & 1 for shift in range(7, -1, -1)) for value in range(256))
 
 
 def _n1_n2(cells: int, layout: _Layout) -> tuple[int, int]:

@@ -87,12 +87,13 @@ def test_qr_matrix_is_segnos_symbol_module_for_module() -> None:
     urls = [f"{BASE}/o/20131370998/OC-2026-{n:06d}" for n in range(40)]
     urls += [("http://127.0.0.1:8000/o/PY-RUC:80012345-6/" + "".join(rng.choice(alphabet) for _ in range(60)))
              [: rng.randint(12, 80)] for _ in range(160)]
+    urls += [f"{BASE}/o/" + "ab1-" * (n // 4) for n in (150, 400, 700, 1000, 1400, 2000)]  # versions 9..38
     versions = set()
     for url in urls:
         expected = segno.make(url, error="m", micro=False)
         versions.add(expected.version)
         assert qr.qr_matrix(url) == tuple(bytes(row) for row in expected.matrix), url
-    assert versions >= {2, 3, 4, 5}
+    assert versions >= {2, 3, 4, 5, 9, 16, 22, 26, 31, 38}
 
 
 def test_qr_svg_and_png_carry_the_url(tmp_path: Path) -> None:
