@@ -34,7 +34,8 @@ app.add_typer(roles_app, name="roles")
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Options that may appear anywhere on the line; main() moves them before the command.
-GLOBAL_VALUE_OPTIONS = ("--rpc", "--registry", "--network", "--keystore", "--base-url", "--node-address", "--home")
+GLOBAL_VALUE_OPTIONS = ("--rpc", "--registry", "--network", "--keystore", "--base-url", "--node-address", "--home",
+                        "--trusted-forwarder")
 GLOBAL_FLAGS = ("--json",)
 
 
@@ -84,11 +85,14 @@ def _main(
     base_url: str = typer.Option(None, "--base-url", help="Public address of the verification page."),
     node_address: str = typer.Option(None, "--node-address", help="LACNet writer node's address."),
     home: Path = typer.Option(None, "--home", help="State folder (default ./.peru-compras)."),
+    trusted_forwarder: str = typer.Option(None, "--trusted-forwarder", help="Trusted forwarder given to a new "
+                                          "registry, instead of the profile's [env PERU_COMPRAS_TRUSTED_FORWARDER]."),
     as_json: bool = typer.Option(False, "--json", help="Only JSON on stdout."),
 ) -> None:
     state.json = as_json
     state.flags = {"rpc": rpc, "registry": registry, "network": network, "keystore": keystore,
-                   "base_url": base_url, "node_address": node_address, "home": home}
+                   "base_url": base_url, "node_address": node_address, "home": home,
+                   "trusted_forwarder": trusted_forwarder}
 
 
 # -- helpers -------------------------------------------------------------------------------------------

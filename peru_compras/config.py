@@ -11,7 +11,7 @@ import json
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from .chain.client import Registry
+from .chain.lacnet import check_address
 from .chain.networks import Network, network
 from .chain.rpc import Rpc
 from .chain.transactions import Transactor
@@ -40,6 +41,8 @@ _ENV = {
     "node_address": "PERU_COMPRAS_NODE_ADDRESS",
     "gas_price": "PERU_COMPRAS_GAS_PRICE",
     "rpc_token": "PERU_COMPRAS_RPC_TOKEN",
+    "trusted_forwarder": "PERU_COMPRAS_TRUSTED_FORWARDER",
+    "expiration_seconds": "PERU_COMPRAS_EXPIRATION_SECONDS",
 }
 
 
@@ -94,14 +97,33 @@ def load_settings(flags: dict[str, Any] | None = None, *, cwd: Path | None = Non
     except ValueError:
         raise ConfigurationError(f"gas price {gas_price!r} is not a whole number of wei") from None
     keystore = pick("keystore")
+    profile = network(str(pick("network") or "local"))
+    forwarder = pick("trusted_forwarder")
+    if forwarder:  # e.g. a test network's own relay; the profiles carry LACNet's published addresses
+        profile = replace(profile, trusted_forwarder=check_address(
+            str(forwarder), what="trusted forwarder", setting="--trusted-forwarder / PERU_COMPRAS_TRUSTED_FORWARDER"))
+    window = pick("expiration_seconds")
+    if window is not None:
+        try:
+            seconds = int(window)
+        except ValueError:
+            seconds = 0
+        if not 10 <= seconds <= 86_400:
+            raise ConfigurationError(f"expiration window {window!r} is not 10 to 86400 seconds",
+                                     hint="set PERU_COMPRAS_EXPIRATION_SECONDS to e.g. 300")
+        profile = replace(profile, expiration_seconds=seconds)
+    node_address = pick("node_address")
+    if node_address:
+        node_address = check_address(str(node_address), what="writer node address",
+                                     setting="--node-address / PERU_COMPRAS_NODE_ADDRESS")
     return Settings(
         home=home,
         rpc=pick("rpc"),
         registry=pick("registry"),
-        network=network(str(pick("network") or "local")),
+        network=profile,
         keystore=Path(keystore) if keystore else None,
         base_url=base_url,
-        node_address=pick("node_address"),
+        node_address=node_address,
         gas_price=gas_price_value,
         rpc_token=pick("rpc_token"),
     )
@@ -218,7 +240,7 @@ class Workspace:
         return self._account
 
     def _local_dev_account(self) -> LocalAccount:
-        """The embedded chain's signer: a key made here once (file mode 0600), funded by Anvil."""
+        """The embedded chain's signer: a key made here once (file mode 0600), funded by the dev node."""
         path = self.home / "local-signer.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +248,9 @@ class Workspace:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
         account: LocalAccount = Account.from_key(bytes.fromhex(path.read_text().strip()))
-        self.rpc.call("anvil_setBalance", [account.address, hex(10**24)])
+        from .chain.node import set_balance
+
+        set_balance(self.rpc, account.address, 10**24)
         return account
 
     @property

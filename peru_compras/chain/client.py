@@ -25,6 +25,7 @@ from ..errors import (
 from ..hashing import hashlink
 from ..order import Order, decode_entry
 from .contract import ROLE_NAMES, STATUS_NAMES, artifact
+from .lacnet import original_calldata
 from .rpc import Rpc, RpcError
 from .transactions import Receipt, Transactor
 
@@ -335,7 +336,13 @@ class Registry:
 
 
 def _entries(data: bytes) -> list[bytes]:
-    """The order entries in calldata of register / registerBatch / supersede (direct or inside a relay)."""
+    """The order entries in calldata of register / registerBatch / supersede (direct or inside a relay).
+
+    Through LACNet's relay the transaction a node returns is the hub's ``relayMetaTx``: its signing data is
+    the RLP of the original transaction, whose data minus LACNet's 64-byte suffix is our calldata."""
+    relayed = original_calldata(data)
+    if relayed is not None:
+        data = relayed
     selector, body = data[:4], data[4:]
     try:
         if selector == REGISTER:

@@ -58,6 +58,17 @@ def wait_ready(url: str, timeout: float = 15.0) -> int:
             time.sleep(0.05)
 
 
+def set_balance(rpc: Rpc, address: str, wei: int) -> None:
+    """Give `address` a balance on a development node: Anvil's ``anvil_setBalance``, else Hardhat's
+    ``hardhat_setBalance`` (both take the same parameters)."""
+    from .rpc import RpcError
+
+    try:
+        rpc.call("anvil_setBalance", [address, hex(wei)])
+    except RpcError:
+        rpc.call("hardhat_setBalance", [address, hex(wei)])
+
+
 class LocalNode:
     """Anvil on a free port; stopped when the context exits."""
 

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 
-from ..errors import ChainRefused, ConfigurationError, NodeUnavailable
+from ..errors import ChainRefused, ConfigurationError, NodeUnavailable, NotAuthorized, RelayRefused
+from . import lacnet
 from .contract import revert_error
 from .networks import Network
 from .rpc import Rpc, RpcError
@@ -45,7 +45,6 @@ class Transactor:
         self.rpc = rpc
         self.account = account
         self.network = network
-        self.node_address = node_address
         self.gas_price = network.gas_price if gas_price is None else gas_price
         self._chain_id: int | None = None
         self._nonce: int | None = None
@@ -56,6 +55,9 @@ class Transactor:
                 f"network {network.name} needs the writer node's address",
                 hint="set --node-address 0x… or PERU_COMPRAS_NODE_ADDRESS (ask your LACNet writer node operator)",
             )
+        self.node_address = (lacnet.check_address(node_address, what="writer node address",
+                                                  setting="--node-address / PERU_COMPRAS_NODE_ADDRESS")
+                             if node_address else None)
 
     @property
     def address(self) -> str:
@@ -79,7 +81,9 @@ class Transactor:
     # -- nonces ----------------------------------------------------------------------------------------
 
     def take_nonce(self) -> int:
-        """The next nonce to use (reserved for the caller)."""
+        """The next nonce to use (reserved for the caller). The first call also checks the node's chain id
+        against the profile, so nothing is signed for the wrong network."""
+        _ = self.chain_id
         with self._lock:
             if self._nonce is None:
                 self._nonce = int(self.rpc.call("eth_getTransactionCount", [self.address, "pending"]), 16)
@@ -94,16 +98,20 @@ class Transactor:
 
     # -- building --------------------------------------------------------------------------------------
 
-    def payload(self, data: bytes) -> bytes:
+    def expiration(self) -> int:
+        """A fresh LACNet expiration time: now plus the profile's window."""
+        return lacnet.expiration_after(self.network.expiration_seconds)
+
+    def payload(self, data: bytes, *, expiration: int | None = None) -> bytes:
         """`data` as the network wants it (LACNet: followed by node address and expiration)."""
         if not self.network.is_lacnet:
             return data
-        expiration = int(time.time()) + self.network.expiration_seconds
-        return data + abi_encode(["address", "uint256"], [self.node_address, expiration])
+        assert self.node_address is not None
+        return lacnet.payload(data, self.node_address, self.expiration() if expiration is None else expiration)
 
     def min_gas(self, payload: bytes) -> int:
         """The least gas limit the network accepts for `payload` (LACNet's account rules)."""
-        return len(payload) * 22 + 326_000 if self.network.is_lacnet else 21_000
+        return lacnet.min_gas(payload) if self.network.is_lacnet else 21_000
 
     def estimate_gas(self, to: str | None, data: bytes, *, action: str) -> int:
         """The node's estimate; a revert becomes the contract's named exception."""
@@ -143,24 +151,47 @@ class Transactor:
                 self._fee = {"maxFeePerGas": 2 * int(base, 16) + tip, "maxPriorityFeePerGas": tip}
         return self._fee
 
-    def sign(self, to: str | None, data: bytes, gas: int, nonce: int) -> tuple[bytes, str]:
-        """The raw signed transaction and its hash."""
-        payload = self.payload(data)
-        gas = max(gas, self.min_gas(payload))
-        tx: dict[str, Any] = {"nonce": nonce, "gas": gas, "value": 0, "data": payload, **self._fees()}
+    def sign(self, to: str | None, data: bytes, gas: int, nonce: int, *,
+             expiration: int | None = None) -> tuple[bytes, str]:
+        """The raw signed transaction and its hash (the hash a LACNet relay returns differs: see
+        :meth:`send`). On LACNet `expiration` (seconds since the epoch) defaults to now plus the profile's
+        window, and the gas limit is raised to the network's floor."""
+        if self.network.is_lacnet:
+            assert self.node_address is not None
+            if expiration is None:
+                expiration = self.expiration()
+            else:
+                lacnet.check_expiration(expiration)
+            gas = max(gas, lacnet.min_gas(self.payload(data, expiration=expiration)))
+            # legacy, gas price 0, no chain id (v = 27/28), data + abi.encode(node, expiration)
+            return lacnet.sign(self.account, to=to, data=data, gas=gas, nonce=nonce,
+                               node_address=self.node_address, expiration=expiration)
+        gas = max(gas, self.min_gas(data))
+        tx: dict[str, Any] = {"nonce": nonce, "gas": gas, "value": 0, "data": data, **self._fees(),
+                              "chainId": self.chain_id}
         if to:
             tx["to"] = to
-        if self.network.is_lacnet:
-            tx["gasPrice"] = 0  # LACNet: signed without EIP-155 (chain id 0, v = 27/28)
-        else:
-            tx["chainId"] = self.chain_id
         signed = self.account.sign_transaction(tx)
         return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
 
     # -- sending ---------------------------------------------------------------------------------------
 
+    def send_refusal(self, exc: RpcError, action: str) -> ChainRefused:
+        """The clear error for a node that refused ``eth_sendRawTransaction``."""
+        if exc.code == -32007 or "not authorized" in exc.message.lower():
+            return NotAuthorized(
+                f"the network refuses account {self.address} (node error {exc.code}: {exc.message})",
+                hint="the signer must be a permissioned account: ask the network (LACNet) to register it, "
+                     "or sign with an account that is")
+        if self.network.is_lacnet:
+            return RelayRefused(f"the writer node refused the transaction to {action}: {exc.message}",
+                                hint="check --node-address (the writer node you send through), the signer's "
+                                     "permission and the clock (expiration); then run the command again")
+        return self._refusal(exc, action)
+
     def send(self, to: str | None, data: bytes, *, action: str, gas: int | None = None) -> str:
-        """Sign and send; returns the transaction hash the node reports."""
+        """Sign and send; returns the transaction hash the node reports (on LACNet: the relay's
+        meta-transaction, not the hash of the signed bytes)."""
         if gas is None:
             gas = self.estimate_gas(to, data, action=action) * 6 // 5 + 10_000
         for attempt in range(2):
@@ -174,7 +205,8 @@ class Transactor:
                                      or "underpriced" in text):
                     self.resync_nonce()
                     continue
-                raise self._refusal(exc, action) from None
+                self.resync_nonce()
+                raise self.send_refusal(exc, action) from None
         raise ChainRefused(f"could not send the transaction to {action}")  # pragma: no cover
 
     def wait(self, tx_hash: str, *, action: str, timeout: float = 120.0) -> Receipt:
@@ -192,20 +224,41 @@ class Transactor:
                 )
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+        return self.read_receipt(tx_hash, receipt, action=action)
+
+    def read_receipt(self, tx_hash: str, receipt: dict[str, Any], *, action: str) -> Receipt:
+        """A node's receipt as a :class:`Receipt`; a failed transaction, or one the LACNet relay refused
+        (its events may say so even with status 1), becomes the named exception."""
+        logs = list(receipt.get("logs") or [])
+        address = receipt.get("contractAddress")
+        if self.network.is_lacnet:
+            outcome = lacnet.relay_outcome(logs)
+            if outcome.refused is not None:
+                self.resync_nonce()  # the hub did not take the nonce
+                cause, hint = lacnet.relay_error_text(outcome.refused)
+                raise RelayRefused(f"the LACNet relay refused the transaction to {action} ({tx_hash}): {cause}",
+                                   hint=hint)
+            if outcome.reverted is not None and int(receipt["status"], 16) == 1:
+                raise revert_error(outcome.reverted, action=action)
+            if not address or int(address, 16) == 0:
+                address = outcome.deployed
         if int(receipt["status"], 16) != 1:
             raise self._failed(tx_hash, receipt, action)
         return Receipt(
             tx_hash=tx_hash,
             block_number=int(receipt["blockNumber"], 16),
             gas_used=int(receipt["gasUsed"], 16),
-            contract_address=receipt.get("contractAddress"),
-            logs=list(receipt.get("logs") or []),
+            contract_address=address if address and int(address, 16) else None,
+            logs=logs,
         )
 
     def _failed(self, tx_hash: str, receipt: dict[str, Any], action: str) -> ChainRefused:
         reason = receipt.get("revertReason")
         if isinstance(reason, str) and reason.startswith("0x") and len(reason) > 2:
             return revert_error(bytes.fromhex(reason[2:]), action=action)
+        if self.network.is_lacnet:  # the node's transaction is the hub call: replaying it would say nothing
+            return RelayRefused(f"transaction {tx_hash} failed while trying to {action} (no revert reason)",
+                                hint="inspect it on the writer node; nothing was registered by it")
         tx = self.rpc.call("eth_getTransactionByHash", [tx_hash])
         if tx and tx.get("to"):
             call = {"from": tx["from"], "to": tx["to"], "data": tx["input"]}
