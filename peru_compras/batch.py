@@ -2,7 +2,10 @@
 
 Manifests: JSON Lines (one record per line, plus ``pdf``) or CSV (a column per field: ``entity_name``,
 ``entity_ruc``, ``total_amount``, ``delivery_place``, … or a JSON object in ``entity``; ``items`` as JSON).
-Rows are streamed: memory stays bounded whatever the manifest's size.
+Rows are streamed: memory stays bounded whatever the manifest's size. OCDS manifests (release or record
+packages, JSON Lines of releases) are read whole and mapped by :mod:`.ocds`: their rows may carry no PDF
+(``render``: the order PDF is drawn), or nothing to register (``skipped``: a line with the reason), and a
+``source`` (ocid, release, contract or award) that goes on each of their output lines.
 
 The journal (SQLite, ``<home>/journal.sqlite``) is a write-ahead log of each order and transaction:
 
@@ -16,6 +19,11 @@ mined twice); one that can no longer be mined (its nonce taken) sends its orders
 checking each on chain. So a crash at any instant neither skips nor doubles an order; the contract's
 uniqueness rule is only the last line of defence. Each batch is first simulated (``eth_estimateGas``): an
 order the chain would refuse is reported on its own line and the rest go on.
+
+On LACNet the hash the writer node returns is its relay transaction's, not the hash of the signed bytes: the
+journal renames the transaction once the node has answered. When the relay refuses a transaction (its
+BadTransactionSent event, or an error at sending), every order of the transactions in flight goes back to
+``ready`` (unless the chain has it) and the run stops with one line: running it again retries them.
 """
 
 from __future__ import annotations
@@ -38,7 +46,14 @@ from .chain.client import ORDER_REGISTERED, Registry
 from .chain.rpc import RpcError
 from .chain.transactions import Receipt, Transactor
 from .config import Workspace
-from .errors import ChainRefused, InvalidInput, NodeUnavailable, OrderAlreadyRegistered, PeruComprasError
+from .errors import (
+    ChainRefused,
+    InvalidInput,
+    NodeUnavailable,
+    OrderAlreadyRegistered,
+    PeruComprasError,
+    RelayRefused,
+)
 from .hashing import hashlink
 from .store import LocalStore
 
@@ -53,12 +68,18 @@ Emit = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One manifest row: its number (1-based), the record and the PDF path it names (or why not)."""
+    """One manifest row: its number (1-based), the record and the PDF path it names (or why not).
+
+    `render`: no PDF is given, :func:`~peru_compras.render.render_order` draws it. `skipped`: nothing to
+    register and nothing wrong (`error` says why). `source`: where an OCDS row came from, put on its lines."""
 
     number: int
     record: dict[str, Any] | None
     pdf: Path | None
     error: str | None = None
+    render: bool = False
+    skipped: bool = False
+    source: dict[str, Any] | None = None
 
 
 def _csv_record(row: dict[str, str]) -> dict[str, Any]:
@@ -82,8 +103,26 @@ def _csv_record(row: dict[str, str]) -> dict[str, Any]:
     return record
 
 
+def manifest_kind(path: Path) -> str:
+    """``csv``, ``ocds`` (a package, or releases: see :mod:`.ocds`) or ``jsonl``, from the name and first bytes."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read manifest {str(path)!r}: {exc.strerror}", hint="check the path") from None
+    return _kind(path, head)
+
+
+def _kind(path: Path, head: str) -> str:
+    if path.suffix.lower() == ".csv" or (not head.lstrip().startswith(("{", "[")) and "," in head.split("\n")[0]):
+        return "csv"
+    from .ocds import is_ocds
+
+    return "ocds" if is_ocds(head) else "jsonl"
+
+
 def read_manifest(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row]:
-    """Stream the rows of a JSON Lines or CSV manifest."""
+    """Stream the rows of a JSON Lines or CSV manifest; an OCDS manifest is mapped by :mod:`.ocds`."""
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
@@ -92,8 +131,13 @@ def read_manifest(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row]:
     with handle:
         head = handle.read(4096)
         handle.seek(0)
-        is_csv = path.suffix.lower() == ".csv" or (not head.lstrip().startswith("{") and "," in head.split("\n")[0])
-        if is_csv:
+        kind = _kind(path, head)
+        if kind == "ocds":
+            from .ocds import manifest_rows
+
+            yield from manifest_rows(path, pdf_dir=pdf_dir)
+            return
+        if kind == "csv":
             rows: Iterator[tuple[int, dict[str, Any] | None, str | None]] = (
                 (index, _csv_record(row), None) for index, row in enumerate(csv.DictReader(handle), start=1))
         else:
@@ -146,6 +190,8 @@ class Prepared:
     verify_url: str = ""
     document_url: str = ""
     error: str | None = None
+    skipped: bool = False
+    source: dict[str, Any] | None = None
 
 
 def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
@@ -154,23 +200,30 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
     from .order import parse_order
     from .pdf import read_pdf, stamp_pdf
 
-    number_hint = str((row.record or {}).get("order_number", ""))
-    if row.error or row.record is None or row.pdf is None:
-        return Prepared(row.number, order_number=number_hint, error=row.error or "unreadable row")
+    number_hint = str((row.record or {}).get("order_number", "") or "")
+    if row.skipped:
+        return Prepared(row.number, error=row.error, skipped=True, source=row.source)
+    if row.error or row.record is None or (row.pdf is None and not row.render):
+        return Prepared(row.number, order_number=number_hint, error=row.error or "unreadable row", source=row.source)
     try:
         order = parse_order(row.record, source=f"row {row.number}")
-        document = read_pdf(row.pdf)
         verify_url = base_url + order.verify_path
         if len(verify_url) > 80:
             raise InvalidInput(f"verify URL {verify_url!r} is over 80 characters", hint="use a shorter base URL")
-        if stamp:
-            document = stamp_pdf(document, verify_url, order=order, name=str(row.pdf))
+        if row.pdf is None:  # drawn with its QR already printed: nothing to stamp
+            from .render import render_order
+
+            document = render_order(order, verify_url=verify_url)
+        else:
+            document = read_pdf(row.pdf)
+            if stamp:
+                document = stamp_pdf(document, verify_url, order=order, name=str(row.pdf))
         digest = LocalStore(store_root, base_url).put(document, durable=False)
         return Prepared(row.number, order.key, order.order_number, order.entity.key, order.token_id, digest,
                         order.encode_entry(digest), verify_url,
-                        order.document_url or f"{base_url}/d/{hashlink(digest)}")
+                        order.document_url or f"{base_url}/d/{hashlink(digest)}", source=row.source)
     except PeruComprasError as exc:
-        return Prepared(row.number, order_number=number_hint, error=str(exc))
+        return Prepared(row.number, order_number=number_hint, error=str(exc), source=row.source)
 
 
 def _die_with_parent() -> None:
@@ -254,6 +307,13 @@ class Journal:
                             "WHERE tx_hash=? AND state='signed'",
                             (receipt.block_number, receipt.gas_used // max(count, 1), count, tx_hash))
 
+    def renamed(self, old: str, new: str) -> None:
+        """The node answered with another hash (a LACNet relay's transaction): use it from now on."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("UPDATE txs SET tx_hash=? WHERE tx_hash=?", (new, old))
+            self.db.execute("UPDATE orders SET tx_hash=? WHERE tx_hash=?", (new, old))
+
     def dropped(self, tx_hash: str) -> None:
         with self.db:
             self.db.execute("BEGIN")
@@ -289,14 +349,79 @@ class Journal:
 
 
 @dataclass
+class Flight:
+    """A sent transaction awaiting its receipt (`tx_hash` changes if a relay re-sends it under another)."""
+
+    tx_hash: str
+    raw: bytes
+    batch: list[Prepared]
+
+
+@dataclass
 class Summary:
+    """The last line. `skipped` (OCDS releases with nothing to register) appears for OCDS manifests;
+    `would_register` and `dry_run` for ``--dry-run``."""
+
     registered: int = 0
     already_registered: int = 0
     failed: int = 0
+    skipped: int = 0
+    would_register: int = 0
+    ocds: bool = False
+    dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"summary": {"registered": self.registered, "already_registered": self.already_registered,
-                            "failed": self.failed}}
+        out: dict[str, Any] = {"registered": self.registered, "already_registered": self.already_registered,
+                               "failed": self.failed}
+        if self.ocds or self.skipped:
+            out["skipped"] = self.skipped
+        if self.dry_run:
+            out.update(would_register=self.would_register, dry_run=True)
+        return {"summary": out}
+
+
+def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callable[[int], None] | None = None
+            ) -> Summary:
+    """``--dry-run``: each row's mapped record (or its refusal, or why it is skipped) as one line, checked
+    as ``register-batch`` would check it (record rules, verify URL length, the PDF readable) but nothing
+    drawn, stamped, stored, journaled or sent."""
+    from .order import parse_order
+    from .pdf import read_pdf
+
+    summary = Summary(dry_run=True)
+    seen: dict[str, int] = {}
+    for row in rows:
+        source = row.source or {}
+        summary.ocds = summary.ocds or row.source is not None
+        if progress is not None:
+            progress(1)
+        if row.skipped:
+            summary.skipped += 1
+            emit({"row": row.number, "status": "skipped", "reason": row.error, **source})
+            continue
+        number_hint = str((row.record or {}).get("order_number", "") or "")
+        try:
+            if row.error or row.record is None or (row.pdf is None and not row.render):
+                raise InvalidInput(row.error or "unreadable row")
+            order = parse_order(row.record, source=f"row {row.number}")
+            verify_url = base_url + order.verify_path
+            if len(verify_url) > 80:
+                raise InvalidInput(f"verify URL {verify_url!r} is over 80 characters", hint="use a shorter base URL")
+            if row.pdf is not None:
+                read_pdf(row.pdf)
+            if order.key in seen:
+                raise InvalidInput(f"order {order.order_number!r} appears again (row {seen[order.key]})")
+            seen[order.key] = row.number
+        except PeruComprasError as exc:
+            summary.failed += 1
+            emit({"row": row.number, "order_number": number_hint, "error": str(exc), **source})
+            continue
+        summary.would_register += 1
+        emit({"row": row.number, "status": "would_register", "order_number": order.order_number,
+              "entity_ruc": order.entity.key, "token_id": f"0x{order.token_id:064x}", "verify_url": verify_url,
+              "pdf": str(row.pdf) if row.pdf is not None else None, "render": row.pdf is None,
+              "record": order.to_json(), **source})
+    return summary
 
 
 def _retrying(action: Callable[[], Any], *, what: str, patience: float = 60.0) -> Any:
@@ -331,15 +456,25 @@ class BatchRegistrar:
         self.emit = emit
         self.progress = progress or (lambda n: None)
         self.summary = Summary()
-        self._in_flight: deque[tuple[str, bytes, list[Prepared]]] = deque()
+        self._in_flight: deque[Flight] = deque()
         self._seen_hashes: dict[bytes, str] = {}
         self._pending: dict[str, tuple[bytes, int]] = {}
+        self._sources: dict[str, dict[str, Any]] = {}  # OCDS rows: where each order came from
 
     # -- output ---------------------------------------------------------------------------------------
 
-    def _refuse(self, number: int, order_number: str, error: str) -> None:
+    def _refuse(self, number: int, order_number: str, error: str, source: dict[str, Any] | None = None) -> None:
         self.summary.failed += 1
-        self.emit({"row": number, "order_number": order_number, "error": error})
+        self.emit({"row": number, "order_number": order_number, "error": error, **(source or {})})
+        self.progress(1)
+
+    def _remember_source(self, item: Prepared) -> None:
+        if item.source is not None:
+            self._sources[item.key] = item.source
+
+    def _skip(self, item: Prepared) -> None:
+        self.summary.skipped += 1
+        self.emit({"row": item.number, "status": "skipped", "reason": item.error, **(item.source or {})})
         self.progress(1)
 
     def _report(self, key: str, number: int | None, *, already: bool) -> None:
@@ -364,7 +499,7 @@ class BatchRegistrar:
                     "tx_hash": row["tx_hash"], "block_number": row["block_number"], "gas_used": row["gas_used"],
                     "tx_orders": row["tx_orders"], "sha256": row["sha256"],
                     "hashlink": hashlink(bytes.fromhex(row["sha256"])), "document_url": row["document_url"],
-                    "verify_url": row["verify_url"], "stamped_pdf": None,
+                    "verify_url": row["verify_url"], "stamped_pdf": None, **self._sources.pop(key, {}),
                 })
         self.progress(len(items))
 
@@ -376,23 +511,21 @@ class BatchRegistrar:
             receipt = _retrying(partial(self.transactor.rpc.call, "eth_getTransactionReceipt", [tx_hash]),
                                 what="read a receipt")
             if receipt is None:
+                flight = Flight(tx_hash, raw, [])
                 try:
-                    self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False)
+                    sent = self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False)
+                    self._follow(flight, sent)
                 except RpcError:
                     pass  # already known, or its nonce is taken: the receipt check below decides
                 try:
-                    self._settle(tx_hash, self._await_receipt(tx_hash, raw, patience=30))
+                    self._settle(flight.tx_hash, self._await_receipt(flight, patience=30))
                     continue
-                except ChainRefused:
-                    self._recheck_orders(tx_hash)
+                except (ChainRefused, NodeUnavailable):
+                    self._recheck_orders(flight.tx_hash)
                     continue
-                except NodeUnavailable:
-                    self._recheck_orders(tx_hash)
-                    continue
-            if int(receipt["status"], 16) == 1:
-                self._settle(tx_hash, Receipt(tx_hash, int(receipt["blockNumber"], 16), int(receipt["gasUsed"], 16),
-                                              None, list(receipt.get("logs") or [])))
-            else:
+            try:  # on LACNet a status-1 receipt may still carry the relay's refusal
+                self._settle(tx_hash, self.transactor.read_receipt(tx_hash, receipt, action="register a batch"))
+            except ChainRefused:
                 self._recheck_orders(tx_hash)
         self.transactor.resync_nonce()
 
@@ -450,8 +583,13 @@ class BatchRegistrar:
 
     def _admit(self, item: Prepared) -> Prepared | None:
         """Decide what to do with a prepared row: refuse it, report it as done, or queue it."""
+        if item.source is not None:
+            self.summary.ocds = True
+        if item.skipped:
+            self._skip(item)
+            return None
         if item.error:
-            self._refuse(item.number, item.order_number, item.error)
+            self._refuse(item.number, item.order_number, item.error, item.source)
             return None
         known = self.journal.get(item.key)
         if known is not None:
@@ -462,15 +600,16 @@ class BatchRegistrar:
                     self._refuse(item.number, item.order_number,
                                  f"order {item.order_number!r} of entity {item.entity} was already registered "
                                  f"with another document ({hashlink(bytes.fromhex(known['sha256']))}); "
-                                 "to correct it use register --supersedes")
+                                 "to correct it use register --supersedes", item.source)
                     return None
             elif known["state"] == "confirmed":
+                self._remember_source(item)
                 self._report(item.key, item.number, already=False)
                 return None
             elif known["state"] == "signed":
                 self._refuse(item.number, item.order_number,
                              f"order {item.order_number!r} is in transaction {known['tx_hash']}, whose fate the node "
-                             "cannot tell yet; run the same command again later")
+                             "cannot tell yet; run the same command again later", item.source)
                 return None
         pending = self._pending.get(item.key)
         if pending is not None:
@@ -478,21 +617,23 @@ class BatchRegistrar:
                 self.summary.already_registered += 1
                 self.emit({"row": item.number, "status": "already_registered", "order_number": item.order_number,
                            "entity_ruc": item.entity, "token_id": f"0x{item.token_id:064x}",
-                           "duplicate_of_row": pending[1]})
+                           "duplicate_of_row": pending[1], **(item.source or {})})
                 self.progress(1)
             else:
                 self._refuse(item.number, item.order_number,
-                             f"order {item.order_number!r} appears again (row {pending[1]}) with another document")
+                             f"order {item.order_number!r} appears again (row {pending[1]}) with another document",
+                             item.source)
             return None
         previous = self._seen_hashes.get(item.digest)
         if previous is not None and previous != item.key:
             self._refuse(item.number, item.order_number,
-                         f"row {item.number} has the same PDF as order {previous} in this manifest")
+                         f"row {item.number} has the same PDF as order {previous} in this manifest", item.source)
             return None
         self._seen_hashes[item.digest] = item.key
         if len(self._seen_hashes) > 4 * self.batch_size * (self.in_flight_limit + 1):
             self._seen_hashes.clear()
         self._pending[item.key] = (item.digest, item.number)
+        self._remember_source(item)
         if len(self._pending) > 4 * self.batch_size * (self.in_flight_limit + 1):
             self._pending.clear()  # older rows are in the journal by now: it answers for them
         return item
@@ -514,7 +655,8 @@ class BatchRegistrar:
                     self._report(item.key, item.number, already=True)
                 else:
                     self._refuse(item.number, item.order_number,
-                                 f"document {hashlink(item.digest)} is already registered for another order")
+                                 f"document {hashlink(item.digest)} is already registered for another order",
+                                 self._sources.pop(item.key, None))
             else:
                 keep.append(item)
         while keep:
@@ -534,7 +676,7 @@ class BatchRegistrar:
                     self.journal.confirm_elsewhere(culprit.key, None, None)
                     self._report(culprit.key, culprit.number, already=True)
                 else:
-                    self._refuse(culprit.number, culprit.order_number, str(exc))
+                    self._refuse(culprit.number, culprit.order_number, str(exc), self._sources.pop(culprit.key, None))
         return keep
 
     def _send(self, batch: list[Prepared]) -> None:
@@ -548,9 +690,11 @@ class BatchRegistrar:
             nonce = self._next_nonce()
             raw, tx_hash = self.transactor.sign(self.registry.address, data, gas, nonce)
             self.journal.signed(tx_hash, self.transactor.address, nonce, raw, batch)
+            flight = Flight(tx_hash, raw, batch)
             try:
-                _retrying(partial(self.transactor.rpc.call, "eth_sendRawTransaction", ["0x" + raw.hex()], retry=False),
-                          what="send a batch")
+                sent = _retrying(partial(self.transactor.rpc.call, "eth_sendRawTransaction", ["0x" + raw.hex()],
+                                         retry=False), what="send a batch")
+                self._follow(flight, sent)
                 break
             except RpcError as exc:
                 if "already known" in exc.message.lower():
@@ -558,39 +702,70 @@ class BatchRegistrar:
                 self.journal.dropped(tx_hash)
                 self.transactor.resync_nonce()
                 if "nonce" not in exc.message.lower():
-                    raise ChainRefused(f"the node refused a batch of {len(batch)} orders: {exc.message}",
-                                       hint="the orders stay in the journal; run the same command again") from None
-        self._in_flight.append((tx_hash, raw, batch))
+                    refusal = self.transactor.send_refusal(exc, f"register a batch of {len(batch)} orders")
+                    self._stop_after_refusal(refusal)
+        self._in_flight.append(flight)
         while len(self._in_flight) >= self.in_flight_limit:
             self._confirm_oldest()
 
     def _next_nonce(self) -> int:
         return _retrying(self.transactor.take_nonce, what="read the nonce")  # type: ignore[no-any-return]
 
-    def _await_receipt(self, tx_hash: str, raw: bytes, *, patience: float = 180.0) -> Receipt:
+    def _follow(self, flight: Flight, sent: Any) -> None:
+        """The node answered `sent` for `flight`'s bytes: a LACNet relay answers its own transaction's hash."""
+        if isinstance(sent, str) and sent.startswith("0x") and sent.lower() != flight.tx_hash.lower():
+            self.journal.renamed(flight.tx_hash, sent)
+            flight.tx_hash = sent
+
+    def _await_receipt(self, flight: Flight, *, patience: float = 180.0) -> Receipt:
         """The receipt of a journaled transaction. A node that restarted may have lost it from its pool:
         then the very same signed bytes are sent again (same hash, same nonce: it cannot be mined twice)."""
         deadline = time.monotonic() + patience
         while True:
             try:
-                return self.transactor.wait(tx_hash, action="register a batch", timeout=5)
+                return self.transactor.wait(flight.tx_hash, action="register a batch", timeout=5)
             except NodeUnavailable:
                 if time.monotonic() > deadline:
                     raise
             try:
-                if self.transactor.rpc.call("eth_getTransactionByHash", [tx_hash]) is None:
-                    self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False)
+                if self.transactor.rpc.call("eth_getTransactionByHash", [flight.tx_hash]) is None:
+                    sent = self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + flight.raw.hex()], retry=False)
+                    self._follow(flight, sent)
             except NodeUnavailable:
                 time.sleep(0.5)
             except RpcError as exc:
                 if "nonce" in exc.message.lower() and "low" in exc.message.lower():
-                    raise ChainRefused(f"transaction {tx_hash} can no longer be mined (its nonce is used)") from None
+                    raise ChainRefused(f"transaction {flight.tx_hash} can no longer be mined (its nonce is used)"
+                                       ) from None
+
+    def _stop_after_refusal(self, refusal: ChainRefused) -> None:
+        """The relay (or the node) refused a transaction: settle what is in flight, put every unconfirmed order
+        back to ready, and stop the run with one line."""
+        while self._in_flight:
+            flight = self._in_flight.popleft()
+            try:
+                receipt = self._await_receipt(flight, patience=30)
+            except (ChainRefused, NodeUnavailable):
+                self._recheck_orders(flight.tx_hash)
+                continue
+            self._settle(flight.tx_hash, receipt)
+            self._report_many([(item.key, item.number) for item in flight.batch], already=False)
+        self.transactor.resync_nonce()
+        refusal.hint = ((refusal.hint + "; ") if refusal.hint else "") + (
+            "the unregistered orders stay in the journal, ready: run the same command again")
+        raise refusal
 
     def _confirm_oldest(self) -> None:
-        tx_hash, raw, batch = self._in_flight.popleft()
+        flight = self._in_flight.popleft()
+        batch = flight.batch
         try:
-            receipt = self._await_receipt(tx_hash, raw)
+            receipt = self._await_receipt(flight)
+        except RelayRefused as refusal:
+            self._recheck_orders(flight.tx_hash)
+            self._stop_after_refusal(refusal)
+            return
         except ChainRefused:
+            tx_hash = flight.tx_hash
             self._recheck_orders(tx_hash)
             for item in batch:  # try the others again, one transaction each
                 row = self.journal.get(item.key)
@@ -599,7 +774,7 @@ class BatchRegistrar:
                 else:
                     self._send_single_retry(item)
             return
-        self._settle(tx_hash, receipt)
+        self._settle(flight.tx_hash, receipt)
         self._report_many([(item.key, item.number) for item in batch], already=False)
 
     def _send_single_retry(self, item: Prepared) -> None:
@@ -612,7 +787,7 @@ class BatchRegistrar:
                 self.journal.confirm_elsewhere(item.key, receipt.tx_hash, receipt.block_number)
                 self._report(item.key, item.number, already=False)
         except ChainRefused as exc:
-            self._refuse(item.number, item.order_number, str(exc))
+            self._refuse(item.number, item.order_number, str(exc), self._sources.pop(item.key, None))
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:

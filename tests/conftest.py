@@ -19,7 +19,7 @@ from eth_account.signers.local import LocalAccount
 
 from peru_compras.chain.client import Registry
 from peru_compras.chain.networks import network
-from peru_compras.chain.node import LocalNode
+from peru_compras.chain.node import LocalNode, set_balance
 from peru_compras.chain.rpc import Rpc
 from peru_compras.chain.transactions import Transactor
 
@@ -50,7 +50,7 @@ def rpc(anvil: LocalNode) -> Rpc:
 
 def funded_account(rpc: Rpc) -> LocalAccount:
     account = Account.create()
-    rpc.call("anvil_setBalance", [account.address, hex(10**24)])
+    set_balance(rpc, account.address, 10**24)  # Anvil or Hardhat
     return account
 
 
@@ -64,6 +64,27 @@ def registry(rpc: Rpc, admin: LocalAccount) -> Registry:
     deployed, _ = Registry.deploy(Transactor(rpc, admin, network("local")),
                                   document_base_uri="https://oc.example.pe/d/")
     return deployed
+
+
+@pytest.fixture(scope="session")
+def lacnet_emulator() -> Iterator[Any]:
+    """The LACNet emulator (tests/lacnet/emulator.py) with account permissioning on: permit() each signer."""
+    from .lacnet.emulator import LacnetEmulator
+
+    with LacnetEmulator() as emulator:
+        emulator.permit()
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def hardhat_node() -> Iterator[Any]:
+    """Hardhat's node from npm (hardhat 2.x), the second independent EVM node."""
+    from .hardhat.node import HardhatNode, available
+
+    if not available():
+        pytest.fail("hardhat is not installed: run scripts/bootstrap (npm ci installs it)")
+    with HardhatNode() as node:
+        yield node
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pytest
 from eth_account import Account
 
 from peru_compras.chain.client import ORDER_REGISTERED, Registry
-from peru_compras.chain.node import LocalNode
+from peru_compras.chain.node import LocalNode, set_balance
 from peru_compras.chain.rpc import Rpc
 from peru_compras.hashing import sha256
 from peru_compras.order import parse_order
@@ -62,7 +62,7 @@ class Chain:
         self.port = self.node.port
         self.rpc = Rpc(self.node.url)
         self.account = Account.create()
-        self.rpc.call("anvil_setBalance", [self.account.address, hex(10**24)])
+        set_balance(self.rpc, self.account.address, 10**24)
         self.home = folder / "home"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
         self.env.update(PERU_COMPRAS_RPC=self.node.url, PERU_COMPRAS_PRIVATE_KEY=self.account.key.hex(),

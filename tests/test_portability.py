@@ -1,0 +1,201 @@
+"""The integration suite on two more nodes, through the command line as users run it:
+
+- ``lacnet``: the LACNet emulator (tests/lacnet/emulator.py: Anvil on Berlin, chain id 648540, gas price 0,
+  an emulated RelayHub and trusted forwarder, a JSON-RPC front standing in for the writer node's relay), with
+  ``--network lacnet-protestnet --rpc <front> --node-address <node> --trusted-forwarder <forwarder>``;
+- ``hardhat``: Hardhat 2's node from npm, a second EVM implementation, with the ``local`` profile.
+
+Deploy, register, show, verify, annul, register-batch and roles, each checking that the registry records the
+signer as registrar (through the relay: not the hub).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from peru_compras.chain.client import Registry
+from peru_compras.chain.node import set_balance
+from peru_compras.chain.rpc import Rpc
+from peru_compras.order import parse_order
+from peru_compras.render import render_order
+
+from .conftest import CLI, reference_order, write_json
+from .test_batch import make_orders, write_jsonl
+
+NODES = ["lacnet", "hardhat"]
+
+
+@dataclass
+class Target:
+    """A node under test and the settings the CLI needs for it."""
+
+    name: str
+    rpc: Rpc
+    flags: list[str]
+    chain_id: int
+    permit: Callable[[str], None]
+    hub: str | None = None
+    node_address: str | None = None
+
+    def new_account(self) -> LocalAccount:
+        account: LocalAccount = Account.create()
+        self.permit(account.address)
+        return account
+
+
+@pytest.fixture(scope="module", params=NODES)
+def target(request: pytest.FixtureRequest) -> Target:
+    if request.param == "lacnet":
+        emulator = request.getfixturevalue("lacnet_emulator")
+        return Target("lacnet", Rpc(emulator.url),
+                      ["--network", "lacnet-protestnet", "--rpc", emulator.url, "--node-address", emulator.node_address,
+                       "--trusted-forwarder", emulator.forwarder],
+                      648540, emulator.permit, hub=emulator.hub, node_address=emulator.node_address)
+    node = request.getfixturevalue("hardhat_node")
+    rpc = Rpc(node.url)
+    return Target("hardhat", rpc, ["--rpc", node.url], 31337, lambda a: set_balance(rpc, a, 10**24))
+
+
+@dataclass
+class Deployment:
+    target: Target
+    home: Path
+    signer: LocalAccount
+    registry: Registry
+    deploy_output: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def cli(self, *args: str, signer: LocalAccount | None = None, flags: list[str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env, PERU_COMPRAS_PRIVATE_KEY=(signer or self.signer).key.hex())
+        return subprocess.run([CLI, "--home", str(self.home), *(self.target.flags if flags is None else flags), *args],
+                              env=env, cwd=self.home.parent, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+    env["PERU_COMPRAS_BASE_URL"] = "https://oc.example.pe"
+    return env
+
+
+def deploy(target: Target, folder: Path) -> Deployment:
+    folder.mkdir(parents=True, exist_ok=True)
+    signer = target.new_account()
+    draft = Deployment(target, folder / "home", signer, None, {}, clean_env())  # type: ignore[arg-type]
+    result = draft.cli("deploy", "--json")
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    draft.registry = Registry(target.rpc, output["registry"], from_block=output["block_number"])
+    draft.deploy_output = output
+    return draft
+
+
+@pytest.fixture(scope="module")
+def deployed(target: Target, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    return deploy(target, tmp_path_factory.mktemp(f"deploy-{target.name}"))
+
+
+def one_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_deploy_gives_the_signer_every_role(deployed: Deployment) -> None:
+    output = deployed.deploy_output
+    assert set(output) >= {"registry", "chain_id", "tx_hash", "block_number", "gas_used"}
+    assert output["chain_id"] == deployed.target.chain_id
+    roles = deployed.cli("roles", "list", "--json")
+    assert roles.returncode == 0, roles.stderr
+    assert all(deployed.signer.address in members for members in json.loads(roles.stdout).values())
+    if deployed.target.hub:  # the relay really sat in between: the node sent a hub call, not our deployment
+        tx = deployed.target.rpc.call("eth_getTransactionByHash", [output["tx_hash"]])
+        assert tx["to"].lower() == deployed.target.hub.lower()
+        assert tx["from"].lower() == str(deployed.target.node_address).lower()
+
+
+def test_register_show_verify_annul(deployed: Deployment, tmp_path: Path) -> None:
+    record = reference_order(order_number=f"OC-PORT-{deployed.target.name}-1")
+    order_file = write_json(tmp_path / "orden.json", record)
+    pdf = tmp_path / "orden.pdf"
+    pdf.write_bytes(render_order(parse_order(record)))
+    stamped = tmp_path / "sellada.pdf"
+
+    registered = deployed.cli("register", str(order_file), str(pdf), "--out", str(stamped), "--json")
+    assert registered.returncode == 0, registered.stderr
+    data = json.loads(registered.stdout)
+    token_id = int(data["token_id"], 16)
+
+    on_chain = deployed.registry.read(token_id)
+    assert on_chain.registrar == deployed.signer.address  # the contract saw the signer, not the relay hub
+    assert on_chain.order == parse_order(record)
+    assert on_chain.tx_hash == data["tx_hash"]
+
+    shown = deployed.cli("show", f"20131370998/{record['order_number']}", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["registrar"] == deployed.signer.address
+    assert json.loads(shown.stdout)["items"] == record["items"]
+
+    authentic = deployed.cli("verify", str(stamped), "--json")
+    assert (authentic.returncode, json.loads(authentic.stdout)["status"]) == (0, "authentic")
+    altered = tmp_path / "alterada.pdf"
+    altered.write_bytes(stamped.read_bytes().replace(b"%%EOF", b"%%EOF\n% otra"))
+    assert json.loads(deployed.cli("verify", str(altered), "--json").stdout)["status"] == "altered"
+
+    annulled = deployed.cli("annul", data["token_id"], "--reason", "Monto mal digitado", "--json")
+    assert annulled.returncode == 0, annulled.stderr
+    after = deployed.cli("verify", str(stamped), "--json")
+    assert (after.returncode, json.loads(after.stdout)["status"]) == (1, "annulled")
+    assert deployed.registry.read(token_id).annul_reason == "Monto mal digitado"
+
+
+def test_register_batch_then_again(deployed: Deployment, tmp_path: Path) -> None:
+    rows = make_orders(tmp_path / "m", 5, prefix=f"OC-PB-{deployed.target.name}")
+    manifest = write_jsonl(tmp_path / "m" / "manifest.jsonl", rows)
+    first = deployed.cli("register-batch", str(manifest), "--batch-size", "2", "--no-stamp", "--json")
+    assert first.returncode == 0, first.stderr
+    out = [json.loads(line) for line in first.stdout.splitlines()]
+    assert out[-1] == {"summary": {"registered": 5, "already_registered": 0, "failed": 0}}
+    hashes = {line["tx_hash"] for line in out[:-1]}
+    assert len(hashes) == 3 and all(deployed.target.rpc.call("eth_getTransactionByHash", [h]) for h in hashes)
+    again = deployed.cli("register-batch", str(manifest), "--batch-size", "2", "--no-stamp", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.splitlines()[-1]) == {"summary": {"registered": 0, "already_registered": 5,
+                                                                     "failed": 0}}
+    for row in rows:
+        token_id = parse_order({k: v for k, v in row.items() if k != "pdf"}).token_id
+        assert deployed.registry.read(token_id).registrar == deployed.signer.address
+
+
+def test_roles_grant_and_revoke(deployed: Deployment, tmp_path: Path) -> None:
+    clerk = deployed.target.new_account()
+    granted = deployed.cli("roles", "grant", "registrar", clerk.address, "--json")
+    assert granted.returncode == 0, granted.stderr
+
+    record = reference_order(order_number=f"OC-ROLE-{deployed.target.name}")
+    order_file = write_json(tmp_path / "orden.json", record)
+    pdf = tmp_path / "orden.pdf"
+    pdf.write_bytes(render_order(parse_order(record)))
+    by_clerk = deployed.cli("register", str(order_file), str(pdf), "--json", signer=clerk)
+    assert by_clerk.returncode == 0, by_clerk.stderr
+    assert deployed.registry.read(int(json.loads(by_clerk.stdout)["token_id"], 16)).registrar == clerk.address
+
+    assert deployed.cli("roles", "revoke", "registrar", clerk.address).returncode == 0
+    record2 = reference_order(order_number=f"OC-ROLE-{deployed.target.name}-2")
+    refused = deployed.cli("register", str(write_json(tmp_path / "o2.json", record2)), str(pdf), "--json",
+                           signer=clerk)
+    assert refused.returncode == 1
+    assert "lacks the registrar role" in one_line(refused.stderr)
+    members = json.loads(deployed.cli("roles", "list", "--json").stdout)
+    assert clerk.address not in members["registrar"] and deployed.signer.address in members["registrar"]
