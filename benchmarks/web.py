@@ -258,6 +258,9 @@ def main() -> None:
     sizes = sorted(int(size) for size in args.sizes.split(","))
     record = reference()
     load_before = os.getloadavg()
+    if load_before[0] > 0.5:
+        say(f"warning: load average {load_before[0]:.2f} before starting — other work on this machine will "
+            "lower the figures")
     results: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, LocalNode(extra_args=["--gas-limit", "100000000"]) as node:
@@ -327,7 +330,8 @@ def main() -> None:
         "load": f"wrk -t2 -c{args.connections} -d{args.duration}s --latency, rotating over "
                 f"{SAMPLED:,} orders' URLs spread over the registry; median of {args.repeats} runs",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_average_before": [round(x, 2) for x in load_before]},
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "results": results,
         **extra,
         "summary": summary,

@@ -405,6 +405,10 @@ def test_static_files_are_immutable_and_the_page_is_light(client: Client, deploy
     weight = len(page.content) + len(js.content) + len(client.get(icon.group(1)).content)
     assert weight < 100 * 1024, weight
     assert page.headers["content-encoding"] == "gzip"  # httpx asks for it; the page is kept compressed too
+    again = client.get(deployment.orders["valid"].verify_path, headers={"If-None-Match": page.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    plain = client.get(deployment.orders["valid"].verify_path, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.headers["etag"] != page.headers["etag"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -364,15 +364,16 @@ class Page:
         }
 
     def respond_html(self, cached: Cached, request: Request, lang: str, status: int = 200) -> Response:
+        compressed = "gzip" in request.headers.get("accept-encoding", "")
+        etag = cached.etag[:-1] + '-gz"' if compressed else cached.etag  # one tag per representation
         headers = {"Content-Language": i18n.MESSAGES[lang]["html_lang"], "Vary": "Accept-Language, Accept-Encoding",
-                   "Cache-Control": "no-cache", "ETag": cached.etag}
-        if status == 200 and request.headers.get("if-none-match") == cached.etag:
+                   "Cache-Control": "no-cache", "ETag": etag}
+        if status == 200 and request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
-        body = cached.body
-        if "gzip" in request.headers.get("accept-encoding", ""):
-            body = cached.gzipped
+        if compressed:
             headers["Content-Encoding"] = "gzip"
-        return Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=headers)
+        return Response(cached.gzipped if compressed else cached.body, status_code=status,
+                        media_type="text/html; charset=utf-8", headers=headers)
 
     def render(self, template: str, **values: Any) -> Cached:
         body = self.env.get_template(template).render(**values).encode()
@@ -380,7 +381,7 @@ class Page:
 
     def error_page(self, request: Request, status: int, message_key: str) -> Response:
         lang, explicit = i18n.pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
-        cached = self.render("error.html", **self.context(lang, explicit, request.url.path),
+        cached = self.render("error.html", **self.context(lang, explicit, quote(request.url.path, safe="/:")),
                              message=i18n.MESSAGES[lang][message_key])
         response = self.respond_html(cached, request, lang, status)
         response.headers["Cache-Control"] = "no-store"
