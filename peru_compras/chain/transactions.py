@@ -179,10 +179,12 @@ class Transactor:
     def send_refusal(self, exc: RpcError, action: str) -> ChainRefused:
         """The clear error for a node that refused ``eth_sendRawTransaction``."""
         if exc.code == -32007 or "not authorized" in exc.message.lower():
+            hint = "the signer must be a permissioned account: ask the network (LACNet) to register it"
+            if self.network.is_lacnet:  # LACNet's account rules answer -32007 for any transaction they refuse
+                hint += (f"; if it is, check that --node-address {self.node_address} is the writer node you "
+                         "send through and that this machine's clock is right (the expiration)")
             return NotAuthorized(
-                f"the network refuses account {self.address} (node error {exc.code}: {exc.message})",
-                hint="the signer must be a permissioned account: ask the network (LACNet) to register it, "
-                     "or sign with an account that is")
+                f"the network refuses account {self.address} (node error {exc.code}: {exc.message})", hint=hint)
         if self.network.is_lacnet:
             return RelayRefused(f"the writer node refused the transaction to {action}: {exc.message}",
                                 hint="check --node-address (the writer node you send through), the signer's "
