@@ -446,7 +446,7 @@ class BatchRegistrar:
         if not 1 <= batch_size <= 500:
             raise InvalidInput(f"--batch-size {batch_size} is out of range", hint="use 1 to 500 orders per transaction")
         self.ws = ws
-        self.registry: Registry = ws.registry(write=True)
+        self.registry: Registry = _retrying(partial(ws.registry, write=True), what="reach the registry")
         self.transactor: Transactor = ws.transactor
         self.journal = Journal(ws.home / "journal.sqlite", self.registry.address)
         self.batch_size = batch_size
@@ -541,7 +541,7 @@ class BatchRegistrar:
             row = self.journal.get(key)
             if row is None:
                 continue
-            state = self.registry.state(int(row["token_id"], 16))
+            state = _retrying(partial(self.registry.state, int(row["token_id"], 16)), what="read an order")
             if state.registered and state.document_hash.hex() == row["sha256"]:
                 self.journal.confirm_elsewhere(key, None, None)
 
@@ -688,7 +688,8 @@ class BatchRegistrar:
         gas = 80_000 + 45_000 * len(batch) + 16 * len(data)
         while True:
             nonce = self._next_nonce()
-            raw, tx_hash = self.transactor.sign(self.registry.address, data, gas, nonce)
+            raw, tx_hash = _retrying(partial(self.transactor.sign, self.registry.address, data, gas, nonce),
+                                     what="sign a batch")
             self.journal.signed(tx_hash, self.transactor.address, nonce, raw, batch)
             flight = Flight(tx_hash, raw, batch)
             try:

@@ -202,9 +202,12 @@ def test_node_stopped_and_restarted_mid_run(chain: Chain, tmp_path: Path) -> Non
     rows = make_orders(folder, 800, prefix="OC-NODE")
     manifest = write_jsonl(folder / "manifest.jsonl", rows)
     process = chain.start_batch(manifest, "--no-stamp", "--batch-size", "20")
-    time.sleep(1.5)
+    assert process.stdout is not None
+    first = process.stdout.readline()  # the run is under way: its first order is confirmed
+    assert '"status": "registered"' in first, first
     chain.restart_node(down_for=2.0)
     stdout, stderr = process.communicate(timeout=300)
+    stdout = first + stdout
     assert process.returncode == 0, stderr
     assert lines(stdout)[-1]["summary"]["failed"] == 0
     assert_exactly_registered(chain, rows, folder)
