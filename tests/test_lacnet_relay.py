@@ -225,3 +225,20 @@ def test_a_relay_refusal_leaves_the_batch_retryable(emu: Any, signer: LocalAccou
     assert summary["registered"] + first_registered == 4 and summary["failed"] == 0
     registry = Registry(Rpc(emu.url), address)
     assert registry.total_supply() == 4  # each order exactly once
+
+
+def test_an_encrypted_keystore_signs_through_the_relay(emu: Any, tmp_path: Path) -> None:
+    account: LocalAccount = Account.create()
+    emu.permit(account.address)
+    keystore = tmp_path / "registrar.json"
+    keystore.write_text(json.dumps(Account.encrypt(account.key, "clave secreta", kdf="pbkdf2", iterations=2048)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+    env["PERU_COMPRAS_KEYSTORE_PASSWORD"] = "clave secreta"
+    result = subprocess.run([CLI, "--home", str(tmp_path / "home"), "--network", "lacnet-protestnet", "--rpc", emu.url,
+                             "--node-address", emu.node_address, "--trusted-forwarder", emu.forwarder,
+                             "--keystore", str(keystore), "deploy", "--json"],
+                            env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    registry = Registry(Rpc(emu.url), json.loads(result.stdout)["registry"])
+    assert registry.has_role("admin", account.address)
+    assert account.key.hex().removeprefix("0x") not in result.stdout + result.stderr
