@@ -269,37 +269,61 @@ def register(
 
 @app.command("register-batch")
 def register_batch(
-    manifest: Path = typer.Argument(..., help="JSON Lines or CSV manifest; each row names its PDF in `pdf`."),
-    pdf_dir: Path = typer.Option(None, "--pdf-dir", help="Folder the `pdf` paths are relative to."),
+    manifest: Path = typer.Argument(..., help="JSON Lines or CSV manifest (each row names its PDF in `pdf`), or "
+                                    "OCDS: a release or record package, or JSON Lines of releases."),
+    pdf_dir: Path = typer.Option(None, "--pdf-dir", help="Folder the `pdf` paths are relative to; for OCDS, the "
+                                 "folder of <order number>.pdf files (absent ones are drawn by render)."),
     batch_size: int = typer.Option(100, "--batch-size", help="Orders per transaction (1-500)."),
     no_stamp: bool = typer.Option(False, "--no-stamp", help="PDFs already carry their QR: hash them as they are."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print each order's record (or why it is refused) as a "
+                                 "JSON line; send, store and journal nothing."),
 ) -> None:
     """Register many orders, resumably: run the same command again after any crash and nothing is lost or
     doubled. One JSON line per order on stdout (with --json), a progress bar on stderr, a summary last.
+    An OCDS manifest gives one order per contract (or award without one) with items; every release is
+    registered or reported on its own line with the reason.
 
     Example:
         peru-compras register-batch ordenes.jsonl --pdf-dir pdfs/ --batch-size 100 --json
+        peru-compras register-batch ocds-release-package.json --pdf-dir pdfs/ --dry-run
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .batch import BatchRegistrar, count_rows, read_manifest
+    from .batch import BatchRegistrar, Row, count_rows, manifest_kind, preview, read_manifest
 
     if not manifest.is_file():
         raise InvalidInput(f"cannot read manifest {str(manifest)!r}", hint="check the path")
     ws = _workspace()
 
     def emit(line: dict[str, Any]) -> None:
-        if state.json:
+        if state.json or dry_run:
             print(json.dumps(line, ensure_ascii=False), flush=False)
         elif "error" in line:
             _err(f"row {line.get('row')}: {line.get('order_number') or '?'}: {line['error']}")
+        elif line.get("status") == "skipped":
+            _err(f"row {line.get('row')}: skipped: {line.get('reason')}")
+
+    rows: Any = read_manifest(manifest, pdf_dir=pdf_dir)
+    if manifest_kind(manifest) == "ocds":  # read whole anyway: map it now, so a broken package stops here
+        listed: list[Row] = list(rows)
+        rows, total = iter(listed), len(listed)
+    else:
+        total = count_rows(manifest)
+    if dry_run:
+        summary = preview(rows, base_url=ws.settings.base_url, emit=emit)
+        sys.stdout.flush()
+        _emit(summary.to_json(), f"would register {summary.would_register}, refused {summary.failed}, "
+                                 f"skipped {summary.skipped} (dry run: nothing sent)")
+        if summary.failed:
+            raise typer.Exit(1)
+        return
 
     columns = (TextColumn("registering"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:.0f} orders/s"), TimeRemainingColumn())
     from rich.console import Console
 
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-        task = progress.add_task("orders", total=count_rows(manifest), rate=0.0)
+        task = progress.add_task("orders", total=total, rate=0.0)
         started = time.monotonic()
 
         def advance(n: int) -> None:
@@ -308,12 +332,45 @@ def register_batch(
             progress.update(task, rate=done / max(time.monotonic() - started, 1e-6))
 
         registrar = BatchRegistrar(ws, batch_size=batch_size, stamp=not no_stamp, emit=emit, progress=advance)
-        summary = registrar.run(read_manifest(manifest, pdf_dir=pdf_dir))
+        summary = registrar.run(rows)
     sys.stdout.flush()
+    skipped = f", skipped {summary.skipped}" if summary.ocds else ""
     _emit(summary.to_json(), f"registered {summary.registered}, already registered {summary.already_registered}, "
-                             f"failed {summary.failed}")
+                             f"failed {summary.failed}{skipped}")
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command("export-ocds")
+def export_ocds(
+    out: Path = typer.Option(Path("release-package.json"), "--out",
+                             help="Write the package here ('-': stdout) [default: release-package.json]."),
+    ocid_prefix: str = typer.Option(None, "--ocid-prefix", help="Your registered OCID prefix [default: "
+                                    "ocds-pecomp, not registered]."),
+    publisher: str = typer.Option(None, "--publisher", help="Publisher name in the package."),
+) -> None:
+    """Write the registered orders as an OCDS 1.1 release package: one release per order, read from the chain,
+    with its PDF as a contract document (URL, application/pdf, SHA-256) and its registration (chain id,
+    registry, token id, transaction, block) in the `chainRegistration` extension.
+
+    Example:
+        peru-compras export-ocds --out compras-ocds.json
+    """
+    from .ocds import OCID_PREFIX, dumps, export_package
+    from .store import write_atomic
+
+    ws = _workspace()
+    package = export_package(ws.registry(), base_url=ws.settings.base_url, ocid_prefix=ocid_prefix or OCID_PREFIX,
+                             publisher=publisher)
+    text = dumps(package) + "\n"
+    count = len(package["releases"])
+    if str(out) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        _err(f"{count} releases written to stdout")
+        return
+    write_atomic(out, text.encode())
+    _emit({"releases": count, "file": str(out)}, f"{count} releases (one per registered order) written to {out}")
 
 
 @app.command()
