@@ -112,6 +112,19 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
     instance.stop()
 
 
+def read_line_unbuffered(process: subprocess.Popen[str]) -> str:
+    """One line of the process's stdout, read byte by byte from the pipe: `readline()` would buffer more, and
+    `communicate()` reads the pipe itself, so whatever that buffer held would be lost."""
+    assert process.stdout is not None
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(process.stdout.fileno(), 1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
 def lines(text: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -203,7 +216,7 @@ def test_node_stopped_and_restarted_mid_run(chain: Chain, tmp_path: Path) -> Non
     manifest = write_jsonl(folder / "manifest.jsonl", rows)
     process = chain.start_batch(manifest, "--no-stamp", "--batch-size", "20")
     assert process.stdout is not None
-    first = process.stdout.readline()  # the run is under way: its first order is confirmed
+    first = read_line_unbuffered(process)  # the run is under way: its first order is confirmed
     assert '"status": "registered"' in first, first
     chain.restart_node(down_for=2.0)
     stdout, stderr = process.communicate(timeout=300)
