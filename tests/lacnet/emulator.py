@@ -6,10 +6,10 @@
 - :class:`LacnetEmulator` is a small JSON-RPC front standing in for the writer node's RelaySigner:
 
   ``eth_sendRawTransaction``
-      decodes the client's raw transaction and refuses what LACNet refuses (typed transactions, gas price
-      above 0, a chain id in the signature, a node address that is not this node, an expired expiration,
-      a gas limit under ``len(data) × 22 + 326,000``, a sender that is not permissioned: error -32007, as
-      Besu's account permissioning says); then wraps it into ``relayMetaTx(signingData, v, r, s)`` (or
+      decodes the client's raw transaction and refuses typed transactions and signatures with a chain id
+      (-32000), and, with error -32007 as Besu's account permissioning says, what LACNet's account rules
+      refuse: a gas price above 0, a node address that is not this node, an expired expiration, a gas limit
+      under ``len(data) × 22 + 326,000``, a sender that is not permissioned; then wraps it into ``relayMetaTx(signingData, v, r, s)`` (or
       ``deployMetaTx`` for a deployment), signingData being the RLP of the unsigned original transaction
       [nonce, gasPrice, gas, to, value, data] — exactly the bytes the client signed — and sends that call,
       signed by the node's key, to Anvil. It returns the hash of the node's transaction.
@@ -195,7 +195,7 @@ class LacnetEmulator:
         _nonce, price, gas_raw, to, _value, data, v_raw, r, s = fields
         v, gas = int.from_bytes(v_raw, "big"), int.from_bytes(gas_raw, "big")
         if int.from_bytes(price, "big") != 0:
-            raise RelayError(-32000, "gas price must be 0 on this network")
+            raise RelayError(NOT_AUTHORIZED, "Sender account not authorized to send transactions (gas price above 0)")
         if v not in (27, 28):
             raise RelayError(-32000, "the transaction must be signed without a chain id (v 27 or 28)")
         sender = to_checksum_address(Account.recover_transaction(raw))
