@@ -9,10 +9,11 @@
       decodes the client's raw transaction and refuses typed transactions and signatures with a chain id
       (-32000), and, with error -32007 as Besu's account permissioning says, what LACNet's account rules
       refuse: a gas price above 0, a node address that is not this node, an expired expiration, a gas limit
-      under ``len(data) × 22 + 326,000``, a sender that is not permissioned; then wraps it into ``relayMetaTx(signingData, v, r, s)`` (or
-      ``deployMetaTx`` for a deployment), signingData being the RLP of the unsigned original transaction
-      [nonce, gasPrice, gas, to, value, data] — exactly the bytes the client signed — and sends that call,
-      signed by the node's key, to Anvil. It returns the hash of the node's transaction.
+      under ``len(data) × 22 + 326,000``, a sender that is not permissioned; then wraps it into
+      ``relayMetaTx(signingData, v, r, s)`` (or ``deployMetaTx`` for a deployment), signingData being the
+      RLP of the unsigned original transaction [nonce, gasPrice, gas, to, value, data] — exactly the bytes
+      the client signed — and sends that call, signed by the node's key, to Anvil. It returns the hash of
+      the node's transaction.
   ``eth_getTransactionReceipt``
       rewrites the node's receipt: ``contractAddress`` from the hub's ContractDeployed event, ``status 0`` and
       ``revertReason`` when the relayed call reverted (TransactionRelayed with executed = false). A refusal
