@@ -129,13 +129,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "stamp.json")
     args = parser.parse_args()
     document = pdfs.order_pdf(pdfs.record())
+    load_before = os.getloadavg()[0]
     baseline = _run(document, max(100, args.orders // 10), 1, baseline=True)
     one = _run(document, max(200, args.orders // 4), 1)
     many = _run(document, args.orders, args.workers)
     result = {
         "benchmark": "stamp + sha256 + store (LocalStore, fsync) per order",
         "command": "python benchmarks/stamp.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_1min_before": round(load_before, 2),
+                    "load_average_1min_after": round(os.getloadavg()[0], 2)},
         "input_pdf_bytes": len(document),
         "baseline_reportlab_overlay": baseline,
         "one_process": one,
