@@ -516,7 +516,12 @@ class BatchRegistrar:
                     sent = self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False)
                     self._follow(flight, sent)
                 except RpcError:
-                    pass  # already known, or its nonce is taken: the receipt check below decides
+                    # already known, or its nonce is taken: the receipt check below decides. A LACNet relay
+                    # never knows the hash of the signed bytes, and refused them again (expired, ...): the
+                    # chain alone can tell which orders made it
+                    if self.transactor.network.is_lacnet:
+                        self._recheck_orders(tx_hash)
+                        continue
                 try:
                     self._settle(flight.tx_hash, self._await_receipt(flight, patience=30))
                     continue

@@ -244,11 +244,12 @@ def test_an_encrypted_keystore_signs_through_the_relay(emu: Any, tmp_path: Path)
     assert account.key.hex().removeprefix("0x") not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("expired", [False, True], ids=["resent", "expired"])
 def test_a_crash_before_the_relay_hash_was_journaled_neither_loses_nor_doubles(emu: Any, signer: LocalAccount,
-                                                                             tmp_path: Path) -> None:
+                                                                             tmp_path: Path, expired: bool) -> None:
     """The batch journals the signed bytes under their own hash, sends them, and only then learns the relay's
-    hash. A crash in between: the next run re-sends the bytes, the hub refuses them (BadNonce: already
-    executed), and each order is found on chain and reported once."""
+    hash. A crash in between: the next run re-sends the bytes and the hub refuses them (BadNonce: already
+    executed), or the relay refuses them (expired); either way each order is found on chain, reported once."""
     from peru_compras.batch import Journal, prepare, read_manifest
 
     home = tmp_path / "home"
@@ -260,17 +261,21 @@ def test_a_crash_before_the_relay_hash_was_journaled_neither_loses_nor_doubles(e
     prepared = [prepare(row, "https://oc.example.pe", False, home / "documents") for row in read_manifest(manifest)]
     sender = transactor(emu, signer)
     nonce = sender.take_nonce()
-    raw, raw_hash = sender.sign(address, Registry.batch_calldata([p.entry for p in prepared]), 1_000_000, nonce)
+    expiration = int(time.time()) + 2 if expired else None
+    raw, raw_hash = sender.sign(address, Registry.batch_calldata([p.entry for p in prepared]), 1_000_000, nonce,
+                                expiration=expiration)
     Journal(home / "journal.sqlite", address).signed(raw_hash, signer.address, nonce, raw, prepared)
     relay_hash = sender.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()])  # ... and the process dies here
     assert relay_hash != raw_hash
     registry = Registry(Rpc(emu.url), address)
     assert registry.total_supply() == 3
 
+    if expiration is not None:
+        time.sleep(max(expiration + 1 - time.time(), 0))
     relayed = emu.relayed
     resumed = cli(emu, home, signer, "register-batch", str(manifest), "--no-stamp", "--json")
     assert resumed.returncode == 0, resumed.stderr
     out = [json.loads(line) for line in resumed.stdout.splitlines()]
     assert out[-1] == {"summary": {"registered": 3, "already_registered": 0, "failed": 0}}
-    assert emu.relayed == relayed + 1  # the re-sent bytes, refused by the hub; nothing else was sent
+    assert emu.relayed == relayed + (0 if expired else 1)  # re-sent bytes the hub refused; nothing else sent
     assert registry.total_supply() == 3
