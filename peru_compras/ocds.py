@@ -208,6 +208,11 @@ class _Release:
         return out
 
 
+@dataclass(frozen=True)
+class _Unreadable:
+    reason: str
+
+
 def is_ocds(head: str) -> bool:
     """Whether the start of a (non-CSV) manifest is OCDS: a package's ``releases``/``records`` or a release's
     ``ocid`` as a key."""
@@ -246,19 +251,23 @@ def _releases(path: Path) -> tuple[list[_Release], list[tuple[int, str]]]:
                 if number == lines[0][0]:
                     raise InvalidInput(f"manifest {str(path)!r} is neither JSON nor JSON Lines: line {number}: "
                                        f"{exc.msg}", hint="fix the JSON") from None
-                broken.append((number, f"line {number} is not JSON: {exc.msg}"))
+                documents.append((number, _Unreadable(f"line {number} is not JSON: {exc.msg}")))
     releases: list[_Release] = []
 
+    def refuse(reason: str) -> None:
+        broken.append((len(releases) + len(broken) + 1, reason))
+
     def add(value: Any, line: int | None) -> None:
-        number = len(releases) + len(broken) + 1
         if isinstance(value, dict):
-            releases.append(_Release(number, value))
+            releases.append(_Release(len(releases) + len(broken) + 1, value))
         else:
-            where = f"line {line}" if line else f"release {number}"
-            broken.append((number, f"{where} is not a JSON object (an OCDS release)"))
+            where = f"line {line}" if line else f"release {len(releases) + len(broken) + 1}"
+            refuse(f"{where} is not a JSON object (an OCDS release)")
 
     for line, document in documents:
-        if isinstance(document, list):
+        if isinstance(document, _Unreadable):
+            refuse(document.reason)
+        elif isinstance(document, list):
             for value in document:
                 add(value, line)
         elif isinstance(document, dict) and ("releases" in document or "records" in document):
@@ -271,10 +280,11 @@ def _releases(path: Path) -> tuple[list[_Release], list[tuple[int, str]]]:
                     add(compiled, line)
                     continue
                 linked = _list(record.get("releases"))
-                if linked and all(isinstance(r, dict) and "url" in r and "ocid" not in r for r in linked):
-                    broken.append((len(releases) + len(broken) + 1,
-                                   f"record {record.get('ocid')!r} has only linked releases (urls) and no "
-                                   "compiledRelease: give the releases themselves or the compiled release"))
+                if not linked:
+                    refuse(f"record {record.get('ocid')!r} has neither a compiledRelease nor releases")
+                elif all(isinstance(r, dict) and "url" in r and "ocid" not in r for r in linked):
+                    refuse(f"record {record.get('ocid')!r} has only linked releases (urls) and no compiledRelease: "
+                           "give the releases themselves or the compiled release")
                     continue
                 for value in linked:
                     add(value, line)

@@ -219,7 +219,8 @@ def test_record_packages_compiled_release_or_releases_merged(tmp_path: Path) -> 
                     "compiledRelease": compiled},
                    {"ocid": "ocds-x-merged", "releases": [newer, older]},
                    {"ocid": "ocds-x-linked", "releases": [{"url": "https://example.pe/only-a-link",
-                                                           "date": "2026-01-01T00:00:00Z", "tag": ["tender"]}]}]}
+                                                           "date": "2026-01-01T00:00:00Z", "tag": ["tender"]}]},
+                   {"ocid": "ocds-x-empty"}]}
     out = mapped(write(tmp_path / "records.json", records))
     found = orders(out)
     assert set(found) == {"OC-C-1", "OC-M-1"}
@@ -227,6 +228,8 @@ def test_record_packages_compiled_release_or_releases_merged(tmp_path: Path) -> 
     assert found["OC-M-1"]["items"][1]["quantity"] == "2400"
     assert found["OC-M-1"]["supplier"]["ruc"] == ANDINA  # …and what only the older one says
     assert any("only linked releases" in e for e in errors(out))
+    assert "record 'ocds-x-empty' has neither a compiledRelease nor releases" in errors(out)
+    assert sorted(line["row"] for line in out) == [1, 2, 3, 4, 5]  # one line per record or release
     assert any("taken from release 'ocds-x-merged-r2'" in s for s in skipped(out))
 
 
@@ -238,7 +241,8 @@ def test_json_lines_of_releases_while_record_manifests_stay_as_they_were(tmp_pat
     assert manifest_kind(releases) == "ocds"
     out = mapped(releases)
     assert set(orders(out)) == {"OC-L-1", "OC-L-2"}
-    assert any("line 3 is not JSON" in e for e in errors(out))
+    assert [(line["row"], line.get("error")) for line in out][2] == (3, "line 3 is not JSON: Expecting property "
+                                                                     "name enclosed in double quotes")
     records = tmp_path / "orders.jsonl"
     records.write_text(json.dumps({**REFERENCE, "pdf": "a.pdf"}, ensure_ascii=False) + "\n", encoding="utf-8")
     (tmp_path / "orders.csv").write_text("order_number,pdf\nOC-1,a.pdf\n", encoding="utf-8")
@@ -390,6 +394,21 @@ def test_dry_run_on_the_command_line_sends_and_writes_nothing(tmp_path: Path) ->
     assert result.returncode == 2 and "broken.json" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_dry_run_of_a_json_lines_manifest_of_records(tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(render_order(parse_order(REFERENCE)))
+    bad = {**copy.deepcopy(REFERENCE), "order_number": "OC-BAD", "supplier": {"name": "X", "ruc": "20123456789"}}
+    manifest = tmp_path / "orders.jsonl"
+    manifest.write_text("".join(json.dumps({**r, "pdf": "a.pdf"}, ensure_ascii=False) + "\n" for r in (REFERENCE, bad)),
+                        encoding="utf-8")
+    out: list[dict[str, Any]] = []
+    summary = preview(read_manifest(manifest), base_url=BASE_URL, emit=out.append)
+    assert out[0]["status"] == "would_register" and out[0]["record"] == REFERENCE
+    assert out[0]["pdf"] == str(tmp_path / "a.pdf") and out[0]["render"] is False
+    assert "20123456789" in out[1]["error"] and out[1]["order_number"] == "OC-BAD"
+    assert summary.to_json() == {"summary": {"registered": 0, "already_registered": 0, "failed": 1,
+                                             "would_register": 1, "dry_run": True}}
+
+
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     yield prefix
     if isinstance(value, dict):
@@ -402,10 +421,10 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]
 
 _SKELETON = [simple("ocds-h-1", "OC-H-1"), simple("ocds-h-1", "OC-H-1"), simple("ocds-h-2", "OC-H-2")]
 _SKELETON[1].update(id="ocds-h-1-r2", date="2026-03-09T10:00:00-05:00")
-_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.decimals(
-    allow_nan=True, places=3) | st.sampled_from(["", " ", "PerÃº", "2026-13-45", "PE-RUC", "S/.", "buyer"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=8)
+_LEAF = st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.decimals(allow_nan=True, places=3) | (
+    st.sampled_from(["", " ", "PerÃº", "2026-13-45", "PE-RUC", "S/.", "buyer"]))
+_JSON: st.SearchStrategy[Any] = st.deferred(lambda: _LEAF | st.lists(_JSON, max_size=3) | st.dictionaries(
+    st.text(max_size=8), _JSON, max_size=3))
 
 
 @settings(max_examples=150, deadline=None)
