@@ -618,6 +618,27 @@ def test_reads_are_cached_and_status_changes_show_up(rpc: Rpc, tmp_path: Path) -
         web.close()
 
 
+def test_fast_routes_answer_exactly_as_the_router(deployment: Deployment) -> None:
+    app = create_app(lambda: deployment.reader(), PageSettings(base_url=BASE, store=deployment.store))
+    web = Client(app)
+    valid, xss = deployment.orders["valid"], deployment.orders["xss"]
+    paths = [valid.verify_path, valid.verify_path + "?lang=en", xss.verify_path, "/o/20131370998/NOPE",
+             "/o/20131370998/", f"/api/orders/{valid.token_id}", f"/api/orders/0x{valid.token_id:064x}",
+             "/api/orders/12345", "/api/orders/xyz", f"/api/orders/{2**256}", f"/api/tokens/{valid.token_id}",
+             "/api/tokens/1"]
+    try:
+        fast = [web.get(path) for path in paths]
+        fast_routes, app.fast = app.fast, None
+        routed = [web.get(path) for path in paths]
+        app.fast = fast_routes
+    finally:
+        web.close()
+    for path, one, other in zip(paths, fast, routed, strict=True):
+        assert (one.status_code, one.content) == (other.status_code, other.content), path
+        assert {k: v for k, v in one.headers.items() if k != "date"} == \
+            {k: v for k, v in other.headers.items() if k != "date"}, path
+
+
 def test_block_clock_is_read_at_most_once_per_interval(deployment: Deployment) -> None:
     counting = CountingRpc(deployment.rpc_url)
     app = create_app(lambda: deployment.reader(counting), PageSettings(base_url=BASE, sync_interval=60))

@@ -104,8 +104,9 @@ def content_security_policy(style_hash: str) -> str:
 class Guard:
     """Adds the security headers to every response and refuses oversized requests."""
 
-    def __init__(self, app: Starlette, csp: str) -> None:
+    def __init__(self, app: Starlette, csp: str, fast: FastRoutes | None = None) -> None:
         self.app = app
+        self.fast = fast
         self.common = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
@@ -151,6 +152,16 @@ class Guard:
                 message = {**message, "headers": headers}
             await send(message)
 
+        handler = self.fast(scope["path"]) if self.fast and scope["method"] in ("GET", "HEAD") else None
+        if handler is not None:
+            request = Request(scope, limited_receive)
+            try:
+                response = await handler(request)
+            except Exception:  # noqa: BLE001 — the full app runs it again and answers the error its way
+                response = None
+            if response is not None:
+                await response(scope, limited_receive, send_with_headers)
+                return
         await self.app(scope, limited_receive, send_with_headers)
 
     async def _refuse(self, send: Send, status: int, text: bytes) -> None:
@@ -158,6 +169,11 @@ class Guard:
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                                 (b"content-length", str(len(text)).encode()), *self.common, self.csp]})
         await send({"type": "http.response.body", "body": text})
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+#: the hottest routes, dispatched without the router: path -> handler (or None: let the app route it)
+FastRoutes = Callable[[str], Handler | None]
 
 
 def _is_pdf(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -702,8 +718,8 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
             return _problem(502, "unreadable", "the on-chain record could not be read")
         return page.error_page(request, 502, "error_generic")
 
-    async def view_or_problem(request: Request) -> View | Response:
-        token_id = parse_token(request.path_params["token_id"])
+    async def view_or_problem(token: str) -> View | Response:
+        token_id = parse_token(token)
         if token_id is None:
             return _problem(400, "invalid", "a token id is decimal digits or 0x followed by hex digits")
         view = await page.view(token_id)
@@ -720,7 +736,7 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
         return await search_page(page, request)
 
     async def token_page(request: Request) -> Response:
-        found = await view_or_problem(request)
+        found = await view_or_problem(request.path_params["token_id"])
         if isinstance(found, Response):
             return page.error_page(request, found.status_code, "error_not_found")
         lang, explicit = i18n.pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
@@ -763,14 +779,17 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
 
     # -- JSON API (described by openapi_schema) -------------------------------------------------------
 
-    async def api_order(request: Request) -> Response:
-        found = await view_or_problem(request)
+    async def api_order_by(token: str) -> Response:
+        found = await view_or_problem(token)
         if isinstance(found, Response):
             return found
         return _json(page.record_json(found))
 
+    async def api_order(request: Request) -> Response:
+        return await api_order_by(request.path_params["token_id"])
+
     async def api_document(request: Request) -> Response:
-        found = await view_or_problem(request)
+        found = await view_or_problem(request.path_params["token_id"])
         if isinstance(found, Response):
             return found
         url = found.facts.document_url
@@ -783,11 +802,14 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
             return _json(body, 429, Retry_After="60")
         return _json(body)
 
-    async def api_token(request: Request) -> Response:
-        found = await view_or_problem(request)
+    async def api_token_by(token: str) -> Response:
+        found = await view_or_problem(token)
         if isinstance(found, Response):
             return found
         return _json(page.metadata_json(found))
+
+    async def api_token(request: Request) -> Response:
+        return await api_token_by(request.path_params["token_id"])
 
     async def healthz(request: Request) -> Response:
         try:
@@ -800,6 +822,23 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
 
     async def openapi_json(request: Request) -> Response:
         return _json(openapi)
+
+    def fast(path: str) -> Handler | None:
+        """The order page and the two JSON reads, routed by prefix (Starlette's router and middleware cost
+        about as much as the handler itself); anything else, and every error, goes through the app."""
+        if path.startswith("/o/"):
+            entity, _, number = path[3:].partition("/")
+            if entity and number:
+                return lambda request: page.order_page(request, entity, number)
+        elif path.startswith("/api/orders/"):
+            token = path[12:]
+            if token and "/" not in token:
+                return lambda request: api_order_by(token)
+        elif path.startswith("/api/tokens/"):
+            token = path[12:]
+            if token and "/" not in token:
+                return lambda request: api_token_by(token)
+        return None
 
     get = ["GET"]
     routes = [  # the hot ones first: Starlette tries them in order
@@ -820,7 +859,7 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
     app = Starlette(routes=routes, exception_handlers={StarletteHTTPException: http_error,
                                                       Unavailable: unavailable, PeruComprasError: unreadable})
     app.state.page = page
-    return Guard(app, content_security_policy(page.style_hash))
+    return Guard(app, content_security_policy(page.style_hash), fast)
 
 
 # --------------------------------------------------------------------------------------------------
