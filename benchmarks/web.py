@@ -14,6 +14,8 @@ What it does, all on this machine:
    for the order pages (``/o/<entity>/<number>``) and for the API (``/api/orders/<token id>``), three
    times each, the sizes interleaved (1,000, 100,000, 1,000, …) so that other work on a shared machine
    weighs on both alike; the median run is kept;
+   The server's own CPU time per request is recorded too (from /proc): unlike requests/s it does not
+   depend on what else the machine is doing, and 1e6 / it is what one core can serve;
 4. weighs one order page as a phone loads it (HTML + app.js + favicon; plain and gzip);
 5. with ``--lighthouse``, runs Lighthouse 12 (mobile, simulated throttling) on an order page.
 
@@ -152,6 +154,12 @@ def run_wrk(base: str, paths: list[str], folder: Path, *, duration: int, connect
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (from /proc: unaffected by other work on the machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(node: LocalNode, registry: Registry, home: Path, port: int) -> subprocess.Popen[bytes]:
     base = f"http://127.0.0.1:{port}"
     command = [str(ROOT / ".venv" / "bin" / "peru-compras"), "--home", str(home), "--rpc", node.url,
@@ -241,7 +249,8 @@ class Target:
     def result(self, name: str) -> dict[str, Any]:
         runs = sorted(self.runs[name], key=lambda run: run["requests_per_s"])
         return {**runs[len(runs) // 2], "runs_requests_per_s": [run["requests_per_s"] for run in self.runs[name]],
-                "runs_p99_ms": [run["p99_ms"] for run in self.runs[name]]}
+                "runs_p99_ms": [run["p99_ms"] for run in self.runs[name]],
+                "runs_server_cpu_us_per_request": [run["server_cpu_us_per_request"] for run in self.runs[name]]}
 
 
 def main() -> None:
@@ -283,11 +292,16 @@ def main() -> None:
                     run_wrk(target.base, target.paths[name], folder, duration=2, connections=args.connections)
                 for _ in range(args.repeats):
                     for target in targets:
+                        assert target.server is not None
+                        cpu = cpu_seconds(target.server.pid)
                         run = run_wrk(target.base, target.paths[name], folder, duration=args.duration,
                                       connections=args.connections)
+                        used = cpu_seconds(target.server.pid) - cpu
+                        run["server_cpu_us_per_request"] = round(used / max(run["requests"], 1) * 1e6, 1)
                         target.runs.setdefault(name, []).append(run)
                         say(f"  {target.size:>7,} orders {name:<10} {run['requests_per_s']:>9,.0f} req/s  "
-                            f"p50 {run['p50_ms']:.2f} ms  p99 {run['p99_ms']:.2f} ms  non-2xx {run['non_2xx']}")
+                            f"p50 {run['p50_ms']:.2f} ms  p99 {run['p99_ms']:.2f} ms  non-2xx {run['non_2xx']}  "
+                            f"server CPU {run['server_cpu_us_per_request']} us/request")
             first = targets[0]
             sampled = first.paths["order_page"][0]
             extra["page_weight"] = page_weight(first.base, sampled)
