@@ -30,8 +30,8 @@ class HardhatNode:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HardhatNode:
-        env = {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true", "HARDHAT_NETWORK": ""}
-        env.pop("HARDHAT_NETWORK")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HARDHAT_")}
+        env["HARDHAT_DISABLE_TELEMETRY_PROMPT"] = "true"  # no question on a first run
         self._process = subprocess.Popen(
             ["node", str(BOOTSTRAP), "node", "--hostname", "127.0.0.1", "--port", str(self.port)],
             cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
