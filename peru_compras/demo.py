@@ -18,7 +18,6 @@ from .config import Workspace
 from .errors import ConfigurationError
 from .hashing import hashlink, sha256
 from .order import Item, Order, parse_order
-from .pdf import stamp_pdf
 from .render import render_order
 from .store import write_atomic
 from .verify import verify_document
@@ -33,12 +32,11 @@ def sample_orders() -> list[Order]:
 
 
 def altered_copy(order: Order, verify_url: str) -> bytes:
-    """A forged copy: same order, same QR, one unit price raised by 10 % (still a valid PDF)."""
+    """A forged copy: same order, same printed QR, one unit price raised by 10 % (still a valid PDF)."""
     first = order.items[0]
     price = first.unit_price or "1"
     forged = Item(first.description, first.quantity, first.unit, f"{float(price) * 1.1:.2f}", first.cubso)
-    return stamp_pdf(render_order(replace(order, items=(forged, *order.items[1:])), verify_url=verify_url),
-                     verify_url, order=order)
+    return render_order(replace(order, items=(forged, *order.items[1:])), verify_url=verify_url)
 
 
 def _say(text: str) -> None:
@@ -68,7 +66,7 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
                                          f"{ws.store.root}", hint="remove ./.peru-compras to start over")
             digest, note = current.document_hash, "already registered"
         else:
-            document = stamp_pdf(render_order(order, verify_url=verify_url), verify_url, order=order)
+            document = render_order(order, verify_url=verify_url)  # render prints the QR itself
             digest = ws.store.put(document)
             registration = registry.register(order, digest)
             note = f"registered in block {registration.block_number}, {registration.gas_used:,} gas"

@@ -39,7 +39,7 @@ class Verdict:
             if self.record.annul_reason:
                 out["annul_reason"] = self.record.annul_reason
             if self.record.state.replaced_by:
-                out["replaced_by"] = self.record.state.replaced_by
+                out["replaced_by"] = f"0x{self.record.state.replaced_by:064x}"
         return out
 
 
