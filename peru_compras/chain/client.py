@@ -25,18 +25,11 @@ from ..errors import (
 from ..hashing import hashlink
 from ..order import Order, decode_entry
 from .contract import ROLE_NAMES, STATUS_NAMES, artifact
+from .contract import selector as _selector
+from .contract import topic as _topic
 from .lacnet import original_calldata
 from .rpc import Rpc, RpcError
 from .transactions import Receipt, Transactor
-
-
-def _selector(signature: str) -> bytes:
-    return keccak(signature.encode())[:4]
-
-
-def _topic(signature: str) -> str:
-    return "0x" + keccak(signature.encode()).hex()
-
 
 REGISTER = _selector("register(bytes)")
 REGISTER_BATCH = _selector("registerBatch(bytes)")

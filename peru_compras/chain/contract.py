@@ -49,6 +49,16 @@ def _errors() -> dict[bytes, tuple[str, list[str]]]:
     return out
 
 
+def selector(signature: str) -> bytes:
+    """The 4-byte function selector of `signature` (e.g. ``register(bytes)``)."""
+    return keccak(signature.encode())[:4]
+
+
+def topic(signature: str) -> str:
+    """The log topic of an event `signature`, as ``0x…`` hex."""
+    return "0x" + keccak(signature.encode()).hex()
+
+
 def role_name(role: bytes) -> str:
     for name, value in ROLE_NAMES.items():
         if value == role:

@@ -23,9 +23,10 @@ from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from ..errors import ConfigurationError, InvalidInput
+from .contract import selector as _selector
+from .contract import topic as _topic
 
 #: bytes LACNet appends to the data: abi.encode(address nodeAddress, uint256 expirationTime)
 SUFFIX_BYTES = 64
@@ -33,12 +34,6 @@ GAS_PER_BYTE = 22
 BASE_GAS = 326_000
 
 
-def _selector(signature: str) -> bytes:
-    return keccak(signature.encode())[:4]
-
-
-def _topic(signature: str) -> str:
-    return "0x" + keccak(signature.encode()).hex()
 
 
 RELAY_META_TX = _selector("relayMetaTx(bytes,uint8,bytes32,bytes32)")
