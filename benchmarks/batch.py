@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 import pikepdf
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 
 from peru_compras.batch import BatchRegistrar, read_manifest
-from peru_compras.chain.client import Registry
+from peru_compras.chain.client import REGISTER, Registry
 from peru_compras.chain.node import LocalNode
 from peru_compras.config import Workspace, load_settings
 from peru_compras.hashing import sha256
@@ -77,9 +78,11 @@ def run_batch(node: LocalNode, tmp: Path, count: int, *, stamp: bool, batch_size
 
 
 def run_baseline(node: LocalNode, tmp: Path, count: int) -> dict[str, float]:
-    """One order per transaction, each confirmed before the next is sent (the anchors' way)."""
+    """The naive way the anchors were driven: one order per transaction (`register`), signed, sent and its
+    receipt awaited before the next; no pre-checks, no estimate (a fixed gas limit)."""
     ws = workspace(node, tmp / "baseline-home")
     registry = ws.registry(write=True)
+    transactor = ws.transactor
     orders = []
     for index in range(count):
         record = copy.deepcopy(REFERENCE)
@@ -87,7 +90,8 @@ def run_baseline(node: LocalNode, tmp: Path, count: int) -> dict[str, float]:
         orders.append(parse_order(record))
     started = time.perf_counter()
     for index, order in enumerate(orders):
-        registry.register(order, sha256(b"baseline %d" % index))
+        data = REGISTER + abi_encode(["bytes"], [order.encode_entry(sha256(b"baseline %d" % index))])
+        transactor.transact(registry.address, data, action="register", gas=100_000)
     elapsed = time.perf_counter() - started
     return {"orders": count, "seconds": round(elapsed, 3), "orders_per_s": round(count / elapsed, 1)}
 

@@ -218,12 +218,23 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
             document = read_pdf(row.pdf)
             if stamp:
                 document = stamp_pdf(document, verify_url, order=order, name=str(row.pdf))
-        digest = LocalStore(store_root, base_url).put(document, durable=False)
+        digest = _store(store_root, base_url).put(document, durable=False)
         return Prepared(row.number, order.key, order.order_number, order.entity.key, order.token_id, digest,
                         order.encode_entry(digest), verify_url,
                         order.document_url or f"{base_url}/d/{hashlink(digest)}", source=row.source)
     except PeruComprasError as exc:
         return Prepared(row.number, order_number=number_hint, error=str(exc), source=row.source)
+
+
+_STORES: dict[tuple[Path, str], LocalStore] = {}
+
+
+def _store(root: Path, base_url: str) -> LocalStore:
+    """One store per worker process, so the folders it has made are remembered (no mkdir per order)."""
+    key = (root, base_url)
+    if key not in _STORES:
+        _STORES[key] = LocalStore(root, base_url)
+    return _STORES[key]
 
 
 def _die_with_parent() -> None:
