@@ -63,6 +63,7 @@ GOAL_P99_MS = 25.0
 GOAL_SPREAD = 0.20
 GOAL_WEIGHT = 100 * 1024
 GOAL_LIGHTHOUSE = 95
+SERVER_CPU, WRK_CPU = 0, 1
 LIGHTHOUSE = "lighthouse@12.8.2"
 
 LUA = """
@@ -146,12 +147,22 @@ def run_wrk(base: str, paths: list[str], folder: Path, *, duration: int, connect
     paths_file.write_text("\n".join(paths) + "\n")
     script = folder / "rotate.lua"
     script.write_text(LUA)
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), base]
+    command = [*pin(WRK_CPU), "wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
+               base]
     output = subprocess.run(command, capture_output=True, text=True, check=True,
                             env={**os.environ, "PATHS_FILE": str(paths_file)}).stdout
     result = parse_wrk(output)
     result["command"] = " ".join(command[:-2] + ["rotate.lua", "http://127.0.0.1:PORT"])
+    result["pinned"] = bool(pin(WRK_CPU))
     return result
+
+
+def pin(cpu: int) -> list[str]:
+    """``taskset -c CPU`` when the machine has two CPUs or more: the server gets one core and wrk the other,
+    so the figures do not depend on how the scheduler happens to mix them (runs vary by a third without)."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)]
+    return []
 
 
 def cpu_seconds(pid: int) -> float:
@@ -162,7 +173,7 @@ def cpu_seconds(pid: int) -> float:
 
 def start_server(node: LocalNode, registry: Registry, home: Path, port: int) -> subprocess.Popen[bytes]:
     base = f"http://127.0.0.1:{port}"
-    command = [str(ROOT / ".venv" / "bin" / "peru-compras"), "--home", str(home), "--rpc", node.url,
+    command = [*pin(SERVER_CPU), str(ROOT / ".venv" / "bin" / "peru-compras"), "--home", str(home), "--rpc", node.url,
                "--registry", registry.address, "--base-url", base, "serve", "--host", "127.0.0.1",
                "--port", str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
