@@ -1,7 +1,8 @@
 """`peru-compras demo`: the whole job on the embedded default, end to end.
 
 Starts (or reuses) the local chain, deploys the registry once, registers the bundled sample orders with
-their QR stamped, then verifies an authentic copy and an altered one. Running it again registers nothing
+their QR printed, verifies an authentic copy and an altered one, and serves the verification page (in the
+background, like the chain) whose URL it prints. Running it again registers nothing
 twice: orders already on chain are read back and their stored originals reused.
 """
 
@@ -92,12 +93,16 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
              "expected_sha256": (altered.expected_sha256 or b"").hex()},
         ],
     }
+    from .web.server import start_detached
+
+    summary["page_url"] = start_detached(ws).page(first.verify_path)
     if json_output:
         print(json.dumps(summary, ensure_ascii=False))
     else:
         print(f"verify {registered[0]['stamped_pdf']}: {authentic.status.upper()}")
         print(f"verify {forged_path}: {altered.status.upper()} (sha256 {sha256(forged).hex()[:16]}… "
               f"≠ registered {(altered.expected_sha256 or b'').hex()[:16]}…)")
+        print(f"the verification page is at {summary['page_url']}")
         print(f"the local chain keeps running at {rpc.url}; try:")
         print(f"  peru-compras show {first.key}")
         print(f"  peru-compras verify {forged_path}")

@@ -192,7 +192,15 @@ def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
         assert again.returncode == 0, again.stderr
         assert [v["status"] for v in json.loads(again.stdout)["verify"]] == ["authentic", "altered"]
         assert "already registered" in again.stderr
+        page = json.loads(again.stdout)["page_url"]
+        assert page.endswith("/o/20131370998/OC-2026-004512")
+        import httpx
+
+        assert "OC-2026-004512" in httpx.get(page, timeout=10).text
     finally:
+        from peru_compras.web.server import stop_detached
+
+        stop_detached(tmp_path / ".peru-compras")
         info = tmp_path / ".peru-compras" / "node.json"
         if info.exists():
             os.kill(json.loads(info.read_text())["pid"], signal.SIGTERM)
