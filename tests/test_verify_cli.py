@@ -34,7 +34,7 @@ from peru_compras.hashing import parse_digest
 from peru_compras.store import LocalStore
 
 from . import pdfs
-from .conftest import CLI, funded_account
+from .conftest import CLI, Result, funded_account
 from .test_pdf import decode, qpdf_check
 
 
@@ -75,14 +75,6 @@ def serve(published: Published) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
 
 
 @dataclass

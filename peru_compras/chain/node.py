@@ -45,6 +45,18 @@ def _command(port: int, state: Path | None, extra: list[str]) -> list[str]:
     return cmd + extra
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, *, grace: float = 10.0) -> None:
+    """SIGTERM a node process, then SIGKILL it if it has not exited after `grace` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_ready(url: str, timeout: float = 15.0) -> int:
     """Wait until the node answers; returns its chain id."""
     rpc = Rpc(url, timeout=2.0, attempts=1)
@@ -91,13 +103,7 @@ class LocalNode:
 
     def stop(self) -> None:
         """Stop Anvil gracefully (it dumps its state on SIGTERM)."""
-        if self._process and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def kill(self) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
-from peru_compras.chain.node import free_port, wait_ready
+from peru_compras.chain.node import free_port, stop_process, wait_ready
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -44,13 +43,7 @@ class HardhatNode:
         return self
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def __enter__(self) -> HardhatNode:
