@@ -646,12 +646,12 @@ class BatchRegistrar:
                          f"row {item.number} has the same PDF as order {previous} in this manifest", item.source)
             return None
         self._seen_hashes[item.digest] = item.key
-        if len(self._seen_hashes) > 4 * self.batch_size * (self.in_flight_limit + 1):
-            self._seen_hashes.clear()
+        _evict_oldest(self._seen_hashes, 4 * self.batch_size * (self.in_flight_limit + 1))
         self._pending[item.key] = (item.digest, item.number)
         self._remember_source(item)
-        if len(self._pending) > 4 * self.batch_size * (self.in_flight_limit + 1):
-            self._pending.clear()  # older rows are in the journal by now: it answers for them
+        # Only the oldest go: they are in the journal by now, which answers for them; the rows of the batch
+        # being filled are always among the newest and stay.
+        _evict_oldest(self._pending, 4 * self.batch_size * (self.in_flight_limit + 1))
         return item
 
     def _preflight(self, batch: list[Prepared]) -> list[Prepared]:
@@ -805,6 +805,12 @@ class BatchRegistrar:
                 self._report(item.key, item.number, already=False)
         except ChainRefused as exc:
             self._refuse(item.number, item.order_number, str(exc), self._sources.pop(item.key, None))
+
+
+def _evict_oldest(seen: dict[Any, Any], limit: int) -> None:
+    """Drop the oldest entries of an insertion-ordered dict until it holds `limit`."""
+    while len(seen) > limit:
+        del seen[next(iter(seen))]
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:

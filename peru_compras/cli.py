@@ -293,6 +293,8 @@ def register_batch(
 
     if not manifest.is_file():
         raise InvalidInput(f"cannot read manifest {str(manifest)!r}", hint="check the path")
+    if not 1 <= batch_size <= 500:
+        raise InvalidInput(f"--batch-size {batch_size} is out of range", hint="use 1 to 500 orders per transaction")
     ws = _workspace()
 
     def emit(line: dict[str, Any]) -> None:

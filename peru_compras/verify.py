@@ -54,7 +54,7 @@ def verify_document(registry: Registry, document: bytes, *, token_id: int | None
     state = registry.state(token_id)
     if not state.registered:
         return Verdict("not_registered", digest, token_id)
-    record = registry.read(token_id)
+    record = registry.read(token_id, state=state)
     if state.document_hash != digest:
         return Verdict("altered", digest, token_id, state.document_hash, record)
     status = "authentic" if state.status == "valid" else state.status

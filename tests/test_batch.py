@@ -235,3 +235,11 @@ def test_ten_thousand_orders(chain: Chain, tmp_path: Path) -> None:
     assert lines(result.stdout)[-1] == {"summary": {"registered": 10_000, "already_registered": 0, "failed": 0}}
     assert chain.registry.total_supply() == 10_000
     assert chain.registered_count() == 10_000
+
+
+def test_duplicate_memory_forgets_only_its_oldest_rows() -> None:
+    from peru_compras.batch import _evict_oldest
+
+    seen = {f"row-{i}": i for i in range(10)}
+    _evict_oldest(seen, 4)
+    assert list(seen) == ["row-6", "row-7", "row-8", "row-9"]  # the newest (the batch being filled) stay

@@ -131,3 +131,17 @@ def test_address_without_contract_is_a_configuration_error(rpc: Rpc) -> None:
 def test_wrong_chain_id_for_profile_is_refused(rpc: Rpc, admin: LocalAccount) -> None:
     with pytest.raises(ConfigurationError, match="chain id"):
         _ = Transactor(rpc, admin, network("lacnet-mainnet"), node_address="0x" + "11" * 20).chain_id
+
+
+def test_resending_bytes_the_node_holds_returns_their_hash_not_a_second_transaction(admin: LocalAccount) -> None:
+    from peru_compras.chain.node import LocalNode
+
+    with LocalNode(extra_args=["--no-mining"]) as node:
+        rpc = Rpc(node.url)
+        rpc.call("anvil_setBalance", [admin.address, hex(10**24)])
+        transactor = Transactor(rpc, admin, network("local"))
+        first = transactor.send("0x" + "11" * 20, b"", action="send", gas=30_000)
+        transactor._nonce = 0  # as if a restarted process re-sent the same transaction
+        again = transactor.send("0x" + "11" * 20, b"", action="send", gas=30_000)
+        assert again == first
+        assert len(rpc.call("eth_getBlockByNumber", ["pending", False])["transactions"]) == 1

@@ -281,9 +281,10 @@ class Registry:
                     out.append(int.from_bytes(keccak(entry[33 : 33 + entry[32]]), "big"))
         return out
 
-    def read(self, token_id: int) -> OnChainOrder:
-        """The whole on-chain record of `token_id`; OrderNotRegistered when there is none."""
-        state = self.state(token_id)
+    def read(self, token_id: int, *, state: OrderState | None = None) -> OnChainOrder:
+        """The whole on-chain record of `token_id`; OrderNotRegistered when there is none. Pass `state`
+        when it was just read, to save the ``eth_call``."""
+        state = state or self.state(token_id)
         if not state.registered:
             raise OrderNotRegistered(f"no order is registered as token {_word(token_id)}",
                                      hint="check the id, or look it up by entity/order number or hash")
