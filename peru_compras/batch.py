@@ -55,7 +55,7 @@ from .errors import (
     RelayRefused,
 )
 from .hashing import hashlink
-from .store import LocalStore
+from .store import LocalStore, Packed, PackWriter
 
 _NESTED = ("entity", "buyer", "supplier", "total", "delivery")
 _INTS = {"delivery.term_days"}
@@ -192,11 +192,12 @@ class Prepared:
     error: str | None = None
     skipped: bool = False
     source: dict[str, Any] | None = None
+    packed: Packed | None = None  # where its document was appended (committed before its batch is signed)
 
 
 def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
-    """Validate, (stamp,) hash, store (not yet fsynced) and encode one row. Never raises: a refusal is
-    `error`. Runs in worker processes, so the document's bytes never travel back."""
+    """Validate, (stamp,) hash, append to a pack of the store (not yet committed) and encode one row. Never
+    raises: a refusal is `error`. Runs in worker processes, so the document's bytes never travel back."""
     from .order import parse_order
     from .pdf import read_pdf, stamp_pdf
 
@@ -218,23 +219,24 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
             document = read_pdf(row.pdf)
             if stamp:
                 document = stamp_pdf(document, verify_url, order=order, name=str(row.pdf))
-        digest = _store(store_root, base_url).put(document, durable=False)
+        packed = _writer(store_root, base_url).add(document)
+        digest = packed.digest
         return Prepared(row.number, order.key, order.order_number, order.entity.key, order.token_id, digest,
                         order.encode_entry(digest), verify_url,
-                        order.document_url or f"{base_url}/d/{hashlink(digest)}", source=row.source)
+                        order.document_url or f"{base_url}/d/{hashlink(digest)}", source=row.source, packed=packed)
     except PeruComprasError as exc:
         return Prepared(row.number, order_number=number_hint, error=str(exc), source=row.source)
 
 
-_STORES: dict[tuple[Path, str], LocalStore] = {}
+_WRITERS: dict[tuple[Path, str, int], PackWriter] = {}
 
 
-def _store(root: Path, base_url: str) -> LocalStore:
-    """One store per worker process, so the folders it has made are remembered (no mkdir per order)."""
-    key = (root, base_url)
-    if key not in _STORES:
-        _STORES[key] = LocalStore(root, base_url)
-    return _STORES[key]
+def _writer(root: Path, base_url: str) -> PackWriter:
+    """One pack writer per worker process (a pack has a single writer), kept for the process's life."""
+    key = (root, base_url, os.getpid())
+    if key not in _WRITERS:
+        _WRITERS[key] = LocalStore(root, base_url).pack_writer()
+    return _WRITERS[key]
 
 
 def _die_with_parent() -> None:
@@ -285,6 +287,14 @@ class Journal:
             "SELECT * FROM orders WHERE registry=? AND key=?", (self.registry, key)).fetchone()
         return row
 
+    def get_many(self, keys: list[str]) -> dict[str, sqlite3.Row]:
+        """The rows of these orders, by key (at most 500 keys: one query)."""
+        self.db.row_factory = sqlite3.Row
+        marks = ",".join("?" * len(keys))
+        rows = self.db.execute(f"SELECT * FROM orders WHERE registry=? AND key IN ({marks})",  # noqa: S608
+                               (self.registry, *keys)).fetchall()
+        return {row["key"]: row for row in rows}
+
     def add_ready(self, items: list[Prepared]) -> None:
         with self.db:
             self.db.execute("BEGIN")
@@ -311,12 +321,16 @@ class Journal:
     def confirmed(self, tx_hash: str, receipt: Receipt) -> None:
         with self.db:
             self.db.execute("BEGIN")
-            count = self.db.execute("SELECT orders FROM txs WHERE tx_hash=?", (tx_hash,)).fetchone()[0]
-            self.db.execute("UPDATE txs SET state='confirmed', block_number=?, gas_used=? WHERE tx_hash=?",
-                            (receipt.block_number, receipt.gas_used, tx_hash))
-            self.db.execute("UPDATE orders SET state='confirmed', block_number=?, gas_used=?, tx_orders=? "
-                            "WHERE tx_hash=? AND state='signed'",
-                            (receipt.block_number, receipt.gas_used // max(count, 1), count, tx_hash))
+            self.confirm_in_transaction(tx_hash, receipt)
+
+    def confirm_in_transaction(self, tx_hash: str, receipt: Receipt) -> None:
+        """:meth:`confirmed`'s statements, inside a transaction the caller holds."""
+        count = self.db.execute("SELECT orders FROM txs WHERE tx_hash=?", (tx_hash,)).fetchone()[0]
+        self.db.execute("UPDATE txs SET state='confirmed', block_number=?, gas_used=? WHERE tx_hash=?",
+                        (receipt.block_number, receipt.gas_used, tx_hash))
+        self.db.execute("UPDATE orders SET state='confirmed', block_number=?, gas_used=?, tx_orders=? "
+                        "WHERE tx_hash=? AND state='signed'",
+                        (receipt.block_number, receipt.gas_used // max(count, 1), count, tx_hash))
 
     def renamed(self, old: str, new: str) -> None:
         """The node answered with another hash (a LACNet relay's transaction): use it from now on."""
@@ -339,8 +353,9 @@ class Journal:
     def forget(self, key: str) -> None:
         self.db.execute("DELETE FROM orders WHERE registry=? AND key=? AND state='ready'", (self.registry, key))
 
-    def mark_reported(self, key: str) -> None:
-        self.db.execute("UPDATE orders SET reported=1 WHERE registry=? AND key=?", (self.registry, key))
+    def mark_reported(self, keys: list[str]) -> None:
+        self.db.executemany("UPDATE orders SET reported=1 WHERE registry=? AND key=?",
+                            [(self.registry, key) for key in keys])
 
     def pending_txs(self) -> list[tuple[str, int, bytes]]:
         return [(h, n, bytes(r)) for h, n, r in self.db.execute(
@@ -471,6 +486,7 @@ class BatchRegistrar:
         self._seen_hashes: dict[bytes, str] = {}
         self._pending: dict[str, tuple[bytes, int]] = {}
         self._sources: dict[str, dict[str, Any]] = {}  # OCDS rows: where each order came from
+        self._done: list[tuple[str, int | None]] = []  # confirmed by an earlier run: reported in groups
 
     # -- output ---------------------------------------------------------------------------------------
 
@@ -488,22 +504,33 @@ class BatchRegistrar:
         self.emit({"row": item.number, "status": "skipped", "reason": item.error, **(item.source or {})})
         self.progress(1)
 
+    def _flush_done(self) -> None:
+        if self._done:
+            self._report_many(self._done, already=False)
+            self._done = []
+
     def _report(self, key: str, number: int | None, *, already: bool) -> None:
         self._report_many([(key, number)], already=already)
 
-    def _report_many(self, items: list[tuple[str, int | None]], *, already: bool) -> None:
-        """One JSON line per order, read back from the journal; marked reported in one transaction."""
+    def _report_many(self, items: list[tuple[str, int | None]], *, already: bool,
+                     settle: tuple[str, Receipt] | None = None) -> None:
+        """One JSON line per order, read back from the journal; marked reported in one transaction, which
+        first records `settle`'s receipt (a transaction and its orders confirmed) if given."""
         with self.journal.db:
             self.journal.db.execute("BEGIN")
+            if settle is not None:
+                self.journal.confirm_in_transaction(*settle)
+            rows = self.journal.get_many([key for key, _ in items])
+            self.journal.mark_reported([key for key, _ in items])
+            told: set[str] = set()  # a key twice in `items` (a duplicate row) is reported once as registered
             for key, number in items:
-                row = self.journal.get(key)
-                assert row is not None
-                first_time = not already and not row["reported"]
+                row = rows[key]
+                first_time = not already and not row["reported"] and key not in told
+                told.add(key)
                 if first_time:
                     self.summary.registered += 1
                 else:
                     self.summary.already_registered += 1
-                self.journal.mark_reported(key)
                 self.emit({
                     "row": number, "status": "registered" if first_time else "already_registered",
                     "token_id": row["token_id"], "order_number": row["order_number"], "entity_ruc": row["entity"],
@@ -591,6 +618,7 @@ class BatchRegistrar:
                         batch = []
             if batch:
                 self._send(batch)
+            self._flush_done()
             while self._in_flight:
                 self._confirm_oldest()
         finally:
@@ -618,9 +646,11 @@ class BatchRegistrar:
                                  f"with another document ({hashlink(bytes.fromhex(known['sha256']))}); "
                                  "to correct it use register --supersedes", item.source)
                     return None
-            elif known["state"] == "confirmed":
+            elif known["state"] == "confirmed":  # a resumed run: one journal transaction per group, not per row
                 self._remember_source(item)
-                self._report(item.key, item.number, already=False)
+                self._done.append((item.key, item.number))
+                if len(self._done) >= self.batch_size:
+                    self._flush_done()
                 return None
             elif known["state"] == "signed":
                 self._refuse(item.number, item.order_number,
@@ -696,10 +726,11 @@ class BatchRegistrar:
         return keep
 
     def _send(self, batch: list[Prepared]) -> None:
+        # The documents the workers appended are on disk and indexed before the chain can point at them.
+        self.ws.store.commit(p.packed for p in batch if p.packed is not None)
         batch = self._preflight(batch)
         if not batch:
             return
-        os.sync()  # the PDFs the workers stored are on disk before the chain can point at them
         data = self.registry.batch_calldata([p.entry for p in batch])
         gas = 80_000 + 45_000 * len(batch) + 16 * len(data)
         while True:
@@ -791,8 +822,8 @@ class BatchRegistrar:
                 else:
                     self._send_single_retry(item)
             return
-        self._settle(flight.tx_hash, receipt)
-        self._report_many([(item.key, item.number) for item in batch], already=False)
+        self._report_many([(item.key, item.number) for item in batch], already=False,
+                          settle=(flight.tx_hash, receipt))
 
     def _send_single_retry(self, item: Prepared) -> None:
         try:

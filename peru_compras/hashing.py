@@ -32,12 +32,19 @@ def sha256_file(path: Path) -> bytes:
     return digest.digest()
 
 
+_58_POW_10 = 58**10  # ten base-58 digits fit a machine word: one big-number division per ten digits
+
+
 def _b58encode(data: bytes) -> str:
     number = int.from_bytes(data, "big")
     out = []
     while number:
-        number, rest = divmod(number, 58)
-        out.append(_ALPHABET[rest])
+        number, chunk = divmod(number, _58_POW_10)
+        for _ in range(10):
+            chunk, rest = divmod(chunk, 58)
+            out.append(_ALPHABET[rest])
+    while out and out[-1] == "1":  # the last chunk's leading zeros are padding, not digits
+        out.pop()
     zeros = len(data) - len(data.lstrip(b"\0"))
     return "1" * zeros + "".join(reversed(out))
 

@@ -64,9 +64,9 @@ _NOT_PRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 def _printable(text: str) -> bool:
     """Letters, marks, numbers, punctuation, symbols and spaces (any Unicode space, e.g. U+00A0): no
     control, format (bidi overrides, zero-width), surrogate, private-use or unassigned characters."""
-    if text.isascii():
-        return text.isprintable()
-    return all(unicodedata.category(char) not in _NOT_PRINTABLE for char in text)
+    if text.isprintable():  # str.isprintable refuses all of the above and also non-ASCII spaces: a fast yes
+        return True
+    return not text.isascii() and all(unicodedata.category(char) not in _NOT_PRINTABLE for char in text)
 
 
 def ruc_is_valid(ruc: str) -> bool:

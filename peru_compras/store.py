@@ -1,15 +1,31 @@
 """The document store: where registered PDFs are kept and published.
 
-The built-in store is a content-addressed folder (``./.peru-compras/documents/`` by default): a PDF lives
-at ``<first two hex digits>/<sha256 hex>.pdf`` and is published at ``<base URL>/d/<hashlink>``. Writes are
-atomic (a temporary file, then a rename), and a file already there is never replaced by other bytes.
+The built-in store is a content-addressed folder (``./.peru-compras/documents/`` by default), published at
+``<base URL>/d/<hashlink>``. It keeps a document in one of two ways:
+
+* a loose file ``<first two hex digits>/<sha256 hex>.pdf`` (``register``, one order at a time). Writes are
+  atomic (a temporary file, then a rename), and a file already there is never replaced by other bytes.
+* a record in a pack, ``packs/<name>.pack`` (``register-batch``): creating one file per order costs more
+  than everything else a batch does per order, so a batch appends its documents to a few pack files and
+  lists them in ``index.sqlite`` (SHA-256 → pack, offset, length). Each record carries its own SHA-256 and
+  length, so a pack can be checked or re-indexed on its own (:meth:`LocalStore.reindex`). A document
+  becomes visible only once :meth:`LocalStore.commit` has flushed its pack to disk and indexed it; bytes
+  appended by a run that crashed before that are never indexed and never served.
+
 Another backend (S3-compatible storage, say) implements :class:`DocumentStore`.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import sqlite3
+import struct
 import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -33,6 +49,27 @@ class DocumentStore(Protocol):
         ...
 
 
+_MAGIC = b"PCD1"
+_HEADER = struct.Struct(">4s32sQ")  # magic, SHA-256, length; the document's bytes follow
+PACK_LIMIT = 1 << 30  # a pack is closed once it holds this many bytes; the next record starts a new one
+
+_INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    sha256 BLOB PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """Where a pack writer put a document; `pack` is None when the store already had it."""
+
+    digest: bytes
+    pack: str | None = None
+    offset: int = 0
+    length: int = 0
+
+
 class LocalStore:
     """A content-addressed folder, published under ``<base_url>/d/<hashlink>``."""
 
@@ -40,6 +77,9 @@ class LocalStore:
         self.root = root
         self.base_url = base_url.rstrip("/")
         self._folders: set[Path] = set()
+        self._local = threading.local()
+
+    # -- loose files ---------------------------------------------------------------------------------
 
     def path(self, digest: bytes) -> Path:
         hexa = digest.hex()
@@ -70,14 +110,150 @@ class LocalStore:
             raise
         return digest
 
+    # -- reading -------------------------------------------------------------------------------------
+
     def get(self, digest: bytes) -> bytes | None:
         try:
             return self.path(digest).read_bytes()
         except FileNotFoundError:
+            pass
+        where = self._lookup(digest)
+        if where is None:
             return None
+        pack, offset, length = where
+        try:
+            with open(self.root / "packs" / pack, "rb") as handle:
+                data = os.pread(handle.fileno(), length, offset)
+        except FileNotFoundError:
+            return None
+        return data if len(data) == length else None
+
+    def has(self, digest: bytes) -> bool:
+        """Whether the store keeps this document (as a loose file or in a pack), without reading it."""
+        return self.path(digest).exists() or self._lookup(digest) is not None
 
     def url(self, digest: bytes) -> str:
         return f"{self.base_url}/d/{hashlink(digest)}"
+
+    # -- packs ---------------------------------------------------------------------------------------
+
+    def pack_writer(self) -> PackWriter:
+        """A writer appending documents to packs of its own (one per process: packs have one writer)."""
+        return PackWriter(self)
+
+    def commit(self, packed: Iterable[Packed]) -> None:
+        """Flush the packs these documents were appended to and index them, in that order: once this
+        returns, each of them is on disk and served, whatever crashes next."""
+        rows = [(p.digest, p.pack, p.offset, p.length) for p in packed if p.pack is not None]
+        if not rows:
+            return
+        folder = self.root / "packs"
+        for pack in sorted({row[1] for row in rows}):
+            fd = os.open(folder / pack, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_folder(folder)  # a pack made by this run has its name on disk too
+        db = self._index(write=True)
+        with db:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR IGNORE INTO documents (sha256, pack, offset, length) VALUES (?,?,?,?)", rows)
+
+    def reindex(self) -> int:
+        """Rebuild ``index.sqlite`` from the packs (each record names its own SHA-256, checked here); a torn
+        record at a pack's end is ignored. Returns the number of documents indexed."""
+        found = [Packed(digest, pack.name, offset, length) for pack in sorted((self.root / "packs").glob("*.pack"))
+                 for digest, offset, length in _records(pack)]
+        self.commit(found)
+        return len(found)
+
+    def _index(self, *, write: bool = False) -> sqlite3.Connection:
+        """This thread's connection to ``index.sqlite`` (WAL: readers never wait for the writer)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None or self._local.pid != os.getpid():  # a forked worker opens its own
+            self.root.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.root / "index.sqlite", isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_INDEX_SCHEMA)
+            self._local.db, self._local.pid = db, os.getpid()
+        return db
+
+    def _lookup(self, digest: bytes) -> tuple[str, int, int] | None:
+        if getattr(self._local, "db", None) is None and not (self.root / "index.sqlite").exists():
+            return None
+        row = self._index().execute("SELECT pack, offset, length FROM documents WHERE sha256=?",
+                                    (digest,)).fetchone()
+        return (str(row[0]), int(row[1]), int(row[2])) if row is not None else None
+
+
+class PackWriter:
+    """Appends documents to pack files of its own: no file is created per document. What it appends is
+    neither durable nor served until :meth:`LocalStore.commit` is given the :class:`Packed` it returns."""
+
+    def __init__(self, store: LocalStore, *, limit: int = PACK_LIMIT) -> None:
+        self.store = store
+        self.limit = limit
+        self._fd: int | None = None
+        self._name = ""
+        self._size = 0
+
+    def add(self, data: bytes) -> Packed:
+        digest = sha256(data)
+        if self.store.has(digest):
+            return Packed(digest)
+        if self._fd is None or self._size >= self.limit:
+            self._open()
+        assert self._fd is not None
+        record = _HEADER.pack(_MAGIC, digest, len(data)) + data
+        try:
+            written = os.write(self._fd, record)
+            if written != len(record):
+                raise OSError(f"short write to pack {self._name}")
+        except BaseException:
+            self.close()  # where the next record would start is unknown now: start a new pack
+            raise
+        offset = self._size + _HEADER.size
+        self._size += len(record)
+        return Packed(digest, self._name, offset, len(data))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _open(self) -> None:
+        self.close()
+        folder = self.store.root / "packs"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._name = f"{time.time_ns()}-{os.getpid()}-{secrets.token_hex(4)}.pack"
+        self._fd = os.open(folder / self._name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._size = 0
+
+
+def _records(pack: Path) -> Iterator[tuple[bytes, int, int]]:
+    """The (SHA-256, offset, length) of each whole, intact record of a pack."""
+    with pack.open("rb") as handle:
+        position = 0
+        while True:
+            header = handle.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return
+            magic, digest, length = _HEADER.unpack(header)
+            data = handle.read(length)
+            if magic != _MAGIC or len(data) < length or sha256(data) != digest:
+                return  # a torn or foreign tail: nothing after it was committed by this pack's writer
+            yield digest, position + _HEADER.size, length
+            position += _HEADER.size + length
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -91,3 +267,4 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+

@@ -25,6 +25,7 @@ from peru_compras.chain.rpc import Rpc
 from peru_compras.hashing import sha256
 from peru_compras.order import parse_order
 from peru_compras.render import render_order
+from peru_compras.store import LocalStore
 
 from .conftest import CLI, REFERENCE
 
@@ -76,10 +77,19 @@ class Chain:
         return subprocess.run([CLI, "--home", str(self.home), *args], env=self.env, capture_output=True, text=True,
                               timeout=timeout)
 
-    def start_batch(self, manifest: Path, *extra: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([CLI, "--home", str(self.home), "register-batch", str(manifest), "--json", *extra],
-                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+    def start_batch(self, manifest: Path, *extra: str, output: Path | None = None) -> subprocess.Popen[str]:
+        """The batch in a subprocess; its JSON lines go to `output` if given (a pipe nobody reads would fill
+        up and stall the run: a kill would then always land in the same place)."""
+        stdout = output.open("w") if output is not None else subprocess.PIPE
+        stderr = output.with_suffix(".err").open("w") if output is not None else subprocess.PIPE
+        try:
+            return subprocess.Popen([CLI, "--home", str(self.home), "register-batch", str(manifest), "--json",
+                                     *extra], env=self.env, stdout=stdout, stderr=stderr, text=True,
+                                    start_new_session=True)
+        finally:
+            if output is not None:
+                stdout.close()  # type: ignore[union-attr]
+                stderr.close()  # type: ignore[union-attr]
 
     def restart_node(self, *, down_for: float = 1.0) -> None:
         self.node.stop()
@@ -130,12 +140,18 @@ def lines(text: str) -> list[dict[str, object]]:
 
 
 def assert_exactly_registered(chain: Chain, rows: list[dict[str, object]], folder: Path) -> None:
+    """Each row on chain once, with its PDF's hash, and that PDF served by the store (batches keep it in
+    packs: no file per order)."""
     assert chain.registry.total_supply() == len(rows)
     assert chain.registered_count() == len(rows)
+    store = LocalStore(chain.home / "documents", "https://oc.example.pe")
     for row in rows:
         state = chain.registry.state(parse_order({k: v for k, v in row.items() if k != "pdf"}).token_id)
         assert state.status == "valid"
-        assert state.document_hash == sha256((folder / str(row["pdf"])).read_bytes())
+        document = (folder / str(row["pdf"])).read_bytes()
+        assert state.document_hash == sha256(document)
+        assert store.get(state.document_hash) == document
+    assert list((chain.home / "documents").glob("??/*.pdf")) == []
     assert chain.all_transactions_succeeded()
 
 
@@ -192,21 +208,34 @@ def test_csv_manifest_with_a_column_per_field(chain: Chain, tmp_path: Path) -> N
 
 
 def test_sigkill_at_random_moments_then_resume(chain: Chain, tmp_path: Path) -> None:
+    """Killed four times (once while starting, then at random moments once orders are flowing), then run to
+    the end: every order on chain exactly once, with its document in the store."""
     folder = tmp_path / "k"
-    rows = make_orders(folder, 1500, prefix="OC-KILL")
+    rows = make_orders(folder, 3000, prefix="OC-KILL")
     manifest = write_jsonl(folder / "manifest.jsonl", rows)
     rng = random.Random(20261124)
-    for _ in range(4):
-        process = chain.start_batch(manifest, "--no-stamp", "--batch-size", "50")
-        time.sleep(rng.uniform(0.8, 3.0))
+    on_chain = [0]
+    for attempt in range(4):
+        output = tmp_path / f"{attempt}.out"
+        process = chain.start_batch(manifest, "--no-stamp", "--batch-size", "50", output=output)
+        if attempt > 0:  # wait until this run puts orders on chain: past its start-up and its re-reporting
+            deadline = time.monotonic() + 60
+            while chain.registered_count() == on_chain[-1] and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.25) if attempt > 0 else rng.uniform(0.2, 1.0))
         process.send_signal(signal.SIGKILL)  # the batch process only: its workers must die with it
         process.communicate(timeout=60)
+        assert process.returncode == -signal.SIGKILL
+        on_chain.append(chain.registered_count())
+    # The kills landed at different moments, while orders were going on chain, and before the end.
+    assert on_chain == sorted(on_chain) and on_chain[-1] < 3000, on_chain
+    assert len(set(on_chain)) >= 3, on_chain
     final = chain.start_batch(manifest, "--no-stamp", "--batch-size", "50")
     stdout, stderr = final.communicate(timeout=300)
     assert final.returncode == 0, stderr
     summary = lines(stdout)[-1]["summary"]
     assert summary["failed"] == 0
-    assert summary["registered"] + summary["already_registered"] == 1500
+    assert summary["registered"] + summary["already_registered"] == 3000
     assert_exactly_registered(chain, rows, folder)
 
 

@@ -1,0 +1,91 @@
+"""The document store: loose files (one order at a time) and packs (batches), both read by `get`."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from peru_compras.store import LocalStore, Packed
+
+BASE = "https://oc.example.pe"
+
+
+def docs(count: int, size: int = 3000) -> list[bytes]:
+    return [b"%PDF-1.7\n" + bytes([index % 251]) * size + b"\n%%EOF %d\n" % index for index in range(count)]
+
+
+def test_packed_documents_are_served_only_once_committed(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "documents", BASE)
+    writer = store.pack_writer()
+    documents = docs(5)
+    packed = [writer.add(data) for data in documents]
+    assert all(p.pack is not None for p in packed)
+    assert len({p.pack for p in packed}) == 1  # one file for all five, not one per document
+    assert store.get(packed[0].digest) is None  # appended but not committed: not served
+    store.commit(packed)
+    reader = LocalStore(tmp_path / "documents", BASE)  # another process (the page) sees the same
+    for data, item in zip(documents, packed, strict=True):
+        assert item.digest == hashlib.sha256(data).digest()
+        assert reader.get(item.digest) == data
+        assert reader.has(item.digest)
+    assert list((tmp_path / "documents").glob("??/*.pdf")) == []
+    assert reader.get(hashlib.sha256(b"never stored").digest()) is None
+
+
+def test_a_document_the_store_has_is_not_appended_again(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "documents", BASE)
+    loose, packed_once = docs(2)
+    store.put(loose)
+    writer = store.pack_writer()
+    first = writer.add(packed_once)
+    store.commit([first])
+    assert writer.add(loose) == Packed(hashlib.sha256(loose).digest())
+    assert writer.add(packed_once) == Packed(first.digest)  # a resumed batch re-prepares its rows
+    assert (tmp_path / "documents" / "packs" / str(first.pack)).stat().st_size == 44 + len(packed_once)
+
+
+def test_reindex_rebuilds_the_index_and_ignores_a_torn_tail(tmp_path: Path) -> None:
+    root = tmp_path / "documents"
+    store = LocalStore(root, BASE)
+    writer = store.pack_writer()
+    documents = docs(4)
+    packed = [writer.add(data) for data in documents]
+    store.commit(packed)
+    writer.close()
+    pack = root / "packs" / str(packed[0].pack)
+    torn = writer.add(b"%PDF-1.7 cut short by a crash")  # a new pack: the old writer was closed
+    with open(root / "packs" / str(torn.pack), "r+b") as handle:
+        handle.truncate(60)
+    (root / "index.sqlite").unlink()
+    for extra in ("index.sqlite-wal", "index.sqlite-shm"):
+        (root / extra).unlink(missing_ok=True)
+    fresh = LocalStore(root, BASE)
+    assert fresh.get(packed[1].digest) is None
+    assert fresh.reindex() == 4
+    assert [fresh.get(p.digest) for p in packed] == documents
+    assert fresh.get(torn.digest) is None
+    assert pack.exists()
+
+
+def test_a_pack_is_closed_at_its_limit(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "documents", BASE)
+    writer = store.pack_writer()
+    writer.limit = 10_000
+    packed = [writer.add(data) for data in docs(10)]
+    store.commit(packed)
+    packs = {p.pack for p in packed}
+    assert len(packs) == 3  # a pack takes records until it holds 10,000 bytes: 4 of ~3 KB, 4, then 2
+    assert all(store.get(p.digest) is not None for p in packed)
+
+
+def test_the_index_lists_where_each_record_starts(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "documents", BASE)
+    writer = store.pack_writer()
+    packed = [writer.add(data) for data in docs(3)]
+    store.commit(packed)
+    rows = sqlite3.connect(tmp_path / "documents" / "index.sqlite").execute(
+        "SELECT sha256, offset, length FROM documents ORDER BY offset").fetchall()
+    assert [(bytes(d), o, n) for d, o, n in rows] == [(p.digest, p.offset, p.length) for p in packed]
+    raw = (tmp_path / "documents" / "packs" / str(packed[0].pack)).read_bytes()
+    assert raw[:4] == b"PCD1" and raw[4:36] == packed[0].digest
