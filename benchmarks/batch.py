@@ -3,7 +3,9 @@ per transaction, sent and confirmed one after another).
 
     .venv/bin/python benchmarks/batch.py [--orders 4000] [--stamped 1000] [--batch-size 200]
 
-Writes benchmarks/results/batch.json. Numbers depend on what else the 2-core machine is doing.
+In-process runs write each order's JSON line to a file, as the CLI does; `no_stamp_cli_end_to_end` times the
+command itself, start-up included. Writes benchmarks/results/batch.json. Numbers depend on what else the
+2-core machine is doing.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import copy
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pikepdf
 from eth_abi.abi import encode as abi_encode
@@ -73,13 +77,23 @@ def run_batch(node: LocalNode, tmp: Path, count: int, *, stamp: bool, batch_size
     back-office re-sending yesterday's file sees: every order reported already registered, nothing sent)."""
     manifest = make_manifest(tmp / f"{name}-pdfs", count, name.upper())
     ws = workspace(node, tmp / f"{name}-home")
-    registrar = BatchRegistrar(ws, batch_size=batch_size, stamp=stamp, emit=lambda line: None)
-    started = time.perf_counter()
-    summary = registrar.run(read_manifest(manifest))
-    elapsed = time.perf_counter() - started
+    with (tmp / f"{name}.jsonl").open("w", encoding="utf-8") as out:  # each order's line, as the CLI writes it
+        registrar = BatchRegistrar(ws, batch_size=batch_size, stamp=stamp, emit=partial(_write_line, out))
+        cpu_before, node_before = os.times(), _cpu_seconds(node.pid)
+        started = time.perf_counter()
+        summary = registrar.run(read_manifest(manifest))
+        elapsed = time.perf_counter() - started
+        cpu_after, node_after = os.times(), _cpu_seconds(node.pid)  # the workers are reaped by now
     assert summary.registered == count, summary
+    per_order = {  # where the CPU went, in ms per order
+        "main_process": (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system),
+        "workers": (cpu_after.children_user + cpu_after.children_system
+                    - cpu_before.children_user - cpu_before.children_system),
+        "anvil": node_after - node_before,
+    }
     result: dict[str, Any] = {"orders": count, "seconds": round(elapsed, 3),
-                              "orders_per_s": round(count / elapsed, 1), "batch_size": batch_size}
+                              "orders_per_s": round(count / elapsed, 1), "batch_size": batch_size,
+                              "cpu_ms_per_order": {k: round(1000 * v / count, 3) for k, v in per_order.items()}}
     if rerun:
         started = time.perf_counter()
         again = BatchRegistrar(ws, batch_size=batch_size, stamp=stamp, emit=lambda line: None)
@@ -88,6 +102,35 @@ def run_batch(node: LocalNode, tmp: Path, count: int, *, stamp: bool, batch_size
         assert summary.already_registered == count and summary.registered == 0, summary
         result["rerun_orders_per_s"] = round(count / elapsed, 1)
     return result
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _write_line(out: TextIO, line: dict[str, Any]) -> None:
+    out.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def run_cli(node: LocalNode, tmp: Path, count: int, *, batch_size: int) -> dict[str, Any]:
+    """The command a back-office runs, timed from its start to its exit (Python start-up and imports
+    included): ``peru-compras register-batch MANIFEST --no-stamp --json > lines``."""
+    manifest = make_manifest(tmp / "cli-pdfs", count, "CLI")
+    home = tmp / "cli-home"
+    workspace(node, home)
+    env = {**os.environ, "PERU_COMPRAS_RPC": node.url, "PERU_COMPRAS_BASE_URL": "https://oc.example.pe"}
+    command = [str(ROOT / ".venv" / "bin" / "peru-compras"), "--home", str(home), "register-batch", str(manifest),
+               "--no-stamp", "--json", "--batch-size", str(batch_size)]
+    with (tmp / "cli.jsonl").open("w") as out:
+        started = time.perf_counter()
+        done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.DEVNULL, check=False)
+        elapsed = time.perf_counter() - started
+    last = json.loads((tmp / "cli.jsonl").read_text().splitlines()[-1])
+    assert done.returncode == 0 and last["summary"]["registered"] == count, last
+    return {"orders": count, "seconds": round(elapsed, 3), "orders_per_s": round(count / elapsed, 1),
+            "batch_size": batch_size}
 
 
 def run_baseline(node: LocalNode, tmp: Path, count: int) -> dict[str, Any]:
@@ -120,10 +163,11 @@ def main() -> int:
         tmp = Path(folder)
         unstamped = run_batch(node, tmp, args.orders, stamp=False, batch_size=args.batch_size, name="nostamp",
                               rerun=True)
+        cli = run_cli(node, tmp, args.orders, batch_size=args.batch_size)
         stamped = run_batch(node, tmp, args.stamped, stamp=True, batch_size=args.batch_size, name="stamped")
         baseline = run_baseline(node, tmp, args.baseline)
     results = {
-        "no_stamp": unstamped, "stamped": stamped, "baseline_one_per_tx": baseline,
+        "no_stamp": unstamped, "no_stamp_cli_end_to_end": cli, "stamped": stamped, "baseline_one_per_tx": baseline,
         "ratio_no_stamp_to_baseline": round(unstamped["orders_per_s"] / baseline["orders_per_s"], 1),
         "goals": {"no_stamp_orders_per_s": 2000, "stamped_orders_per_s": 400},
         "anchors_documents_per_s": "95 to 118 (TradeTrust / OpenZeppelin-style registries driven by web3.py)",

@@ -78,6 +78,9 @@ class LocalStore:
         self.base_url = base_url.rstrip("/")
         self._folders: set[Path] = set()
         self._local = threading.local()
+        self._root = str(root)  # strings, not Paths, on the per-order paths (has() runs once per batch row)
+        self._index_file = os.path.join(self._root, "index.sqlite")
+        self._named_packs: set[str] = set()  # packs whose folder entry this store has flushed
 
     # -- loose files ---------------------------------------------------------------------------------
 
@@ -94,6 +97,8 @@ class LocalStore:
                 return digest
             raise PeruComprasError(f"the stored file {target} does not match its name",
                                    hint="the store was tampered with: restore it from a backup")
+        if self._lookup(digest) is not None:  # a batch packed it already
+            return digest
         if target.parent not in self._folders:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._folders.add(target.parent)
@@ -130,7 +135,8 @@ class LocalStore:
 
     def has(self, digest: bytes) -> bool:
         """Whether the store keeps this document (as a loose file or in a pack), without reading it."""
-        return self.path(digest).exists() or self._lookup(digest) is not None
+        hexa = digest.hex()
+        return os.path.exists(os.path.join(self._root, hexa[:2], hexa + ".pdf")) or self._lookup(digest) is not None
 
     def url(self, digest: bytes) -> str:
         return f"{self.base_url}/d/{hashlink(digest)}"
@@ -148,13 +154,16 @@ class LocalStore:
         if not rows:
             return
         folder = self.root / "packs"
-        for pack in sorted({row[1] for row in rows}):
+        packs = {str(row[1]) for row in rows}
+        for pack in sorted(packs):
             fd = os.open(folder / pack, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_folder(folder)  # a pack made by this run has its name on disk too
+        if not packs <= self._named_packs:  # a new pack: its name goes to disk too
+            _fsync_folder(folder)
+            self._named_packs |= packs
         db = self._index(write=True)
         with db:
             db.execute("BEGIN")
@@ -181,7 +190,7 @@ class LocalStore:
         return db
 
     def _lookup(self, digest: bytes) -> tuple[str, int, int] | None:
-        if getattr(self._local, "db", None) is None and not (self.root / "index.sqlite").exists():
+        if getattr(self._local, "db", None) is None and not os.path.exists(self._index_file):
             return None
         row = self._index().execute("SELECT pack, offset, length FROM documents WHERE sha256=?",
                                     (digest,)).fetchone()

@@ -42,6 +42,8 @@ def test_a_document_the_store_has_is_not_appended_again(tmp_path: Path) -> None:
     store.commit([first])
     assert writer.add(loose) == Packed(hashlib.sha256(loose).digest())
     assert writer.add(packed_once) == Packed(first.digest)  # a resumed batch re-prepares its rows
+    assert store.put(packed_once) == first.digest  # `register` of a packed document: no loose copy
+    assert not store.path(first.digest).exists()
     assert (tmp_path / "documents" / "packs" / str(first.pack)).stat().st_size == 44 + len(packed_once)
 
 

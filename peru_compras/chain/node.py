@@ -101,6 +101,11 @@ class LocalNode:
             raise
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """Anvil's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def stop(self) -> None:
         """Stop Anvil gracefully (it dumps its state on SIGTERM)."""
         stop_process(self._process)
