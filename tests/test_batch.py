@@ -3,6 +3,7 @@ doubling an order. Real Anvil (with a state file, so it can be stopped and resta
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import csv
 import io
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pikepdf
 import pytest
 from eth_account import Account
@@ -22,10 +24,11 @@ from eth_account import Account
 from peru_compras.chain.client import ORDER_REGISTERED, Registry
 from peru_compras.chain.node import LocalNode, set_balance
 from peru_compras.chain.rpc import Rpc
-from peru_compras.hashing import sha256
+from peru_compras.hashing import hashlink, sha256
 from peru_compras.order import parse_order
 from peru_compras.render import render_order
 from peru_compras.store import LocalStore
+from peru_compras.web.app import PageSettings, create_app
 
 from .conftest import CLI, REFERENCE
 
@@ -205,6 +208,27 @@ def test_csv_manifest_with_a_column_per_field(chain: Chain, tmp_path: Path) -> N
     assert_exactly_registered(chain, rows, folder)
     record = chain.registry.read(parse_order({k: v for k, v in rows[1].items() if k != "pdf"}).token_id)
     assert record.order.entity.name == "Hospital Regional de Piura"
+    assert_page_serves_batch_documents(chain, rows, folder)
+
+
+def assert_page_serves_batch_documents(chain: Chain, rows: list[dict[str, object]], folder: Path) -> None:
+    """The verification page reads the packs a batch wrote: each PDF at /d/<hashlink>, checked original."""
+    app = create_app(lambda: chain.registry, PageSettings(
+        base_url="https://oc.example.pe", store=LocalStore(chain.home / "documents", "https://oc.example.pe"),
+        sync_interval=0))
+
+    async def fetch_all() -> None:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            for row in rows:
+                document = (folder / str(row["pdf"])).read_bytes()
+                response = await http.get(f"/d/{hashlink(sha256(document))}")
+                assert response.status_code == 200 and response.content == document
+                token_id = parse_order({k: v for k, v in row.items() if k != "pdf"}).token_id
+                check = (await http.get(f"/api/orders/0x{token_id:064x}/document")).json()
+                assert check["outcome"] == "original", check
+
+    asyncio.run(fetch_all())
 
 
 def test_sigkill_at_random_moments_then_resume(chain: Chain, tmp_path: Path) -> None:
