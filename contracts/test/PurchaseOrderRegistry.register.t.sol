@@ -113,7 +113,6 @@ contract RegisterTest is RegistryFixture {
     }
 
     function test_Register_AcceptsKeyOf255Bytes() public {
-        vm.skip(!KEY_LENGTH_OVERFLOW_FIXED, "known bug: keys over 222 bytes panic (see RegistryFixture)");
         bytes memory key = _repeat("9", 255);
 
         vm.prank(registrar);
@@ -122,18 +121,7 @@ contract RegisterTest is RegistryFixture {
         assertEq(tokenId, uint256(keccak256(key)), "tokenId");
     }
 
-    /// @dev Pins the known bug so that it stays visible; skipped once KEY_LENGTH_OVERFLOW_FIXED is true.
-    function test_KnownBug_KeyOver222BytesPanics() public {
-        vm.skip(KEY_LENGTH_OVERFLOW_FIXED, "the key-length overflow is fixed");
-        bytes memory key = _repeat("9", 223);
-
-        vm.expectRevert(abi.encodeWithSignature("Panic(uint256)", 0x11));
-        vm.prank(registrar);
-        registry.register(OrderBytes.order(HASH, key, RECORD));
-    }
-
     function test_RevertWhen_ClaimedKeyLengthOver222BeyondData() public {
-        vm.skip(!KEY_LENGTH_OVERFLOW_FIXED, "known bug: key lengths over 222 panic (see RegistryFixture)");
         bytes memory order = abi.encodePacked(HASH, uint8(255), KEY);
 
         vm.expectRevert(abi.encodeWithSelector(IPurchaseOrderRegistry.PurchaseOrderMalformed.selector, 0));
@@ -337,7 +325,6 @@ contract RegisterTest is RegistryFixture {
     function testFuzz_RevertWhen_KeyLengthOutOfRange(uint8 claimedLength, uint8 recordLength) public {
         // With `recordLength` bytes after the length byte, a claimed key length is valid only in [3, recordLength].
         recordLength = uint8(bound(recordLength, 3, 255));
-        if (!KEY_LENGTH_OVERFLOW_FIXED) claimedLength = uint8(bound(claimedLength, 0, LONGEST_KEY));
         vm.assume(claimedLength < 3 || claimedLength > recordLength);
         bytes memory order = abi.encodePacked(HASH, claimedLength, new bytes(recordLength));
 

@@ -19,15 +19,9 @@ abstract contract RegistryFixture is Test {
     /// @dev Encoding version 1, then some bytes: the registry never reads the record.
     bytes internal constant RECORD = hex"01a1646e616d65";
 
-    /// @dev KNOWN BUG (contracts/src/PurchaseOrderRegistry.sol, `_register`): `33 + uint8(order[32])` is
-    /// evaluated in uint8, so a key of 223 to 255 bytes (or a claimed key length in that range) reverts with
-    /// Panic(0x11) instead of registering (or reverting with PurchaseOrderMalformed). Fix:
-    /// `uint256 keyEnd = 33 + uint256(uint8(order[32]));`. Once fixed, set this to true: the tests of the
-    /// specified behaviour (skipped until then, and reported as skipped) run, and the test that pins the
-    /// bug is skipped instead.
-    bool internal constant KEY_LENGTH_OVERFLOW_FIXED = true;
-    /// @dev The longest key the registry accepts: 255 by its specification, 222 while the bug stands.
-    uint256 internal constant LONGEST_KEY = KEY_LENGTH_OVERFLOW_FIXED ? 255 : 222;
+    /// @dev The longest key the registry accepts: its length is one byte. (A key of 223 to 255 bytes once
+    /// panicked, `33 + uint8(order[32])` being evaluated in uint8: the register tests keep those lengths.)
+    uint256 internal constant LONGEST_KEY = 255;
 
     PurchaseOrderRegistry internal registry;
     bytes32 internal registrarRole;
