@@ -45,6 +45,17 @@ _ENV = {
     "expiration_seconds": "PERU_COMPRAS_EXPIRATION_SECONDS",
 }
 
+# Settings read where they are used (the PDF limits in batch worker processes, the fetch policy, the
+# page's explorer link), from their environment variables: peru-compras.toml fills a variable left unset.
+_FILE_ONLY_ENV = {
+    "max-pdf-bytes": "PERU_COMPRAS_MAX_PDF_BYTES",
+    "max-pdf-pages": "PERU_COMPRAS_MAX_PDF_PAGES",
+    "fetch-hosts": "PERU_COMPRAS_FETCH_HOSTS",
+    "fetch-max-bytes": "PERU_COMPRAS_FETCH_MAX_BYTES",
+    "fetch-timeout": "PERU_COMPRAS_FETCH_TIMEOUT",
+    "explorer-url": "PERU_COMPRAS_EXPLORER_URL",
+}
+
 
 @dataclass
 class Settings:
@@ -77,6 +88,10 @@ def load_settings(flags: dict[str, Any] | None = None, *, cwd: Path | None = Non
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"{config} is not valid TOML: {exc}", hint="fix or remove the file") from exc
     flags = flags or {}
+    for key, variable in _FILE_ONLY_ENV.items():
+        value = file_values.get(key, file_values.get(key.replace("-", "_")))
+        if value is not None and not os.environ.get(variable):
+            os.environ[variable] = (",".join(str(v) for v in value) if isinstance(value, list) else str(value))
 
     def pick(name: str) -> Any:
         if flags.get(name) not in (None, ""):

@@ -124,7 +124,8 @@ def read_pdf(path: Path, *, max_bytes: int | None = None, max_pages: int | None 
 def _check_size(size: int, name: str, limits: Limits) -> None:
     if size > limits.max_bytes:
         raise InvalidDocument(f"PDF {name!r} has {size:,} bytes, over the {limits.max_bytes:,}-byte limit",
-                              hint="compress it, or raise PERU_COMPRAS_MAX_PDF_BYTES")
+                              hint="compress it, or raise PERU_COMPRAS_MAX_PDF_BYTES "
+                                   "(max-pdf-bytes in peru-compras.toml)")
 
 
 def check_pdf(data: bytes, *, name: str = "document", max_pages: int | None = None,
@@ -145,7 +146,8 @@ def _check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
         raise InvalidDocument(f"PDF {name!r} has no pages", hint="give the order's PDF file")
     if pages > limits.max_pages:
         raise InvalidDocument(f"PDF {name!r} has {pages:,} pages, over the {limits.max_pages:,}-page limit",
-                              hint="split it, or raise PERU_COMPRAS_MAX_PDF_PAGES")
+                              hint="split it, or raise PERU_COMPRAS_MAX_PDF_PAGES "
+                                   "(max-pdf-pages in peru-compras.toml)")
     return pages
 
 

@@ -96,6 +96,18 @@ def test_invalid_record_names_every_field_and_writes_nothing(deployed: Runner, t
     assert not (tmp_path / ".peru-compras" / "documents").exists()
 
 
+def test_pdf_limits_from_the_config_file_and_the_environment_wins(deployed: Runner, tmp_path: Path) -> None:
+    order_file = write_json(tmp_path / "orden.json", reference_order())
+    pdf = make_pdf(tmp_path, reference_order())
+    (tmp_path / "peru-compras.toml").write_text('max-pdf-bytes = "2KB"\nfetch-hosts = ["docs.example.pe"]\n')
+    refused = deployed("register", str(order_file), str(pdf))
+    assert refused.code == 2
+    assert "over the 2,048-byte limit" in refused.stderr and "max-pdf-bytes" in refused.stderr
+    assert not (tmp_path / ".peru-compras" / "documents").exists()
+    taken = deployed("register", str(order_file), str(pdf), "--json", env={"PERU_COMPRAS_MAX_PDF_BYTES": "50MB"})
+    assert taken.code == 0, taken.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "code", "fragment"),
     [
