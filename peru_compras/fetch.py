@@ -1,19 +1,26 @@
-"""Download a registered order's published PDF (``verify --fetch``), carefully: the URL comes from the chain,
-so it is treated as untrusted.
+"""Download a registered order's published PDF, carefully: the URL comes from the chain, so it is treated
+as untrusted. Both ``verify --fetch`` and the verification page's document check (``web/published.py``,
+which runs :func:`check_published` in a worker thread) download through here, under one set of rules.
 
 Rules, for the first URL and for every redirect:
 
-1. ``http`` or ``https`` only, and the host must be allowed: the base URL's host (``--base-url``), or one
+1. ``http`` or ``https`` only, no ``user:password`` in the URL, and the host must be allowed. For
+   ``verify --fetch`` (:meth:`FetchPolicy.from_env`) that is the base URL's host (``--base-url``), or one
    listed in ``PERU_COMPRAS_FETCH_HOSTS`` (comma-separated; ``host`` or ``host:port``) or ``--fetch-host``.
+   The page (:meth:`FetchPolicy.for_page`, ``any_host``) checks whatever URL is registered, so any host
+   name is allowed there — rule 2 is what keeps it off the server's own network.
 2. The host is resolved once and every address it resolves to must be public: not loopback, private,
-   link-local, carrier-grade NAT, multicast, reserved or unspecified. The one exception is the base URL's
-   own origin (host and port), which may be local — on the embedded default it is ``127.0.0.1:8000`` —
-   so a redirect to any *other* loopback or private host is refused.
+   link-local, carrier-grade NAT, multicast, reserved or unspecified. For ``verify --fetch`` the one
+   exception is the base URL's own origin (host and port), which may be local — on the embedded default it
+   is ``127.0.0.1:8000`` — so a redirect to any *other* loopback or private host is refused. The page has
+   no exception (``local_base=False``): it reads its own ``/d/`` documents from the store instead. Only
+   tests turn the rule off (``allow_private``).
 3. The connection goes to the address that was checked (no second lookup a DNS rebinding could change);
-   for HTTPS the certificate is still checked against the host name.
-4. At most 3 redirects, ``PERU_COMPRAS_FETCH_MAX_BYTES`` (default 50 MB, the PDF size limit) read from a
-   stream and abandoned as soon as the cap is passed, ``PERU_COMPRAS_FETCH_TIMEOUT`` seconds in all
-   (default 20), no proxy from the environment, no compressed transfer.
+   for HTTPS the certificate is still checked against the host name (sent as SNI and ``Host``).
+4. At most 3 redirects, ``PERU_COMPRAS_FETCH_MAX_BYTES`` (default 50 MB, the PDF size limit; the page: its
+   own ``max_bytes``) read from a stream and abandoned as soon as the cap is passed,
+   ``PERU_COMPRAS_FETCH_TIMEOUT`` seconds in all (default 20; the page: its own ``timeout``), no proxy
+   from the environment, no compressed transfer.
 
 A refusal by these rules is :class:`FetchRefused` (exit 2: a setting decides it); a server that cannot be
 reached, is too slow or answers an HTTP error is :class:`FetchFailed` (exit 3); 404 or 410 is
@@ -30,10 +37,14 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from .errors import InvalidInput, NodeUnavailable, PeruComprasError
 from .hashing import sha256
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -46,7 +57,11 @@ class FetchRefused(InvalidInput):
 
 
 class FetchTooLarge(FetchRefused):
-    """The published document is over the size limit."""
+    """The published document is over the size limit; `size` is how many bytes were declared or read."""
+
+    def __init__(self, message: str, *, size: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.size = size
 
 
 class FetchFailed(NodeUnavailable):
@@ -58,24 +73,32 @@ class DocumentMissing(PeruComprasError):
 
 
 def _origin(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower().rstrip(".")
     try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
         port = parts.port
-    except ValueError:
-        raise FetchRefused(f"URL {url!r} has an invalid port", hint="fix the URL") from None
+    except ValueError as exc:
+        raise FetchRefused(f"URL {url!r} is not valid: {exc}", hint="fix the URL") from None
     return host, port or (443 if parts.scheme == "https" else 80)
 
 
 @dataclass(frozen=True, slots=True)
 class FetchPolicy:
-    """What `fetch_document` may download."""
+    """What `fetch_document` may download (see the module docstring).
+
+    `any_host` allows every host name (the address rule still applies); `local_base` lets the base URL's own
+    origin resolve to a local address; `allow_private` drops the address rule altogether (tests only).
+    """
 
     base_url: str
     extra_hosts: frozenset[str] = field(default_factory=frozenset)
     max_bytes: int = DEFAULT_MAX_BYTES
     timeout: float = DEFAULT_TIMEOUT
     max_redirects: int = MAX_REDIRECTS
+    any_host: bool = False
+    local_base: bool = True
+    allow_private: bool = False
+    user_agent: str = "peru-compras-verify"
 
     @classmethod
     def from_env(cls, base_url: str, hosts: Iterable[str] = (), *, max_bytes: int | None = None,
@@ -90,11 +113,20 @@ class FetchPolicy:
             _env_number("PERU_COMPRAS_FETCH_TIMEOUT", DEFAULT_TIMEOUT, float))
         return cls(base_url, extra, limit, seconds)
 
+    @classmethod
+    def for_page(cls, base_url: str, *, max_bytes: int, timeout: float, allow_private: bool = False) -> FetchPolicy:
+        """The verification page's policy: any host, public addresses only (its own documents are read from
+        the store, so its base URL gets no exception); `allow_private` is for tests."""
+        return cls(base_url, max_bytes=max_bytes, timeout=timeout, any_host=True, local_base=False,
+                   allow_private=allow_private, user_agent="peru-compras document check")
+
     @property
     def trusted_origin(self) -> tuple[str, int]:
         return _origin(self.base_url)
 
     def host_allowed(self, host: str, port: int) -> bool:
+        if self.any_host:
+            return True
         if (host, port) == self.trusted_origin or host == self.trusted_origin[0]:
             return True
         return host in self.extra_hosts or f"{host}:{port}" in self.extra_hosts
@@ -156,49 +188,55 @@ class Fetched:
 
 def _check(url: str, policy: FetchPolicy, *, hop: int) -> tuple[str, str, int]:
     """(address to connect to, host, port) for `url`, or FetchRefused."""
-    parts = urlsplit(url)
     what = "the document URL" if hop == 0 else f"redirect {hop} ({url})"
+    host, port = _origin(url)
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise FetchRefused(f"{what} {url!r} is not http(s)", hint="documents are fetched over HTTP or HTTPS only")
     if parts.username or parts.password:
         raise FetchRefused(f"{what} carries credentials", hint="publish documents at a URL without user:password")
-    host, port = _origin(url)
     if not host:
         raise FetchRefused(f"{what} {url!r} has no host", hint="fix the URL")
     if not policy.host_allowed(host, port):
         raise FetchRefused(f"{what} goes to host {host!r}, which is not allowed (allowed: {policy.describe_allowed()})",
                            hint=f"if {host} is yours, add it to PERU_COMPRAS_FETCH_HOSTS or --fetch-host")
     addresses = _resolve(host, port)
-    trusted = (host, port) == policy.trusted_origin
+    trusted = policy.allow_private or (policy.local_base and (host, port) == policy.trusted_origin)
     if not trusted:
         for address in addresses:
             if not address_is_public(address):
                 raise FetchRefused(f"{what}: host {host!r} resolves to {address}, a loopback or private address",
-                                   hint="only the base URL's own host may be local; publish documents on a "
-                                        "public address")
+                                   hint="publish documents on a public address" + (
+                                       "; only the base URL's own host may be local" if policy.local_base else ""))
     if not addresses:
         raise FetchFailed(f"host {host!r} has no address", hint="check the document URL")
     return addresses[0], host, port
 
 
-def fetch_document(url: str, policy: FetchPolicy) -> Fetched:
-    """Download `url` under `policy` (see the module docstring)."""
+def fetch_document(url: str, policy: FetchPolicy, *, transport: httpx.BaseTransport | None = None) -> Fetched:
+    """Download `url` under `policy` (see the module docstring); `transport` replaces the network in tests
+    (it is handed the request for the pinned address)."""
     import httpx
 
     deadline = time.monotonic() + policy.timeout
     redirects: list[str] = []
     current = url
     timeout = httpx.Timeout(min(policy.timeout, 10.0), read=policy.timeout)
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport) as client:
         for hop in range(policy.max_redirects + 1):
-            address, host, port = _check(current, policy, hop=hop)
-            target = httpx.URL(current)
-            pinned = target.copy_with(host=address)
+            address, _, port = _check(current, policy, hop=hop)
+            try:
+                target = httpx.URL(current)
+                pinned = target.copy_with(host=address)
+            except (httpx.InvalidURL, ValueError) as exc:
+                raise FetchRefused(f"URL {current!r} is not valid: {exc}", hint="fix the URL") from None
+            name = target.raw_host.decode("ascii")  # IDNA-encoded, as the certificate and the server know it
+            authority = f"[{name}]" if ":" in name else name
             default_port = 443 if target.scheme == "https" else 80
-            headers = {"Host": host if port == default_port else f"{host}:{port}",
+            headers = {"Host": authority if port == default_port else f"{authority}:{port}",
                        "Accept": "application/pdf, */*;q=0.1", "Accept-Encoding": "identity",
-                       "User-Agent": "peru-compras-verify"}
-            extensions = {"sni_hostname": host} if target.scheme == "https" else {}
+                       "User-Agent": policy.user_agent}
+            extensions = {"sni_hostname": name} if target.scheme == "https" else {}
             request = client.build_request("GET", pinned, headers=headers, extensions=extensions)
             try:
                 response = client.send(request, stream=True)
@@ -225,15 +263,16 @@ def fetch_document(url: str, policy: FetchPolicy) -> Fetched:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > policy.max_bytes:
                     raise FetchTooLarge(f"{current} is {int(declared):,} bytes, "
-                                        f"over the {policy.max_bytes:,}-byte limit",
-                                       hint="raise PERU_COMPRAS_FETCH_MAX_BYTES if that size is expected")
+                                        f"over the {policy.max_bytes:,}-byte limit", size=int(declared),
+                                        hint="raise PERU_COMPRAS_FETCH_MAX_BYTES if that size is expected")
                 data = bytearray()
                 try:
                     for chunk in response.iter_bytes():
                         data += chunk
                         if len(data) > policy.max_bytes:
                             raise FetchTooLarge(f"{current} sent more than the {policy.max_bytes:,}-byte limit",
-                                               hint="raise PERU_COMPRAS_FETCH_MAX_BYTES if that size is expected")
+                                                size=len(data),
+                                                hint="raise PERU_COMPRAS_FETCH_MAX_BYTES if that size is expected")
                         if time.monotonic() > deadline:
                             raise FetchFailed(f"{current} took more than {policy.timeout:g} s",
                                               hint="try again later, or raise PERU_COMPRAS_FETCH_TIMEOUT")
@@ -280,14 +319,15 @@ class PublishedCheck:
         return text + (f"\n    {self.detail}" if self.detail and self.outcome != "original" else "")
 
 
-def check_published(url: str, expected: bytes, policy: FetchPolicy) -> PublishedCheck:
-    """Download `url` under `policy` and compare its SHA-256 with `expected`."""
+def check_published(url: str, expected: bytes, policy: FetchPolicy, *,
+                    transport: httpx.BaseTransport | None = None) -> PublishedCheck:
+    """Download `url` under `policy` and compare its SHA-256 with `expected` (`transport`: for tests)."""
     try:
-        fetched = fetch_document(url, policy)
+        fetched = fetch_document(url, policy, transport=transport)
     except DocumentMissing as exc:
         return PublishedCheck("missing", url, expected, detail=str(exc), exit_code=1)
     except FetchTooLarge as exc:
-        return PublishedCheck("too_large", url, expected, detail=str(exc), exit_code=exc.exit_code)
+        return PublishedCheck("too_large", url, expected, size=exc.size, detail=str(exc), exit_code=exc.exit_code)
     except FetchRefused as exc:
         return PublishedCheck("refused", url, expected, detail=str(exc), exit_code=exc.exit_code)
     except FetchFailed as exc:

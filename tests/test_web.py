@@ -12,6 +12,8 @@ import base64
 import hashlib
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -571,6 +573,34 @@ def test_published_check_fetches_other_hosts_with_limits(deployment: Deployment)
     assert outcomes == ["original", "original", "rate_limited"]
     assert run(limited.check(0, public + "/ok.pdf", digest, "same")).outcome == "original"  # cached
     assert run(limited.check(9, public + "/ok.pdf", digest, "other")).outcome == "original"
+
+
+def test_published_check_answers_in_time_and_bounds_its_downloads() -> None:
+    document = b"%PDF-1.4\n% published\n%%EOF\n"
+    digest = hashlib.sha256(document).digest()
+    release = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:  # runs in the checker's download thread
+        if request.url.path == "/slow.pdf":
+            release.wait(10)
+        return httpx.Response(200, content=document)
+
+    checker = DocumentChecker(None, BASE, transport=httpx.MockTransport(handler), timeout=0.3, concurrency=1)
+    public = "http://93.184.215.14"
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        slow = await checker.check(1, public + "/slow.pdf", digest, "c")
+        assert (slow.outcome, slow.detail) == ("unreachable", "timeout")
+        assert time.monotonic() - started < 2
+        # the abandoned download still holds the only slot: the next one waits for it, then runs
+        waiting = asyncio.ensure_future(checker.check(2, public + "/ok.pdf", digest, "c"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        release.set()
+        assert (await asyncio.wait_for(waiting, 5)).outcome == "original"
+
+    run(scenario())
 
 
 def test_published_check_api_is_rate_limited(deployment: Deployment) -> None:

@@ -1,9 +1,12 @@
 """Is the PDF published at an order's `document_url` still the registered original?
 
 For the built-in store (a URL ``<base URL>/d/<hashlink>`` of this very server) the file is read from the
-store directly. Any other URL is fetched by the server with limits: http(s) only, public addresses only
-(no loopback, private, link-local or reserved ranges, so the check cannot be aimed at the server's own
-network), at most `max_bytes`, `timeout` seconds in all and 3 redirects, each re-checked. Answers are
+store directly. Any other URL is downloaded by :func:`peru_compras.fetch.check_published` — the same rules
+and code as ``verify --fetch`` — under :meth:`FetchPolicy.for_page <peru_compras.fetch.FetchPolicy.for_page>`:
+any http(s) host, but only public addresses (no loopback, private, link-local or reserved ranges, so the
+check cannot be aimed at the server's own network), each host resolved once and connected to at the address
+that was checked, at most `max_bytes`, `timeout` seconds in all and 3 redirects, each re-checked. Downloads
+run in a small thread pool of their own, so a slow server cannot hold up the page's other work. Answers are
 kept for a while per token, and fetches are rate-limited per client and overall.
 """
 
@@ -11,15 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
-import socket
+import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from functools import partial
 
 import httpx
 
+from ..fetch import FetchPolicy, check_published
 from ..store import LocalStore
 from .chainview import LRU
 
@@ -63,13 +67,6 @@ class TokenBucket:
         return True
 
 
-def _public_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 class DocumentChecker:
     """Checks published PDFs against their on-chain SHA-256 (see the module docstring)."""
 
@@ -77,7 +74,7 @@ class DocumentChecker:
                  timeout: float = 10.0, allow_private: bool = False, ttl: float = 600.0,
                  failure_ttl: float = 60.0, per_client: TokenBucket | None = None,
                  overall: TokenBucket | None = None, concurrency: int = 4,
-                 transport: httpx.AsyncBaseTransport | None = None,
+                 transport: httpx.BaseTransport | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.base_url = base_url.rstrip("/")
@@ -89,9 +86,16 @@ class DocumentChecker:
         self.per_client = per_client or TokenBucket(rate=1 / 10, burst=6)
         self.overall = overall or TokenBucket(rate=2.0, burst=30)
         self._slots = asyncio.Semaphore(concurrency)
-        self._transport = transport
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="document-check")
+        self._transport = transport  # tests: replaces the network (sees requests for the pinned address)
         self._clock = clock
         self._cache: LRU[tuple[int, str], DocumentCheck] = LRU(10_000)
+
+    @property
+    def policy(self) -> FetchPolicy:
+        """The download rules, shared with ``verify --fetch``: any host, public addresses, these limits."""
+        return FetchPolicy.for_page(self.base_url, max_bytes=self.max_bytes, timeout=self.timeout,
+                                    allow_private=self.allow_private)
 
     def cached(self, token_id: int, url: str) -> DocumentCheck | None:
         found = self._cache.get((token_id, url))
@@ -125,11 +129,7 @@ class DocumentChecker:
         else:
             if not (self.per_client.take(client) and self.overall.take("*")):
                 return DocumentCheck("rate_limited", url, self._clock())
-            async with self._slots:
-                try:
-                    result = await asyncio.wait_for(self._fetch(url, expected), self.timeout)
-                except TimeoutError:
-                    result = DocumentCheck("unreachable", url, self._clock(), detail="timeout")
+            result = await self._fetch(url, expected)
         self._cache.put((token_id, url), result)
         return result
 
@@ -143,59 +143,36 @@ class DocumentChecker:
         outcome = "original" if digest == expected else "altered"
         return DocumentCheck(outcome, url, now, digest.hex(), len(data), source="store")
 
-    async def _allowed(self, url: str) -> str | None:
-        """None when `url` may be fetched, else why not."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return "only http(s) URLs are checked"
-        if parts.username or parts.password:
-            return "URLs with credentials are not fetched"
-        if self.allow_private:
-            return None
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
-        except OSError:
-            return "host not found"
-        addresses = {str(info[4][0]) for info in infos}
-        if not addresses or not all(_public_address(address) for address in addresses):
-            return "the host is not a public internet address"
-        return None
-
     async def _fetch(self, url: str, expected: bytes) -> DocumentCheck:
-        current = url
-        async with httpx.AsyncClient(follow_redirects=False, timeout=self.timeout, transport=self._transport,
-                                     headers={"User-Agent": "peru-compras document check",
-                                              "Accept": "application/pdf"}) as http:
-            for _ in range(4):
-                why = await self._allowed(current)
-                if why is not None:
-                    return DocumentCheck("refused", url, self._clock(), detail=why)
-                try:
-                    async with http.stream("GET", current) as response:
-                        if response.is_redirect and "location" in response.headers:
-                            current = urljoin(current, response.headers["location"])
-                            continue
-                        if response.status_code in (404, 410):
-                            return DocumentCheck("missing", url, self._clock(),
-                                                 detail=f"HTTP {response.status_code}")
-                        if response.status_code != 200:
-                            return DocumentCheck("unreachable", url, self._clock(),
-                                                 detail=f"HTTP {response.status_code}")
-                        length = response.headers.get("content-length", "")
-                        if length.isdigit() and int(length) > self.max_bytes:
-                            return DocumentCheck("too_large", url, self._clock(), size=int(length))
-                        digest = hashlib.sha256()
-                        size = 0
-                        async for chunk in response.aiter_bytes():
-                            size += len(chunk)
-                            if size > self.max_bytes:
-                                return DocumentCheck("too_large", url, self._clock(), size=size)
-                            digest.update(chunk)
-                except httpx.HTTPError as exc:
-                    return DocumentCheck("unreachable", url, self._clock(), detail=type(exc).__name__)
-                value = digest.digest()
-                return DocumentCheck("original" if value == expected else "altered", url, self._clock(),
-                                     value.hex(), size)
-        return DocumentCheck("unreachable", url, self._clock(), detail="too many redirects")
+        """Download `url` in the pool under `self.policy`; the answer waits at most `timeout` seconds.
 
+        A slot is held until the download's thread is done (it stops by itself within its own limits even
+        when the answer has given up on it), so at most `concurrency` downloads ever run at once."""
+        download = partial(check_published, url, expected, self.policy, transport=self._transport)
+        await self._slots.acquire()
+        try:
+            work = asyncio.get_running_loop().run_in_executor(self._pool, download)
+        except BaseException:
+            self._slots.release()
+            raise
+        work.add_done_callback(lambda _: self._slots.release())
+        try:
+            published = await asyncio.wait_for(asyncio.shield(work), self.timeout)
+        except TimeoutError:
+            return DocumentCheck("unreachable", url, self._clock(), detail="timeout")
+        digest = published.sha256.hex() if published.sha256 else None
+        return DocumentCheck(published.outcome, url, self._clock(), digest, published.size,
+                             _public_detail(published.outcome, published.detail))
+
+
+_ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\[[0-9a-fA-F:.]+\]|\b[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{0,4}){2,7}\b")
+
+
+def _public_detail(outcome: str, detail: str | None) -> str | None:
+    """What the page tells anyone about a download: no addresses a host name resolved to (the page must not
+    become a way to look up internal names), no operator hints."""
+    if detail is None:
+        return None
+    if outcome == "refused":
+        return "not checked: only http(s) URLs on public internet addresses are downloaded"
+    return _ADDRESS.sub("<address>", detail.split(" — ", 1)[0])[:200]
