@@ -42,6 +42,9 @@ if not REFERENCE_FILE.exists():
 REFERENCE = json.loads(REFERENCE_FILE.read_text())
 
 
+PDF_PADDING = 0  # --pdf-kb: incompressible bytes added to each PDF, to stand in for scanned pages
+
+
 def make_manifest(folder: Path, count: int, prefix: str) -> Path:
     """`count` copies of the reference record (only order_number differs), each with its own one-page PDF."""
     folder.mkdir(parents=True)
@@ -52,6 +55,8 @@ def make_manifest(folder: Path, count: int, prefix: str) -> Path:
             record["order_number"] = f"{prefix}-{index:06d}"
             with pikepdf.open(io.BytesIO(base)) as pdf:
                 pdf.docinfo["/Title"] = record["order_number"]
+                if PDF_PADDING:
+                    pdf.Root["/BenchmarkPadding"] = pdf.make_stream(os.urandom(PDF_PADDING))
                 buffer = io.BytesIO()
                 pdf.save(buffer, deterministic_id=True)
             (folder / f"{index}.pdf").write_bytes(buffer.getvalue())
@@ -158,7 +163,11 @@ def main() -> int:
     parser.add_argument("--stamped", type=int, default=1000)
     parser.add_argument("--baseline", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--pdf-kb", type=int, default=0,
+                        help="add this many KB of incompressible data to each PDF (results: batch-pdf<N>kb.json)")
     args = parser.parse_args()
+    global PDF_PADDING
+    PDF_PADDING = 1024 * args.pdf_kb
     with tempfile.TemporaryDirectory() as folder, LocalNode() as node:
         tmp = Path(folder)
         unstamped = run_batch(node, tmp, args.orders, stamp=False, batch_size=args.batch_size, name="nostamp",
@@ -173,7 +182,9 @@ def main() -> int:
         "anchors_documents_per_s": "95 to 118 (TradeTrust / OpenZeppelin-style registries driven by web3.py)",
         "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
     }
-    out = ROOT / "benchmarks" / "results" / "batch.json"
+    if args.pdf_kb:
+        results["pdf_padding_kb"] = args.pdf_kb
+    out = ROOT / "benchmarks" / "results" / ("batch.json" if not args.pdf_kb else f"batch-pdf{args.pdf_kb}kb.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
