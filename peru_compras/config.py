@@ -24,7 +24,7 @@ from .chain.lacnet import check_address
 from .chain.networks import Network, network
 from .chain.rpc import Rpc
 from .chain.transactions import Transactor
-from .errors import ConfigurationError, NodeUnavailable
+from .errors import ConfigurationError, NodeUnavailable, setting_key
 from .store import LocalStore
 
 HOME = ".peru-compras"
@@ -47,14 +47,9 @@ _ENV = {
 
 # Settings read where they are used (the PDF limits in batch worker processes, the fetch policy, the
 # page's explorer link), from their environment variables: peru-compras.toml fills a variable left unset.
-_FILE_ONLY_ENV = {
-    "max-pdf-bytes": "PERU_COMPRAS_MAX_PDF_BYTES",
-    "max-pdf-pages": "PERU_COMPRAS_MAX_PDF_PAGES",
-    "fetch-hosts": "PERU_COMPRAS_FETCH_HOSTS",
-    "fetch-max-bytes": "PERU_COMPRAS_FETCH_MAX_BYTES",
-    "fetch-timeout": "PERU_COMPRAS_FETCH_TIMEOUT",
-    "explorer-url": "PERU_COMPRAS_EXPLORER_URL",
-}
+_FILE_ONLY_ENV = {setting_key(variable): variable for variable in (
+    "PERU_COMPRAS_MAX_PDF_BYTES", "PERU_COMPRAS_MAX_PDF_PAGES", "PERU_COMPRAS_FETCH_HOSTS",
+    "PERU_COMPRAS_FETCH_MAX_BYTES", "PERU_COMPRAS_FETCH_TIMEOUT", "PERU_COMPRAS_EXPLORER_URL")}
 
 
 @dataclass

@@ -110,3 +110,14 @@ class TokenLocked(ChainRefused):
 
 class RelayRefused(ChainRefused):
     """LACNet's relay hub refused the transaction (bad nonce, signature, gas, ...)."""
+
+
+
+def setting_key(variable: str) -> str:
+    """A setting's key in peru-compras.toml: ``PERU_COMPRAS_MAX_PDF_BYTES`` → ``max-pdf-bytes``."""
+    return variable.removeprefix("PERU_COMPRAS_").lower().replace("_", "-")
+
+
+def setting_source(variable: str) -> str:
+    """Where a setting read from an environment variable may come from, for messages."""
+    return f"{variable} (or {setting_key(variable)} in peru-compras.toml)"

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from .errors import InvalidInput, NodeUnavailable, PeruComprasError
+from .errors import InvalidInput, NodeUnavailable, PeruComprasError, setting_source
 from .hashing import sha256
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def _env_number(name: str, default: float, kind: type[int] | type[float]) -> int
     except ValueError:
         value = 0
     if value <= 0:
-        raise FetchRefused(f"{name}={raw!r} is not a positive number", hint="unset it or give e.g. 20")
+        raise FetchRefused(f"{setting_source(name)} is {raw!r}, not a positive number", hint="unset it or give e.g. 20")
     return value
 
 

@@ -50,7 +50,7 @@ from urllib.parse import unquote, urlsplit
 import pikepdf
 
 from . import qr
-from .errors import InvalidDocument
+from .errors import InvalidDocument, setting_source
 from .order import Order
 
 MAX_PDF_BYTES = 50 * 1024 * 1024
@@ -92,8 +92,8 @@ def _env_int(name: str, default: int) -> int:
         if raw.lower().endswith(suffix):
             raw, factor = raw[: -len(suffix)].strip(), value
     if not raw.isdigit() or int(raw) <= 0:
-        raise InvalidDocument(f"{name}={os.environ[name]!r} is not a positive whole number",
-                              hint="e.g. 52428800 or 50MB")
+        raise InvalidDocument(f"{setting_source(name)} is {os.environ[name]!r}, not a positive whole number",
+                              hint="give e.g. 52428800 or 50MB")
     return int(raw) * factor
 
 
@@ -124,8 +124,7 @@ def read_pdf(path: Path, *, max_bytes: int | None = None, max_pages: int | None 
 def _check_size(size: int, name: str, limits: Limits) -> None:
     if size > limits.max_bytes:
         raise InvalidDocument(f"PDF {name!r} has {size:,} bytes, over the {limits.max_bytes:,}-byte limit",
-                              hint="compress it, or raise PERU_COMPRAS_MAX_PDF_BYTES "
-                                   "(max-pdf-bytes in peru-compras.toml)")
+                              hint=f"compress it, or raise {setting_source('PERU_COMPRAS_MAX_PDF_BYTES')}")
 
 
 def check_pdf(data: bytes, *, name: str = "document", max_pages: int | None = None,
@@ -146,8 +145,7 @@ def _check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
         raise InvalidDocument(f"PDF {name!r} has no pages", hint="give the order's PDF file")
     if pages > limits.max_pages:
         raise InvalidDocument(f"PDF {name!r} has {pages:,} pages, over the {limits.max_pages:,}-page limit",
-                              hint="split it, or raise PERU_COMPRAS_MAX_PDF_PAGES "
-                                   "(max-pdf-pages in peru-compras.toml)")
+                              hint=f"split it, or raise {setting_source('PERU_COMPRAS_MAX_PDF_PAGES')}")
     return pages
 
 

@@ -36,8 +36,8 @@ from .hashing import hashlink, sha256
 class DocumentStore(Protocol):
     """Where registered documents are kept."""
 
-    def put(self, data: bytes, *, durable: bool = True) -> bytes:
-        """Keep `data`; returns its SHA-256. Storing the same bytes twice is harmless."""
+    def put(self, data: bytes) -> bytes:
+        """Keep `data` durably; returns its SHA-256. Storing the same bytes twice is harmless."""
         ...
 
     def get(self, digest: bytes) -> bytes | None:
@@ -85,11 +85,14 @@ class LocalStore:
     # -- loose files ---------------------------------------------------------------------------------
 
     def path(self, digest: bytes) -> Path:
-        hexa = digest.hex()
-        return self.root / hexa[:2] / f"{hexa}.pdf"
+        return Path(self._loose(digest))
 
-    def put(self, data: bytes, *, durable: bool = True) -> bytes:
-        """Keep `data` (atomically; `durable=False` leaves the fsync to the caller, e.g. one per batch)."""
+    def _loose(self, digest: bytes) -> str:
+        hexa = digest.hex()
+        return os.path.join(self._root, hexa[:2], hexa + ".pdf")
+
+    def put(self, data: bytes) -> bytes:
+        """Keep `data` as a loose file, atomically (a temporary file, fsynced, then a rename)."""
         digest = sha256(data)
         target = self.path(digest)
         if target.exists():
@@ -106,9 +109,8 @@ class LocalStore:
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
-                if durable:
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -135,8 +137,7 @@ class LocalStore:
 
     def has(self, digest: bytes) -> bool:
         """Whether the store keeps this document (as a loose file or in a pack), without reading it."""
-        hexa = digest.hex()
-        return os.path.exists(os.path.join(self._root, hexa[:2], hexa + ".pdf")) or self._lookup(digest) is not None
+        return os.path.exists(self._loose(digest)) or self._lookup(digest) is not None
 
     def url(self, digest: bytes) -> str:
         return f"{self.base_url}/d/{hashlink(digest)}"
@@ -156,15 +157,11 @@ class LocalStore:
         folder = self.root / "packs"
         packs = {str(row[1]) for row in rows}
         for pack in sorted(packs):
-            fd = os.open(folder / pack, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(folder / pack)
         if not packs <= self._named_packs:  # a new pack: its name goes to disk too
-            _fsync_folder(folder)
+            _fsync(folder)
             self._named_packs |= packs
-        db = self._index(write=True)
+        db = self._index()
         with db:
             db.execute("BEGIN")
             db.executemany("INSERT OR IGNORE INTO documents (sha256, pack, offset, length) VALUES (?,?,?,?)", rows)
@@ -177,12 +174,12 @@ class LocalStore:
         self.commit(found)
         return len(found)
 
-    def _index(self, *, write: bool = False) -> sqlite3.Connection:
+    def _index(self) -> sqlite3.Connection:
         """This thread's connection to ``index.sqlite`` (WAL: readers never wait for the writer)."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None or self._local.pid != os.getpid():  # a forked worker opens its own
             self.root.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.root / "index.sqlite", isolation_level=None, timeout=30)
+            db = sqlite3.connect(self._index_file, isolation_level=None, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_INDEX_SCHEMA)
@@ -257,8 +254,9 @@ def _records(pack: Path) -> Iterator[tuple[bytes, int, int]]:
             position += _HEADER.size + length
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk, whoever wrote it."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

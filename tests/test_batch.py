@@ -81,18 +81,14 @@ class Chain:
                               timeout=timeout)
 
     def start_batch(self, manifest: Path, *extra: str, output: Path | None = None) -> subprocess.Popen[str]:
-        """The batch in a subprocess; its JSON lines go to `output` if given (a pipe nobody reads would fill
-        up and stall the run: a kill would then always land in the same place)."""
-        stdout = output.open("w") if output is not None else subprocess.PIPE
-        stderr = output.with_suffix(".err").open("w") if output is not None else subprocess.PIPE
-        try:
-            return subprocess.Popen([CLI, "--home", str(self.home), "register-batch", str(manifest), "--json",
-                                     *extra], env=self.env, stdout=stdout, stderr=stderr, text=True,
+        """The batch in a subprocess; its JSON lines go to `output` (and stderr beside it) if given: a pipe
+        nobody reads would fill up and stall the run, so a kill would always land in the same place."""
+        command = [CLI, "--home", str(self.home), "register-batch", str(manifest), "--json", *extra]
+        if output is None:
+            return subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     start_new_session=True)
-        finally:
-            if output is not None:
-                stdout.close()  # type: ignore[union-attr]
-                stderr.close()  # type: ignore[union-attr]
+        with output.open("w") as out, output.with_suffix(".err").open("w") as err:
+            return subprocess.Popen(command, env=self.env, stdout=out, stderr=err, text=True, start_new_session=True)
 
     def restart_node(self, *, down_for: float = 1.0) -> None:
         self.node.stop()

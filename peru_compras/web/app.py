@@ -779,14 +779,15 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
 
     # -- JSON API (described by openapi_schema) -------------------------------------------------------
 
-    async def api_order_by(token: str) -> Response:
+    async def api_read(token: str, render: Callable[[View], bytes]) -> Response:
+        """An order as JSON (`render`: its record, or its ERC-721 metadata), or the problem why not."""
         found = await view_or_problem(token)
         if isinstance(found, Response):
             return found
-        return _json(page.record_json(found))
+        return _json(render(found))
 
     async def api_order(request: Request) -> Response:
-        return await api_order_by(request.path_params["token_id"])
+        return await api_read(request.path_params["token_id"], page.record_json)
 
     async def api_document(request: Request) -> Response:
         found = await view_or_problem(request.path_params["token_id"])
@@ -802,14 +803,8 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
             return _json(body, 429, Retry_After="60")
         return _json(body)
 
-    async def api_token_by(token: str) -> Response:
-        found = await view_or_problem(token)
-        if isinstance(found, Response):
-            return found
-        return _json(page.metadata_json(found))
-
     async def api_token(request: Request) -> Response:
-        return await api_token_by(request.path_params["token_id"])
+        return await api_read(request.path_params["token_id"], page.metadata_json)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -833,11 +828,11 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
         elif path.startswith("/api/orders/"):
             token = path[12:]
             if token and "/" not in token:
-                return lambda request: api_order_by(token)
+                return lambda request: api_read(token, page.record_json)
         elif path.startswith("/api/tokens/"):
             token = path[12:]
             if token and "/" not in token:
-                return lambda request: api_token_by(token)
+                return lambda request: api_read(token, page.metadata_json)
         return None
 
     get = ["GET"]
