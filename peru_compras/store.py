@@ -17,6 +17,7 @@ Another backend (S3-compatible storage, say) implements :class:`DocumentStore`.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import sqlite3
@@ -161,9 +162,9 @@ class LocalStore:
         if not packs <= self._named_packs:  # a new pack: its name goes to disk too
             _fsync(folder)
             self._named_packs |= packs
-        db = self._index()
+        db = self._index(write=True)
         with db:
-            db.execute("BEGIN")
+            db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT OR IGNORE INTO documents (sha256, pack, offset, length) VALUES (?,?,?,?)", rows)
 
     def reindex(self) -> int:
@@ -174,23 +175,44 @@ class LocalStore:
         self.commit(found)
         return len(found)
 
-    def _index(self) -> sqlite3.Connection:
-        """This thread's connection to ``index.sqlite`` (WAL: readers never wait for the writer)."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None or self._local.pid != os.getpid():  # a forked worker opens its own
+    def _index(self, *, write: bool = False) -> sqlite3.Connection:
+        """This thread's connection to ``index.sqlite``. Only :meth:`commit` writes (and creates the index);
+        lookups (batch workers, the page) read through a read-only connection, so a reader can never hold a
+        lock the writer waits for while itself waiting to write (SQLite answers that deadlock "database is
+        locked" at once). WAL: readers never wait for the writer."""
+        slot = "writer" if write else "reader"
+        db: sqlite3.Connection | None = getattr(self._local, slot, None)
+        if db is not None and self._local.pid == os.getpid():  # a forked worker opens its own
+            return db
+        if write:
             self.root.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._index_file, isolation_level=None, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_INDEX_SCHEMA)
-            self._local.db, self._local.pid = db, os.getpid()
+            # Two writers setting up a new index at once could deadlock (the same "locked" at once): one at
+            # a time, under a file lock. Afterwards each commit is one BEGIN IMMEDIATE transaction.
+            with open(os.path.join(self._root, "index.lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                db = sqlite3.connect(self._index_file, isolation_level=None, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(_INDEX_SCHEMA)
+        else:
+            uri = Path(self._index_file).resolve().as_uri() + "?mode=ro"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        if getattr(self._local, "pid", None) != os.getpid():
+            self._local.writer = self._local.reader = None
+            self._local.pid = os.getpid()
+        setattr(self._local, slot, db)
         return db
 
     def _lookup(self, digest: bytes) -> tuple[str, int, int] | None:
-        if getattr(self._local, "db", None) is None and not os.path.exists(self._index_file):
+        if getattr(self._local, "reader", None) is None and not os.path.exists(self._index_file):
             return None
-        row = self._index().execute("SELECT pack, offset, length FROM documents WHERE sha256=?",
-                                    (digest,)).fetchone()
+        try:
+            row = self._index().execute("SELECT pack, offset, length FROM documents WHERE sha256=?",
+                                        (digest,)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the first commit is creating the index right now
+                return None
+            raise
         return (str(row[0]), int(row[1]), int(row[2])) if row is not None else None
 
 

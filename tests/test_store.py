@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import sqlite3
+import time
 from pathlib import Path
 
 from peru_compras.store import LocalStore, Packed
@@ -91,3 +93,50 @@ def test_the_index_lists_where_each_record_starts(tmp_path: Path) -> None:
     assert [(bytes(d), o, n) for d, o, n in rows] == [(p.digest, p.offset, p.length) for p in packed]
     raw = (tmp_path / "documents" / "packs" / str(packed[0].pack)).read_bytes()
     assert raw[:4] == b"PCD1" and raw[4:36] == packed[0].digest
+
+
+def _poll(root: Path, digest: bytes, until: float) -> None:
+    store = LocalStore(root, BASE)
+    while time.monotonic() < until and not store.has(digest):
+        pass
+
+
+def test_readers_polling_while_the_index_is_first_created(tmp_path: Path) -> None:
+    """Batch workers and the page look documents up while a batch's first commit creates the index: neither
+    side may fail with "database is locked" (a reader that also wrote could deadlock with the writer)."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(15):
+        root = tmp_path / f"store-{attempt}"
+        store = LocalStore(root, BASE)
+        writer = store.pack_writer()
+        packed = [writer.add(data) for data in docs(3)]
+        until = time.monotonic() + 10
+        readers = [context.Process(target=_poll, args=(root, packed[-1].digest, until)) for _ in range(2)]
+        for reader in readers:
+            reader.start()
+        store.commit(packed)
+        for reader in readers:
+            reader.join(timeout=20)
+            assert reader.exitcode == 0
+        assert all(store.get(p.digest) is not None for p in packed)
+
+
+def _commit_some(root: Path, which: int) -> None:
+    store = LocalStore(root, BASE)
+    writer = store.pack_writer()
+    store.commit([writer.add(b"%%PDF-1.7 writer %d document %d" % (which, index)) for index in range(5)])
+
+
+def test_batches_committing_to_a_new_store_at_once(tmp_path: Path) -> None:
+    """Two or three batch runs sharing a home, each making the index at once: every commit goes through."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(15):
+        root = tmp_path / f"store-{attempt}"
+        writers = [context.Process(target=_commit_some, args=(root, which)) for which in range(3)]
+        for process in writers:
+            process.start()
+        for process in writers:
+            process.join(timeout=30)
+            assert process.exitcode == 0
+        rows = sqlite3.connect(root / "index.sqlite").execute("SELECT COUNT(*) FROM documents").fetchone()
+        assert rows == (15,)
