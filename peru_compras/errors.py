@@ -5,6 +5,7 @@ Each message names the bad value and says what to do next. The tree::
     PeruComprasError                         exit 1
     ├── InvalidInput (ValueError)            exit 2  bad usage, file or record
     │   ├── InvalidOrder                     every broken field of a record, each named
+    │   ├── InvalidJSON                      JSON from outside: too large, too deep, repeated key, bad syntax
     │   ├── InvalidDocument                  a PDF that cannot be accepted
     │   └── ConfigurationError               settings, keys, addresses
     ├── NodeUnavailable (ConnectionError)    exit 3  the node or a service cannot be reached
@@ -52,6 +53,11 @@ class InvalidOrder(InvalidInput):
         head = f"{where}invalid order ({count} problem{'s' if count != 1 else ''}): " + "; ".join(problems)
         super().__init__(head, hint="fix these fields and run the command again")
         self.problems = problems
+
+
+class InvalidJSON(InvalidInput):
+    """JSON from outside that cannot be read safely: over its size or nesting limit, a repeated key,
+    a number too long, or bad syntax (see :mod:`peru_compras.safejson`)."""
 
 
 class InvalidDocument(InvalidInput):

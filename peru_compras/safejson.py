@@ -1,0 +1,121 @@
+"""One JSON reader for every byte that comes from outside: order files, manifests, on-chain bodies, OCDS.
+
+``json.loads`` recurses once per nesting level. web3's import chain (py_ecc) raises Python's recursion
+limit to 100,000, so 200,000 ``[`` overflow the C stack and the process dies (SIGSEGV) instead of raising.
+:func:`loads` therefore checks, before ``json.loads`` sees the text:
+
+- size: at most `max_bytes` (bytes, or characters for a ``str``);
+- nesting: at most `max_depth` levels of ``[``/``{`` (brackets are counted outside strings, a scan at C
+  speed, so the check holds whatever the recursion limit is);
+
+and while parsing it refuses an object that repeats a key (Python would keep the last one silently),
+``NaN``/``Infinity`` (not JSON), numbers that overflow a float and integers longer than
+:data:`MAX_NUMBER_DIGITS` digits. Every refusal is an :class:`~peru_compras.errors.InvalidJSON` naming the
+source, what was wrong and the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .errors import InvalidJSON
+
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 16 * 1024 * 1024
+MAX_NUMBER_DIGITS = 100
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# Text outside strings and whole strings, possessive so that a string left open costs one pass, not one
+# pass per quote after it (the plain pattern above would be quadratic on '"' + '\\"' * n).
+_CLOSED = re.compile(r'(?:[^"]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def loads(
+    data: bytes | str,
+    *,
+    source: str,
+    max_bytes: int = MAX_JSON_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+    parse_float: Callable[[str], Any] | None = None,
+) -> Any:
+    """Parse JSON from outside, bounded. `source` names it in errors ("order file 'a.json'", "manifest
+    line 3", "on-chain record"). Raises :class:`InvalidJSON`; never recurses deeper than `max_depth`."""
+    if len(data) > max_bytes:
+        raise InvalidJSON(f"{source}: {len(data)} bytes of JSON, over the limit of {max_bytes}",
+                          hint="split it or send a smaller file")
+    if isinstance(data, bytes | bytearray):
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidJSON(f"{source}: not UTF-8 (byte {exc.start})", hint="save the file as UTF-8") from exc
+    else:
+        text = data
+    _check_depth(text, source, max_depth)
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise InvalidJSON(f"{source}: key {_short(key)} appears twice in one object",
+                                  hint="keep one of them")
+            out[key] = value
+        return out
+
+    def integer(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+            raise InvalidJSON(f"{source}: a number of {len(digits.lstrip('-'))} digits, over the limit of "
+                              f"{MAX_NUMBER_DIGITS}", hint="write amounts as decimal strings like \"18.50\"")
+        return int(digits)
+
+    def real(digits: str) -> float:
+        value = float(digits)
+        if value in (float("inf"), float("-inf")):
+            raise InvalidJSON(f"{source}: the number {_short(digits)} is too large", hint="write a smaller number")
+        return value
+
+    def constant(name: str) -> Any:
+        raise InvalidJSON(f"{source}: {name} is not JSON", hint="write a number or null")
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs, parse_int=integer, parse_constant=constant,
+                          parse_float=parse_float or real)
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(f"{source}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                          hint="fix the JSON syntax") from exc
+    except (ValueError, ArithmeticError) as exc:  # a parse_float callable's own refusal, e.g. Decimal's
+        if isinstance(exc, InvalidJSON):
+            raise
+        raise InvalidJSON(f"{source}: not valid JSON: {exc}", hint="fix the JSON syntax") from exc
+
+
+def _check_depth(text: str, source: str, max_depth: int) -> None:
+    """Refuse `text` whose brackets outside strings nest deeper than `max_depth`, or with an unterminated
+    string (json.loads would recurse through the brackets before finding it)."""
+    closed = _CLOSED.match(text)
+    if closed is None or closed.end() != len(text):
+        at = closed.end() if closed else 0
+        raise InvalidJSON(f"{source}: not valid JSON: a string is not closed (at character {at})",
+                          hint="fix the JSON syntax")
+    outside = _STRING.sub("", text)
+    brackets = _NOT_BRACKET.sub("", outside)
+    opening = len(brackets) - brackets.count("]") - brackets.count("}")
+    if opening <= max_depth:  # cannot be deeper than the number of opening brackets: the usual case
+        return
+    depth = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise InvalidJSON(f"{source}: JSON nested deeper than the limit of {max_depth} levels",
+                                  hint="flatten the structure")
+        else:
+            depth -= 1
+
+
+def _short(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 60 else shown[:57] + "…"
