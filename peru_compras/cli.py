@@ -41,6 +41,7 @@ GLOBAL_FLAGS = ("--json",)
 
 class _State:
     json = False
+    command = ""
     flags: dict[str, Any] = {}  # noqa: RUF012 — one process, one command
     workspace: Workspace | None = None
 
@@ -53,6 +54,7 @@ def _workspace() -> Workspace:
         from .config import Workspace, load_settings
 
         state.workspace = Workspace(load_settings(state.flags))
+        state.workspace.started_by = f"peru-compras {state.command}"
     return state.workspace
 
 
@@ -78,6 +80,7 @@ def _hex(token_id: int | None) -> str | None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     rpc: str = typer.Option(None, "--rpc", help="Node URL [env PERU_COMPRAS_RPC]."),
     registry: str = typer.Option(None, "--registry", help="Registry contract 0x… [env PERU_COMPRAS_REGISTRY]."),
     network: str = typer.Option(None, "--network", help="local | besu | lacnet-protestnet | lacnet-mainnet."),
@@ -90,6 +93,7 @@ def _main(
     as_json: bool = typer.Option(False, "--json", help="Only JSON on stdout."),
 ) -> None:
     state.json = as_json
+    state.command = ctx.invoked_subcommand or ""
     state.flags = {"rpc": rpc, "registry": registry, "network": network, "keystore": keystore,
                    "base_url": base_url, "node_address": node_address, "home": home,
                    "trusted_forwarder": trusted_forwarder}
@@ -168,40 +172,29 @@ def _registration_json(reg: Registration, verify_url: str, document_url: str, st
 
 @app.command()
 def node(port: int = typer.Option(8545, help="Loopback port to listen on.")) -> None:
-    """Start a local chain (Anvil) and keep it running until Ctrl-C; its state persists under ./.peru-compras.
+    """Run this folder's local chain (Anvil) in the foreground until Ctrl-C; its state persists under
+    ./.peru-compras. One folder has one chain: when it already runs (say, started by `demo`), this says
+    where and exits 1 (`peru-compras stop` ends it).
 
     Example:
         peru-compras node --port 8545
     """
-    import signal
-    import time
+    from .chain.node import ChainInfo
 
-    from .chain.node import LocalNode
+    def ready(info: ChainInfo) -> None:
+        _emit({"rpc": info.rpc, "chain_id": info.chain_id}, f"local chain running at {info.rpc} "
+              f"(chain id {info.chain_id}); Ctrl-C stops it")
+        sys.stdout.flush()
 
     ws = _workspace()
-    local = LocalNode(state=ws.home / "chain" / "state.json", port=port)
-    local.start()
-    ws.node_file.parent.mkdir(parents=True, exist_ok=True)
-    ws.node_file.write_text(json.dumps({"rpc": local.url, "chain_id": local.chain_id, "pid": os.getpid()}))
-    _emit({"rpc": local.url, "chain_id": local.chain_id}, f"local chain running at {local.url} "
-          f"(chain id {local.chain_id}); Ctrl-C stops it")
-    sys.stdout.flush()
-    stop = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    while not stop:
-        time.sleep(0.2)
-    local.stop()
+    ws.chain.run(port=port, started_by="peru-compras node", ready=ready)
 
 
 @app.command()
 def deploy() -> None:
-    """Deploy the registry; the signer gets the admin, registrar and annuller roles.
+    """Deploy the registry; the signer gets the admin, registrar and annuller roles. This folder then uses
+    it (`.peru-compras/deployment.json` keeps it per chain). Without a key, the embedded signer signs, on
+    this folder's own local chain only (no --rpc, or --rpc naming it).
 
     Example:
         peru-compras deploy --rpc http://127.0.0.1:8545
@@ -640,9 +633,84 @@ def serve(
     Example:
         peru-compras serve --host 0.0.0.0 --port 8000
     """
+    from urllib.parse import urlsplit
+
+    from .chain.node import port_in_use
+    from .errors import NodeUnavailable
+    from .web.server import LOOPBACK, default_address
     from .web.server import serve as run_server
 
-    run_server(_workspace(), host=host, port=port)
+    ws = _workspace()
+    base_url = ws.settings.base_url
+    default_host, default_port = default_address(base_url)
+    host, port = host or default_host, port or default_port
+    if port_in_use(host, port):
+        page = ws.page_server()
+        who = (f" by this folder's page server (pid {page['pid']})" if page and page.get("port") == port
+               else " by another program")
+        raise NodeUnavailable(f"port {port} on {host} is already in use{who}",
+                              hint="stop it (`peru-compras stop` ends this folder's) or pick another with --port")
+    if urlsplit(base_url).hostname in LOOPBACK and port != default_port:
+        _err(f"warning: the QR codes point to {base_url}, not to this server (port {port}): serve on port "
+             f"{default_port}, or register with --base-url http://127.0.0.1:{port}")
+    run_server(ws, host=host, port=port)
+
+
+@app.command()
+def status() -> None:
+    """Show what runs for this folder: its local chain (pid, port, block) and the background page server.
+
+    Example:
+        peru-compras status
+    """
+    ws = _workspace()
+    chain = ws.chain.running()
+    page = ws.page_server()
+    data: dict[str, Any] = {"chain": None, "page": None, "state_file": str(ws.chain.state_file)}
+    lines = []
+    if chain is not None:
+        from .chain.rpc import Rpc
+
+        block: int | None
+        try:
+            block = int(Rpc(chain.rpc, timeout=2.0, attempts=1).call("eth_blockNumber"), 16)
+        except PeruComprasError:
+            block = None
+        data["chain"] = {**chain.to_json(), "block": block}
+        lines.append(f"local chain: running at {chain.rpc} (pid {chain.pid}, Anvil pid {chain.anvil_pid}, chain id "
+                     f"{chain.chain_id}, block {block if block is not None else '?'}; started by {chain.started_by})")
+    else:
+        kept = f"its state is kept in {ws.chain.state_file}" if ws.chain.state_file.exists() else "nothing started here"
+        lines.append(f"local chain: not running ({kept})")
+    if page is not None:
+        data["page"] = page
+        lines.append(f"page server: running at {page.get('url')} (pid {page['pid']})")
+    else:
+        lines.append("page server: not running")
+    if chain is not None or page is not None:
+        lines.append("`peru-compras stop` ends them")
+    _emit(data, "\n".join(lines))
+
+
+@app.command()
+def stop() -> None:
+    """End what runs in the background for this folder: the page server and the local chain (its state is
+    saved first and kept; the next command that writes starts it again).
+
+    Example:
+        peru-compras stop
+    """
+    ws = _workspace()
+    stopped: list[str] = []
+    page = ws.stop_page_server()
+    if page is not None:
+        stopped.append(f"the page server (pid {page['pid']})")
+    chain = ws.chain.stop()
+    if chain is not None:
+        stopped.append(f"the local chain (pid {chain.pid}, Anvil pid {chain.anvil_pid}; its state is kept in "
+                       f"{ws.chain.state_file})")
+    _emit({"stopped_page": page, "stopped_chain": chain.to_json() if chain else None},
+          "stopped " + " and ".join(stopped) if stopped else "nothing was running for this folder")
 
 
 # -- entry point ---------------------------------------------------------------------------------------

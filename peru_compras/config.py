@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -22,9 +23,10 @@ from eth_utils.address import to_checksum_address
 from .chain.client import Registry
 from .chain.lacnet import check_address
 from .chain.networks import Network, network
+from .chain.node import ChainInfo, FolderChain
 from .chain.rpc import Rpc
 from .chain.transactions import Transactor
-from .errors import ConfigurationError, NodeUnavailable, setting_key
+from .errors import ConfigurationError, setting_key
 from .store import LocalStore
 
 HOME = ".peru-compras"
@@ -162,6 +164,9 @@ def load_private_key(settings: Settings, *, prompt: bool = True) -> LocalAccount
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot read keystore {str(settings.keystore)!r}",
                                      hint="give a V3 JSON keystore file") from exc
+        if not isinstance(keyfile, dict) or not isinstance(keyfile.get("crypto", keyfile.get("Crypto")), dict):
+            raise ConfigurationError(f"{str(settings.keystore)!r} is JSON but not a keystore (no \"crypto\" section)",
+                                     hint="give a V3 JSON keystore file, e.g. made by Account.encrypt")
         password = os.environ.get("PERU_COMPRAS_KEYSTORE_PASSWORD")
         if password is None:
             if not prompt:
@@ -201,6 +206,10 @@ class Workspace:
         self._transactor: Transactor | None = None
         self._account: LocalAccount | None = None
         self._store: LocalStore | None = None
+        #: the command that may start this folder's chain (shown by `peru-compras status`)
+        self.started_by = "peru-compras"
+        #: True once this workspace has started the chain in the background
+        self.started_chain = False
 
     @property
     def home(self) -> Path:
@@ -212,29 +221,79 @@ class Workspace:
     def node_file(self) -> Path:
         return self.home / "node.json"
 
-    def local_node(self) -> dict[str, Any]:
-        """The running embedded node, started (detached, state persisted) if it is not running."""
-        from .chain.node import start_detached, wait_ready
+    @property
+    def chain(self) -> FolderChain:
+        """This folder's local chain (the embedded default's): one per state folder."""
+        return FolderChain(self.home)
 
-        info = _read_json(self.node_file)
-        if info.get("rpc"):
-            try:
-                wait_ready(info["rpc"], timeout=0.5)
-                return info
-            except NodeUnavailable:
-                pass
-        url, chain_id, pid = start_detached(self.home / "chain" / "state.json", self.home / "chain" / "anvil.log")
-        info = {"rpc": url, "chain_id": chain_id, "pid": pid}
-        _write_json(self.node_file, info)
+    def start_local_chain(self) -> ChainInfo | None:
+        """Before writing: on the embedded default, this folder's chain, started in the background when it
+        is not running (`peru-compras stop` ends it). Commands that only read never call this."""
+        if not self.settings.is_embedded:
+            return None
+        info, started = self.chain.ensure_running(started_by=self.started_by)
+        self.started_chain = self.started_chain or started
+        if self._rpc is None:
+            self._rpc = Rpc(info.rpc)
         return info
+
+    def own_chain(self, url: str | None) -> bool:
+        """True when `url` is this folder's running local chain (a loopback address on its port)."""
+        if url is None:
+            return False
+        parts = urlsplit(url)
+        info = self.chain.running()
+        return (info is not None and parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+                and parts.port == info.port)
 
     @property
     def rpc(self) -> Rpc:
+        """The node. On the embedded default: this folder's chain if it runs (it is never started here)."""
         if self._rpc is None:
-            url = self.settings.rpc or self.local_node()["rpc"]
+            if self.settings.rpc:
+                url = self.settings.rpc
+            elif self.settings.is_embedded:
+                info = self.chain.running()
+                if info is None:
+                    raise self.chain.not_running()
+                url = info.rpc
+            else:
+                raise ConfigurationError(f"no node configured for the {self.settings.network.name} profile",
+                                         hint="set --rpc URL or PERU_COMPRAS_RPC")
             headers = {"Authorization": f"Bearer {self.settings.rpc_token}"} if self.settings.rpc_token else None
             self._rpc = Rpc(url, headers=headers)
         return self._rpc
+
+    # -- the page server the demo leaves running --------------------------------------------------------
+
+    def page_server(self) -> dict[str, Any] | None:
+        """The background page server recorded in ``<home>/web.json``, while its process lives."""
+        from .chain.node import pid_alive
+
+        known = _read_json(self.home / "web.json")
+        try:
+            return known if pid_alive(int(known["pid"])) else None
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def stop_page_server(self, *, grace: float = 10.0) -> dict[str, Any] | None:
+        """Stop the background page server and wait for it to end; what was running, or None."""
+        import signal
+        import time
+
+        from .chain.node import pid_alive
+        from .web.server import stop_detached
+
+        page = self.page_server()
+        if page is None or not stop_detached(self.home):
+            return None
+        pid = int(page["pid"])
+        deadline = time.monotonic() + grace
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        return page
 
     # -- the signer ------------------------------------------------------------------------------------
 
@@ -242,9 +301,12 @@ class Workspace:
         if self._account is None:
             account = load_private_key(self.settings)
             if account is None:
-                if not self.settings.is_embedded:
-                    raise ConfigurationError("no signer configured",
-                                             hint="set --keystore FILE or PERU_COMPRAS_PRIVATE_KEY")
+                if not (self.settings.is_embedded or (self.settings.network.name == "local"
+                                                      and self.own_chain(self.settings.rpc))):
+                    raise ConfigurationError(
+                        f"no signer configured for {self.settings.rpc or self.settings.network.name}: the embedded "
+                        f"signer ({self.home / 'local-signer.key'}) signs only on this folder's local chain",
+                        hint="set --keystore FILE or PERU_COMPRAS_PRIVATE_KEY, or leave out --rpc")
                 account = self._local_dev_account()
             self._account = account
         return self._account
@@ -265,7 +327,9 @@ class Workspace:
 
     @property
     def transactor(self) -> Transactor:
+        """The signer's transaction sender (writing: on the embedded default this starts the chain)."""
         if self._transactor is None:
+            self.start_local_chain()
             self._transactor = Transactor(self.rpc, self.account(), self.settings.network,
                                           node_address=self.settings.node_address,
                                           gas_price=self.settings.gas_price)
@@ -285,6 +349,8 @@ class Workspace:
 
     def registry(self, *, write: bool = False) -> Registry:
         """The configured registry (or the one this workspace deployed on the same chain)."""
+        if write:
+            self.start_local_chain()
         address = self.settings.registry
         from_block = 0
         chain_id = int(self.rpc.call("eth_chainId"), 16)

@@ -44,10 +44,46 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _page_server(ws: Workspace, registry: Registry, verify_path: str) -> str | None:
+    """The page at the base URL, serving this registry: the running one reused when it does, else started
+    (after stopping one that serves another registry or address). None, with a warning, when the base
+    URL's port is taken by another program: the QR codes would open a page that is not this folder's."""
+    from .chain.node import port_in_use
+    from .web.server import default_address, start_detached
+
+    host, port = default_address(ws.settings.base_url)
+    known = ws.page_server()
+    if known is not None:
+        if known.get("url") == f"http://{host}:{port}" and _serves(str(known["url"]), registry.address):
+            return str(known["url"]) + verify_path
+        ws.stop_page_server()
+    if port_in_use(host, port):
+        _say(f"warning: port {port} is in use by another program, so the page the QR codes open "
+             f"({ws.settings.base_url}) is not this folder's: stop that program and run the demo again")
+        return None
+    return start_detached(ws, host=host, port=port).page(verify_path)
+
+
+def _serves(url: str, registry: str) -> bool:
+    """True when the page server at `url` reads `registry` (its /healthz names it)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as response:  # noqa: S310 - loopback
+            served = json.loads(response.read()).get("registry")
+    except (OSError, ValueError):
+        return False
+    return isinstance(served, str) and served.lower() == registry.lower()
+
+
 def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
     """Run the demo; prints progress to stderr and the summary to stdout."""
+    started = ws.start_local_chain()
     rpc = ws.rpc
-    _say(f"local chain: {rpc.url}")
+    if started is None:
+        _say(f"chain: {rpc.url}")
+    else:
+        _say(f"local chain: {rpc.url} ({'started' if ws.started_chain else 'already running'}, pid {started.pid})")
     try:
         registry = ws.registry(write=True)
         _say(f"registry: {registry.address} (already deployed)")
@@ -83,7 +119,7 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
     write_atomic(forged_path, forged)
     authentic = verify_document(registry, original, token_id=first.token_id)
     altered = verify_document(registry, forged, token_id=first.token_id)
-    summary = {
+    summary: dict[str, Any] = {
         "rpc": rpc.url,
         "registry": registry.address,
         "orders": registered,
@@ -93,17 +129,18 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
              "expected_sha256": (altered.expected_sha256 or b"").hex()},
         ],
     }
-    from .web.server import start_detached
-
-    summary["page_url"] = start_detached(ws).page(first.verify_path)
+    summary["page_url"] = _page_server(ws, registry, first.verify_path)
     if json_output:
         print(json.dumps(summary, ensure_ascii=False))
     else:
         print(f"verify {registered[0]['stamped_pdf']}: {authentic.status.upper()}")
         print(f"verify {forged_path}: {altered.status.upper()} (sha256 {sha256(forged).hex()[:16]}… "
               f"≠ registered {(altered.expected_sha256 or b'').hex()[:16]}…)")
-        print(f"the verification page is at {summary['page_url']}")
+        if summary["page_url"]:
+            print(f"the verification page is at {summary['page_url']}")
         print(f"the local chain keeps running at {rpc.url}; try:")
         print(f"  peru-compras show {first.key}")
         print(f"  peru-compras verify {forged_path}")
+        print("  peru-compras status    (what runs for this folder)")
+        print("  peru-compras stop      (ends the chain and the page; the chain's state is kept)")
     return summary

@@ -1,22 +1,32 @@
 """A local chain: Anvil on a free loopback port, as a subprocess.
 
-:class:`LocalNode` is a context manager (stopped at exit) for tests and scripts; :func:`start_detached`
-leaves Anvil running in the background for `peru-compras node`/`demo`, its state persisted to a file so
-the chain survives restarts.
+:class:`LocalNode` is a context manager (stopped at exit) for tests and scripts. :class:`FolderChain` is
+the embedded default's chain: one per state folder, run by one owner process (`peru-compras node` in the
+foreground, or started in the background by a command that writes), its state kept in a file so the
+chain survives restarts, ended by `peru-compras stop`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import gzip
+import hashlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from ..errors import ConfigurationError, NodeUnavailable
+from ..errors import ConfigurationError, NodeUnavailable, PeruComprasError
 from .rpc import Rpc
 
 _REPO_ANVIL = Path(__file__).resolve().parents[2] / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
@@ -126,13 +136,261 @@ class LocalNode:
         self.stop()
 
 
-def start_detached(state: Path, log: Path, port: int | None = None) -> tuple[str, int, int]:
-    """Start Anvil in its own session so it outlives this process: (rpc url, chain id, pid)."""
-    port = port or free_port()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        process = subprocess.Popen(_command(port, state, []), stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    chain_id = wait_ready(url)
-    return url, chain_id, process.pid
+# --------------------------------------------------------------------------------------------------
+# One folder, one chain
+
+
+class ChainBusy(PeruComprasError):
+    """This folder's local chain already runs (`peru-compras node` refuses to start a second one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainInfo:
+    """The running local chain of a state folder: its owner process, Anvil's process and its address."""
+
+    rpc: str
+    port: int
+    pid: int
+    anvil_pid: int
+    chain_id: int
+    started_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rpc": self.rpc, "port": self.port, "pid": self.pid, "anvil_pid": self.anvil_pid,
+                "chain_id": self.chain_id, "started_by": self.started_by}
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this id runs (an ended child not yet reaped does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _zombie(pid)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on (host, port)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file, fsync it, rename it over `path`, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Anvil gets SIGTERM when its owner dies, even by SIGKILL (Linux), so it never outlives it."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class FolderChain:
+    """The one local chain of a state folder (``<home>``): at most one owner process runs it.
+
+    The owner holds an exclusive lock on ``<home>/chain/owner.lock`` for its whole life (the kernel frees
+    it when the process ends, however it ends), records itself in ``<home>/node.json`` (pid, Anvil's pid,
+    port, URL), runs Anvil as its child without Anvil's own ``--state`` dumping, and is the only writer of
+    ``<home>/chain/state.json``: it asks Anvil for its state (``anvil_dumpState``) after each new block
+    and when it stops, and writes the file atomically. A second start in the same folder finds the lock
+    taken and reuses the running chain (:meth:`ensure_running`) or refuses (`peru-compras node`).
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.folder = home / "chain"
+        self.state_file = self.folder / "state.json"
+        self.info_file = home / "node.json"
+        self.lock_file = self.folder / "owner.lock"
+        self.log_file = self.folder / "anvil.log"
+
+    # -- looking -----------------------------------------------------------------------------------
+
+    def _owned(self) -> bool:
+        """True while some process holds the owner lock."""
+        if not self.lock_file.exists():
+            return False
+        with self.lock_file.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+    def running(self) -> ChainInfo | None:
+        """The running chain, or None (nothing started here, or its owner has ended)."""
+        if not self._owned():
+            return None
+        try:
+            data = json.loads(self.info_file.read_text())
+            return ChainInfo(str(data["rpc"]), int(data["port"]), int(data["pid"]), int(data["anvil_pid"]),
+                             int(data["chain_id"]), str(data.get("started_by", "?")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # the owner is still starting
+
+    def not_running(self) -> NodeUnavailable:
+        """The error for a command that needs the chain when it is not running (read-only commands never
+        start it)."""
+        kept = " (stopped; its state is kept)" if self.state_file.exists() else " (nothing was started here yet)"
+        return NodeUnavailable(f"the local chain of {self.home} is not running{kept}",
+                               hint="start it with `peru-compras node`, or run `peru-compras demo`")
+
+    # -- starting ----------------------------------------------------------------------------------
+
+    def ensure_running(self, *, started_by: str, timeout: float = 30.0) -> tuple[ChainInfo, bool]:
+        """The running chain, started in the background (an owner process in its own session) if none
+        runs: (info, started). Starters in the same folder take turns, so only one owner is started."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / "start.lock").open("a") as turn:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            info = self.running()
+            if info is not None:
+                return info, False
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_file.open("ab") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "peru_compras.chain.node", str(self.home), started_by],
+                    stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + timeout
+            while True:
+                info = self.running()
+                if info is not None:
+                    return info, True
+                if process.poll() is not None or time.monotonic() > deadline:
+                    if process.poll() is None:
+                        process.terminate()
+                    tail = self.log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+                    raise NodeUnavailable(f"the local chain did not start: {tail[0]}", hint=f"see {self.log_file}")
+                time.sleep(0.05)
+
+    def run(self, *, port: int | None = None, started_by: str = "node",
+            ready: Callable[[ChainInfo], None] | None = None) -> None:
+        """Be the owner: run Anvil until SIGTERM or SIGINT, keeping ``state.json`` up to date."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.lock_file.open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = self.running()
+                where = f" at {other.rpc} (pid {other.pid}, started by {other.started_by})" if other else ""
+                raise ChainBusy(f"the local chain of {self.home} already runs{where}",
+                                hint="use it as it is, or end it with `peru-compras stop` first") from None
+            self._own(lock, port, started_by, ready)
+
+    def _own(self, lock: Any, port: int | None, started_by: str,
+             ready: Callable[[ChainInfo], None] | None) -> None:
+        port = port or free_port()
+        if port_in_use("127.0.0.1", port):
+            raise NodeUnavailable(f"port {port} on 127.0.0.1 is already in use by another program",
+                                  hint="choose another with --port")
+        command = _command(port, None, ["--load-state", str(self.state_file)] if self.state_file.exists() else [])
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        with self.log_file.open("ab") as log:
+            anvil = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only
+        url = f"http://127.0.0.1:{port}"
+        try:
+            chain_id = wait_ready(url)
+            info = ChainInfo(url, port, os.getpid(), anvil.pid, chain_id, started_by)
+            _write_atomic(self.info_file, (json.dumps(info.to_json()) + "\n").encode())
+            if ready is not None:
+                ready(info)
+            self._keep_state(Rpc(url, timeout=30.0, attempts=1), anvil, lambda: stop)
+        finally:
+            self.info_file.unlink(missing_ok=True)
+            stop_process(anvil)
+
+    def _keep_state(self, rpc: Rpc, anvil: subprocess.Popen[bytes], stopping: Callable[[], bool]) -> None:
+        """Dump the state after each new block (and every 10 s, for changes without a block), and last
+        when stopping."""
+        last_block, last_digest, last_full = "", b"", time.monotonic()
+
+        def dump() -> None:
+            nonlocal last_digest
+            data = gzip.decompress(bytes.fromhex(str(rpc.call("anvil_dumpState"))[2:]))
+            digest = hashlib.sha256(data).digest()
+            if digest != last_digest:
+                _write_atomic(self.state_file, data)
+                last_digest = digest
+
+        while not stopping() and anvil.poll() is None:
+            time.sleep(0.25)
+            try:
+                block = str(rpc.call("eth_blockNumber"))
+                if block != last_block or time.monotonic() - last_full > 10:
+                    dump()
+                    last_block, last_full = block, time.monotonic()
+            except NodeUnavailable:
+                continue
+        if anvil.poll() is None:
+            dump()
+
+    # -- stopping ----------------------------------------------------------------------------------
+
+    def stop(self, *, grace: float = 15.0) -> ChainInfo | None:
+        """End the running chain (its owner saves the state first); None when none was running."""
+        info = self.running()
+        if info is None:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while self._owned() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._owned():  # an owner that does not answer SIGTERM
+            for pid in (info.pid, info.anvil_pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        while pid_alive(info.anvil_pid) and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+        return info
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m peru_compras.chain.node HOME STARTED_BY``: the background owner of HOME's chain."""
+    try:
+        FolderChain(Path(argv[0])).run(started_by=argv[1] if len(argv) > 1 else "?")
+    except ChainBusy:
+        return 0  # another owner won the race: the starter reuses it
+    except PeruComprasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
