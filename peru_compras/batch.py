@@ -207,7 +207,7 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
     if row.error or row.record is None or (row.pdf is None and not row.render):
         return Prepared(row.number, order_number=number_hint, error=row.error or "unreadable row", source=row.source)
     try:
-        order = parse_order(row.record, source=f"row {row.number}")
+        order = parse_order(row.record)  # each line names its row already
         verify_url = base_url + order.verify_path
         if len(verify_url) > 80:
             raise InvalidInput(f"verify URL {verify_url!r} is over 80 characters", hint="use a shorter base URL")
@@ -429,7 +429,7 @@ def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callabl
         try:
             if row.error or row.record is None or (row.pdf is None and not row.render):
                 raise InvalidInput(row.error or "unreadable row")
-            order = parse_order(row.record, source=f"row {row.number}")
+            order = parse_order(row.record)  # each line names its row already
             verify_url = base_url + order.verify_path
             if len(verify_url) > 80:
                 raise InvalidInput(f"verify URL {verify_url!r} is over 80 characters", hint="use a shorter base URL")

@@ -211,6 +211,24 @@ def deploy() -> None:
           f"{receipt.gas_used:,} gas)")
 
 
+def total_mismatch(order: Any) -> str | None:
+    """One line when the order's total differs from the sum of its items (quantity × unit price), or None
+    (also when an item has no unit price). Taxes such as IGV may explain a difference, so it is a warning."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        if any(item.unit_price is None for item in order.items):
+            return None
+        items = sum((Decimal(item.quantity) * Decimal(item.unit_price) for item in order.items), Decimal(0))
+        difference = Decimal(order.total_amount) - items
+    except InvalidOperation:
+        return None
+    if difference == 0:
+        return None
+    return (f"the total {Decimal(order.total_amount):,.2f} {order.currency} differs from the items' sum "
+            f"{items:,.2f} by {difference:+,.2f} (taxes may explain it; registered as given)")
+
+
 def register_order(ws: Workspace, order_path: Path, pdf_path: Path, *, out: Path | None = None,
                    supersedes: str | None = None, stamp: bool = True,
                    placement: str = "bottom-right") -> dict[str, Any]:
@@ -221,6 +239,9 @@ def register_order(ws: Workspace, order_path: Path, pdf_path: Path, *, out: Path
     order = load_order(order_path)
     document = _read_document(pdf_path)
     verify_url = ws.verify_url(order.verify_path)
+    mismatch = total_mismatch(order)
+    if mismatch:
+        _err(f"warning: {order.order_number}: {mismatch}")
     registry = ws.registry(write=True)
     old = _resolve(registry, supersedes) if supersedes else None
     if stamp:
@@ -339,7 +360,7 @@ def register_batch(
 @app.command("export-ocds")
 def export_ocds(
     out: Path = typer.Option(Path("release-package.json"), "--out",
-                             help="Write the package here ('-': stdout) [default: release-package.json]."),
+                             help="Write the package here ('-': stdout)."),
     ocid_prefix: str = typer.Option(None, "--ocid-prefix", help="Your registered OCID prefix [default: "
                                     "ocds-pecomp, not registered]."),
     publisher: str = typer.Option(None, "--publisher", help="Publisher name in the package."),
@@ -382,6 +403,9 @@ def show(ref: str = typer.Argument(..., metavar="TOKEN_ID|HASH|ENTITY_RUC/ORDER_
              f"  status: {record.state.status}" + (f" ({record.annul_reason})" if record.annul_reason else ""),
              f"  token {data['token_id']}", f"  tx {record.tx_hash} (block {record.block_number})",
              f"  registrar {record.registrar}", f"  document {data['hashlink']}", f"  {record.document_url}"]
+    if record.state.replaced_by:
+        human.insert(2, f"  replaced by {registry.read(record.state.replaced_by).order.order_number} "
+                        f"(token {data['replaced_by']})")
     _emit(data, "\n".join(human))
 
 
@@ -448,7 +472,19 @@ def verify(
         if verdict.record.annul_reason:
             lines.append(f"  reason: {verdict.record.annul_reason}")
         if verdict.record.state.replaced_by:
-            lines.append(f"  replaced by token {_hex(verdict.record.state.replaced_by)}")
+            replacement = registry.read(verdict.record.state.replaced_by).order.order_number
+            data["replaced_by_order_number"] = replacement
+            lines.append(f"  replaced by {replacement} (token {_hex(verdict.record.state.replaced_by)})")
+    if verdict.status in ("not_registered", "altered") and (token or order_number):
+        registered_as = _registered_as(registry, verdict.sha256, verdict.token_id)
+        if registered_as is not None:  # the file is on chain, as another order than the one asked about
+            data["registered_as"] = {"order_number": registered_as.order.order_number,
+                                     "entity": registered_as.order.entity.key,
+                                     "token_id": _hex(registered_as.token_id), "status": registered_as.state.status}
+            asked = token or f"{entity}/{order_number}"
+            lines[0] = (f"{words[verdict.status].split(':')[0]}: this file is not {asked}; it is registered as "
+                        f"{registered_as.order.order_number} of {registered_as.order.entity.key} "
+                        f"({registered_as.state.status}, token {_hex(registered_as.token_id)})")
     code = 0 if verdict.authentic else 1
     if fetch and verdict.token_id is not None:
         published = _check_published(registry, verdict.token_id, fetch_host or [])
@@ -463,6 +499,12 @@ def verify(
         raise typer.Exit(code)
 
 
+def _registered_as(registry: Registry, digest: bytes, other_than: int | None) -> OnChainOrder | None:
+    """The order this exact file is registered as, when it is not `other_than`."""
+    found = [token_id for token_id in registry.find_by_hash(digest) if token_id != other_than]
+    return registry.read(found[0]) if found else None
+
+
 def _check_published(registry: Registry, token_id: int, hosts: list[str]) -> Any:
     """`verify --fetch`: the published copy of `token_id` against its on-chain hash."""
     from .fetch import FetchPolicy, check_published
@@ -470,7 +512,7 @@ def _check_published(registry: Registry, token_id: int, hosts: list[str]) -> Any
     record = registry.read(token_id)
     policy = FetchPolicy.from_env(_workspace().settings.base_url, hosts)
     published = check_published(record.document_url, record.state.document_hash, policy)
-    if published.exit_code > 1 and published.detail:
+    if published.exit_code > 1 and published.detail and state.json:  # else human() shows it
         _err(f"error: {published.detail}")
     return published
 
@@ -713,6 +755,14 @@ def stop() -> None:
           "stopped " + " and ".join(stopped) if stopped else "nothing was running for this folder")
 
 
+GLOBAL_HELP = ("Settings, before or after the command: --json (only JSON on stdout), --rpc URL, --registry 0x…, "
+               "--network, --keystore FILE, --base-url URL, --node-address 0x…, --home DIR, --trusted-forwarder; "
+               "see `peru-compras --help`.")
+for _typer in (app, roles_app):
+    for _command in _typer.registered_commands:
+        _command.epilog = _command.epilog or GLOBAL_HELP
+
+
 # -- entry point ---------------------------------------------------------------------------------------
 
 
@@ -766,7 +816,9 @@ def main(argv: list[str] | None = None) -> None:
         from typer.exceptions import TyperException
 
         if isinstance(exc, TyperException):
-            _err(f"error: {exc.format_message()} — see `peru-compras --help`")
+            ctx = getattr(exc, "ctx", None)
+            command = ctx.command_path if ctx is not None and ctx.command_path else "peru-compras"
+            _err(f"error: {exc.format_message()} — see `{command} --help`")
             sys.exit(2)
         if os.environ.get("PERU_COMPRAS_DEBUG"):
             raise

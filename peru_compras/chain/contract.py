@@ -93,7 +93,9 @@ def revert_error(data: bytes, *, action: str) -> ChainRefused:
                                   hint="check the token id with `peru-compras show`")
     if name == "PurchaseOrderNotValid" and len(args) == 2:
         status = STATUS_NAMES[int(args[1])] if int(args[1]) < len(STATUS_NAMES) else str(args[1])
-        return OrderNotValid(f"token {_token(args[0])} is {status}, so it cannot be {action.split()[0]}ed",
+        verb = action.split()[0]
+        done = {"annul": "annulled", "supersede": "superseded"}.get(verb, verb + "ed")
+        return OrderNotValid(f"token {_token(args[0])} is {status}, so it cannot be {done}",
                              hint="only a valid order can be annulled or superseded")
     if name == "AccessControlUnauthorizedAccount" and len(args) == 2:
         return NotAuthorized(f"account {args[0]} lacks the {role_name(bytes(args[1]))} role needed to {action}",
