@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FORGE = ROOT / "node_modules/@foundry-rs/forge-linux-amd64/bin/forge"
 ARTIFACT = ROOT / "peru_compras/chain/artifacts/PurchaseOrderRegistry.json"
 CONTRACT = "PurchaseOrderRegistry"
-EMULATOR = ("EmulatedRelayHub", "EmulatedForwarder")
+EMULATOR = ("EmulatedRelayHub", "EmulatedForwarder", "EmulatedMetaTxHub")
 EMULATOR_ARTIFACTS = ROOT / "tests/lacnet/artifacts"
 SETTINGS = "solc-js 0.8.37, evmVersion berlin, optimizer 10000 runs"
 

@@ -2,8 +2,10 @@
 pragma solidity 0.8.37;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {Base64} from "@openzeppelin/contracts/utils/Base64.sol";
+import {Context} from "@openzeppelin/contracts/utils/Context.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 
@@ -20,9 +22,13 @@ import {IRelayHub, ITrustedForwarder} from "./interfaces/IRelayHub.sol";
 /// because no token ever changes its lock state). Holding them here also means no owner slot per token:
 /// a registration writes exactly one fresh storage slot (the document hash).
 ///
+/// Who signs: on LACNet a transaction reaches the registry through one of two hubs, each fixed at deploy:
+/// the gas model's RelayHub (named by `relayForwarder`, asked for the signer) and the open-standards
+/// PermissionedMetaTxHub (ERC-2771: `trustedForwarder`, which appends the signer's 20 bytes to the calldata).
+///
 /// Gas: one fresh slot per order, the record itself travels only as calldata (readable with
 /// `eth_getTransactionByHash`), and the registered counter shares a slot with Pausable's flag.
-contract PurchaseOrderRegistry is IPurchaseOrderRegistry, IERC5192, ERC721, AccessControl, Pausable {
+contract PurchaseOrderRegistry is IPurchaseOrderRegistry, IERC5192, ERC721, AccessControl, Pausable, ERC2771Context {
     using Strings for uint256;
 
     /// @notice May register and supersede orders.
@@ -34,7 +40,7 @@ contract PurchaseOrderRegistry is IPurchaseOrderRegistry, IERC5192, ERC721, Acce
     // documentHash (32) + key length (1) + the shortest key "a/b" (3)
     uint256 private constant _MIN_ORDER_LENGTH = 36;
 
-    address private immutable _trustedForwarder;
+    address private immutable _relayForwarder;
 
     // Declared first so they pack into the slot of Pausable's `_paused`: one slot read per transaction.
     uint64 private _registered;
@@ -58,13 +64,15 @@ contract PurchaseOrderRegistry is IPurchaseOrderRegistry, IERC5192, ERC721, Acce
     }
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE, REGISTRAR_ROLE and ANNULLER_ROLE.
-    /// @param trustedForwarder_ LACNet's trusted forwarder, or the zero address on any other network.
+    /// @param relayForwarder_ LACNet's gas-model trusted forwarder (it names the RelayHub), or zero.
+    /// @param metaTxHub_ LACNet's ERC-2771 PermissionedMetaTxHub, or zero.
     /// @param documentBaseURI_ Base URL of the built-in document store (may be empty).
     // slither-disable-next-line missing-zero-check
-    constructor(address admin, address trustedForwarder_, string memory documentBaseURI_)
+    constructor(address admin, address relayForwarder_, address metaTxHub_, string memory documentBaseURI_)
         ERC721("Registro de Ordenes de Compra", "ORDEN")
+        ERC2771Context(metaTxHub_)
     {
-        _trustedForwarder = trustedForwarder_;
+        _relayForwarder = relayForwarder_;
         _deployed = true;
         _documentBaseURI = documentBaseURI_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -188,8 +196,8 @@ contract PurchaseOrderRegistry is IPurchaseOrderRegistry, IERC5192, ERC721, Acce
     }
 
     /// @inheritdoc IPurchaseOrderRegistry
-    function trustedForwarder() external view returns (address) {
-        return _trustedForwarder;
+    function relayForwarder() external view returns (address) {
+        return _relayForwarder;
     }
 
     /// @inheritdoc IERC5192
@@ -318,10 +326,14 @@ contract PurchaseOrderRegistry is IPurchaseOrderRegistry, IERC5192, ERC721, Acce
         return _documentHash[tokenId] == bytes32(0) ? address(0) : address(this);
     }
 
-    /// @dev On LACNet every transaction reaches us through the RelayHub, which knows the real signer
-    /// (LACNET.md): when a trusted forwarder is configured and the caller is its hub, ask the hub.
-    function _msgSender() internal view override returns (address) {
-        address forwarder = _trustedForwarder;
+    /// @dev The signer behind a hub, else msg.sender (LACNET.md):
+    /// - the ERC-2771 hub (`trustedForwarder`, fixed at deploy): the last 20 bytes of calldata, by
+    ///   OpenZeppelin's ERC2771Context (calldata shorter than 20 bytes: the hub itself);
+    /// - the gas model's RelayHub, which the trusted forwarder names: the hub's `getMsgSender()`. Its calls
+    ///   end with the 64-byte suffix abi.encode(node, expiration), never read as an address here.
+    function _msgSender() internal view override(Context, ERC2771Context) returns (address) {
+        if (msg.sender == trustedForwarder()) return ERC2771Context._msgSender();
+        address forwarder = _relayForwarder;
         if (forwarder != address(0)) {
             (bool ok, bytes memory hub) = forwarder.staticcall(abi.encodeCall(ITrustedForwarder.getRelayHub, ()));
             if (ok && hub.length == 32 && abi.decode(hub, (address)) == msg.sender) {
@@ -329,5 +341,15 @@ contract PurchaseOrderRegistry is IPurchaseOrderRegistry, IERC5192, ERC721, Acce
             }
         }
         return msg.sender;
+    }
+
+    /// @dev ERC2771Context's: calldata without the signer when the ERC-2771 hub calls (unused by the registry).
+    function _msgData() internal view override(Context, ERC2771Context) returns (bytes calldata) {
+        return ERC2771Context._msgData();
+    }
+
+    /// @dev ERC2771Context's 20 bytes.
+    function _contextSuffixLength() internal view override(Context, ERC2771Context) returns (uint256) {
+        return ERC2771Context._contextSuffixLength();
     }
 }

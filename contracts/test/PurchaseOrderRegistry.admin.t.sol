@@ -29,8 +29,9 @@ contract AdminTest is RegistryFixture {
         assertFalse(registry.paused(), "paused");
     }
 
-    function test_Constructor_WithoutForwarder() public view {
-        assertEq(registry.trustedForwarder(), address(0), "trustedForwarder");
+    function test_Constructor_WithoutForwarderOrHub() public view {
+        assertEq(registry.relayForwarder(), address(0), "relayForwarder");
+        assertEq(registry.trustedForwarder(), address(0), "trustedForwarder (ERC-2771)");
     }
 
     function test_Roles_AreTheNamedHashes() public view {
@@ -40,7 +41,7 @@ contract AdminTest is RegistryFixture {
     }
 
     function test_Constructor_AcceptsEmptyDocumentBaseURI() public {
-        PurchaseOrderRegistry bare = new PurchaseOrderRegistry(admin, address(0), "");
+        PurchaseOrderRegistry bare = new PurchaseOrderRegistry(admin, address(0), address(0), "");
 
         assertEq(bare.documentBaseURI(), "", "documentBaseURI");
     }

@@ -25,7 +25,7 @@ contract TrustedForwarderTest is RegistryFixture {
         vm.label(address(hub), "hub");
         vm.label(address(forwarder), "forwarder");
 
-        lacnetRegistry = new PurchaseOrderRegistry(admin, address(forwarder), DOCUMENT_BASE_URI);
+        lacnetRegistry = new PurchaseOrderRegistry(admin, address(forwarder), address(0), DOCUMENT_BASE_URI);
         vm.prank(admin);
         lacnetRegistry.grantRole(registrarRole, signer);
     }
@@ -51,7 +51,8 @@ contract TrustedForwarderTest is RegistryFixture {
     }
 
     function test_TrustedForwarder_IsStored() public view {
-        assertEq(lacnetRegistry.trustedForwarder(), address(forwarder), "trustedForwarder");
+        assertEq(lacnetRegistry.relayForwarder(), address(forwarder), "relayForwarder");
+        assertEq(lacnetRegistry.trustedForwarder(), address(0), "no ERC-2771 hub");
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -189,7 +190,7 @@ contract TrustedForwarderTest is RegistryFixture {
     }
 
     function test_ForwarderWithoutCode_UsesMsgSender() public {
-        PurchaseOrderRegistry bare = new PurchaseOrderRegistry(admin, makeAddr("not a contract"), "");
+        PurchaseOrderRegistry bare = new PurchaseOrderRegistry(admin, makeAddr("not a contract"), address(0), "");
 
         vm.expectEmit(true, true, true, true, address(bare));
         emit IPurchaseOrderRegistry.OrderRegistered(_documentHashOf(KEY), admin);
@@ -200,7 +201,7 @@ contract TrustedForwarderTest is RegistryFixture {
 
     function test_ForwarderWithoutGetRelayHub_UsesMsgSender() public {
         // A contract without getRelayHub (here a hub) makes the staticcall fail: msg.sender is used.
-        PurchaseOrderRegistry odd = new PurchaseOrderRegistry(admin, address(new MockRelayHub()), "");
+        PurchaseOrderRegistry odd = new PurchaseOrderRegistry(admin, address(new MockRelayHub()), address(0), "");
 
         vm.expectEmit(true, true, true, true, address(odd));
         emit IPurchaseOrderRegistry.OrderRegistered(_documentHashOf(KEY), admin);

@@ -20,7 +20,7 @@ contract RegistryGasTest is Test {
 
     function setUp() public {
         registrar = makeAddr("registrar");
-        registry = new PurchaseOrderRegistry(registrar, address(0), "https://ordenes.example.pe/doc/");
+        registry = new PurchaseOrderRegistry(registrar, address(0), address(0), "https://ordenes.example.pe/doc/");
         // A registry in service already holds orders. (The order is built first: vm.prank would otherwise
         // apply to the sha256 precompile call inside _order.)
         bytes memory first = _order(1);

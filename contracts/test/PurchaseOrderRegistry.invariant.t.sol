@@ -23,7 +23,7 @@ contract RegistryInvariantTest is Test {
         address registrar = makeAddr("registrar");
         address annuller = makeAddr("annuller");
         address rotating = makeAddr("rotating");
-        registry = new PurchaseOrderRegistry(admin, address(0), "");
+        registry = new PurchaseOrderRegistry(admin, address(0), address(0), "");
         handler = new RegistryHandler(registry, admin, registrar, annuller, rotating);
         vm.startPrank(admin);
         registry.grantRole(registry.REGISTRAR_ROLE(), registrar);

@@ -123,7 +123,9 @@ class Registry:
                trusted_forwarder: str | None = None) -> tuple[Registry, Receipt]:
         """Deploy a registry; the signer gets the admin, registrar and annuller roles."""
         forwarder = trusted_forwarder or transactor.network.trusted_forwarder or "0x" + "00" * 20
-        args = abi_encode(["address", "address", "string"], [transactor.address, forwarder, document_base_uri])
+        hub = transactor.network.metatx_hub or "0x" + "00" * 20  # the ERC-2771 hub (LACNET.md section 2)
+        args = abi_encode(["address", "address", "address", "string"],
+                          [transactor.address, forwarder, hub, document_base_uri])
         code = bytes.fromhex(artifact()["bytecode"].removeprefix("0x")) + args
         receipt = transactor.transact(None, code, action="deploy the registry", gas=4_000_000)
         if not receipt.contract_address:

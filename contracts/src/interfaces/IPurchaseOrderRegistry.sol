@@ -110,6 +110,7 @@ interface IPurchaseOrderRegistry {
     /// at this base followed by the document's hashlink.
     function documentBaseURI() external view returns (string memory);
 
-    /// @notice The trusted forwarder (LACNet) whose RelayHub may speak for a signer; zero when none.
-    function trustedForwarder() external view returns (address);
+    /// @notice LACNet's gas-model trusted forwarder, whose RelayHub may speak for a signer; zero when none.
+    /// (The ERC-2771 hub is ERC2771Context's `trustedForwarder()`.)
+    function relayForwarder() external view returns (address);
 }

@@ -39,7 +39,7 @@ abstract contract RegistryFixture is Test {
         annuller = makeAddr("annuller");
         outsider = makeAddr("outsider");
 
-        registry = new PurchaseOrderRegistry(admin, address(0), DOCUMENT_BASE_URI);
+        registry = new PurchaseOrderRegistry(admin, address(0), address(0), DOCUMENT_BASE_URI);
         vm.label(address(registry), "registry");
         registrarRole = registry.REGISTRAR_ROLE();
         annullerRole = registry.ANNULLER_ROLE();
