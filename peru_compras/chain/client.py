@@ -127,7 +127,7 @@ class Registry:
         args = abi_encode(["address", "address", "address", "string"],
                           [transactor.address, forwarder, hub, document_base_uri])
         code = bytes.fromhex(artifact()["bytecode"].removeprefix("0x")) + args
-        receipt = transactor.transact(None, code, action="deploy the registry", gas=4_000_000)
+        receipt = transactor.transact(None, code, action="deploy the registry")  # gas: the estimate + margin
         if not receipt.contract_address:
             raise ChainRefused(f"deployment {receipt.tx_hash} created no contract",
                                hint="check the signer is allowed to deploy on this network")
@@ -334,8 +334,9 @@ class Registry:
 def _entries(data: bytes) -> list[bytes]:
     """The order entries in calldata of register / registerBatch / supersede (direct or inside a relay).
 
-    Through LACNet's relay the transaction a node returns is the hub's ``relayMetaTx``: its signing data is
-    the RLP of the original transaction, whose data minus LACNet's 64-byte suffix is our calldata."""
+    Through LACNet's relay the transaction a node returns is the hub's ``relayMetaTx`` (5-argument form, or
+    the older 4-argument one): its signing data is the RLP of the original transaction, whose data minus
+    LACNet's 64-byte suffix is our calldata."""
     relayed = original_calldata(data)
     if relayed is not None:
         data = relayed

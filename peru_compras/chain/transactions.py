@@ -1,7 +1,11 @@
 """Build, sign, send and confirm transactions the way the network profile asks.
 
 A :class:`Transactor` owns one signing account and its nonce: it keeps the next nonce locally so several
-transactions can be in flight, and re-reads it from the node when the node says it is stale.
+transactions can be in flight, and re-reads it from the node when the node says it is stale (a bounded
+number of times). On LACNet the nonce is read as ``latest`` (the hub's; the relay answers ``pending`` from a
+map that can lag by one), the gas limit is the estimate with a margin (no floor), and a transaction counts
+as done only when the hub's events say our call ran: a hub that returned NotEnoughGas (the writer node's
+gas allowance for the block used up) is retried over the next blocks, a bounded number of times.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ from .networks import Network
 from .rpc import Rpc, RpcError
 
 _GWEI = 10**9
+#: how many times a refused nonce is re-read from the node before giving up
+NONCE_RESYNCS = 3
+#: how many times a transaction the hub refused with NotEnoughGas is sent (1, 2, 4 blocks apart)
+NOT_ENOUGH_GAS_ATTEMPTS = 4
+#: LACNet's block time (IBFT2, 2 s): how long to wait for a block before trying anyway
+BLOCK_SECONDS = 2.0
+#: the relay's own refusal when the node's allowance for this block cannot take the transaction
+_ALLOWANCE_USED = "transaction gas limit exceeds block gas limit"
 #: how geth ("already known"), Anvil ("already imported") and Besu ("known transaction") say they hold it
 _ALREADY_HELD = re.compile(r"already known|already imported|known transaction")
 
@@ -89,7 +101,9 @@ class Transactor:
         _ = self.chain_id
         with self._lock:
             if self._nonce is None:
-                self._nonce = int(self.rpc.call("eth_getTransactionCount", [self.address, "pending"]), 16)
+                # LACNet: the hub's nonce ("latest"); the relay's "pending" can lag by one (LACNET.md)
+                tag = "latest" if self.network.is_lacnet else "pending"
+                self._nonce = int(self.rpc.call("eth_getTransactionCount", [self.address, tag]), 16)
             nonce = self._nonce
             self._nonce += 1
             return nonce
@@ -112,12 +126,11 @@ class Transactor:
         assert self.node_address is not None
         return lacnet.payload(data, self.node_address, self.expiration() if expiration is None else expiration)
 
-    def min_gas(self, payload: bytes) -> int:
-        """The least gas limit the network accepts for `payload` (LACNet's account rules)."""
-        return lacnet.min_gas(payload) if self.network.is_lacnet else 21_000
-
     def estimate_gas(self, to: str | None, data: bytes, *, action: str) -> int:
-        """The node's estimate; a revert becomes the contract's named exception."""
+        """The node's estimate (on LACNet for the data with its suffix, as the hub will pass it); a revert
+        becomes the contract's named exception."""
+        if self.network.is_lacnet:
+            data = self.payload(data)
         call: dict[str, Any] = {"from": self.address, "data": "0x" + data.hex()}
         if to:
             call["to"] = to
@@ -157,19 +170,17 @@ class Transactor:
     def sign(self, to: str | None, data: bytes, gas: int, nonce: int, *,
              expiration: int | None = None) -> tuple[bytes, str]:
         """The raw signed transaction and its hash (the hash a LACNet relay returns differs: see
-        :meth:`send`). On LACNet `expiration` (seconds since the epoch) defaults to now plus the profile's
-        window, and the gas limit is raised to the network's floor."""
+        :meth:`send`), with exactly this gas limit. On LACNet `expiration` (seconds since the epoch)
+        defaults to now plus the profile's window."""
         if self.network.is_lacnet:
             assert self.node_address is not None
             if expiration is None:
                 expiration = self.expiration()
             else:
                 lacnet.check_expiration(expiration)
-            gas = max(gas, lacnet.min_gas(self.payload(data, expiration=expiration)))
             # legacy, gas price 0, no chain id (v = 27/28), data + abi.encode(node, expiration)
             return lacnet.sign(self.account, to=to, data=data, gas=gas, nonce=nonce,
                                node_address=self.node_address, expiration=expiration)
-        gas = max(gas, self.min_gas(data))
         tx: dict[str, Any] = {"nonce": nonce, "gas": gas, "value": 0, "data": data, **self._fees(),
                               "chainId": self.chain_id}
         if to:
@@ -183,12 +194,22 @@ class Transactor:
         """The clear error for a node that refused ``eth_sendRawTransaction``."""
         if exc.code == -32007 or "not authorized" in exc.message.lower():
             hint = "the signer must be a permissioned account: ask the network (LACNet) to register it"
-            if self.network.is_lacnet:  # LACNet's account rules answer -32007 for any transaction they refuse
+            if self.network.is_lacnet:  # Besu's account rules on the node's hub call arrive wrapped in -32603
                 hint += (f"; if it is, check that --node-address {self.node_address} is the writer node you "
                          "send through and that this machine's clock is right (the expiration)")
             return NotAuthorized(
                 f"the network refuses account {self.address} (node error {exc.code}: {exc.message})", hint=hint)
         if self.network.is_lacnet:
+            if _ALLOWANCE_USED in exc.message.lower():
+                return lacnet.HubRefused(
+                    f"the writer node cannot relay the transaction to {action} in this block: {exc.message} "
+                    "(the node's gas allowance for the block is used up)", code=lacnet.NOT_ENOUGH_GAS,
+                    hint="run the command again in a few seconds; if it persists, send fewer orders per "
+                         "transaction (--batch-size) or ask the writer node operator about its gas allowance")
+            if "not permitted" in exc.message.lower():
+                return NotAuthorized(
+                    f"the writer node's relay refuses account {self.address}: {exc.message}",
+                    hint="the signer must be a permissioned account: ask LACNet to register it")
             return RelayRefused(f"the writer node refused the transaction to {action}: {exc.message}",
                                 hint="check --node-address (the writer node you send through), the signer's "
                                      "permission and the clock (expiration); then run the command again")
@@ -196,24 +217,29 @@ class Transactor:
 
     def send(self, to: str | None, data: bytes, *, action: str, gas: int | None = None) -> str:
         """Sign and send; returns the transaction hash the node reports (on LACNet: the relay's
-        meta-transaction, not the hash of the signed bytes)."""
+        meta-transaction, not the hash of the signed bytes). A nonce the node calls wrong (LACNet's relay:
+        ``BAD NONCE``) is re-read and the transaction signed again, at most :data:`NONCE_RESYNCS` times."""
         if gas is None:
-            gas = self.estimate_gas(to, data, action=action) * 6 // 5 + 10_000
-        for attempt in range(2):
+            gas = lacnet.user_gas(self.estimate_gas(to, data, action=action))
+        last = ""
+        for attempt in range(NONCE_RESYNCS + 1):
             nonce = self.take_nonce()
             raw, signed_hash = self.sign(to, data, gas, nonce)
             try:
                 return str(self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False))
             except RpcError as exc:
-                text = exc.message.lower()
-                if _ALREADY_HELD.search(text) and not self.network.is_lacnet:
-                    return signed_hash  # the node holds these very bytes: sending another would double it
-                if attempt == 0 and ("nonce too low" in text or "nonce too high" in text or "underpriced" in text):
-                    self.resync_nonce()
-                    continue
                 self.resync_nonce()
-                raise self.send_refusal(exc, action) from None
-        raise ChainRefused(f"could not send the transaction to {action}")  # pragma: no cover
+                last = exc.message
+                if _ALREADY_HELD.search(exc.message.lower()) and not self.network.is_lacnet:
+                    return signed_hash  # the node holds these very bytes: sending another would double it
+                if not (lacnet.is_bad_nonce(exc.message) or "underpriced" in exc.message.lower()):
+                    raise self.send_refusal(exc, action) from None
+                if attempt < NONCE_RESYNCS:
+                    time.sleep(min(0.1 * 2**attempt, BLOCK_SECONDS))  # a transaction of ours may be mining
+        raise RelayRefused(
+            f"the node refused nonce {nonce} of account {self.address} {NONCE_RESYNCS + 1} times while trying to "
+            f"{action} (its last answer: {last})",
+            hint="another program may be sending with this account: stop it, then run the command again")
 
     def wait(self, tx_hash: str, *, action: str, timeout: float = 120.0) -> Receipt:
         """Wait for the receipt; a failed transaction becomes the contract's named exception."""
@@ -233,22 +259,17 @@ class Transactor:
         return self.read_receipt(tx_hash, receipt, action=action)
 
     def read_receipt(self, tx_hash: str, receipt: dict[str, Any], *, action: str) -> Receipt:
-        """A node's receipt as a :class:`Receipt`; a failed transaction, or one the LACNet relay refused
-        (its events may say so even with status 1), becomes the named exception."""
+        """A node's receipt as a :class:`Receipt`; a failed transaction becomes the named exception. On
+        LACNet status 1 is not enough (LACNET.md): our call ran only if the hub says so
+        (``TransactionRelayed`` with executed = true, ``ContractDeployed``) or the target emitted events;
+        ``BadTransactionSent`` and a receipt without any of these (the hub returned NotEnoughGas early) are
+        :class:`~peru_compras.chain.lacnet.HubRefused` with the hub's error code."""
         logs = list(receipt.get("logs") or [])
         address = receipt.get("contractAddress")
-        if self.network.is_lacnet:
-            outcome = lacnet.relay_outcome(logs)
-            if outcome.refused is not None:
-                self.resync_nonce()  # the hub did not take the nonce
-                cause, hint = lacnet.relay_error_text(outcome.refused)
-                raise RelayRefused(f"the LACNet relay refused the transaction to {action} ({tx_hash}): {cause}",
-                                   hint=hint)
-            if outcome.reverted is not None and int(receipt["status"], 16) == 1:
-                raise revert_error(outcome.reverted, action=action)
-            if not address or int(address, 16) == 0:
-                address = outcome.deployed
-        if int(receipt["status"], 16) != 1:
+        status = int(receipt["status"], 16)
+        if self.network.is_lacnet and status == 1:
+            address = self._relayed(tx_hash, receipt, logs, action)
+        if status != 1:
             raise self._failed(tx_hash, receipt, action)
         return Receipt(
             tx_hash=tx_hash,
@@ -257,6 +278,36 @@ class Transactor:
             contract_address=address if address and int(address, 16) else None,
             logs=logs,
         )
+
+    def _relayed(self, tx_hash: str, receipt: dict[str, Any], logs: list[dict[str, Any]], action: str
+                 ) -> str | None:
+        """Check the hub's verdict in a status-1 LACNet receipt; the deployed address, if any."""
+        hub = receipt.get("to")
+        outcome = lacnet.relay_outcome(logs, sender=self.address, hub=str(hub) if hub else None)
+        block = int(receipt["blockNumber"], 16)
+        if outcome.reverted is not None:  # a relay that left the receipt as it was
+            raise revert_error(outcome.reverted, action=action)
+        if outcome.refused is not None:
+            self.resync_nonce()  # the hub may or may not have taken the nonce: ask it
+            cause, hint = lacnet.relay_error_text(outcome.refused)
+            raise lacnet.HubRefused(
+                f"the LACNet hub refused the transaction to {action} ({tx_hash}): {cause}",
+                code=outcome.refused, hint=hint, block=block)
+        address = receipt.get("contractAddress")
+        if not address or int(address, 16) == 0:
+            address = outcome.deployed
+        if outcome.executed or outcome.deployed:
+            return str(address) if address else None
+        self.resync_nonce()
+        if outcome.accepted:  # the hub took the nonce and ran it, but nothing came of it
+            raise RelayRefused(
+                f"transaction {tx_hash} was relayed but neither ran the call to {action} nor deployed a contract",
+                hint="a deployment that runs out of gas or reverts leaves no event: check the signer and retry")
+        cause, hint = lacnet.relay_error_text(lacnet.NOT_ENOUGH_GAS)
+        raise lacnet.HubRefused(
+            f"the LACNet hub did not run the transaction to {action} ({tx_hash}): its receipt has status 1 but no "
+            f"TransactionRelayed event, as when the hub returns {cause}", code=lacnet.NOT_ENOUGH_GAS, hint=hint,
+            block=block)
 
     def _failed(self, tx_hash: str, receipt: dict[str, Any], action: str) -> ChainRefused:
         reason = receipt.get("revertReason")
@@ -275,6 +326,27 @@ class Transactor:
         return ChainRefused(f"transaction {tx_hash} failed while trying to {action}",
                             hint="inspect it on the node; nothing was registered by it")
 
+    def wait_for_blocks(self, after: int | None, count: int) -> None:
+        """Wait until the chain is `count` blocks past `after` (the current block when None), at most
+        `count` LACNet block times: a quiet chain makes no blocks, so then go on anyway."""
+        start = int(self.rpc.call("eth_blockNumber"), 16) if after is None else after
+        deadline = time.monotonic() + count * BLOCK_SECONDS
+        while time.monotonic() < deadline:
+            if int(self.rpc.call("eth_blockNumber"), 16) >= start + count:
+                return
+            time.sleep(0.05)
+
     def transact(self, to: str | None, data: bytes, *, action: str, gas: int | None = None) -> Receipt:
-        """Send and wait."""
-        return self.wait(self.send(to, data, action=action, gas=gas), action=action)
+        """Send and wait. On LACNet a NotEnoughGas from the hub (or the relay) is retried 1, 2, then 4 blocks
+        later; after :data:`NOT_ENOUGH_GAS_ATTEMPTS` attempts it is a clear refusal."""
+        for attempt in range(NOT_ENOUGH_GAS_ATTEMPTS):
+            try:
+                return self.wait(self.send(to, data, action=action, gas=gas), action=action)
+            except lacnet.HubRefused as refusal:
+                if refusal.code != lacnet.NOT_ENOUGH_GAS or not self.network.is_lacnet:
+                    raise
+                if attempt + 1 == NOT_ENOUGH_GAS_ATTEMPTS:
+                    refusal.message += f" (tried {NOT_ENOUGH_GAS_ATTEMPTS} times over the next blocks)"
+                    raise
+                self.wait_for_blocks(refusal.block, 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
