@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sqlite3
 import time
@@ -59,6 +58,8 @@ from .store import LocalStore, Packed, PackWriter
 
 _NESTED = ("entity", "buyer", "supplier", "total", "delivery")
 _INTS = {"delivery.term_days"}
+#: a manifest line (one order) at most: the record's own limit is far below
+MAX_LINE = 1 << 20
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -82,7 +83,10 @@ class Row:
     source: dict[str, Any] | None = None
 
 
-def _csv_record(row: dict[str, str]) -> dict[str, Any]:
+def _csv_record(row: dict[str, str], number: int) -> dict[str, Any]:
+    """A CSV row as a record; InvalidInput naming the row and column when a cell cannot be read."""
+    from .safejson import loads
+
     record: dict[str, Any] = {}
     for column, raw in row.items():
         if column is None or raw is None or raw.strip() == "":
@@ -92,15 +96,64 @@ def _csv_record(row: dict[str, str]) -> dict[str, Any]:
         for sep in (".", "_"):
             head, _, tail = name.partition(sep)
             if head in _NESTED and tail:
-                if f"{head}.{tail}" in _INTS:
-                    value = int(value) if value.isdigit() else value
+                if f"{head}.{tail}" in _INTS and value.isascii() and value.isdigit() and len(value) <= 9:
+                    value = int(value)  # else the string goes on, and the record's rules name it
                 record.setdefault(head, {})[tail] = value
                 break
         else:
             if name in ("items", *_NESTED) and value.startswith(("[", "{")):
-                value = json.loads(value)
+                value = loads(value, source=f"row {number}, column {name[:40]!r}", max_bytes=1 << 20)
             record[name] = value
     return record
+
+
+def _csv_rows(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(row number, record or None, why not): a bad row is reported on its own and the next ones read."""
+    reader = csv.DictReader(handle)
+    number = 0
+    while True:
+        number += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield number, None, f"row {number} is not CSV: {exc}"
+            continue
+        if _not_utf8("".join(value for value in row.values() if isinstance(value, str))):
+            yield number, None, f"row {number} is not UTF-8 text"
+            continue
+        try:
+            yield number, _csv_record(row, number), None
+        except InvalidInput as exc:
+            yield number, None, exc.message
+
+
+def _not_utf8(text: str) -> bool:
+    """The manifest is read with surrogateescape: a byte that is not UTF-8 shows as a lone surrogate."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def pdf_inside(base: Path, name: str) -> tuple[Path | None, str | None]:
+    """The file a manifest's `pdf` names, resolved (symlinks followed) inside `base`; or why not.
+
+    Absolute paths, ``..`` and symlinks leading out of `base` are refused with one message that does not
+    depend on whether the target exists, so a manifest cannot probe the machine's other paths."""
+    refusal = (f"pdf {name[:80]!r} is not a file inside {str(base)!r}",
+               "give each `pdf` relative to the manifest's folder (or --pdf-dir), without '..' or links "
+               "that lead out of it")
+    try:
+        root = base.resolve()
+        target = (base / name).resolve() if not Path(name).is_absolute() else None
+    except (OSError, ValueError, RuntimeError):
+        target = None
+    if target is None or not target.is_relative_to(root) or target == root:
+        return None, f"{refusal[0]} — {refusal[1]}"
+    return target, None
 
 
 def manifest_kind(path: Path) -> str:
@@ -124,7 +177,7 @@ def _kind(path: Path, head: str) -> str:
 def read_manifest(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row]:
     """Stream the rows of a JSON Lines or CSV manifest; an OCDS manifest is mapped by :mod:`.ocds`."""
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
         raise InvalidInput(f"cannot read manifest {str(path)!r}: {exc.strerror}", hint="check the path") from None
     base = pdf_dir or path.parent
@@ -135,13 +188,14 @@ def read_manifest(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row]:
         if kind == "ocds":
             from .ocds import manifest_rows
 
-            yield from manifest_rows(path, pdf_dir=pdf_dir)
+            for row in manifest_rows(path, pdf_dir=pdf_dir):
+                if row.pdf is not None and pdf_dir is not None:  # <pdf-dir>/<order number>.pdf: no links out
+                    inside, refusal = pdf_inside(pdf_dir, row.pdf.name)
+                    if inside is None:
+                        row = Row(row.number, row.record, None, refusal, source=row.source)
+                yield row
             return
-        if kind == "csv":
-            rows: Iterator[tuple[int, dict[str, Any] | None, str | None]] = (
-                (index, _csv_record(row), None) for index, row in enumerate(csv.DictReader(handle), start=1))
-        else:
-            rows = _jsonl(handle)
+        rows = _csv_rows(handle) if kind == "csv" else _jsonl(handle)
         for number, record, error in rows:
             if record is None:
                 yield Row(number, None, None, error)
@@ -150,17 +204,23 @@ def read_manifest(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row]:
             if not isinstance(pdf, str) or not pdf:
                 yield Row(number, record, None, "row has no `pdf` (the PDF's path)")
                 continue
-            yield Row(number, record, (base / pdf) if not Path(pdf).is_absolute() else Path(pdf))
+            inside, refusal = pdf_inside(base, pdf)
+            yield Row(number, record, inside, refusal)
 
 
 def _jsonl(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    from .safejson import loads
+
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
+        if _not_utf8(line):
+            yield number, None, f"line {number} is not UTF-8 text"
+            continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, None, f"line {number} is not JSON: {exc.msg}"
+            record = loads(line, source=f"line {number}", max_bytes=MAX_LINE)
+        except InvalidInput as exc:
+            yield number, None, exc.message
             continue
         if not isinstance(record, dict):
             yield number, None, f"line {number} is not a JSON object"
@@ -226,6 +286,13 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
                         order.document_url or f"{base_url}/d/{hashlink(digest)}", source=row.source, packed=packed)
     except PeruComprasError as exc:
         return Prepared(row.number, order_number=number_hint, error=str(exc), source=row.source)
+    except (ValueError, TypeError, RecursionError, MemoryError) as exc:  # a row no rule foresaw: its line only
+        return Prepared(row.number, order_number=number_hint, error=_unforeseen(exc), source=row.source)
+
+
+def _unforeseen(exc: BaseException) -> str:
+    """One line for a row that broke something no rule names (never an object's repr or a traceback)."""
+    return f"this row could not be read ({type(exc).__name__}) — check its fields; the other rows go on"
 
 
 _WRITERS: dict[tuple[Path, str, int], PackWriter] = {}
@@ -438,9 +505,10 @@ def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callabl
             if order.key in seen:
                 raise InvalidInput(f"order {order.order_number!r} appears again (row {seen[order.key]})")
             seen[order.key] = row.number
-        except PeruComprasError as exc:
+        except (PeruComprasError, ValueError, TypeError, RecursionError, MemoryError) as exc:
             summary.failed += 1
-            emit({"row": row.number, "order_number": number_hint, "error": str(exc), **source})
+            error = str(exc) if isinstance(exc, PeruComprasError) else _unforeseen(exc)
+            emit({"row": row.number, "order_number": number_hint, "error": error, **source})
             continue
         summary.would_register += 1
         emit({"row": row.number, "status": "would_register", "order_number": order.order_number,

@@ -372,21 +372,32 @@ def export_ocds(
     Example:
         peru-compras export-ocds --out compras-ocds.json
     """
+    from .errors import UnreadableRecord
     from .ocds import OCID_PREFIX, dumps, export_package
     from .store import write_atomic
 
     ws = _workspace()
+    skipped: list[str] = []
+
+    def unreadable(exc: UnreadableRecord) -> None:  # one line each; the other orders are still exported
+        skipped.append(_hex(exc.token_id) or "")
+        _err(f"skipped: {exc}")
+
     package = export_package(ws.registry(), base_url=ws.settings.base_url, ocid_prefix=ocid_prefix or OCID_PREFIX,
-                             publisher=publisher)
+                             publisher=publisher, unreadable=unreadable)
     text = dumps(package) + "\n"
     count = len(package["releases"])
+    left_out = f"; {len(skipped)} unreadable on-chain record(s) left out" if skipped else ""
     if str(out) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
-        _err(f"{count} releases written to stdout")
-        return
-    write_atomic(out, text.encode())
-    _emit({"releases": count, "file": str(out)}, f"{count} releases (one per registered order) written to {out}")
+        _err(f"{count} releases written to stdout{left_out}")
+    else:
+        write_atomic(out, text.encode())
+        _emit({"releases": count, "file": str(out), "unreadable": skipped},
+              f"{count} releases (one per registered order) written to {out}{left_out}")
+    if skipped:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -16,6 +16,7 @@ Each message names the bad value and says what to do next. The tree::
         ├── NotAuthorized (PermissionError)  the signer lacks a role
         ├── RegistryPaused
         ├── MalformedOrder
+        ├── UnreadableRecord                 an on-chain entry that does not decode to a valid record
         ├── InvalidReason
         ├── TokenLocked
         └── RelayRefused                     LACNet's relay refused the transaction
@@ -104,6 +105,14 @@ class RegistryPaused(ChainRefused):
 
 class MalformedOrder(ChainRefused):
     """The contract could not parse an order entry (a client bug or a hand-made call)."""
+
+
+class UnreadableRecord(ChainRefused):
+    """A token's on-chain entry does not decode to a valid record (a registrar's key sent raw bytes)."""
+
+    def __init__(self, message: str, *, token_id: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.token_id = token_id
 
 
 class InvalidReason(ChainRefused):

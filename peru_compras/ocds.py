@@ -38,14 +38,14 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInput, OrderNotRegistered
+from .errors import InvalidInput, OrderNotRegistered, UnreadableRecord
 from .order import PE_RUC, ruc_is_valid
 
 if TYPE_CHECKING:
@@ -767,9 +767,11 @@ def release_for(record: OnChainOrder, *, chain_id: int, registry: str, date_time
 
 
 def export_package(registry: Registry, *, base_url: str, ocid_prefix: str = OCID_PREFIX,
-                   publisher: str | None = None, tokens: Iterable[int] | None = None) -> dict[str, Any]:
+                   publisher: str | None = None, tokens: Iterable[int] | None = None,
+                   unreadable: Callable[[UnreadableRecord], None] | None = None) -> dict[str, Any]:
     """The registered orders as an OCDS 1.1 release package (amounts as :class:`~decimal.Decimal`; write it
-    with :func:`dumps`)."""
+    with :func:`dumps`). A token whose on-chain entry does not decode goes to `unreadable` and is left out
+    (without `unreadable`, it stops the export)."""
     chain_id = int(registry.rpc.call("eth_chainId"), 16)
     times: dict[int, int] = {}
 
@@ -781,7 +783,13 @@ def export_package(registry: Registry, *, base_url: str, ocid_prefix: str = OCID
 
     releases = []
     for token_id in (token_ids(registry) if tokens is None else tokens):
-        record = registry.read(token_id)
+        try:
+            record = registry.read(token_id)
+        except UnreadableRecord as exc:
+            if unreadable is None:
+                raise
+            unreadable(exc)
+            continue
         moment = max(block_time(record.block_number), record.state.status_changed_at)
         releases.append(release_for(record, chain_id=chain_id, registry=registry.address, date_time=_iso(moment),
                                     verify_url=base_url.rstrip("/") + record.order.verify_path,

@@ -21,6 +21,8 @@ from ..errors import (
     InvalidInput,
     OrderAlreadyRegistered,
     OrderNotRegistered,
+    PeruComprasError,
+    UnreadableRecord,
 )
 from ..hashing import hashlink
 from ..order import Order, decode_entry
@@ -307,7 +309,8 @@ class Registry:
         if state.status == "annulled":
             annulled = self._logs([ORDER_ANNULLED, _word(token_id)])
             if annulled:
-                (reason,) = abi_decode(["string"], bytes.fromhex(annulled[-1]["data"][2:]))
+                (raw_reason,) = abi_decode(["bytes"], bytes.fromhex(annulled[-1]["data"][2:]))
+                reason = raw_reason.decode("utf-8", "replace")  # an annuller's bytes: not always UTF-8
         url = order.document_url or (self.document_base_uri() + hashlink(state.document_hash))
         return OnChainOrder(state, order, log["transactionHash"], int(log["blockNumber"], 16), registrar, url,
                             reason)
@@ -329,6 +332,22 @@ class Registry:
         for log in self._logs([ROLE_GRANTED, "0x" + ROLE_NAMES[role].hex()]):
             seen[to_checksum_address("0x" + log["topics"][2][-40:])] = None
         return [account for account in seen if self.has_role(role, account)]
+
+
+def _decode(entry: bytes, token_id: int) -> tuple[bytes, Order]:
+    """decode_entry, any failure named as the token's UnreadableRecord (the bytes are a registrar's:
+    the contract checks only their length)."""
+    try:
+        return decode_entry(entry)
+    except RecursionError:
+        reason = "nested too deeply"
+    except PeruComprasError as exc:
+        reason = exc.message
+    except Exception as exc:  # noqa: BLE001 — any shape of bad bytes: say which token, not a traceback
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+    raise UnreadableRecord(f"token {_word(token_id)}: its on-chain record is malformed ({reason})",
+                           token_id=token_id, hint="it was registered by hand with bad bytes; annul it and "
+                           "register the order again") from None
 
 
 def _entries(data: bytes) -> list[bytes]:

@@ -44,7 +44,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..chain.client import Registry
 from ..chain.rpc import RpcError
-from ..errors import ConfigurationError, NodeUnavailable, PeruComprasError
+from ..errors import ConfigurationError, NodeUnavailable, PeruComprasError, UnreadableRecord
 from ..hashing import hashlink, parse_digest
 from ..store import LocalStore
 from . import i18n
@@ -147,8 +147,10 @@ class Guard:
                 headers = list(message.get("headers", []))
                 names = {name for name, _ in headers}
                 headers += [item for item in self.common if item[0] not in names]
-                if b"content-security-policy" not in names and not _is_pdf(headers):
-                    headers.append(self.csp)
+                if b"content-security-policy" not in names:
+                    headers.append(DOCUMENT_CSP_HEADER if _is_pdf(headers) else self.csp)
+                if scope.get("scheme") == "https":
+                    headers.append(HSTS)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -177,8 +179,14 @@ FastRoutes = Callable[[str], Handler | None]
 
 
 def _is_pdf(headers: list[tuple[bytes, bytes]]) -> bool:
-    # Chromium's PDF viewer is a plugin: `object-src 'none'` would stop the PDF from showing.
     return (b"content-type", b"application/pdf") in headers
+
+
+#: every PDF the page sends: no scripts, no plugins, no requests, a unique origin (with `attachment`)
+DOCUMENT_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
+DOCUMENT_CSP_HEADER = (b"content-security-policy", DOCUMENT_CSP.encode())
+#: sent on answers that came over HTTPS (directly, or from a trusted proxy's X-Forwarded-Proto)
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -716,7 +724,15 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
     async def unreadable(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/api/"):
             return _problem(502, "unreadable", "the on-chain record could not be read")
-        return page.error_page(request, 502, "error_generic")
+        return page.error_page(request, 502, "error_unreadable" if isinstance(exc, UnreadableRecord)
+                               else "error_generic")
+
+    async def internal(request: Request, exc: Exception) -> Response:
+        # Nothing from outside should get here; if it does, the answer is still one line of JSON (or the
+        # error page), never a traceback or an object's repr.
+        if request.url.path.startswith("/api/"):
+            return _problem(500, "internal", "the request could not be served")
+        return page.error_page(request, 500, "error_generic")
 
     async def view_or_problem(token: str) -> View | Response:
         token_id = parse_token(token)
@@ -763,9 +779,13 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
         except ValueError:
             raise StarletteHTTPException(404) from None
         etag = f'"{digest.hex()}"'
+        # A stored PDF is a registrar's (or a supplier's) file: it is downloaded, never shown inside the
+        # page's origin, and were a browser to render it anyway, the sandbox CSP leaves its scripts no
+        # origin, no network and no plugin (Chromium's viewer would run a PDF's JavaScript).
         headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": etag,
                    "Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin",
-                   "Content-Disposition": f'inline; filename="{digest.hex()[:16]}.pdf"'}
+                   "Content-Disposition": f'attachment; filename="{digest.hex()[:16]}.pdf"',
+                   "Content-Security-Policy": DOCUMENT_CSP}
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         data = None
@@ -852,7 +872,8 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
         Route("/openapi.json", openapi_json, methods=get),
     ]
     app = Starlette(routes=routes, exception_handlers={StarletteHTTPException: http_error,
-                                                      Unavailable: unavailable, PeruComprasError: unreadable})
+                                                      Unavailable: unavailable, PeruComprasError: unreadable,
+                                                      Exception: internal})
     app.state.page = page
     return Guard(app, content_security_policy(page.style_hash), fast)
 

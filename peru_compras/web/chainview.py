@@ -24,7 +24,7 @@ from eth_utils.crypto import keccak
 from starlette.concurrency import run_in_threadpool
 
 from ..chain.client import ORDER_ANNULLED, ORDER_SUPERSEDED, OnChainOrder, Registry
-from ..errors import OrderNotRegistered
+from ..errors import OrderNotRegistered, UnreadableRecord
 from ..order import Order
 
 DOCUMENT_BASE_URI_CHANGED = "0x" + keccak(b"DocumentBaseURIChanged(string)").hex()
@@ -124,6 +124,7 @@ class ChainView:
         self._facts: LRU[int, Facts] = LRU(max_records)
         self._status: LRU[int, Status] = LRU(max_records)
         self._missing: LRU[int, int] = LRU(10_000)  # token id -> block at which it was not registered
+        self._broken: LRU[int, UnreadableRecord] = LRU(10_000)  # records that do not decode (they never will)
         self._by_hash: LRU[bytes, tuple[int, ...]] = LRU(10_000)
         self._hash_missing: LRU[bytes, int] = LRU(10_000)
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
@@ -212,6 +213,9 @@ class ChainView:
         missing_at = self._missing.get(token_id)
         if missing_at is not None and missing_at >= self.block:
             return None
+        broken = self._broken.get(token_id)
+        if broken is not None:
+            raise broken
         if facts is None:
             return await self._once(("read", token_id), lambda: self._load(token_id))
         known = facts
@@ -219,7 +223,11 @@ class ChainView:
 
     async def _load(self, token_id: int) -> View | None:
         block, epoch = self.block, self.epoch
-        view = await run_in_threadpool(self._read, token_id)
+        try:
+            view = await run_in_threadpool(self._read, token_id)
+        except UnreadableRecord as exc:
+            self._broken.put(token_id, exc)
+            raise
         if view is None:
             self._missing.put(token_id, block)
         elif epoch == self.epoch:

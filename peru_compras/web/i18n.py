@@ -129,6 +129,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                              "minutos.",
         "error_not_found": "Esta página no existe.",
         "error_generic": "Ocurrió un error.",
+        "error_unreadable": "El registro de esta orden en la blockchain está mal formado y no se puede leer: "
+                            "no la tome por válida.",
         "back_home": "Ir a la búsqueda",
     },
     "en": {
@@ -244,6 +246,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_unavailable": "The blockchain cannot be read right now. Please try again in a few minutes.",
         "error_not_found": "This page does not exist.",
         "error_generic": "Something went wrong.",
+        "error_unreadable": "This order's record on the blockchain is malformed and cannot be read: do not "
+                            "take it as valid.",
         "back_home": "Go to search",
     },
 }

@@ -7,6 +7,7 @@ the pure-Python h11 parser; see benchmarks/web.py), one process, access log off.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import NodeUnavailable, PeruComprasError
+from ..errors import ConfigurationError, NodeUnavailable, PeruComprasError, setting_source
 
 if TYPE_CHECKING:
     from ..config import Workspace
@@ -38,19 +39,135 @@ def default_address(base_url: str) -> tuple[str, int]:
     return "127.0.0.1", 8000
 
 
-def uvicorn_config(app: Any, host: str, port: int, *, log_level: str = "warning") -> Any:
+#: a request's head (request line and headers) and body must arrive within this many seconds of the
+#: connection opening or of the previous response (slow clients cannot hold connections open)
+REQUEST_TIMEOUT = 10.0
+#: an idle keep-alive connection is closed after this many seconds
+KEEP_ALIVE_TIMEOUT = 5
+#: open connections one client address may hold; more are closed at once (behind a proxy every visitor
+#: shares the proxy's address: raise it there with PERU_COMPRAS_MAX_CONNECTIONS_PER_CLIENT)
+MAX_CONNECTIONS_PER_CLIENT = 32
+#: proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's proxy headers)
+TRUSTED_PROXIES = "127.0.0.1,::1"
+#: variables `serve` never needs: the process drops them from its environment before it listens
+SECRET_VARIABLES = ("PERU_COMPRAS_PRIVATE_KEY", "PERU_COMPRAS_KEYSTORE_PASSWORD", "PERU_COMPRAS_RELAYER_PRIVATE_KEY",
+                    "PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD")
+
+
+def _number(variable: str, default: float, *, whole: bool = False) -> float:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        value = 0
+    if not 0 < value < 10**6:
+        raise ConfigurationError(f"{setting_source(variable)} is {raw[:40]!r}, not a positive "
+                                 + ("whole number" if whole else "number of seconds"),
+                                 hint=f"unset it or give e.g. {default:g}")
+    return value
+
+
+def protocol_class(request_timeout: float, max_per_client: int) -> type[Any]:
+    """uvicorn's httptools protocol with a request deadline and a per-client connection cap.
+
+    uvicorn's own keep-alive timer only runs between requests and stops at the first byte of the next one,
+    so a client that sends one header line every few seconds would hold its connection for ever. Here each
+    request must be whole (head and body) within `request_timeout` of the connection opening or of the
+    previous response; each client address may hold at most `max_per_client` connections (one counter per
+    server: the class is made per server)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    open_per_client: dict[str, int] = {}
+
+    class GuardedProtocol(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+        _counted: str | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            host = self.client[0] if self.client else "-"
+            if open_per_client.get(host, 0) >= max_per_client:
+                transport.abort()
+                return
+            open_per_client[host] = open_per_client.get(host, 0) + 1
+            self._counted = host
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            if self._counted is not None:
+                left = open_per_client.get(self._counted, 1) - 1
+                if left > 0:
+                    open_per_client[self._counted] = left
+                else:
+                    open_per_client.pop(self._counted, None)
+                self._counted = None
+            super().connection_lost(exc)
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            super().on_message_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+                self._arm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(request_timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.abort()
+
+    return GuardedProtocol
+
+
+def uvicorn_config(app: Any, host: str, port: int, *, log_level: str = "warning",
+                   request_timeout: float | None = None, keep_alive: int | None = None,
+                   max_per_client: int | None = None, trusted_proxies: str | None = None) -> Any:
+    """uvicorn's settings for the page; the limits default to PERU_COMPRAS_REQUEST_TIMEOUT,
+    PERU_COMPRAS_KEEP_ALIVE_TIMEOUT, PERU_COMPRAS_MAX_CONNECTIONS_PER_CLIENT and PERU_COMPRAS_TRUSTED_PROXIES
+    (else the constants above)."""
     import uvicorn
 
     try:
         import httptools  # noqa: F401
         import uvloop  # noqa: F401
 
-        loop, http = "uvloop", "httptools"
+        loop = "uvloop"
     except ImportError:  # pragma: no cover - the [web] extra installs both
-        loop, http = "auto", "auto"
-    return uvicorn.Config(app, host=host, port=port, loop=loop, http=http, lifespan="off", access_log=False,
-                          log_level=log_level, server_header=False, proxy_headers=True,
-                          limit_concurrency=4096, timeout_keep_alive=5)
+        loop = "auto"
+    timeout = request_timeout or _number("PERU_COMPRAS_REQUEST_TIMEOUT", REQUEST_TIMEOUT)
+    idle = keep_alive or int(_number("PERU_COMPRAS_KEEP_ALIVE_TIMEOUT", KEEP_ALIVE_TIMEOUT, whole=True))
+    cap = max_per_client or int(_number("PERU_COMPRAS_MAX_CONNECTIONS_PER_CLIENT", MAX_CONNECTIONS_PER_CLIENT,
+                                        whole=True))
+    proxies = trusted_proxies or os.environ.get("PERU_COMPRAS_TRUSTED_PROXIES") or TRUSTED_PROXIES
+    return uvicorn.Config(app, host=host, port=port, loop=loop, http=protocol_class(timeout, cap), lifespan="off",
+                          access_log=False, log_level=log_level, server_header=False, proxy_headers=True,
+                          forwarded_allow_ips=proxies, limit_concurrency=4096, timeout_keep_alive=idle)
+
+
+def drop_secrets() -> None:
+    """Re-run this process without the signing secrets in its environment (``serve`` never signs).
+
+    Removing them from ``os.environ`` is not enough: /proc/<pid>/environ shows the environment the process
+    was started with. So the process replaces itself (same pid, same arguments) with a clean environment."""
+    if not any(name in os.environ for name in SECRET_VARIABLES):
+        return
+    clean = {name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], clean)
 
 
 def serve(ws: Workspace, host: str | None = None, port: int | None = None) -> None:
@@ -59,6 +176,7 @@ def serve(ws: Workspace, host: str | None = None, port: int | None = None) -> No
 
     from .app import app_from_workspace
 
+    drop_secrets()
     default_host, default_port = default_address(ws.settings.base_url)
     host = host or default_host
     port = port or default_port
@@ -149,7 +267,8 @@ def start_detached(ws: Workspace, *, host: str | None = None, port: int | None =
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "peru_compras", *flags, "serve", "--host", host, "--port", str(port)]
     with log.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+        env = {name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}
+        process = subprocess.Popen(command, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=env,
                                    start_new_session=True)
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + timeout
