@@ -16,6 +16,7 @@ Fast profile (a mutant only needs to fail, not to be optimized): no via-IR, no o
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -44,6 +45,7 @@ class Check:
     text: str
     start: int
     end: int
+    replacement: str | None = None  # None: the check is removed; else the weakened text put in its place
     outcome: str = ""  # killed | unnoticed | does_not_compile
     failing_tests: list[str] | None = None
 
@@ -104,7 +106,66 @@ def find_checks(source: str) -> list[Check]:
     return sorted(checks, key=lambda c: c.start)
 
 
+def _condition(code: str, revert_at: int) -> tuple[int, int] | None:
+    """(start, end) of the condition of the `if` whose statement is the revert at `revert_at`."""
+    head = code[:revert_at].rstrip()
+    head = head.removesuffix("{").rstrip()
+    if not head.endswith(")"):
+        return None
+    depth, i = 0, len(head) - 1
+    while i >= 0:
+        depth += {")": 1, "(": -1}.get(head[i], 0)
+        if depth == 0:
+            break
+        i -= 1
+    if i < 0 or not re.search(r"\bif\s*$", head[:i]):
+        return None
+    return i + 1, len(head) - 1
+
+
+def _top_level(text: str, pattern: str) -> list[re.Match[str]]:
+    depth, found = 0, []
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1, "[": 1, "]": -1}.get(char, 0)
+        if depth == 0 and (match := re.compile(pattern).match(text, i)):
+            found.append(match)
+    return found
+
+
+def weakened(source: str, roles: list[str]) -> list[Check]:
+    """Checks made weaker instead of removed: another role asked for, one operand of an `a || b` condition
+    dropped, a comparison's boundary moved (`>` ↔ `>=`, `<` ↔ `<=`)."""
+    code = _mask(source)
+    out = []
+    for match in re.finditer(r"\b(_checkRole\s*\(\s*|onlyRole\s*\(\s*)(\w+)", code):
+        for role in roles:
+            if role != match.group(2):
+                out.append(Check(source.count("\n", 0, match.start()) + 1, "wrong role", match.group(0) + " -> " + role,
+                                 match.start(2), match.end(2), role))
+    for match in re.finditer(r"\brevert\b", code):
+        span = _condition(code, match.start())
+        if span is None:
+            continue
+        start, end = span
+        condition = source[start:end]
+        line = source.count("\n", 0, start) + 1
+        operands = [0, *[m.end() for m in _top_level(condition, r"\|\|")]]
+        bounds = [*[m.start() for m in _top_level(condition, r"\|\|")], len(condition)]
+        parts = [condition[x:y].strip() for x, y in zip(operands, bounds, strict=True)]
+        if len(parts) > 1:
+            for k in range(len(parts)):
+                kept = " || ".join(part for j, part in enumerate(parts) if j != k)
+                out.append(Check(line, "operand dropped", f"{condition} -> {kept}", start, end, kept))
+        for m in _top_level(condition, r"(?<![<>=!])(>=|<=|>|<)(?![<>=])"):
+            flipped = {">": ">=", ">=": ">", "<": "<=", "<=": "<"}[m.group(1)]
+            new = condition[: m.start()] + flipped + condition[m.end():]
+            out.append(Check(line, "boundary", f"{condition} -> {new}", start, end, new))
+    return out
+
+
 def remove(source: str, check: Check) -> str:
+    if check.replacement is not None:
+        return source[: check.start] + check.replacement + source[check.end:]
     # `{}` keeps `if (c) revert E();` a valid statement; a removed modifier leaves white space
     filler = "" if check.kind.startswith("modifier") else "{}"
     return source[: check.start] + filler + source[check.end:]
@@ -152,35 +213,44 @@ def main() -> int:
     baseline, failing = forge_test(args.scratch)
     if baseline != "unnoticed":
         sys.exit(f"the unmodified suite does not pass ({baseline}: {failing}); fix it first")
-    checks = find_checks(original)
-    for check in checks:
+    roles = ["DEFAULT_ADMIN_ROLE", *re.findall(r"constant\s+(\w+_ROLE)\b", _mask(original))]
+    removed, weaker = find_checks(original), weakened(original, roles)
+    for check in removed + weaker:
         target.write_text(remove(original, check))
         check.outcome, check.failing_tests = forge_test(args.scratch)
-        shown = ", ".join((check.failing_tests or [])[:3])
-        print(f"line {check.line:4} {check.kind:22} {check.outcome:16} {shown}", flush=True)
+        shown = ", ".join((check.failing_tests or [])[:2])
+        print(f"line {check.line:4} {check.kind:22} {check.outcome:16} {check.text[:60]!r} {shown}", flush=True)
     target.write_text(original)
     sources = [ROOT / CONTRACT, *sorted((ROOT / "contracts/src/interfaces").glob("*.sol"))]
     declared = sorted({name for path in sources for name in _ERROR.findall(_mask(path.read_text()))})
     raised = set(re.findall(r"\brevert\s+(\w+)\s*\(", _mask(original)))
-    unnoticed = [c for c in checks if c.outcome == "unnoticed"]
+
+    def summary(checks: list[Check]) -> dict[str, object]:
+        return {"checks": len(checks), "noticed": sum(c.outcome == "killed" for c in checks),
+                "unnoticed": sum(c.outcome == "unnoticed" for c in checks),
+                "does_not_compile": sum(c.outcome == "does_not_compile" for c in checks),
+                "unnoticed_checks": [f"line {c.line} {c.kind}: {c.text}" for c in checks if c.outcome == "unnoticed"]}
+
     results = {
-        "command": "benchmarks/contract_checks.py" + (f" --label {args.label}" if args.label else ""),
+        "command": ".venv/bin/python benchmarks/contract_checks.py" + (f" --label {args.label}" if args.label else ""),
         "label": args.label,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "contract_sha256": hashlib.sha256(original.encode()).hexdigest(),
         "profile": FAST,
-        "checks": len(checks),
-        "killed": sum(c.outcome == "killed" for c in checks),
-        "unnoticed": len(unnoticed),
-        "does_not_compile": sum(c.outcome == "does_not_compile" for c in checks),
-        "unnoticed_checks": [f"line {c.line}: {c.text}" for c in unnoticed],
+        "removed": summary(removed),
+        "weakened": summary(weaker),
         "errors_declared_not_raised_here": [name for name in declared if name not in raised],
         "seconds": round(time.monotonic() - started, 1),
-        "details": [{k: v for k, v in asdict(c).items() if k not in ("start", "end")} for c in checks],
+        "details": [{k: v for k, v in asdict(c).items() if k not in ("start", "end", "replacement")}
+                    for c in removed + weaker],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"{len(checks)} checks removed one at a time: {results['killed']} noticed, {len(unnoticed)} unnoticed "
-          f"({results['seconds']} s) -> {args.out}")
+    for name in ("removed", "weakened"):
+        part = results[name]
+        assert isinstance(part, dict)
+        print(f"{name}: {part['checks']} checks, {part['noticed']} noticed, {part['unnoticed']} unnoticed")
+    print(f"({results['seconds']} s) -> {args.out}")
     return 0
 
 
