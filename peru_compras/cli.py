@@ -35,7 +35,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Options that may appear anywhere on the line; main() moves them before the command.
 GLOBAL_VALUE_OPTIONS = ("--rpc", "--registry", "--network", "--keystore", "--base-url", "--node-address", "--home",
-                        "--trusted-forwarder")
+                        "--trusted-forwarder", "--lacnet-model", "--metatx-hub", "--relayer-keystore")
 GLOBAL_FLAGS = ("--json",)
 
 
@@ -90,13 +90,20 @@ def _main(
     home: Path = typer.Option(None, "--home", help="State folder (default ./.peru-compras)."),
     trusted_forwarder: str = typer.Option(None, "--trusted-forwarder", help="Trusted forwarder given to a new "
                                           "registry, instead of the profile's [env PERU_COMPRAS_TRUSTED_FORWARDER]."),
+    lacnet_model: str = typer.Option(None, "--lacnet-model", help="LACNet's way in: relay (gas model, default) | "
+                                     "metatx (ERC-2771 hub) [env PERU_COMPRAS_LACNET_MODEL]."),
+    metatx_hub: str = typer.Option(None, "--metatx-hub", help="PermissionedMetaTxHub, instead of the profile's "
+                                   "[env PERU_COMPRAS_METATX_HUB]."),
+    relayer_keystore: Path = typer.Option(None, "--relayer-keystore", help="V3 JSON keystore of the metatx relayer "
+                                          "[password in env PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD]."),
     as_json: bool = typer.Option(False, "--json", help="Only JSON on stdout."),
 ) -> None:
     state.json = as_json
     state.command = ctx.invoked_subcommand or ""
     state.flags = {"rpc": rpc, "registry": registry, "network": network, "keystore": keystore,
                    "base_url": base_url, "node_address": node_address, "home": home,
-                   "trusted_forwarder": trusted_forwarder}
+                   "trusted_forwarder": trusted_forwarder, "lacnet_model": lacnet_model, "metatx_hub": metatx_hub,
+                   "relayer_keystore": relayer_keystore}
 
 
 # -- helpers -------------------------------------------------------------------------------------------

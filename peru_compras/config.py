@@ -45,7 +45,11 @@ _ENV = {
     "rpc_token": "PERU_COMPRAS_RPC_TOKEN",
     "trusted_forwarder": "PERU_COMPRAS_TRUSTED_FORWARDER",
     "expiration_seconds": "PERU_COMPRAS_EXPIRATION_SECONDS",
+    "lacnet_model": "PERU_COMPRAS_LACNET_MODEL",
+    "metatx_hub": "PERU_COMPRAS_METATX_HUB",
+    "relayer_keystore": "PERU_COMPRAS_RELAYER_KEYSTORE",
 }
+LACNET_MODELS = ("relay", "metatx")
 
 # Settings read where they are used (the PDF limits in batch worker processes, the fetch policy, the
 # page's explorer link), from their environment variables: peru-compras.toml fills a variable left unset.
@@ -67,6 +71,9 @@ class Settings:
     node_address: str | None = None
     gas_price: int | None = None
     rpc_token: str | None = field(default=None, repr=False)
+    #: LACNet's way in: ``relay`` (gas model) or ``metatx`` (ERC-2771 hub, LACNET.md section 2)
+    lacnet_model: str = "relay"
+    relayer_keystore: Path | None = None
 
     @property
     def is_embedded(self) -> bool:
@@ -128,6 +135,18 @@ def load_settings(flags: dict[str, Any] | None = None, *, cwd: Path | None = Non
     if node_address:
         node_address = check_address(str(node_address), what="writer node address",
                                      setting="--node-address / PERU_COMPRAS_NODE_ADDRESS")
+    model = str(pick("lacnet_model") or "relay")
+    if model not in LACNET_MODELS:
+        raise ConfigurationError(f"LACNet model {model!r} is not one of {', '.join(LACNET_MODELS)}",
+                                 hint="set --lacnet-model relay|metatx (PERU_COMPRAS_LACNET_MODEL)")
+    if model == "metatx" and not profile.is_lacnet:
+        raise ConfigurationError(f"--lacnet-model metatx needs a LACNet profile, not network {profile.name}",
+                                 hint="use --network lacnet-protestnet or lacnet-mainnet")
+    hub = pick("metatx_hub")
+    if hub:  # LACNet published two test-network hubs (LACNET.md section 2): the profile carries the README's
+        profile = replace(profile, metatx_hub=check_address(
+            str(hub), what="PermissionedMetaTxHub", setting="--metatx-hub / PERU_COMPRAS_METATX_HUB"))
+    relayer_keystore = pick("relayer_keystore")
     return Settings(
         home=home,
         rpc=pick("rpc"),
@@ -138,6 +157,8 @@ def load_settings(flags: dict[str, Any] | None = None, *, cwd: Path | None = Non
         node_address=node_address,
         gas_price=gas_price_value,
         rpc_token=pick("rpc_token"),
+        lacnet_model=model,
+        relayer_keystore=Path(relayer_keystore) if relayer_keystore else None,
     )
 
 
@@ -158,42 +179,55 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def load_private_key(settings: Settings, *, prompt: bool = True) -> LocalAccount | None:
     """The signer from --keystore or PERU_COMPRAS_PRIVATE_KEY, or None when neither is set."""
-    if settings.keystore is not None:
+    return _load_key(settings.keystore, "PERU_COMPRAS_KEYSTORE_PASSWORD", "PERU_COMPRAS_PRIVATE_KEY", prompt=prompt)
+
+
+def load_relayer_key(settings: Settings, *, prompt: bool = True) -> LocalAccount | None:
+    """The metatx relayer from --relayer-keystore or PERU_COMPRAS_RELAYER_PRIVATE_KEY, or None."""
+    return _load_key(settings.relayer_keystore, "PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD",
+                     "PERU_COMPRAS_RELAYER_PRIVATE_KEY", prompt=prompt)
+
+
+def _load_key(keystore: Path | None, password_variable: str, key_variable: str, *,
+              prompt: bool) -> LocalAccount | None:
+    """An account from a V3 keystore (password in `password_variable`, else asked) or from the hex key in
+    `key_variable`; None when neither is set. No message carries the key."""
+    if keystore is not None:
         try:
-            keyfile = json.loads(settings.keystore.read_text())
+            keyfile = json.loads(keystore.read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot read keystore {str(settings.keystore)!r}",
+            raise ConfigurationError(f"cannot read keystore {str(keystore)!r}",
                                      hint="give a V3 JSON keystore file") from exc
         if not isinstance(keyfile, dict) or not isinstance(keyfile.get("crypto", keyfile.get("Crypto")), dict):
-            raise ConfigurationError(f"{str(settings.keystore)!r} is JSON but not a keystore (no \"crypto\" section)",
+            raise ConfigurationError(f"{str(keystore)!r} is JSON but not a keystore (no \"crypto\" section)",
                                      hint="give a V3 JSON keystore file, e.g. made by Account.encrypt")
-        password = os.environ.get("PERU_COMPRAS_KEYSTORE_PASSWORD")
+        password = os.environ.get(password_variable)
         if password is None:
             if not prompt:
                 raise ConfigurationError("no keystore password",
-                                         hint="set PERU_COMPRAS_KEYSTORE_PASSWORD or run interactively")
+                                         hint=f"set {password_variable} or run interactively")
             import getpass
 
-            password = getpass.getpass(f"Password for {settings.keystore}: ")
+            password = getpass.getpass(f"Password for {keystore}: ")
         try:
             key = Account.decrypt(keyfile, password)
         except (ValueError, KeyError, TypeError):
-            raise ConfigurationError(f"cannot decrypt keystore {str(settings.keystore)!r}",
-                                     hint="check the password (PERU_COMPRAS_KEYSTORE_PASSWORD)") from None
+            raise ConfigurationError(f"cannot decrypt keystore {str(keystore)!r}",
+                                     hint=f"check the password ({password_variable})") from None
         account: LocalAccount = Account.from_key(key)
         return account
-    raw = os.environ.get("PERU_COMPRAS_PRIVATE_KEY")
+    raw = os.environ.get(key_variable)
     if raw is None:
         return None
     text = raw.strip().removeprefix("0x")
     if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise ConfigurationError("PERU_COMPRAS_PRIVATE_KEY is not a private key (expected 64 hex digits)",
+        raise ConfigurationError(f"{key_variable} is not a private key (expected 64 hex digits)",
                                  hint="fix the variable (its value is not shown)")
     try:
         from_env: LocalAccount = Account.from_key(bytes.fromhex(text))
         return from_env
     except Exception:  # noqa: BLE001 — out of the curve's range: say so without the value
-        raise ConfigurationError("PERU_COMPRAS_PRIVATE_KEY is out of range for secp256k1",
+        raise ConfigurationError(f"{key_variable} is out of range for secp256k1",
                                  hint="generate a new key") from None
 
 
@@ -330,10 +364,24 @@ class Workspace:
         """The signer's transaction sender (writing: on the embedded default this starts the chain)."""
         if self._transactor is None:
             self.start_local_chain()
-            self._transactor = Transactor(self.rpc, self.account(), self.settings.network,
-                                          node_address=self.settings.node_address,
-                                          gas_price=self.settings.gas_price)
+            if self.settings.lacnet_model == "metatx":
+                self._transactor = self._metatx_transactor()
+            else:
+                self._transactor = Transactor(self.rpc, self.account(), self.settings.network,
+                                              node_address=self.settings.node_address,
+                                              gas_price=self.settings.gas_price)
         return self._transactor
+
+    def _metatx_transactor(self) -> Transactor:
+        """The open-standards model: the registrar signs Forwards, the relayer sends them to the hub."""
+        from .chain.metatx import MetaTxTransactor
+
+        relayer = load_relayer_key(self.settings)
+        if relayer is None:
+            raise ConfigurationError("--lacnet-model metatx needs the relayer's key",
+                                     hint="set --relayer-keystore FILE (PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD) or "
+                                          "PERU_COMPRAS_RELAYER_PRIVATE_KEY")
+        return MetaTxTransactor(self.rpc, self.account(), relayer, self.settings.network)
 
     # -- the registry ----------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from .contract import ROLE_NAMES, STATUS_NAMES, artifact
 from .contract import selector as _selector
 from .contract import topic as _topic
 from .lacnet import original_calldata
+from .metatx import forwarded_calldata
 from .rpc import Rpc, RpcError
 from .transactions import Receipt, Transactor
 
@@ -357,6 +358,8 @@ def _entries(data: bytes) -> list[bytes]:
     the older 4-argument one): its signing data is the RLP of the original transaction, whose data minus
     LACNet's 64-byte suffix is our calldata."""
     relayed = original_calldata(data)
+    if relayed is None:  # or the open-standards hub's execute(forward, callData, signature)
+        relayed = forwarded_calldata(data)
     if relayed is not None:
         data = relayed
     selector, body = data[:4], data[4:]
