@@ -24,7 +24,8 @@ const abi = new ethers.Interface([
   "function register(bytes order)",
   "function registerBatch(bytes orders)",
   "function supersede(uint256 supersededTokenId, bytes order)",
-  // on LACNet the node returns the RelayHub's call; its signingData is the original transaction's RLP
+  // on LACNet the node returns the RelayHub's call (two forms); signingData is the original transaction's RLP
+  "function relayMetaTx(uint256 gasLimit, bytes signingData, uint8 v, bytes32 r, bytes32 s)",
   "function relayMetaTx(bytes signingData, uint8 v, bytes32 r, bytes32 s)",
   // what storage says: status 0 not registered, 1 valid, 2 annulled, 3 superseded
   "function orderOf(uint256 tokenId) view returns (tuple(bytes32 documentHash, uint8 status, uint64 statusChangedAt, uint256 replacedBy, uint256 replaces))",

@@ -16,22 +16,27 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import rfc8785
+from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multiformats import multibase, multicodec, multihash, varint
 
+from peru_compras.chain.client import Registry
+from peru_compras.chain.networks import network
 from peru_compras.chain.node import LocalNode
 from peru_compras.chain.rpc import Rpc
+from peru_compras.chain.transactions import Transactor
 from peru_compras.errors import InvalidInput
 from peru_compras.hashing import hashlink, parse_digest
 from peru_compras.order import parse_order
@@ -87,8 +92,6 @@ def _record(number: str, **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory, anvil: LocalNode, rpc: Rpc) -> Iterator[Registered]:
-    import os
-
     folder = tmp_path_factory.mktemp("independent")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
     env.update(PERU_COMPRAS_RPC=anvil.url, PERU_COMPRAS_PRIVATE_KEY=funded_account(rpc).key.hex(),
@@ -144,6 +147,30 @@ def test_the_docs_reader_prints_what_show_prints(registered: Registered) -> None
     statuses = {what: shown["status"] for what, shown in registered.shown.items()}
     assert statuses == {"superseded": "superseded", "supersedes": "valid", "foreign, with document_url": "valid",
                         "batch": "valid", "annulled": "annulled"}
+
+
+def test_the_docs_reader_reads_through_lacnets_relay(lacnet_emulator: Any, tmp_path: Path) -> None:
+    """On LACNet the node returns the RelayHub's relayMetaTx: the reader finds our call inside it."""
+    emu = lacnet_emulator
+    account = Account.create()
+    emu.permit(account.address)
+    profile = replace(network("lacnet-protestnet"), trusted_forwarder=emu.forwarder)
+    signer = Transactor(Rpc(emu.url), account, profile, node_address=emu.node_address)
+    registry, _ = Registry.deploy(signer, document_base_uri="https://oc.example.pe/d/")
+    registry.register(parse_order(_record("OC-LACNET-1")), hashlib.sha256(b"one").digest())
+    registry.register_many([(parse_order(_record(f"OC-LACNET-B{n}")), hashlib.sha256(b"b%d" % n).digest())
+                            for n in range(2)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+    cli = Runner(tmp_path, env)
+    for key in ("20131370998/OC-LACNET-1", "20131370998/OC-LACNET-B1"):
+        shown = cli("--network", "lacnet-protestnet", "--rpc", emu.url, "--registry", registry.address,
+                    "--trusted-forwarder", emu.forwarder, "show", key, "--json")
+        assert shown.code == 0, shown.stderr
+        expected = {k: v for k, v in shown.json().items() if k != "verify_url"}
+        assert expected["registrar"] == account.address  # the signer, not the hub
+        result = node(READER, emu.url, registry.address, key)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == expected, key
 
 
 def test_the_docs_reader_says_when_nothing_is_registered(registered: Registered) -> None:
