@@ -15,12 +15,22 @@ On-chain entry (version 1), the ``order`` bytes of the contract's ``register``::
     order_number and without the entity's identifier, preset dictionary data/record-dictionary-v1.txt)
 
 The two fields left out are exactly those the key carries, so decoding restores the canonical record.
+
+Text rules (:func:`text_problem`, for every free-text string from outside): not empty, no leading or
+trailing white space; no control, format (bidi, zero-width), surrogate, private-use, unassigned or line
+separator characters, nor invisible fillers (U+034F, U+2800, U+3164, U+FFA0, variation selectors...);
+Unicode NFC; at most 3 combining marks in a row; in party names each word in one script (UTS #39 "highly
+restrictive": Latin may mix with Han and kana, Hangul or Bopomofo), so "Hоspital" with a Cyrillic "о" is
+refused. Identifiers are ASCII: an order number is 1 to 40 letters, digits, ``-``, ``_``, ``.`` and ``/``
+starting with a letter or digit; every pattern must match the whole string (``fullmatch``: a final
+newline is refused).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import reprlib
 import unicodedata
 import zlib
 from collections.abc import Mapping
@@ -35,6 +45,7 @@ from urllib.parse import quote
 
 from eth_utils.crypto import keccak
 
+from . import safejson
 from .errors import InvalidInput, InvalidOrder
 
 ENCODING_VERSION = 1
@@ -43,10 +54,19 @@ MAX_ITEMS = 500
 MAX_ORDER_BYTES = 256 * 1024
 
 _RUC_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
-_DECIMAL = re.compile(r"^[0-9]{1,15}(\.[0-9]{1,6})?$")
-_SCHEME = re.compile(r"^[A-Z]{2}-[A-Z0-9]{2,12}$")
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,39}$")
-_CUBSO = re.compile(r"^[0-9]{8,16}$")
+# Every pattern is used with fullmatch: "$" under re.match also matches before a final newline.
+_DECIMAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
+_SCHEME = re.compile(r"[A-Z]{2}-[A-Z0-9]{2,12}")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,39}")
+# H3 (OCDS import): a publisher's own scheme as published (CUA, DEP-GOB-JAL, ocds-03ad3f), and Mexico's RFC
+# with its "&" (C&C021030KX2): ASCII, and never ":" or "/", which the order key uses.
+_LOCAL_SCHEME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,39}")
+MX_RFC = re.compile(r"[A-Z&]{3,4}[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[A-Z0-9]{2}[0-9A]")
+MAX_NOTES, MAX_NOTE_CHARS = 8, 300
+_ORDER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/\-]{0,39}")
+_CUBSO = re.compile(r"[0-9]{8,16}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # date.fromisoformat alone also takes "2026-W01-1"
+_URL = re.compile(r"https?://[!-~]{1,500}")  # printable ASCII, no space: IRIs are written percent-encoded
 _CURRENCIES = frozenset(
     """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD
     CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
@@ -59,22 +79,95 @@ _CURRENCIES = frozenset(
 
 
 _NOT_PRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Default-ignorable or blank characters that are letters, marks or symbols (so not caught above) but draw
+# nothing: a name or number with one looks exactly like the one without.
+_INVISIBLE = frozenset(
+    map(chr, (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x2800, 0x3164, 0xFFA0,
+              *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)))
+)
+_MARKS_IN_A_ROW = 3
+_NEUTRAL_SCRIPTS = frozenset({"COMMON", "INHERITED"})
+_SCRIPT_SETS = (  # UTS #39 "highly restrictive": the only mixes of scripts allowed in one word
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+)
 
 
-def _printable(text: str) -> bool:
-    """Letters, marks, numbers, punctuation, symbols and spaces (any Unicode space, e.g. U+00A0): no
-    control, format (bidi overrides, zero-width), surrogate, private-use or unassigned characters."""
-    if text.isprintable():  # str.isprintable refuses all of the above and also non-ASCII spaces: a fast yes
-        return True
-    return not text.isascii() and all(unicodedata.category(char) not in _NOT_PRINTABLE for char in text)
+def text_problem(value: str, *, name: bool = False) -> str | None:
+    """The first text rule `value` breaks (see the module docstring), or None. `name`: also one script per
+    word, for the names of parties."""
+    if not value.strip():
+        return "must not be empty"
+    if not (value.isascii() and value.isprintable()):  # printable ASCII breaks no rule below: a fast yes
+        problem = _unicode_problem(value, name=name)
+        if problem:
+            return problem
+    if value != value.strip():
+        return "no leading or trailing spaces"
+    return None
+
+
+def _unicode_problem(value: str, *, name: bool) -> str | None:
+    marks = 0
+    for char in value:
+        category = unicodedata.category(char)
+        if category in _NOT_PRINTABLE or char in _INVISIBLE:
+            return (f"printable characters only, found U+{ord(char):04X} (no line breaks, control, format or "
+                    "invisible characters)")
+        marks = marks + 1 if category in ("Mn", "Me") else 0
+        if marks > _MARKS_IN_A_ROW:
+            return f"at most {_MARKS_IN_A_ROW} combining marks in a row"
+    if not unicodedata.is_normalized("NFC", value):
+        return "must be in Unicode NFC form (composed characters, e.g. 'Ñ' not 'N' + U+0303)"
+    if name:
+        for word in value.split():
+            scripts = {_script(char) for char in word} - _NEUTRAL_SCRIPTS
+            if len(scripts) > 1 and not any(scripts <= allowed for allowed in _SCRIPT_SETS):
+                shown = ", ".join(sorted(script.title() for script in scripts))
+                return f"one script per word: {word!r} mixes {shown} (look-alike letters)"
+    return None
+
+
+@cache
+def _script(char: str) -> str:
+    from confusable_homoglyphs.categories import alias  # type: ignore[import-untyped]  # Unicode Scripts.txt
+
+    return str(alias(char))
+
+
+def check_text(value: object, field: str, *, limit: int, name: bool = False) -> str:
+    """`value` if it is a string obeying the text rules and at most `limit` characters; else
+    :class:`InvalidInput` naming `field`, the value and the rule."""
+    if not isinstance(value, str):
+        problem: str | None = "must be a string"
+    elif len(value) > limit:
+        problem = f"at most {limit} characters"
+    else:
+        problem = text_problem(value, name=name)
+    if problem:
+        raise InvalidInput(f"{field}: {_shown(value)} — {problem}", hint=f"fix {field} and try again")
+    return str(value)
+
+
+def _shown(value: object) -> str:
+    """`value` for a message: its repr, at most 60 characters (a 5,000-digit number too)."""
+    if isinstance(value, int) and value.bit_length() > 200:
+        return f"<a number of about {value.bit_length() * 30103 // 100000 + 1} digits>"
+    text = repr(value) if isinstance(value, str) else _REPR.repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+_REPR = reprlib.Repr()  # bounded: a deep or long value costs a few dozen characters
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
 
 
 def ruc_is_valid(ruc: str) -> bool:
     """SUNAT's check digit: weights 5,4,3,2,7,6,5,4,3,2; d = 11 - sum mod 11; 10 → 0, 11 → 1."""
     if len(ruc) != 11 or not ruc.isascii() or not ruc.isdigit():
         return False
-    check = 11 - sum(int(c) * w for c, w in zip(ruc, _RUC_WEIGHTS, strict=False)) % 11
-    return {10: 0, 11: 1}.get(check, check) == int(ruc[10])
+    check = 11 - sum(int(ruc[index]) * weight for index, weight in enumerate(_RUC_WEIGHTS)) % 11
+    return check % 10 == int(ruc[10])  # d is 1..11: "% 10" maps 10 → 0 and 11 → 1 and keeps 1..9
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +243,7 @@ class Order:
     currency: str
     delivery: Delivery
     document_url: str | None = None
+    notes: tuple[str, ...] = ()  # what an importer inferred or found missing (H3: OCDS import)
     _canonical: bytes = field(default=b"", repr=False, compare=False)
 
     @property
@@ -180,6 +274,8 @@ class Order:
         }
         if self.document_url is not None:
             out["document_url"] = self.document_url
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
     def canonical_bytes(self) -> bytes:
@@ -211,24 +307,60 @@ def _dictionary() -> bytes:
 
 
 def decode_entry(entry: bytes) -> tuple[bytes, Order]:
-    """Inverse of :meth:`Order.encode_entry`: the document hash and the validated order."""
+    """Inverse of :meth:`Order.encode_entry`: the document hash and the validated order.
+
+    The bytes are a registrar's (the contract checks only their length), so every way they can be wrong is
+    an :class:`InvalidOrder` (or :class:`~peru_compras.errors.InvalidJSON` for the body's JSON) naming
+    the part: ``entry``, ``entry.key``, ``entry.version``, ``entry.body`` or a record field."""
+    source = "on-chain record"
     if len(entry) < 37:
-        raise InvalidInput("on-chain order entry is too short")
+        raise InvalidOrder([f"entry: {len(entry)} bytes — at least 37"], source=source)
     document_hash = entry[:32]
     key_end = 33 + entry[32]
-    key = entry[33:key_end].decode()
+    if len(entry) <= key_end:
+        raise InvalidOrder([f"entry.key: {entry[32]} bytes — longer than the entry"], source=source)
+    try:
+        key = entry[33:key_end].decode()
+    except UnicodeDecodeError:
+        raise InvalidOrder([f"entry.key: {_shown(entry[33:key_end])} — not UTF-8"], source=source) from None
     if entry[key_end] != ENCODING_VERSION:
-        raise InvalidInput(f"unknown record encoding version {entry[key_end]}")
-    decompressor = zlib.decompressobj(-15, _dictionary())
-    body = json.loads(decompressor.decompress(entry[key_end + 1 :], MAX_ORDER_BYTES))
+        raise InvalidOrder([f"entry.version: {entry[key_end]} — unknown record encoding version (this "
+                            f"peru-compras reads {ENCODING_VERSION})"], source=source)
+    body = safejson.loads(_inflate(entry[key_end + 1 :], source), source=f"{source} body",
+                          max_bytes=MAX_ORDER_BYTES)
+    entity = body.get("entity") if isinstance(body, dict) else None
+    if not isinstance(entity, dict) or "order_number" in body or set(entity) - {"name"}:
+        raise InvalidOrder([f"entry.body: {_shown(body)} — a record without order_number, its entity "
+                            "{name} only"], source=source)
     entity_key, _, order_number = key.partition("/")
     body["order_number"] = order_number
     if ":" in entity_key:
         scheme, _, ident = entity_key.partition(":")
-        body["entity"].update({"id": ident, "scheme": scheme})
+        entity.update({"id": ident, "scheme": scheme})
     else:
-        body["entity"]["ruc"] = entity_key
-    return document_hash, parse_order(body, source="on-chain record")
+        entity["ruc"] = entity_key
+    order = parse_order(body, source=source)
+    if order.key != key:  # e.g. "PE-RUC:20131370998/1" would be a second token for "20131370998/1"
+        raise InvalidOrder([f"entry.key: {key!r} — written as {order.key!r}"], source=source)
+    return document_hash, order
+
+
+def _inflate(packed: bytes, source: str) -> bytes:
+    decompressor = zlib.decompressobj(-15, _dictionary())
+    try:
+        body = decompressor.decompress(packed, MAX_ORDER_BYTES + 1)
+    except zlib.error as exc:
+        raise InvalidOrder([f"entry.body: not raw DEFLATE with the record dictionary ({exc})"],
+                           source=source) from None
+    if len(body) > MAX_ORDER_BYTES:
+        raise InvalidOrder([f"entry.body: inflates past {MAX_ORDER_BYTES} bytes — at most {MAX_ORDER_BYTES}"],
+                           source=source)
+    if not decompressor.eof:
+        raise InvalidOrder(["entry.body: the DEFLATE stream is cut short"], source=source)
+    if decompressor.unused_data:
+        raise InvalidOrder([f"entry.body: the DEFLATE stream is followed by {len(decompressor.unused_data)} more "
+                            "bytes"], source=source)
+    return body
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,31 +372,22 @@ class _Problems:
         self.items: list[str] = []
 
     def add(self, where: str, value: Any, rule: str) -> None:
-        shown = value if isinstance(value, str | int | float) and not isinstance(value, bool) else value
-        text = repr(shown)
-        if len(text) > 60:
-            text = text[:57] + "…"
-        self.items.append(f"{where}: {text} — {rule}")
+        self.items.append(f"{where}: {_shown(value)} — {rule}")
 
 
-def _text(p: _Problems, data: Mapping[str, Any], where: str, name: str, limit: int, *, required: bool = True) -> str:
-    value = data.get(name)
-    path = f"{where}.{name}" if where else name
+def _text(p: _Problems, data: Mapping[str, Any], where: str, field: str, limit: int, *,
+          name: bool = False) -> str:
+    value = data.get(field)
+    path = f"{where}.{field}" if where else field
     if value is None:
-        if required:
-            p.add(path, None, "required")
+        p.add(path, None, "required")
         return ""
     if not isinstance(value, str):
         p.add(path, value, "must be a string")
         return ""
-    if not value.strip():
-        p.add(path, value, "must not be empty")
-    elif len(value) > limit:
-        p.add(path, value, f"at most {limit} characters")
-    elif not _printable(value):
-        p.add(path, value, "printable characters only (no line breaks or control characters)")
-    elif value != value.strip():
-        p.add(path, value, "no leading or trailing spaces")
+    problem = f"at most {limit} characters" if len(value) > limit else text_problem(value, name=name)
+    if problem:
+        p.add(path, value, problem)
     return value
 
 
@@ -280,7 +403,7 @@ def _decimal(p: _Problems, data: Mapping[str, Any], where: str, name: str, *, re
         p.add(path, value, "must be a decimal string" + hint)
         return None
     text = str(value)
-    if not _DECIMAL.match(text):
+    if not _DECIMAL.fullmatch(text):
         p.add(path, value, "a decimal number like 120 or 18.50 (digits, optional dot and up to 6 decimals)")
         return None
     try:
@@ -296,7 +419,7 @@ def _iso_date(p: _Problems, value: Any, path: str) -> str:
         p.add(path, value, "required ISO date (YYYY-MM-DD)")
         return ""
     try:
-        if len(value) != 10:
+        if not _DATE.fullmatch(value):
             raise ValueError
         date.fromisoformat(value)
     except ValueError:
@@ -308,7 +431,7 @@ def _party(p: _Problems, data: Any, path: str, *, id_required: bool) -> Party:
     if not isinstance(data, Mapping):
         p.add(path, data, "required object {name, ruc} or {name, id, scheme}")
         return Party(name="")
-    name = _text(p, data, path, "name", 200)
+    name = _text(p, data, path, "name", 200, name=True)
     ruc, ident, scheme = data.get("ruc"), data.get("id"), data.get("scheme")
     if ruc is not None:
         if ident is not None or (scheme not in (None, PE_RUC)):
@@ -321,16 +444,21 @@ def _party(p: _Problems, data: Any, path: str, *, id_required: bool) -> Party:
             if id_required:
                 p.add(path, dict(data), "needs ruc (11 digits) or id with scheme (e.g. PY-RUC)")
             return Party(name=name)
-        if not isinstance(scheme, str) or not _SCHEME.match(scheme):
-            p.add(f"{path}.scheme", scheme, "an org-id scheme like PE-RUC, PY-RUC, MX-RFC, CO-NIT")
+        if not isinstance(scheme, str) or not (_SCHEME.fullmatch(scheme) or _LOCAL_SCHEME.fullmatch(scheme)):
+            p.add(f"{path}.scheme", scheme, "an org-id scheme like PE-RUC, PY-RUC, MX-RFC, CO-NIT, or a publisher's "
+                  "own scheme (1 to 40 ASCII letters, digits, '.', '_', '-')")
             return Party(name=name, id=str(ident), scheme=str(scheme))
+        if not _SCHEME.fullmatch(scheme) and _SCHEME.fullmatch(scheme.upper()):
+            # "pe-ruc:20131370998" would be a second, look-alike key for the RUC 20131370998
+            p.add(f"{path}.scheme", scheme, f"an org-id scheme is written in capitals: {scheme.upper()!r}")
+            return Party(name=name, id=str(ident), scheme=scheme)
     if not isinstance(ident, str):
         p.add(where, ident, "must be a string")
         return Party(name=name)
     if scheme == PE_RUC:
         if not ruc_is_valid(ident):
             p.add(where, ident, "a RUC has 11 digits and SUNAT's check digit")
-    elif not _IDENTIFIER.match(ident):
+    elif not (_IDENTIFIER.fullmatch(ident) or (scheme == "MX-RFC" and MX_RFC.fullmatch(ident))):
         p.add(where, ident, "letters, digits, '.' and '-' only, at most 40")
     return Party(name=name, id=ident, scheme=scheme)
 
@@ -353,7 +481,7 @@ def _items(p: _Problems, data: Any) -> tuple[Item, ...]:
         unit = _text(p, raw, path, "unit", 40)
         unit_price = _decimal(p, raw, path, "unit_price", required=False)
         cubso = raw.get("cubso")
-        if cubso is not None and (not isinstance(cubso, str) or not _CUBSO.match(cubso)):
+        if cubso is not None and (not isinstance(cubso, str) or not _CUBSO.fullmatch(cubso)):
             p.add(f"{path}.cubso", cubso, "a CUBSO code: 8 to 16 digits")
             cubso = None
         items.append(Item(description, quantity, unit, unit_price, cubso))
@@ -369,10 +497,10 @@ def parse_order(data: Any, *, source: str | None = None) -> Order:
         raise InvalidOrder([f"record: {type(data).__name__} — must be a JSON object"], source=source)
     p = _Problems()
     known = {"order_number", "issued_on", "entity", "buyer", "supplier", "items", "total", "delivery",
-             "document_url", "pdf"}
+             "document_url", "notes", "pdf"}
     for name in sorted(set(data) - known):
         p.add(name, data[name], "unknown field (allowed: " + ", ".join(sorted(known - {"pdf"})) + ")")
-    order_number = _text(p, data, "", "order_number", 40)
+    order_number = _order_number(p, data.get("order_number"))
     issued_on = _iso_date(p, data.get("issued_on"), "issued_on")
     entity = _party(p, data.get("entity"), "entity", id_required=True)
     buyer = _party(p, data.get("buyer"), "buyer", id_required=False)
@@ -385,24 +513,55 @@ def parse_order(data: Any, *, source: str | None = None) -> Order:
     else:
         amount = _decimal(p, total, "total", "amount") or ""
         currency = total.get("currency", "PEN")
-        if currency not in _CURRENCIES:
+        if not isinstance(currency, str) or currency not in _CURRENCIES:
             p.add("total.currency", currency, "an ISO 4217 code such as PEN or USD")
     delivery = _delivery(p, data.get("delivery"))
     document_url = data.get("document_url")
     if document_url is not None:
-        if not isinstance(document_url, str) or not re.match(r"^https?://[^\s]{1,500}$", document_url):
-            p.add("document_url", document_url, "an http(s) URL without spaces, at most 500 characters")
+        if not isinstance(document_url, str) or not _URL.fullmatch(document_url):
+            p.add("document_url", document_url, "an http(s) URL of printable ASCII without spaces (percent-encode "
+                  "other characters), at most 500 characters after the scheme")
+    notes = _notes(p, data.get("notes"))
     if p.items:
         raise InvalidOrder(p.items, source=source)
     order = Order(order_number, issued_on, entity, buyer, supplier, items, amount, str(currency), delivery,
-                  document_url)
-    if len(order.key.encode()) > 255:
-        raise InvalidOrder([f"order_number: {order_number!r} — entity id and order number exceed 255 bytes"],
-                           source=source)
+                  document_url, notes)
     object.__setattr__(order, "_canonical", _canonical(order.to_json()))
     if len(order._canonical) > MAX_ORDER_BYTES:
         raise InvalidOrder([f"record: {len(order._canonical)} bytes — at most {MAX_ORDER_BYTES}"], source=source)
     return order
+
+
+def _notes(p: _Problems, value: Any) -> tuple[str, ...]:
+    """Optional ``notes``: 1 to 8 texts, each at most 300 characters (H3: what an OCDS import inferred)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_NOTES:
+        p.add("notes", value, f"a list of 1 to {MAX_NOTES} texts")
+        return ()
+    for index in range(len(value)):
+        _text(p, {f"notes[{index}]": value[index]}, "", f"notes[{index}]", MAX_NOTE_CHARS)
+    return tuple(str(note) for note in value)
+
+
+def _order_number(p: _Problems, value: Any) -> str:
+    if value is None:
+        p.add("order_number", None, "required")
+        return ""
+    if not isinstance(value, str) or not _ORDER_NUMBER.fullmatch(value):
+        p.add("order_number", value, "1 to 40 ASCII letters, digits, '-', '_', '.' or '/', starting with a "
+              "letter or digit" + _order_number_detail(value))
+        return ""
+    return value
+
+
+def _order_number_detail(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        return ""
+    if len(value) > 40:
+        return f" ({len(value)} characters)"
+    bad = next((char for char in value if not _ORDER_NUMBER.fullmatch("0" + char)), value[0])
+    return f" (found {repr(bad) if bad.isascii() and bad.isprintable() else f'U+{ord(bad):04X}'})"
 
 
 def _delivery(p: _Problems, data: Any) -> Delivery:
@@ -424,15 +583,12 @@ def _delivery(p: _Problems, data: Any) -> Delivery:
 def load_order(path: Path) -> Order:
     """Read and validate an order JSON file."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_ORDER_BYTES + 1)
     except OSError as exc:
         raise InvalidInput(f"cannot read order file {str(path)!r}: {exc.strerror}",
                            hint="check the path") from exc
     if len(raw) > MAX_ORDER_BYTES:
-        raise InvalidInput(f"order file {str(path)!r} is {len(raw)} bytes, over {MAX_ORDER_BYTES}")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"order file {str(path)!r} is not valid UTF-8 JSON: {exc}",
-                           hint="fix the JSON syntax") from exc
+        raise InvalidInput(f"order file {str(path)!r} is over {MAX_ORDER_BYTES} bytes", hint="is it an order?")
+    data = safejson.loads(raw, source=f"order file {str(path)!r}", max_bytes=MAX_ORDER_BYTES)
     return parse_order(data, source=str(path))

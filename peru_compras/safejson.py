@@ -67,8 +67,9 @@ def loads(
 
     def integer(digits: str) -> int:
         if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
-            raise InvalidJSON(f"{source}: a number of {len(digits.lstrip('-'))} digits, over the limit of "
-                              f"{MAX_NUMBER_DIGITS}", hint="write amounts as decimal strings like \"18.50\"")
+            raise InvalidJSON(f"{source}: {_long_number_at(text)}a number of {len(digits.lstrip('-'))} digits, "
+                              f"over the limit of {MAX_NUMBER_DIGITS}",
+                              hint="write amounts as decimal strings like \"18.50\"")
         return int(digits)
 
     def real(digits: str) -> float:
@@ -114,6 +115,20 @@ def _check_depth(text: str, source: str, max_depth: int) -> None:
                                   hint="flatten the structure")
         else:
             depth -= 1
+
+
+_LONG_NUMBER = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*")(\s*:\s*)?|-?[0-9]{' + str(MAX_NUMBER_DIGITS + 1) + ",}")
+
+
+def _long_number_at(text: str) -> str:
+    """Where the first integer over the limit is, and the key it is the value of: "key 'term_days': "."""
+    key = None
+    for match in _LONG_NUMBER.finditer(text):
+        if match.group(1) is None:
+            line = text.count("\n", 0, match.start()) + 1
+            return f"line {line}" + (f", key {_short(key[1:-1])}" if key else "") + ": "
+        key = match.group(1) if match.group(2) is not None else None
+    return ""
 
 
 def _short(text: str) -> str:
