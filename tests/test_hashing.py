@@ -1,23 +1,117 @@
+"""SHA-256 digests and hashlinks: the draft's vector, the multihash prefix and length, files in chunks.
+
+The base58btc codec is checked against an independent one (multiformats). Keep this file fast: a mutation
+run (benchmarks/mutation.py) runs it once per mutant.
+"""
+
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from multiformats import multibase
 
 from peru_compras.errors import InvalidInput
-from peru_compras.hashing import hashlink, parse_digest, sha256
+from peru_compras.hashing import hashlink, parse_digest, sha256, sha256_file
+
+HELLO = "hl:zQmWvQxTqbG2Z9HPJgG57jjwR154cKhbtJenbyYTWkjgF3e"
+
+
+def reference_hashlink(prefix: bytes, digest: bytes) -> str:
+    return "hl:" + multibase.encode(prefix + digest, "base58btc")
 
 
 def test_hashlink_of_hello_world_matches_the_draft() -> None:
-    assert hashlink(sha256(b"Hello World!")) == "hl:zQmWvQxTqbG2Z9HPJgG57jjwR154cKhbtJenbyYTWkjgF3e"
+    assert sha256(b"Hello World!").hex() == "7f83b1657ff1fc53b92dc18148a1d65dfc2d4b1fa3d677284addd200126d9069"
+    assert hashlink(sha256(b"Hello World!")) == HELLO
+    assert parse_digest(HELLO) == sha256(b"Hello World!")
 
 
-def test_parse_digest_accepts_hashlink_and_hex() -> None:
-    digest = sha256(b"orden")
-    assert parse_digest(hashlink(digest)) == digest
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=32, max_size=32) | st.sampled_from([b"\0" * 32, b"\0" * 31 + b"\1", b"\xff" * 32,
+                                                               b"\0\0\0" + b"\1" * 29]))
+def test_hashlink_is_base58btc_of_the_sha256_multihash_and_reads_back(digest: bytes) -> None:
+    link = hashlink(digest)
+    assert link == reference_hashlink(b"\x12\x20", digest)
+    assert link.startswith("hl:zQm") and len(link) == 50
+    assert parse_digest(link) == digest
     assert parse_digest(digest.hex()) == digest
-    assert parse_digest("0x" + digest.hex().upper()) == digest
 
 
-@pytest.mark.parametrize("text", ["hl:zNOPE", "1234", "hl:" + "z" * 10, "0x" + "g" * 64])
-def test_parse_digest_refuses_garbage(text: str) -> None:
-    with pytest.raises(InvalidInput):
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=40))
+def test_any_other_multihash_or_length_is_refused(raw: bytes) -> None:
+    if len(raw) == 34 and raw[:2] == b"\x12\x20":
+        return
+    link = "hl:" + multibase.encode(raw, "base58btc") if raw else "hl:z"
+    with pytest.raises(InvalidInput, match="is not a SHA-256 hashlink"):
+        parse_digest(link)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "size"),
+    [
+        (b"\x1b\x20", 32),  # keccak-256: also 32 bytes, must not pass as SHA-256
+        (b"\x13\x40", 64),  # sha2-512
+        (b"\x12\x20", 31), (b"\x12\x20", 33),  # the right prefix, one byte short or long
+        (b"\x12\x20", 5),  # a 7-byte "multihash"
+        (b"\x12\x1f", 32), (b"\x20\x12", 32), (b"\x11\x20", 32),
+        (b"\x00\x12\x20", 32),  # a leading zero byte: base58 "1"
+    ],
+)
+def test_prefix_and_length_are_both_checked(prefix: bytes, size: int) -> None:
+    link = reference_hashlink(prefix, b"\x07" * size)
+    with pytest.raises(InvalidInput, match="is not a SHA-256 hashlink"):
+        parse_digest(link)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hl:zNOPE", "hl:z0Qm", "hl:zQmWvQxTqbG2Z9HPJgG57jjwR154cKhbtJenbyYTWkjgF3I",  # 0, O, I, l: not base58
+        "hl:z", "hl:" + "z" * 10, "hl:mEiB/g7FlgA", "HL:" + HELLO[3:], "hl:Z" + HELLO[4:], HELLO + "1",
+        "hl:z" + "2" * 10_000,  # long: refused without a quadratic decode
+    ],
+)
+def test_parse_digest_refuses_bad_hashlinks(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
         parse_digest(text)
+    assert "is not a SHA-256" in caught.value.message and len(caught.value.message) < 150
+    assert caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1234", "0x" + "g" * 64, "a" * 63, "a" * 65, "0x" + "a" * 63, "0x" + "a" * 65, "x" + "a" * 64,
+        "0000 " * 12 + "0000",  # 64 characters that bytes.fromhex reads as 26 bytes
+        "a" * 32 + "\n" + "a" * 32, "ａ" * 64, "00x" + "a" * 63, "", "0x",
+    ],
+)
+def test_parse_digest_refuses_bad_hex(text: str) -> None:
+    with pytest.raises(InvalidInput, match="is not a SHA-256 digest"):
+        parse_digest(text)
+
+
+def test_parse_digest_accepts_hex_with_or_without_0x_in_either_case_and_around_spaces() -> None:
+    digest = sha256(b"orden")
+    for text in (digest.hex(), digest.hex().upper(), "0x" + digest.hex(), "0X" + digest.hex().upper(),
+                 f"  {digest.hex()}\n", f" {hashlink(digest)}\n"):
+        assert parse_digest(text) == digest
+
+
+@pytest.mark.parametrize("size", [31, 33, 0, 64])
+def test_hashlink_needs_32_bytes(size: int) -> None:
+    with pytest.raises(InvalidInput, match=f"a SHA-256 digest has 32 bytes, got {size}"):
+        hashlink(b"\x01" * size)
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, (5 << 20) // 2])
+def test_sha256_file_reads_every_chunk(tmp_path: Path, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"\x5a" * (size % 256)
+    path = tmp_path / "doc.pdf"
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).digest() == sha256(data)
