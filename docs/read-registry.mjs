@@ -27,6 +27,8 @@ const abi = new ethers.Interface([
   // on LACNet the node returns the RelayHub's call (two forms); signingData is the original transaction's RLP
   "function relayMetaTx(uint256 gasLimit, bytes signingData, uint8 v, bytes32 r, bytes32 s)",
   "function relayMetaTx(bytes signingData, uint8 v, bytes32 r, bytes32 s)",
+  // LACNet's open-standards model: a relayer calls the ERC-2771 hub, which calls the registry with callData
+  "function execute(tuple(address from, address to, uint256 value, uint32 space, uint256 nonce, uint256 deadline, bytes32 dataHash, address caller) forward, bytes callData, bytes signature)",
   // what storage says: status 0 not registered, 1 valid, 2 annulled, 3 superseded
   "function orderOf(uint256 tokenId) view returns (tuple(bytes32 documentHash, uint8 status, uint64 statusChangedAt, uint256 replacedBy, uint256 replaces))",
   "function documentBaseURI() view returns (string)",
@@ -62,6 +64,9 @@ function entries(data) {
   if (call?.name === "relayMetaTx") { // LACNet: [nonce, gasPrice, gas, to, value, data ‖ 64-byte suffix]
     const original = ethers.decodeRlp(call.args.signingData)[5];
     return entries(ethers.dataSlice(original, 0, ethers.dataLength(original) - 64));
+  }
+  if (call?.name === "execute" && ethers.keccak256(call.args.callData) === call.args.forward.dataHash) {
+    return entries(call.args.callData); // the signer's call, as the registrar signed it (EIP-712 Forward)
   }
   if (call?.name === "register" || call?.name === "supersede") return [ethers.getBytes(call.args.order)];
   if (call?.name !== "registerBatch") return [];

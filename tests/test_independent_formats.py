@@ -173,6 +173,30 @@ def test_the_docs_reader_reads_through_lacnets_relay(lacnet_emulator: Any, tmp_p
         assert json.loads(result.stdout) == expected, key
 
 
+def test_the_docs_reader_reads_through_lacnets_erc2771_hub(tmp_path: Path) -> None:
+    """LACNet's open-standards model: the relayer's transaction is the hub's execute(forward, callData, …)."""
+    from peru_compras.chain.metatx import MetaTxTransactor
+
+    from .lacnet.metatx import MetaTxEmulator
+
+    with MetaTxEmulator() as emu:
+        account = Account.create()
+        profile = replace(network("lacnet-protestnet"), metatx_hub=emu.hub)
+        signer = MetaTxTransactor(Rpc(emu.url), account, emu.new_relayer(), profile, hub=emu.hub)
+        registry, _ = Registry.deploy(signer, document_base_uri="https://oc.example.pe/d/")
+        registry.register(parse_order(_record("OC-MTX-1")), hashlib.sha256(b"mtx").digest())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+        shown = Runner(tmp_path, env)("--network", "lacnet-protestnet", "--lacnet-model", "metatx", "--metatx-hub",
+                                      emu.hub, "--rpc", emu.url, "--registry", registry.address, "show",
+                                      "20131370998/OC-MTX-1", "--json")
+        assert shown.code == 0, shown.stderr
+        expected = {k: v for k, v in shown.json().items() if k != "verify_url"}
+        assert expected["registrar"] == account.address  # the registrar who signed, not the relayer
+        result = node(READER, emu.url, registry.address, "20131370998/OC-MTX-1")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == expected
+
+
 def test_the_docs_reader_says_when_nothing_is_registered(registered: Registered) -> None:
     result = node(READER, registered.rpc_url, registered.registry, "20131370998/OC-NUNCA")
     assert result.returncode == 1 and result.stdout == ""
