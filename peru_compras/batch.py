@@ -21,9 +21,14 @@ uniqueness rule is only the last line of defence. Each batch is first simulated 
 order the chain would refuse is reported on its own line and the rest go on.
 
 On LACNet the hash the writer node returns is its relay transaction's, not the hash of the signed bytes: the
-journal renames the transaction once the node has answered. When the relay refuses a transaction (its
-BadTransactionSent event, or an error at sending), every order of the transactions in flight goes back to
-``ready`` (unless the chain has it) and the run stops with one line: running it again retries them.
+journal renames the transaction once the node has answered. The gas limit is the node's estimate with a
+margin. When the hub did not run a transaction because the node's gas allowance for the block was used up
+(NotEnoughGas), or a later one of ours then failed its nonce (BadNonce), its orders go back to ``ready`` and
+are sent again in a new transaction a few blocks later (at most :data:`RELAY_RETRIES` times in a run); a
+``BAD NONCE`` from the relay at sending settles what is in flight, re-reads the nonce and signs again (at most
+``NONCE_RESYNCS`` times). Any other refusal, or one retried too often, sends every order of the transactions
+in flight back to ``ready`` (unless the chain has it) and stops the run with one line: running it again
+retries them.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .chain import lacnet
 from .chain.client import ORDER_REGISTERED, Registry
 from .chain.rpc import RpcError
-from .chain.transactions import Receipt, Transactor
+from .chain.transactions import NONCE_RESYNCS, Receipt, Transactor
 from .config import Workspace
 from .errors import (
     ChainRefused,
@@ -57,6 +63,9 @@ from .hashing import hashlink
 from .store import LocalStore, Packed, PackWriter
 
 _NESTED = ("entity", "buyer", "supplier", "total", "delivery")
+#: how many times one run sends again the orders of transactions the LACNet hub did not run
+RELAY_RETRIES = 6
+_RETRYABLE = (lacnet.NOT_ENOUGH_GAS, lacnet.BAD_NONCE)
 _INTS = {"delivery.term_days"}
 #: a manifest line (one order) at most: the record's own limit is far below
 MAX_LINE = 1 << 20
@@ -259,7 +268,7 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
     """Validate, (stamp,) hash, append to a pack of the store (not yet committed) and encode one row. Never
     raises: a refusal is `error`. Runs in worker processes, so the document's bytes never travel back."""
     from .order import parse_order
-    from .pdf import read_pdf, stamp_pdf
+    from .pdf import check_registrable, read_pdf, stamp_pdf
 
     number_hint = str((row.record or {}).get("order_number", "") or "")
     if row.skipped:
@@ -277,6 +286,7 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
             document = render_order(order, verify_url=verify_url)
         else:
             document = read_pdf(row.pdf)
+            check_registrable(document, verify_url, name=str(row.pdf))  # no active content, no other order's QR
             if stamp:
                 document = stamp_pdf(document, verify_url, order=order, name=str(row.pdf))
         packed = _writer(store_root, base_url).add(document)
@@ -380,8 +390,11 @@ class Journal:
         with self.db:
             self.db.execute("BEGIN")
             self._insert_ready(batch)
+            # the same bytes signed again after a refusal (same nonce, same expiration second): one row
             self.db.execute("INSERT INTO txs (tx_hash, registry, sender, nonce, raw, state, orders) "
-                            "VALUES (?,?,?,?,?,'signed',?)", (tx_hash, self.registry, sender, nonce, raw, len(keys)))
+                            "VALUES (?,?,?,?,?,'signed',?) ON CONFLICT (tx_hash) DO UPDATE SET state='signed', "
+                            "orders=excluded.orders WHERE txs.state='dropped'",
+                            (tx_hash, self.registry, sender, nonce, raw, len(keys)))
             self.db.executemany("UPDATE orders SET state='signed', tx_hash=? WHERE registry=? AND key=?",
                                 [(tx_hash, self.registry, key) for key in keys])
 
@@ -555,6 +568,9 @@ class BatchRegistrar:
         self._pending: dict[str, tuple[bytes, int]] = {}
         self._sources: dict[str, dict[str, Any]] = {}  # OCDS rows: where each order came from
         self._done: list[tuple[str, int | None]] = []  # confirmed by an earlier run: reported in groups
+        self._retry: list[Prepared] = []  # orders of transactions the LACNet hub did not run: sent again
+        self._retries = 0
+        self._retry_block: int | None = None
 
     # -- output ---------------------------------------------------------------------------------------
 
@@ -687,8 +703,11 @@ class BatchRegistrar:
             if batch:
                 self._send(batch)
             self._flush_done()
-            while self._in_flight:
-                self._confirm_oldest()
+            while self._in_flight or self._retry:
+                if self._in_flight:
+                    self._confirm_oldest()
+                else:
+                    self._send_retries()
         finally:
             pool.shutdown(cancel_futures=True)
         return self.summary
@@ -752,8 +771,10 @@ class BatchRegistrar:
         _evict_oldest(self._pending, 4 * self.batch_size * (self.in_flight_limit + 1))
         return item
 
-    def _preflight(self, batch: list[Prepared]) -> list[Prepared]:
-        """Drop what the chain would refuse: documents already registered, orders already registered."""
+    def _preflight(self, batch: list[Prepared]) -> tuple[list[Prepared], int]:
+        """Drop what the chain would refuse: documents already registered, orders already registered; the
+        gas limit for the rest (on LACNet the node's estimate with a margin, elsewhere a bound measured in
+        benchmarks/, which spares an estimate's many executions)."""
         topics = ["0x" + p.digest.hex() for p in batch]
         logs = _retrying(lambda: self.registry.rpc.call("eth_getLogs", [{
             "address": self.registry.address, "fromBlock": hex(self.registry.from_block), "toBlock": "latest",
@@ -776,9 +797,13 @@ class BatchRegistrar:
         while keep:
             data = self.registry.batch_calldata([p.entry for p in keep])
             try:
+                if self.transactor.network.is_lacnet:
+                    estimate = _retrying(partial(self.transactor.estimate_gas, self.registry.address, data,
+                                                 action="register a batch"), what="estimate the batch")
+                    return keep, lacnet.user_gas(estimate)
                 _retrying(partial(self.transactor.simulate, self.registry.address, data, action="register a batch"),
                           what="simulate the batch")
-                return keep
+                return keep, 80_000 + 45_000 * len(keep) + 16 * len(data)
             except OrderAlreadyRegistered as exc:
                 culprit = next((p for p in keep if p.token_id == exc.token_id), None)
                 if culprit is None:
@@ -791,17 +816,28 @@ class BatchRegistrar:
                     self._report(culprit.key, culprit.number, already=True)
                 else:
                     self._refuse(culprit.number, culprit.order_number, str(exc), self._sources.pop(culprit.key, None))
-        return keep
+        return keep, 0
 
     def _send(self, batch: list[Prepared]) -> None:
         # The documents the workers appended are on disk and indexed before the chain can point at them.
         self.ws.store.commit(p.packed for p in batch if p.packed is not None)
-        batch = self._preflight(batch)
+        self._send_retries()
+        self._send_checked(batch)
+
+    def _send_retries(self) -> None:
+        """Send again, a few blocks after the refusal, the orders the hub did not run."""
+        if self._retry and not self._in_flight:
+            items, self._retry = self._retry, []
+            self.transactor.wait_for_blocks(self._retry_block, 2 ** min(self._retries - 1, 3))
+            for start in range(0, len(items), self.batch_size):
+                self._send_checked(items[start : start + self.batch_size])
+
+    def _send_checked(self, batch: list[Prepared]) -> None:
+        batch, gas = self._preflight(batch)
         if not batch:
             return
         data = self.registry.batch_calldata([p.entry for p in batch])
-        gas = 80_000 + 45_000 * len(batch) + 16 * len(data)
-        while True:
+        for attempt in range(NONCE_RESYNCS + 1):
             nonce = self._next_nonce()
             raw, tx_hash = _retrying(partial(self.transactor.sign, self.registry.address, data, gas, nonce),
                                      what="sign a batch")
@@ -816,10 +852,16 @@ class BatchRegistrar:
                 if "already known" in exc.message.lower():
                     break
                 self.journal.dropped(tx_hash)
-                self.transactor.resync_nonce()
-                if "nonce" not in exc.message.lower():
-                    refusal = self.transactor.send_refusal(exc, f"register a batch of {len(batch)} orders")
+                refusal = self.transactor.send_refusal(exc, f"register a batch of {len(batch)} orders")
+                allowance = isinstance(refusal, lacnet.HubRefused) and refusal.code == lacnet.NOT_ENOUGH_GAS
+                if attempt == NONCE_RESYNCS or not (lacnet.is_bad_nonce(exc.message) or allowance):
+                    self.transactor.resync_nonce()
                     self._stop_after_refusal(refusal)
+                while self._in_flight:  # their nonces come first: settle them, then ask the node again
+                    self._confirm_oldest()
+                if allowance:
+                    self.transactor.wait_for_blocks(None, 2**attempt)
+                self.transactor.resync_nonce()
         self._in_flight.append(flight)
         while len(self._in_flight) >= self.in_flight_limit:
             self._confirm_oldest()
@@ -876,6 +918,19 @@ class BatchRegistrar:
         batch = flight.batch
         try:
             receipt = self._await_receipt(flight)
+        except lacnet.HubRefused as refusal:
+            self._recheck_orders(flight.tx_hash)
+            if refusal.code not in _RETRYABLE or self._retries >= RELAY_RETRIES:
+                self._stop_after_refusal(refusal)
+            self._retries += 1
+            self._retry_block = refusal.block
+            for item in batch:
+                row = self.journal.get(item.key)
+                if row is not None and row["state"] == "confirmed":
+                    self._report(item.key, item.number, already=False)
+                else:
+                    self._retry.append(item)
+            return
         except RelayRefused as refusal:
             self._recheck_orders(flight.tx_hash)
             self._stop_after_refusal(refusal)
@@ -895,7 +950,7 @@ class BatchRegistrar:
 
     def _send_single_retry(self, item: Prepared) -> None:
         try:
-            kept = self._preflight([item])
+            kept, _gas = self._preflight([item])
             if kept:
                 data = self.registry.batch_calldata([item.entry])
                 receipt = self.transactor.transact(self.registry.address, data, action="register an order")

@@ -224,6 +224,9 @@ class RelayOutcome:
     hub_events: int = 0  # how many of the hub's events the receipt carries (any kind)
 
 
+_ZERO = "0x" + "00" * 20
+
+
 def _word_address(topic: str) -> str:
     return str(to_checksum_address("0x" + topic[-40:]))
 
@@ -252,7 +255,8 @@ def relay_outcome(logs: list[dict[str, Any]], *, sender: str | None = None, hub:
             body = bytes.fromhex(str(log.get("data", "0x"))[2:])
             if topics[0] == BAD_TRANSACTION_SENT:
                 _node, original, code = abi_decode(["address", "address", "uint8"], body)
-                if mine is None or to_checksum_address(original) == mine:
+                # InvalidSignature names nobody (the hub recovered no signer): ours too
+                if mine is None or to_checksum_address(original) in (mine, _ZERO):
                     refused = int(code)
             elif topics[0] == RELAYED:  # Relayed(address indexed from, address indexed node)
                 if mine is None or len(topics) < 2 or _word_address(topics[1]) == mine:
