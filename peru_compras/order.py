@@ -65,6 +65,7 @@ MX_RFC = re.compile(r"[A-Z&]{3,4}[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[
 MAX_NOTES, MAX_NOTE_CHARS = 8, 300
 _ORDER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/\-]{0,39}")
 _CUBSO = re.compile(r"[0-9]{8,16}")
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,40}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # date.fromisoformat alone also takes "2026-W01-1"
 _URL = re.compile(r"https?://[!-~]{1,500}")  # printable ASCII, no space: IRIs are written percent-encoded
 _CURRENCIES = frozenset(
@@ -498,8 +499,9 @@ def parse_order(data: Any, *, source: str | None = None) -> Order:
     p = _Problems()
     known = {"order_number", "issued_on", "entity", "buyer", "supplier", "items", "total", "delivery",
              "document_url", "notes", "pdf"}
-    for name in sorted(set(data) - known):
-        p.add(name, data[name], "unknown field (allowed: " + ", ".join(sorted(known - {"pdf"})) + ")")
+    for name in sorted(set(data) - known, key=str):
+        shown = name if isinstance(name, str) and _FIELD_NAME.fullmatch(name) else _shown(name)  # no raw escapes
+        p.add(shown, data[name], "unknown field (allowed: " + ", ".join(sorted(known - {"pdf"})) + ")")
     order_number = _order_number(p, data.get("order_number"))
     issued_on = _iso_date(p, data.get("issued_on"), "issued_on")
     entity = _party(p, data.get("entity"), "entity", id_required=True)
