@@ -59,14 +59,17 @@ def _workspace() -> Workspace:
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr)
+    from .terminal import safe
+
+    print(safe(text), file=sys.stderr)
 
 
 def _emit(data: dict[str, Any], human: str) -> None:
-    if state.json:
-        print(json.dumps(data, ensure_ascii=False))
-    else:
-        print(human)
+    """The command's answer: JSON with --json, else `human`; either way no outside string reaches the
+    terminal raw (control, bidi and zero-width characters escaped, see :mod:`.terminal`)."""
+    from .terminal import json_line, safe
+
+    print(json_line(data) if state.json else safe(human))
 
 
 def _fail(exc: PeruComprasError) -> NoReturn:
@@ -311,6 +314,7 @@ def register_batch(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .batch import BatchRegistrar, Row, count_rows, manifest_kind, preview, read_manifest
+    from .terminal import json_line
 
     if not manifest.is_file():
         raise InvalidInput(f"cannot read manifest {str(manifest)!r}", hint="check the path")
@@ -320,7 +324,7 @@ def register_batch(
 
     def emit(line: dict[str, Any]) -> None:
         if state.json or dry_run:
-            print(json.dumps(line, ensure_ascii=False), flush=False)
+            print(json_line(line), flush=False)
         elif "error" in line:
             _err(f"row {line.get('row')}: {line.get('order_number') or '?'}: {line['error']}")
         elif line.get("status") == "skipped":
@@ -619,8 +623,10 @@ def annul(
     Example:
         peru-compras annul 20131370998/OC-2026-004512 --reason "Error en el monto"
     """
-    reason = reason.strip()
-    if not reason or len(reason.encode()) > 1000:
+    from .order import check_text
+
+    reason = check_text(reason.strip(), "--reason", limit=1000)  # the record's text rules (no ESC, U+202E, …)
+    if len(reason.encode()) > 1000:
         raise InvalidInput(f"--reason has {len(reason.encode())} bytes; it needs 1 to 1000",
                            hint="write a short reason")
     registry = _workspace().registry(write=True)

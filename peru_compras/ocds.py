@@ -45,8 +45,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInput, OrderNotRegistered, UnreadableRecord
-from .order import PE_RUC, ruc_is_valid
+from . import safejson
+from .errors import InvalidInput, InvalidJSON, OrderNotRegistered, UnreadableRecord
+from .order import _IDENTIFIER, _LOCAL_SCHEME, MAX_NOTE_CHARS, MAX_NOTES, MX_RFC, PE_RUC, ruc_is_valid
 
 if TYPE_CHECKING:
     from .batch import Row
@@ -57,12 +58,20 @@ if TYPE_CHECKING:
 OCID_PREFIX = "ocds-pecomp"
 LOCATION_EXTENSION = ("https://raw.githubusercontent.com/open-contracting-extensions/ocds_location_extension/"
                       "v1.1.4/extension.json")
+MAX_OCDS_BYTES = 64 * 1024 * 1024  # an OCDS manifest is read whole
 OCDS_KEYS = re.compile(r'(?<!\\)"(releases|records|ocid)"\s*:')
-_SCHEME = re.compile(r"^[A-Z]{2}-[A-Z0-9]{2,12}$")
-_SCHEMED_ID = re.compile(r"^([A-Za-z]{2}-[A-Za-z0-9]{2,12})-([A-Za-z0-9][A-Za-z0-9.\-]*)$")
+_ORG_ID_SCHEME = re.compile(r"[A-Za-z]{2}-[A-Za-z0-9]{2,12}")  # the org-id list's shape: country, register
+_SCHEMED_ID = re.compile(r"([A-Za-z]{2}-[A-Za-z0-9]{2,12})-([A-Za-z0-9][A-Za-z0-9.\-]*)")
+_OCID = re.compile(r"((?i:ocds)-[A-Za-z0-9]{6})-(.+)")  # the publisher's registered prefix, then its process id
+_POSITION = re.compile(r"[0-9]{1,3}")  # a contract id that only numbers the contract within its process
+_WITH_DV = re.compile(r"([0-9]{5,15})-([0-9])")
+_NIT_WEIGHTS = (3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71)
 _CURRENCY_ALIASES = {"S/": "PEN", "S/.": "PEN", "SOL": "PEN", "SOLES": "PEN", "NUEVOS SOLES": "PEN",
                      "US$": "USD", "DOLARES": "USD", "DÓLARES": "USD"}
 _SKIPPED_AWARDS = ("pending", "cancelled", "unsuccessful")
+#: The delivery place of an order whose publication gives none (Spanish, as the page: "not stated by the
+#: publisher"); noted in the record.
+NO_PLACE = "No indicado por el publicador"
 
 
 class _Refusal(Exception):
@@ -78,9 +87,13 @@ def _list(value: Any) -> list[Any]:
 
 
 def _ident(value: Any) -> str | None:
-    """An OCDS id (string or integer) as text, or None."""
-    if isinstance(value, bool) or value is None:
+    """An OCDS id (string or number: ``440`` and ``440.0`` are "440") as text, or None."""
+    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
         return None
+    if isinstance(value, float):
+        value = Decimal(repr(value)) if value == value and abs(value) < 1e40 else value
+    if isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 40 and value == int(value):
+        value = int(value)
     text = str(value).strip()
     return text or None
 
@@ -182,6 +195,141 @@ def find_pdf(order_number: str, pdf_dir: Path | None) -> Path | None:
     return None
 
 
+# -- parties -------------------------------------------------------------------------------------------
+
+
+class _Notes(list[str]):
+    """The notes of one row; those that say what was inferred or missing also go in the record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recorded: list[str] = []
+
+    def infer(self, text: str) -> None:
+        self.append(text)
+        self.recorded.append(text)
+
+    def for_record(self) -> list[str]:
+        """At most MAX_NOTES notes of at most MAX_NOTE_CHARS characters (the record's limits)."""
+        notes = [note if len(note) <= MAX_NOTE_CHARS else note[: MAX_NOTE_CHARS - 1] + "…" for note in self.recorded]
+        if len(notes) > MAX_NOTES:
+            notes = [*notes[: MAX_NOTES - 1], f"and {len(notes) - MAX_NOTES + 1} more notes in the import's output"]
+        return notes
+
+
+def py_ruc_is_valid(text: str) -> bool:
+    """Paraguay's RUC with its check digit ("80007525-0"): weights 2, 3, … 11 from the right (then 2 again);
+    r = sum mod 11; DV = 11 - r, or 0 when r < 2."""
+    match = _WITH_DV.fullmatch(text)
+    if match is None or len(match.group(1)) > 9:
+        return False
+    total, weight = 0, 2
+    for digit in reversed(match.group(1)):
+        total += int(digit) * weight
+        weight = weight + 1 if weight < 11 else 2
+    rest = total % 11
+    return (11 - rest if rest > 1 else 0) == int(match.group(2))
+
+
+def co_nit_is_valid(text: str) -> bool:
+    """Colombia's NIT with its check digit ("800197268-4"): DIAN's weights 3, 7, 13, … 71 from the right;
+    r = sum mod 11; DV = r when r < 2, else 11 - r."""
+    match = _WITH_DV.fullmatch(text)
+    if match is None:
+        return False
+    total = sum(int(digit) * weight for digit, weight in zip(reversed(match.group(1)), _NIT_WEIGHTS, strict=False))
+    rest = total % 11
+    return (rest if rest < 2 else 11 - rest) == int(match.group(2))
+
+
+def _rfc_shape(text: str) -> bool:
+    return MX_RFC.fullmatch(text) is not None
+
+
+#: Schemes an id's own shape proves, with the words a published scheme text uses for each (any casing or
+#: accents): only these are ever inferred.
+_PROOFS: tuple[tuple[str, Any, str, tuple[str, ...]], ...] = (
+    (PE_RUC, ruc_is_valid, "SUNAT's check digit", ("RUC", "REGISTRO UNICO DE CONTRIBUYENTE")),
+    ("PY-RUC", py_ruc_is_valid, "its check digit (DV)", ("RUC", "REGISTRO UNICO DE CONTRIBUYENTE")),
+    ("CO-NIT", co_nit_is_valid, "its check digit (DV)", ("NIT",)),
+    ("MX-RFC", _rfc_shape, "the RFC pattern", ("RFC", "REGISTRO FEDERAL DE CONTRIBUYENTES")),
+)
+
+
+def _plain(text: str) -> str:
+    """Upper case without accents, words separated by single spaces (for matching scheme names)."""
+    decomposed = unicodedata.normalize("NFKD", text.upper())
+    return " ".join("".join(c if c.isalnum() else " " for c in decomposed if not unicodedata.combining(c)).split())
+
+
+def _proven(ident: str, scheme: str | None) -> tuple[str, str] | None:
+    """(scheme, proof) when the id's shape proves exactly one scheme of _PROOFS — among those the published
+    scheme text names, or any when there is none."""
+    words = f" {_plain(scheme)} " if scheme else None
+    found = [(name, proof) for name, check, proof, names in _PROOFS
+             if (words is None or any(f" {n} " in words for n in names)) and check(ident)]
+    return found[0] if len(found) == 1 else None
+
+
+def _as_record(scheme: str, ident: str) -> dict[str, str]:
+    return {"ruc": ident} if scheme == PE_RUC else {"id": ident, "scheme": scheme}
+
+
+def _classify(scheme: str | None, ident: str, label: str, notes: _Notes) -> dict[str, str] | None:
+    """One published (scheme, id) as the record gives it, or None (noted) when it cannot identify."""
+    ident = ident.replace(" ", "")
+    given = f"scheme {scheme!r}" if scheme else "no scheme"
+    if scheme and _ORG_ID_SCHEME.fullmatch(re.sub(r"[\s_]+", "-", scheme.strip())):
+        scheme = re.sub(r"[\s_]+", "-", scheme.strip()).upper()
+        if ident.upper().startswith(scheme + "-"):
+            notes.infer(f"{label} {ident!r}: its {scheme}- prefix is left out of the id")
+            ident = ident[len(scheme) + 1:]
+        if scheme == PE_RUC and not ruc_is_valid(ident):
+            raise _Refusal(f"{label} {ident!r} is given as PE-RUC but fails SUNAT's check digit")
+        if scheme == PE_RUC or _IDENTIFIER.fullmatch(ident) or (scheme == "MX-RFC" and _rfc_shape(ident)):
+            return _as_record(scheme, ident)
+        notes.append(f"{label} {ident!r} ({scheme}) left out: letters, digits, '.' and '-' only, at most 40")
+        return None
+    proof = _proven(ident, scheme)
+    if proof is not None:
+        notes.infer(f"{label} {ident!r} has {given}: {proof[1]} proves {proof[0]}")
+        return _as_record(proof[0], ident)
+    if scheme and _LOCAL_SCHEME.fullmatch(scheme.strip()) and _IDENTIFIER.fullmatch(ident):
+        return _as_record(scheme.strip(), ident)  # the publisher's own scheme, as published
+    if scheme is None:
+        notes.infer(f"{label} {ident!r} left out: no scheme, and its shape proves none (a PE-RUC, PY-RUC or CO-NIT "
+                    "check digit, the MX-RFC pattern)")
+    else:
+        notes.infer(f"{label} {ident!r} left out: {given} is neither an org-id scheme nor a scheme name of letters, "
+                    "digits, '.', '_' and '-', and the id's shape proves none")
+    return None
+
+
+def identify(org: dict[str, Any], role: str, notes: _Notes) -> dict[str, str] | None:
+    """The party's identifier as the record gives it (``{"ruc"}`` or ``{"id", "scheme"}``), from the first
+    that can identify of: ``identifier``, ``additionalIdentifiers[]``, the party ``id`` when it reads
+    ``SCHEME-ID`` (``PE-RUC-20131370998``). An id given as a number is its digits; a scheme without an id is no
+    identifier. Only a check digit (PE-RUC, PY-RUC, CO-NIT) or the RFC pattern (MX-RFC) infers a scheme;
+    another scheme is kept as published. Everything left out or inferred is noted."""
+    label = f"{role} identifier"
+    for given in [_obj(org.get("identifier")), *map(_obj, _list(org.get("additionalIdentifiers")))]:
+        scheme, ident = _ident(given.get("scheme")), _ident(given.get("id"))
+        if ident is None:
+            if scheme is not None:
+                notes.infer(f"{label} scheme {scheme!r} has no id: no identifier")
+            continue
+        found = _classify(scheme, ident, label, notes)
+        if found is not None:
+            return found
+    match = _SCHEMED_ID.fullmatch(_ident(org.get("id")) or "")
+    if match is not None:
+        try:
+            return _classify(match.group(1), match.group(2), f"{role} party id", notes)
+        except _Refusal as refusal:  # a party id is only a fallback: a bad one is left out, not refused
+            notes.infer(f"{refusal}: left out")
+    return None
+
+
 # -- reading the manifest ------------------------------------------------------------------------------
 
 
@@ -219,16 +367,17 @@ def is_ocds(head: str) -> bool:
     return bool(OCDS_KEYS.search(head))
 
 
-def _load(text: str) -> Any:
-    try:
-        return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+def _load(text: str, source: str) -> Any:
+    """Bounded JSON (:func:`.safejson.loads`: size, nesting, repeated keys, NaN); numbers as Decimal."""
+    return safejson.loads(text, source=source, max_bytes=MAX_OCDS_BYTES, parse_float=Decimal)
 
 
 def _releases(path: Path) -> tuple[list[_Release], list[tuple[int, str]]]:
     """Every release in the file, numbered in file order, and the lines that could not be read."""
     try:
+        if path.stat().st_size > MAX_OCDS_BYTES:
+            raise InvalidInput(f"manifest {str(path)!r} is {path.stat().st_size} bytes, over the limit of "
+                               f"{MAX_OCDS_BYTES} for an OCDS file", hint="split it into several packages")
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise InvalidInput(f"cannot read manifest {str(path)!r}: {exc.strerror}", hint="check the path") from None
@@ -238,20 +387,19 @@ def _releases(path: Path) -> tuple[list[_Release], list[tuple[int, str]]]:
     documents: list[tuple[int | None, Any]] = []
     broken: list[tuple[int, str]] = []
     try:
-        documents.append((None, _load(text)))
-    except json.JSONDecodeError as whole:
+        documents.append((None, _load(text, f"manifest {str(path)!r}")))
+    except InvalidJSON as whole:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
         if len(lines) <= 1:
-            raise InvalidInput(f"manifest {str(path)!r} is not valid JSON: {whole.msg} (line {whole.lineno})",
-                               hint="fix the JSON, or give one release per line (JSON Lines)") from None
+            raise InvalidInput(str(whole), hint="fix the JSON, or give one release per line (JSON Lines)") from None
         for number, content in lines:
             try:
-                documents.append((number, _load(content)))
-            except json.JSONDecodeError as exc:
+                documents.append((number, _load(content, f"line {number}")))
+            except InvalidJSON as exc:
                 if number == lines[0][0]:
-                    raise InvalidInput(f"manifest {str(path)!r} is neither JSON nor JSON Lines: line {number}: "
-                                       f"{exc.msg}", hint="fix the JSON") from None
-                documents.append((number, _Unreadable(f"line {number} is not JSON: {exc.msg}")))
+                    raise InvalidInput(f"manifest {str(path)!r} is neither JSON nor JSON Lines: {exc}",
+                                       hint="fix the JSON") from None
+                documents.append((number, _Unreadable(str(exc))))
     releases: list[_Release] = []
 
     def refuse(reason: str) -> None:
@@ -264,30 +412,35 @@ def _releases(path: Path) -> tuple[list[_Release], list[tuple[int, str]]]:
             where = f"line {line}" if line else f"release {len(releases) + len(broken) + 1}"
             refuse(f"{where} is not a JSON object (an OCDS release)")
 
+    def add_record(record: dict[str, Any], line: int | None) -> None:
+        compiled = record.get("compiledRelease")
+        if isinstance(compiled, dict):
+            add(compiled, line)
+            return
+        linked = _list(record.get("releases"))
+        if not linked:
+            refuse(f"record {record.get('ocid')!r} has neither a compiledRelease nor releases")
+        elif all(isinstance(r, dict) and "url" in r and "ocid" not in r for r in linked):
+            refuse(f"record {record.get('ocid')!r} has only linked releases (urls) and no compiledRelease: "
+                   "give the releases themselves or the compiled release")
+            return
+        for value in linked:
+            add(value, line)
+
     for line, document in documents:
         if isinstance(document, _Unreadable):
             refuse(document.reason)
         elif isinstance(document, list):
             for value in document:
                 add(value, line)
+        elif isinstance(document, dict) and "ocid" in document and ("compiledRelease" in document
+                                                                 or isinstance(document.get("releases"), list)):
+            add_record(document, line)
         elif isinstance(document, dict) and ("releases" in document or "records" in document):
             for value in _list(document.get("releases")):
                 add(value, line)
             for record in _list(document.get("records")):
-                record = _obj(record)
-                compiled = record.get("compiledRelease")
-                if isinstance(compiled, dict):
-                    add(compiled, line)
-                    continue
-                linked = _list(record.get("releases"))
-                if not linked:
-                    refuse(f"record {record.get('ocid')!r} has neither a compiledRelease nor releases")
-                elif all(isinstance(r, dict) and "url" in r and "ocid" not in r for r in linked):
-                    refuse(f"record {record.get('ocid')!r} has only linked releases (urls) and no compiledRelease: "
-                           "give the releases themselves or the compiled release")
-                    continue
-                for value in linked:
-                    add(value, line)
+                add_record(_obj(record), line)
         else:
             add(document, line)
     return releases, broken
@@ -324,6 +477,10 @@ def _overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _same_name(value: Any) -> str:
+    return " ".join(str(value).split()).casefold() if isinstance(value, str) else ""
+
+
 def _roles(party: dict[str, Any]) -> set[str]:
     return {str(role).strip().lower() for role in _list(party.get("roles"))}
 
@@ -350,6 +507,7 @@ class _Process:
 
     def __init__(self, releases: list[_Release], pdf_dir: Path | None) -> None:
         self.releases = sorted(releases, key=lambda r: (r.when, r.number))
+        self.ocid = self.releases[0].ocid
         self.pdf_dir = pdf_dir
         self.parties: dict[str, dict[str, Any]] = {}
         self.buyer_ref: dict[str, Any] | None = None
@@ -406,8 +564,11 @@ class _Process:
     def _row(self, tracked: _Tracked) -> Row:
         from .batch import Row
 
-        notes: list[str] = []
+        notes = _Notes()
         owner = tracked.owner
+        for note in _list(_obj(owner.data.get("chainRegistration")).get("recordNotes")):
+            if isinstance(note, str):  # our own export read back: the notes the record on chain carries
+                notes.infer(note)
         number_hint = {"order_number": tracked.id} if tracked.id else None
         source = owner.source(**{f"{tracked.kind}_id": tracked.id})
         try:
@@ -425,7 +586,7 @@ class _Process:
 
     # -- the record -----------------------------------------------------------------------------------
 
-    def _record(self, tracked: _Tracked, notes: list[str]) -> dict[str, Any]:
+    def _record(self, tracked: _Tracked, notes: _Notes) -> dict[str, Any]:
         data = tracked.data
         award = self._award_of(tracked)
         items = _list(data.get("items")) or _list(award.get("items"))
@@ -439,19 +600,32 @@ class _Process:
             raise _Skip(f"{tracked.label()} is {status}, and no contract points to it")
         if tracked.id is None:
             raise _Refusal("has no id (the order number comes from it)")
-        entity = self._party(self._buyer(), "buyer", notes, required=True)
+        entity = self._party(self._buyer(), "buyer", notes, required=True, by_ocid=True)
         buyer = self._party(self._procuring(), "procuring entity", notes, required=False)
         record: dict[str, Any] = {
-            "order_number": tracked.id,
+            "order_number": self._order_number(tracked, notes),
             "issued_on": self._issued_on(tracked, award),
             "entity": entity,
             "buyer": buyer,
-            "supplier": self._party(self._supplier(tracked, award), "supplier", notes, required=True),
+            "supplier": self._party(self._supplier(tracked, award, notes), "supplier", notes, required=True),
             "items": [self._item(index, item, notes) for index, item in enumerate(items)],
-            "total": self._total(data, award, entity, notes),
+            "total": self._total(data, award, entity, items, notes),
             "delivery": self._delivery(data, award, items, notes),
         }
+        if notes.recorded:
+            record["notes"] = notes.for_record()
         return record
+
+    def _order_number(self, tracked: _Tracked, notes: _Notes) -> str:
+        """The contract's (or award's) id; an id of 1 to 3 digits only numbers it within its process (Mexico
+        City's "1" in every ocid), so the ocid's process id goes before it: ``AD-SF-DRM-063-2015/1``."""
+        ident = str(tracked.id)
+        prefix = _OCID.fullmatch(self.ocid or "")
+        if not _POSITION.fullmatch(ident) or prefix is None:
+            return ident
+        number = f"{prefix.group(2)}/{ident}"
+        notes.infer(f"{tracked.kind} id {ident!r} numbers it only within its process: order number {number!r}")
+        return number
 
     def _award_of(self, tracked: _Tracked) -> dict[str, Any]:
         if tracked.kind == "award":
@@ -461,12 +635,13 @@ class _Process:
         return found.data if found else {}
 
     def _org(self, ref: dict[str, Any]) -> dict[str, Any]:
-        """An organization reference completed from the parties (by id, else by name)."""
+        """An organization reference completed from the parties: by id, else by name (white space and
+        casing aside), else the reference alone (an OCDS 1.0 reference carries its own identifier)."""
         key = _ident(ref.get("id"))
         party = self.parties.get(key) if key else None
-        if party is None and ref.get("name") is not None:
-            party = self.parties.get(f"name:{ref.get('name')}") or next(
-                (p for p in self.parties.values() if p.get("name") == ref.get("name")), None)
+        name = _same_name(ref.get("name"))
+        if party is None and name:
+            party = next((p for p in self.parties.values() if _same_name(p.get("name")) == name), None)
         return _overlay(ref, party or {})
 
     def _with_role(self, role: str) -> list[dict[str, Any]]:
@@ -491,69 +666,55 @@ class _Process:
         found = self._with_role("procuringEntity")
         return found[0] if len(found) == 1 else self._buyer()
 
-    def _supplier(self, tracked: _Tracked, award: dict[str, Any]) -> dict[str, Any]:
+    def _supplier(self, tracked: _Tracked, award: dict[str, Any], notes: _Notes) -> dict[str, Any]:
+        suppliers = [_obj(s) for s in _list(award.get("suppliers"))]
+        if len(suppliers) > 1:
+            raise _Refusal(f"award {award.get('id')!r} has {len(suppliers)} suppliers; an order names one")
+        if suppliers:
+            return self._org(suppliers[0])
+        found = self._with_role("supplier")
+        if len(found) == 1:
+            if award:
+                notes.infer(f"award {award.get('id')!r} names no supplier: the one party with role supplier")
+            return found[0]
         if not award:
-            found = self._with_role("supplier")
-            if len(found) == 1:
-                return found[0]
             raise _Refusal(f"its award {tracked.data.get('awardID')!r} is in no release of its ocid "
                            "(the supplier comes from the award)")
-        suppliers = [_obj(s) for s in _list(award.get("suppliers"))]
-        if len(suppliers) != 1:
-            raise _Refusal(f"award {award.get('id')!r} has {len(suppliers)} suppliers; an order names one"
-                           if suppliers else f"award {award.get('id')!r} names no supplier")
-        return self._org(suppliers[0])
+        raise _Refusal(f"award {award.get('id')!r} names no supplier, and {len(found)} parties have the role "
+                       "supplier")
 
-    def _party(self, org: dict[str, Any], role: str, notes: list[str], *, required: bool) -> dict[str, Any]:
+    def _party(self, org: dict[str, Any], role: str, notes: _Notes, *, required: bool,
+               by_ocid: bool = False) -> dict[str, Any]:
+        """A record party (``{name, ruc}`` or ``{name, id, scheme}``) from what the publisher gave (see
+        :func:`identify`). With no identifier at all, the entity is keyed under the publisher's namespace by
+        the ocid (``ocid`` given), the supplier by its party id there; the purchasing unit stays a name."""
         identifier = _obj(org.get("identifier"))
         name = _text(org.get("name"), notes, f"{role} name") or _text(identifier.get("legalName"), notes,
                                                                         f"{role} legal name")
-        out: dict[str, Any] = {"name": name}
-        ident, scheme = _ident(identifier.get("id")), _ident(identifier.get("scheme"))
-        if ident is None:
-            match = _SCHEMED_ID.match(_ident(org.get("id")) or "")
-            if match:
-                scheme, ident = match.group(1), match.group(2)
-            else:
-                extra = next((_obj(x) for x in _list(org.get("additionalIdentifiers"))
-                              if _ident(_obj(x).get("id")) and _ident(_obj(x).get("scheme"))), {})
-                ident, scheme = _ident(extra.get("id")), _ident(extra.get("scheme"))
-        if ident is None:
-            if required:
-                raise _Refusal(f"{role} {name!r} has no identifier (identifier.scheme and identifier.id)")
-            return out
-        ident = ident.replace(" ", "")
-        scheme = re.sub(r"[\s_]+", "-", scheme.upper()) if scheme else None
-        if scheme in (None, "RUC"):
-            if ruc_is_valid(ident):
-                notes.append(f"{role} identifier {ident!r} " + ("has no scheme" if scheme is None else
-                                                                "has scheme 'RUC'") + ": a valid RUC, read as PE-RUC")
-                scheme = PE_RUC
-            elif required:
-                raise _Refusal(f"{role} {name!r}: identifier {ident!r} has "
-                               + ("no scheme" if scheme is None else "the ambiguous scheme 'RUC'")
-                               + " and is not a valid Peruvian RUC; give its scheme (PE-RUC, PY-RUC, MX-RFC, "
-                               "CO-NIT, …)")
-            else:
-                notes.append(f"{role} identifier {ident!r} dropped: no scheme and not a valid RUC")
-                return out
-        if not _SCHEME.match(scheme):
-            if required:
-                raise _Refusal(f"{role} {name!r}: identifier scheme {scheme!r} is not an org-id scheme like "
-                               "PE-RUC, PY-RUC, MX-RFC, CO-NIT")
-            notes.append(f"{role} identifier {ident!r} dropped: scheme {scheme!r} is not an org-id scheme")
-            return out
-        if scheme == PE_RUC:
-            out["ruc"] = ident
+        found = identify(org, role, notes)
+        if found is not None:
+            return {"name": name, **found}
+        if not required:
+            return {"name": name}
+        prefix = _OCID.fullmatch(self.ocid or "")
+        if prefix is None:
+            raise _Refusal(f"{role} {name!r} has no identifier, and its ocid {self.ocid!r} has no publisher prefix "
+                           "(ocds- and 6 characters) to key it under")
+        if by_ocid:
+            own, what = prefix.group(2), f"by its ocid {self.ocid!r}"
         else:
-            out.update(id=ident, scheme=scheme)
-        return out
+            own, what = _ident(org.get("id")) or "", f"by its party id {_ident(org.get('id'))!r}"
+        if not _IDENTIFIER.fullmatch(own):
+            raise _Refusal(f"{role} {name!r} has no identifier, and {what.removeprefix('by its ')} cannot key it "
+                           "(letters, digits, '.' and '-', at most 40)")
+        notes.infer(f"{role} has no identifier: keyed under the publisher's namespace {prefix.group(1)!r} {what}")
+        return {"name": name, "id": own, "scheme": prefix.group(1)}
 
     def _issued_on(self, tracked: _Tracked, award: dict[str, Any]) -> str | None:
         signed = tracked.data.get("dateSigned") if tracked.kind == "contract" else award.get("date")
         return _date(signed) or _date(tracked.releases[0].data.get("date"))
 
-    def _item(self, index: int, item: Any, notes: list[str]) -> dict[str, Any]:
+    def _item(self, index: int, item: Any, notes: _Notes) -> dict[str, Any]:
         item = _obj(item)
         classification = _obj(item.get("classification"))
         where = f"item {index + 1}"
@@ -579,26 +740,31 @@ class _Process:
                 notes.append(f"{where}: CUBSO code {code!r} left out (8 to 16 digits expected)")
         return out
 
-    def _total(self, data: dict[str, Any], award: dict[str, Any], entity: dict[str, Any],
-               notes: list[str]) -> dict[str, Any]:
+    def _total(self, data: dict[str, Any], award: dict[str, Any], entity: dict[str, Any], items: list[Any],
+               notes: _Notes) -> dict[str, Any]:
         value = _obj(data.get("value")) if _obj(data.get("value")).get("amount") is not None else _obj(
             award.get("value"))
         if value.get("amount") is None:
-            raise _Refusal("no value (contract.value or its award's value)")
+            computed = _items_total(items)
+            if computed is None:
+                raise _Refusal("no value (contract.value or its award's value), and its items' quantities and unit "
+                               "prices do not give one (each item needs unit.value in one currency)")
+            value = computed
+            notes.infer(f"no value: the sum of its items' quantity × unit price, {value['amount']}")
         currency = _ident(value.get("currency"))
         if currency is None:
             if "ruc" not in entity:
                 raise _Refusal("its value has no currency")
-            notes.append("value has no currency: PEN (a Peruvian buyer)")
+            notes.infer("value has no currency: PEN (a Peruvian buyer)")
             currency = "PEN"
         code = currency.upper()
         code = _CURRENCY_ALIASES.get(" ".join(code.split()), code)
         if code != currency:
-            notes.append(f"currency {currency!r} read as {code}")
+            notes.infer(f"currency {currency!r} read as {code}")
         return {"amount": _number(value.get("amount")), "currency": code}
 
     def _delivery(self, data: dict[str, Any], award: dict[str, Any], items: list[Any],
-                  notes: list[str]) -> dict[str, Any]:
+                  notes: _Notes) -> dict[str, Any]:
         places: list[str] = []
         for item in map(_obj, items):
             place = _place(item.get("deliveryLocation"), item.get("deliveryAddress"), notes)
@@ -615,7 +781,9 @@ class _Process:
                 if places:
                     break
         if not places:
-            raise _Refusal("no delivery place (items' deliveryLocation or deliveryAddress, or the tender's)")
+            notes.infer("no delivery place in the publication (items', contract's or tender's deliveryLocation "
+                        f"or deliveryAddress): the record says {NO_PLACE!r}")
+            places.append(NO_PLACE)
         out: dict[str, Any] = {"place": "; ".join(places)}
         for period in (data.get("period"), award.get("contractPeriod"), self.tender.get("contractPeriod")):
             period = _obj(period)
@@ -633,6 +801,22 @@ class _Process:
                 return out
         raise _Refusal("no delivery term (contract.period durationInDays or endDate, or the award's or tender's "
                        "contractPeriod)")
+
+
+def _items_total(items: list[Any]) -> dict[str, Any] | None:
+    """Σ quantity × unit.value.amount when every item gives both as numbers, in one currency; else None."""
+    total, currencies = Decimal(0), set()
+    for item in map(_obj, items):
+        price = _obj(_obj(item.get("unit")).get("value"))
+        numbers = [Decimal(n) for n in (item.get("quantity"), price.get("amount"))
+                   if isinstance(n, Decimal | int) and not isinstance(n, bool)]
+        if len(numbers) != 2 or not all(n.is_finite() and abs(n.adjusted()) < 16 for n in numbers):
+            return None
+        total += numbers[0] * numbers[1]
+        currencies.add(_ident(price.get("currency")))
+    if len(currencies) != 1 or total <= 0:
+        return None
+    return {"amount": total, "currency": currencies.pop()}
 
 
 class _Skip(_Refusal):
@@ -748,6 +932,8 @@ def release_for(record: OnChainOrder, *, chain_id: int, registry: str, date_time
     }
     if record.annul_reason is not None:
         registration["annulReason"] = record.annul_reason
+    if order.notes:
+        registration["recordNotes"] = list(order.notes)
     if state.replaces:
         registration["supersedes"] = f"0x{state.replaces:064x}"
     if state.replaced_by:

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +27,7 @@ from eth_utils.crypto import keccak
 
 from peru_compras.chain.client import REGISTER, Registry
 from peru_compras.chain.networks import network
+from peru_compras.chain.node import free_port
 from peru_compras.chain.rpc import Rpc
 from peru_compras.chain.transactions import Transactor
 from peru_compras.order import ENCODING_VERSION, _dictionary, parse_order
@@ -28,8 +35,9 @@ from peru_compras.pdf import stamp_pdf
 from peru_compras.render import render_order
 from peru_compras.store import LocalStore
 from peru_compras.web.app import PageSettings, create_app
+from peru_compras.web.server import uvicorn_config
 
-from .conftest import Runner, funded_account, reference_order
+from .conftest import Runner, funded_account, reference_order, write_json
 from .test_web import Client
 
 BASE = "https://oc.example.pe"
@@ -146,3 +154,276 @@ def test_show_names_the_malformed_record_and_export_ocds_keeps_the_others(hostil
     skipped = [line for line in exported.stderr.splitlines() if line.startswith("skipped:")]
     assert len(skipped) == len(hostile.bad), exported.stderr
     assert sorted(exported.json()["unreadable"]) == sorted(f"0x{t:064x}" for t in hostile.bad.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# Item 12: the server — slow clients, connection cap, HSTS behind trusted proxies only
+
+
+async def tiny_app(scope: Any, receive: Any, send: Any) -> None:
+    """Any ASGI app: the limits are the server's."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+class Served:
+    """uvicorn as `serve` configures it, in a thread, on a free loopback port."""
+
+    def __init__(self, app: Any, **limits: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, **limits))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
+
+
+def closed(sock: socket.socket) -> bool:
+    """True once the server has closed (or reset) the connection."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(4096) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def test_slow_header_clients_are_cut_at_the_request_deadline() -> None:
+    """Five connections each sending one header line every 0.5 s (slowloris): all are closed within the
+    2 s request deadline (uvicorn's own keep-alive timer never runs before a first request)."""
+    with Served(tiny_app, request_timeout=2.0, keep_alive=1) as served:
+        socks = [served.connect() for _ in range(5)]
+        for sock in socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        cut: dict[int, float] = {}
+        while len(cut) < len(socks) and time.monotonic() - started < 6:
+            for index, sock in enumerate(socks):
+                if index in cut:
+                    continue
+                if closed(sock):
+                    cut[index] = time.monotonic() - started
+                    continue
+                try:
+                    sock.sendall(b"X-Slow: %d\r\n" % index)
+                except OSError:
+                    cut[index] = time.monotonic() - started
+            time.sleep(0.5)
+        for sock in socks:
+            sock.close()
+        assert len(cut) == 5, f"still open after 6 s: {sorted(set(range(5)) - set(cut))}"
+        assert max(cut.values()) < 3.5, cut
+        # a client that sends its request at once is served
+        with served.connect() as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+def test_idle_keep_alive_connection_is_closed() -> None:
+    with Served(tiny_app, request_timeout=5.0, keep_alive=1) as served, served.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.settimeout(4)
+        started = time.monotonic()
+        assert sock.recv(4096) == b""  # closed by the server, not by this timeout
+        assert time.monotonic() - started < 3
+
+
+def test_one_client_cannot_hold_more_than_its_share_of_connections() -> None:
+    with Served(tiny_app, max_per_client=3) as served:
+        socks = [served.connect() for _ in range(5)]
+        time.sleep(0.3)
+        assert [closed(sock) for sock in socks] == [False, False, False, True, True]
+        for sock in socks[:3]:  # the first three still work
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        for sock in socks:
+            sock.close()
+        time.sleep(0.3)
+        with served.connect() as sock:  # closing them gave the client its share back
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+def _head(port: int, path: str, headers: dict[str, str]) -> dict[str, str]:
+    import httpx
+
+    response = httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers, timeout=10)
+    return {name.lower(): value for name, value in response.headers.items()}
+
+
+def test_hsts_only_over_https_as_told_by_a_trusted_proxy(hostile: Hostile) -> None:
+    reader = Registry(Rpc(hostile.registry.rpc.url), hostile.registry.address)
+    app = create_app(lambda: reader, PageSettings(base_url=BASE, store=hostile.store))
+    with Served(app) as served:  # trusted: 127.0.0.1 (the default)
+        assert "strict-transport-security" not in _head(served.port, "/favicon.ico", {})
+        over_https = _head(served.port, "/favicon.ico", {"X-Forwarded-Proto": "https"})
+        assert over_https["strict-transport-security"] == "max-age=31536000"
+    with Served(app, trusted_proxies="10.9.9.9") as served:  # the visitor itself claims https: ignored
+        assert "strict-transport-security" not in _head(served.port, "/favicon.ico", {"X-Forwarded-Proto": "https"})
+
+
+def test_serve_drops_the_signing_key_from_its_environment(hostile: Hostile, cli: Runner, tmp_path: Path) -> None:
+    import httpx
+
+    from .conftest import CLI
+
+    key = cli.env["PERU_COMPRAS_PRIVATE_KEY"]
+    port = free_port()
+    env = {**cli.env, "PERU_COMPRAS_KEYSTORE_PASSWORD": "hunter2-not-needed"}
+    process = subprocess.Popen([CLI, "--registry", hostile.registry.address, "--base-url", f"http://127.0.0.1:{port}",
+                                "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        environ = Path(f"/proc/{process.pid}/environ").read_bytes()
+        assert key.encode() not in environ and key.removeprefix("0x").encode() not in environ
+        assert b"PERU_COMPRAS_PRIVATE_KEY" not in environ and b"hunter2" not in environ
+        assert b"PERU_COMPRAS_RPC=" in environ  # what it needs stays
+        token = f"0x{hostile.good.token_id:064x}"
+        assert httpx.get(f"http://127.0.0.1:{port}/api/orders/{token}", timeout=10).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o022, 0o077])
+def test_files_follow_the_umask(umask: int, cli: Runner, tmp_path: Path) -> None:
+    """Stamped PDFs, QR codes, exports and stored documents are public: they get 0666 less the umask (before,
+    every file written through a temporary file was 0600, whatever the umask)."""
+    from .conftest import CLI
+
+    order = write_json(tmp_path / "orden.json", reference_order())
+    out = tmp_path / "qr.svg"
+    done = subprocess.run([CLI, "qr", str(order), "--out", str(out)], cwd=tmp_path, env=cli.env,
+                          capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.umask(umask))
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    previous = os.umask(umask)
+    try:
+        store = LocalStore(tmp_path / "documents", BASE)
+        digest = store.put(b"%PDF-1.7 loose")
+        writer = store.pack_writer()
+        packed = writer.add(b"%PDF-1.7 packed")
+        writer.close()
+    finally:
+        os.umask(previous)
+    assert store.path(digest).stat().st_mode & 0o777 == 0o666 & ~umask
+    pack = next((tmp_path / "documents" / "packs").glob("*.pack"))
+    assert pack.stat().st_mode & 0o777 == 0o666 & ~umask, packed
+
+
+# --------------------------------------------------------------------------------------------------
+# Items 3 and 7: look-alike identifiers and escape-laden text, on the page and on the terminal
+
+LOOKALIKE = "\u041e\u0421-2026-004512"  # Cyrillic "ОС": pixel-identical to OC-2026-004512
+EVIL_REASON = "Error en el monto\u202e odnauqnirt\x1b[2K\r  status: valid\u200b"
+
+
+def test_lookalike_order_number_written_to_the_contract_is_refused_by_the_page(hostile: Hostile,
+                                                                              hostile_page: Client) -> None:
+    key = f"20131370998/{LOOKALIKE}".encode()
+    token = send_raw(hostile.registry, raw_entry(key, deflate(json.dumps(good_body()).encode())))
+    page = hostile_page.get(f"/o/20131370998/{LOOKALIKE}")
+    assert page.status_code == 502 and "mal formado" in page.text
+    assert "vigente" not in page.text
+    assert hostile_page.get(f"/api/orders/0x{token:064x}").status_code == 502
+
+
+def test_non_ascii_in_identifiers_is_marked_with_its_code_point(hostile: Hostile, hostile_page: Client) -> None:
+    """Should a look-alike ever reach the page (a decoder of another version), each non-ASCII character of
+    the order number and ids is highlighted with its U+ code and a warning says so."""
+    import dataclasses
+
+    from peru_compras.web.chainview import Facts, Status, View
+
+    page = hostile_page.app.page
+    genuine = hostile.good
+    fake = dataclasses.replace(genuine, order_number="OC\u20112026\u3164GOOD-1")
+    html = {}
+    for name, order in (("genuine", genuine), ("fake", fake)):
+        view = View(Facts(order.token_id, order, b"\x11" * 32, "0x" + "22" * 32, 1, "0x" + "33" * 20,
+                          BASE + "/d/x", None), Status("valid", 0, None, None, None))
+        html[name] = page.render("order.html", **page.context("es", False, order.verify_path),
+                                 p=page.order_values(view, "es", False, None, {})).body.decode()
+    assert '<mark class="nonascii"' not in html["genuine"] and 'class="lookalike"' not in html["genuine"]
+    assert html["fake"].count('<mark class="nonascii" title="U+2011">\u2011<sup>U+2011</sup></mark>') == 2
+    assert '<mark class="nonascii" title="U+3164"><sup>U+3164</sup></mark>' in html["fake"]  # a filler: only its code
+    assert 'class="lookalike" role="alert"' in html["fake"] and "no son ASCII" in html["fake"]
+
+
+@pytest.fixture(scope="module")
+def annulled_evil(hostile: Hostile) -> Any:
+    """An order annulled by a hostile annuller's key straight through the contract: ESC and U+202E."""
+    order = parse_order(reference_order(order_number="OC-2026-EVIL-1"))
+    hostile.registry.register(order, hashlib.sha256(b"evil pdf").digest())
+    hostile.registry.annul(order.token_id, EVIL_REASON)
+    return order
+
+
+def test_bidi_in_the_annulment_reason_cannot_reverse_the_verdict(annulled_evil: Any, hostile_page: Client) -> None:
+    html = hostile_page.get(annulled_evil.verify_path).text
+    assert "\u202e" not in html and "\x1b" not in html and "\u200b" not in html
+    sentence = html.split('<section class="verdict bad"')[1].split("</section>")[0]
+    assert '<bdi dir="auto">Error en el monto\\u202e odnauqnirt\\x1b[2K\\x0d  status: valid\\u200b</bdi>' in sentence
+    assert sentence.index("<bdi") > sentence.index("anularon") and "Motivo: «<bdi" in sentence
+
+
+def test_show_prints_outside_text_escaped(annulled_evil: Any, hostile: Hostile, cli: Runner) -> None:
+    shown = cli("--registry", hostile.registry.address, "show", annulled_evil.key)
+    assert shown.code == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout and "\r" not in shown.stdout
+    assert "\\x1b[2K\\x0d  status: valid" in shown.stdout and "\\u202e" in shown.stdout
+    as_json = cli("--registry", hostile.registry.address, "show", annulled_evil.key, "--json")
+    assert "\u202e" not in as_json.stdout and "\x1b" not in as_json.stdout
+    assert as_json.json()["annul_reason"] == EVIL_REASON  # the same string, escaped as JSON
+
+
+def test_crafted_document_url_with_escapes_is_refused_and_never_printed_raw(hostile: Hostile, cli: Runner) -> None:
+    url = "https://oc.example.pe/d/x\x1b[1A\x1b[2K  status: valid\x9b2K"
+    key = b"20131370998/OC-2026-URL-1"
+    token = send_raw(hostile.registry, raw_entry(key, deflate(json.dumps(good_body(document_url=url)).encode())))
+    shown = cli("--registry", hostile.registry.address, "show", f"0x{token:064x}")
+    assert shown.code == 1 and "malformed" in shown.stderr
+    assert "\x1b" not in shown.stderr + shown.stdout and "\x9b" not in shown.stderr + shown.stdout
+
+
+def test_annul_refuses_control_and_bidi_characters_in_the_reason(hostile: Hostile, cli: Runner) -> None:
+    order = parse_order(reference_order(order_number="OC-2026-ANNUL-1"))
+    hostile.registry.register(order, hashlib.sha256(b"annul pdf").digest())
+    hostile.registry.grant("annuller", cli.account.address)  # type: ignore[attr-defined]
+    for reason in ("Monto\u202e errado", "Monto\x1b[2K errado", "Monto\u200b errado"):
+        done = cli("--registry", hostile.registry.address, "annul", order.key, "--reason", reason)
+        assert done.code == 2, done.stderr
+        assert "--reason" in done.stderr and "U+" in done.stderr and "\x1b" not in done.stderr
+    assert hostile.registry.state(order.token_id).status == "valid"

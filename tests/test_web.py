@@ -322,7 +322,7 @@ def test_markup_from_the_chain_is_escaped_everywhere(client: Client, deployment:
     assert {tag for tag, _ in tags} <= {"html", "head", "meta", "title", "link", "style", "body", "header", "a",
                                        "nav", "main", "section", "h1", "h2", "h3", "span", "p", "strong", "label",
                                        "input", "div", "noscript", "code", "dl", "dt", "dd", "br", "table", "thead",
-                                       "tr", "th", "tbody", "td", "ul", "li", "script", "footer"}
+                                       "tr", "th", "tbody", "td", "ul", "li", "script", "footer", "bdi"}
     links = [attrs.get("href") or "" for tag, attrs in tags if tag == "a"]
     assert not [link for link in links if link.lower().startswith(("javascript:", "data:"))]
     # JSON inside the page goes through |tojson: no way out of its <script type="application/json">

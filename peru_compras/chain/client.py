@@ -320,7 +320,7 @@ class Registry:
         """Find `token_id`'s entry in a registering transaction's calldata and decode it."""
         for entry in _entries(data):
             if len(entry) > 33 and int.from_bytes(keccak(entry[33 : 33 + entry[32]]), "big") == token_id:
-                digest, order = decode_entry(entry)
+                digest, order = _decode(entry, token_id)
                 if digest != document_hash:
                     raise ChainRefused(f"token {_word(token_id)}: calldata and storage disagree on the hash")
                 return order

@@ -33,7 +33,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from eth_utils.crypto import keccak
 from jinja2 import Environment, FunctionLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -247,6 +247,28 @@ def token_of(entity: str, order_number: str) -> int:
 
 def _hex(token_id: int) -> str:
     return f"0x{token_id:064x}"
+
+
+def isolated(text: str) -> Markup:
+    """Outside text inside a sentence of ours: escaped, its invisible and bidi characters shown as escapes
+    (``\u202e``), and in a ``<bdi dir="auto">`` so that right-to-left text cannot reorder our words."""
+    from ..terminal import safe
+
+    return Markup('<bdi dir="auto">{}</bdi>').format(safe(text))
+
+
+def marked(text: str) -> Markup:
+    """An identifier (order number, entity or supplier id) with every non-ASCII character highlighted with
+    its code point: a look-alike (Cyrillic "О", U+2011 hyphen, a filler) cannot pass for the genuine one."""
+    from ..terminal import hidden
+
+    if text.isascii():
+        return Markup("{}").format(text)
+    parts = [Markup("{}").format(char) if char.isascii() else
+             Markup('<mark class="nonascii" title="U+{0:04X}">{1}<sup>U+{0:04X}</sup></mark>').format(
+                 ord(char), "" if hidden(char) else char)
+             for char in text]
+    return Markup('<bdi dir="ltr">{}</bdi>').format(Markup("").join(parts))
 
 
 class Unavailable(Exception):
@@ -479,10 +501,11 @@ class Page:
         link = None
         rows: list[dict[str, str | None]] = []
         if status.status == "annulled":
+            reason = isolated(status.annul_reason or "—")  # an annuller's bytes: may hold U+202E
             verdict = {"kind": "bad", "mark": "✗", "title": t["verdict_annulled"],
-                       "body": i18n.fill(t["verdict_annulled_body"], date=changed, reason=status.annul_reason or "—")}
+                       "body": Markup(escape(t["verdict_annulled_body"])).format(date=changed, reason=reason)}
             status_block = {"kind": "bad", "mark": "✗", "title": t["check_status_annulled"], "body": ""}
-            rows += [{"label": t["annul_reason"], "value": status.annul_reason or "—", "url": None},
+            rows += [{"label": t["annul_reason"], "value": reason, "url": None},
                      {"label": t["annul_date"], "value": changed, "url": None}]
         elif status.status == "superseded" and status.replaced_by:
             text, url = other_order(status.replaced_by)
@@ -514,14 +537,16 @@ class Page:
         return {
             "title": i18n.fill(t["title_order"], number=order.order_number, entity=order.entity.name),
             "verdict": verdict_values,
-            "number": order.order_number,
+            "number": marked(order.order_number),
+            "lookalike": not (order.order_number.isascii() and order.entity.key.isascii()
+                              and (order.supplier.id or "").isascii()),
             "issued_on": i18n.format_date(order.issued_on, lang),
             "entity_name": order.entity.name,
-            "entity_id": party_id(order.entity),
+            "entity_id": marked(party_id(order.entity)),
             "buyer_name": order.buyer.name,
             "buyer_id": party_id(order.buyer),
             "supplier_name": order.supplier.name,
-            "supplier_id": party_id(order.supplier),
+            "supplier_id": marked(party_id(order.supplier)),
             "total": i18n.format_amount(order.total_amount, order.currency),
             "term": term,
             "place": delivery.place,

@@ -62,6 +62,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                     "huella registrada:",
         "record_h": "Datos registrados",
         "order_number": "N° de orden",
+        "lookalike_warning": "Atención: el número de orden o un RUC de esta orden tiene caracteres que no son "
+                             "ASCII (marcados con su código U+). Pueden imitar a los de otra orden: compárelos "
+                             "letra por letra con el papel.",
         "issued_on": "Fecha de emisión",
         "entity": "Entidad",
         "buyer": "Comprador",
@@ -180,6 +183,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                     "registered fingerprint:",
         "record_h": "The registered order",
         "order_number": "Order number",
+        "lookalike_warning": "Warning: this order's number or an id has characters that are not ASCII (marked "
+                             "with their U+ code). They can imitate another order's: compare them letter by "
+                             "letter with the paper.",
         "issued_on": "Issue date",
         "entity": "Entity",
         "buyer": "Buyer",
