@@ -205,7 +205,7 @@ class MetaTxTransactor(Transactor):
             out = b""
         answer = int.from_bytes(out, "big") if len(out) == 32 else None
         if answer not in (0, 1):
-            raise ConfigurationError(f"the contract at {self.hub} is not a PermissionedMetaTxHub "
+            raise ConfigurationError(f"contract {self.hub} is not a PermissionedMetaTxHub "
                                      "(it does not answer isCallerAllowed)",
                                      hint=f"set {HUB_SETTING} to the hub LACNet published for this network")
         if answer == 0:
