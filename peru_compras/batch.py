@@ -492,7 +492,7 @@ def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callabl
     as ``register-batch`` would check it (record rules, verify URL length, the PDF readable) but nothing
     drawn, stamped, stored, journaled or sent."""
     from .order import parse_order
-    from .pdf import read_pdf
+    from .pdf import check_registrable, read_pdf
 
     summary = Summary(dry_run=True)
     seen: dict[str, int] = {}
@@ -514,7 +514,7 @@ def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callabl
             if len(verify_url) > 80:
                 raise InvalidInput(f"verify URL {verify_url!r} is over 80 characters", hint="use a shorter base URL")
             if row.pdf is not None:
-                read_pdf(row.pdf)
+                check_registrable(read_pdf(row.pdf), verify_url, name=str(row.pdf))
             if order.key in seen:
                 raise InvalidInput(f"order {order.order_number!r} appears again (row {seen[order.key]})")
             seen[order.key] = row.number

@@ -241,10 +241,10 @@ def total_mismatch(order: Any) -> str | None:
 
 def register_order(ws: Workspace, order_path: Path, pdf_path: Path, *, out: Path | None = None,
                    supersedes: str | None = None, stamp: bool = True,
-                   placement: str = "bottom-right") -> dict[str, Any]:
+                   placement: str = "bottom-right", allow_other_urls: bool = False) -> dict[str, Any]:
     """Validate, stamp, store and mint one order; returns the `register` JSON fields."""
     from .order import load_order
-    from .pdf import stamp_pdf
+    from .pdf import check_registrable, stamp_pdf
 
     order = load_order(order_path)
     document = _read_document(pdf_path)
@@ -254,6 +254,7 @@ def register_order(ws: Workspace, order_path: Path, pdf_path: Path, *, out: Path
         _err(f"warning: {order.order_number}: {mismatch}")
     registry = ws.registry(write=True)
     old = _resolve(registry, supersedes) if supersedes else None
+    check_registrable(document, verify_url, name=str(pdf_path), allow_other_urls=allow_other_urls, warn=_err)
     if stamp:
         document = stamp_pdf(document, verify_url, order=order, placement=placement, name=str(pdf_path))
     from .hashing import sha256
@@ -278,6 +279,8 @@ def register(
     no_stamp: bool = typer.Option(False, "--no-stamp", help="Hash the PDF as it is (it already has its QR)."),
     stamp_at: str = typer.Option("bottom-right", "--stamp-at", help="Where the QR goes: bottom-right, "
                                  "bottom-left, top-right, top-left (page 1) or last-page (an added page)."),
+    allow_other_urls: bool = typer.Option(False, "--allow-other-urls", help="Register even though the PDF "
+                                          "carries a link or QR for another address (each printed as a warning)."),
 ) -> None:
     """Validate an order, stamp its QR on the PDF, store the PDF and mint the order's token.
 
@@ -285,7 +288,7 @@ def register(
         peru-compras register orden.json orden.pdf --out orden-sellada.pdf
     """
     data = register_order(_workspace(), order, pdf, out=out, supersedes=supersedes, stamp=not no_stamp,
-                          placement=stamp_at)
+                          placement=stamp_at, allow_other_urls=allow_other_urls)
     _emit(data, f"registered {data['order_number']} as token {data['token_id']}\n"
                 f"  tx {data['tx_hash']} (block {data['block_number']}, {data['gas_used']:,} gas)\n"
                 f"  {data['hashlink']}\n  verify at {data['verify_url']}")

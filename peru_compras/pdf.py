@@ -2,11 +2,20 @@
 
 Untrusted input. :func:`read_pdf` and :func:`check_pdf` refuse, with :class:`~peru_compras.errors.InvalidDocument`
 (exit 2) and one line naming the file and the next step: a file that is not a PDF, zero bytes, a truncated
-file (no ``%%EOF`` near the end), a damaged cross-reference table (qpdf would have to reconstruct it: we do
-not guess), a password the file cannot be opened with, more bytes than the size limit (50 MB by default) or
-more pages than the page limit (1,000). The limits come from the arguments, else the environment
-(``PERU_COMPRAS_MAX_PDF_BYTES``, ``PERU_COMPRAS_MAX_PDF_PAGES``). A PDF encrypted with an empty user
-password opens without one, and one with incremental updates is read as its last revision: both are valid.
+file (no ``%%EOF`` near the end), an encrypted file (with or without an opening password: stamping would
+override its owner's restrictions, so we register none), more bytes than the size limit (50 MB by default),
+more pages than the page limit (1,000), a page larger than twice A0, and a damaged file. The limits come
+from the arguments, else the environment (``PERU_COMPRAS_MAX_PDF_BYTES``, ``PERU_COMPRAS_MAX_PDF_PAGES``,
+``PERU_COMPRAS_MAX_PDF_DECODED_BYTES``). A PDF with incremental updates is read as its last revision.
+
+Damage is judged as ``qpdf --check`` judges it, without qpdf's repairs: the file is opened strictly and
+written nowhere with every stream decoded (:func:`_check_objects`), so every object reachable from the
+trailer is read and every stream's data decoded; any warning on the way (an object not at its
+cross-reference offset, a loop of cross-reference tables, a missing or truncated object, a stream whose
+/Length is wrong, data that does not decode) refuses the file. Decoding is bounded: 256 MiB in all and
+for any one stream (qpdf's own limits), and 20 s. Not done: tokenising page content streams (qpdf does,
+at about a second per thousand pages; a content stream with a syntax error is accepted by us and warned
+about by qpdf) and decoding images (JPEG and other image codecs are left encoded, as qpdf's default).
 
 The stamp (:func:`stamp_pdf`) adds, without touching the page's own content:
 
@@ -23,15 +32,20 @@ The stamp (:func:`stamp_pdf`) adds, without touching the page's own content:
 The line beside the QR: the order number, the entity and "verifique con el QR". The hashlink cannot be
 printed there: it is the hash of the stamped file, which the line is part of.
 
-Stamping is deterministic (same input, same URL: same bytes, so a retried registration hashes the same;
-an encrypted input stays encrypted, with its owner's permissions, and gets fresh random salts instead),
-and stamping again with another URL replaces the earlier stamp instead of drawing a second QR over it.
-Every stream of the input is copied as it is, so stamping costs about as much as copying the file.
-A PDF that already carries the stamp for this URL (``render`` draws it) is returned unchanged.
+Stamping is deterministic (same input, same URL: same bytes, so a retried registration hashes the same)
+and trusts no marker: whatever carries our markers (an earlier stamp, or a look-alike made to pass for
+one) is taken off and the stamp drawn again, so the QR on the result is always one drawn here. Every
+stream of the input is copied as it is, so stamping costs about as much as copying the file.
+
+:func:`check_registrable` is what ``register`` and ``register-batch`` (with or without ``--no-stamp``)
+ask before registering: no active content (JavaScript, additional actions, Launch and other actions
+that open files or send data, attached files, media, XFA) and no link, marker or printed QR code for any
+address but the order's verify URL (``--allow-other-urls`` on ``register`` accepts them with a warning).
 
 :func:`claimed_verify_url` finds the URL again, even in an altered copy: the information dictionary, else
 the stamp's stream or page markers, else the QR's link annotation, else (when Poppler and ZBar are
-installed) the QR itself, rendered at 150 dpi and decoded.
+installed) the QR itself, rendered at 150 dpi (at most 1,754 pixels a side) and decoded. It only says
+which order to compare with: the verdict is the file's hash against the chain's.
 """
 
 from __future__ import annotations
@@ -39,15 +53,17 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 import unicodedata
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
 import pikepdf
+import pikepdf.settings
 
 from . import qr
 from .errors import InvalidDocument, setting_source
@@ -55,6 +71,9 @@ from .order import Order
 
 MAX_PDF_BYTES = 50 * 1024 * 1024
 MAX_PAGES = 1000
+MAX_DECODED_BYTES = 256 * 1024 * 1024  # every stream decoded, in all, and qpdf's bound on any one stream
+MAX_PAGE_AREA = 2 * 2384.0 * 3370.0  # pt²: twice A0
+CHECK_SECONDS = 20.0  # reading the whole file, decoded
 INFO_KEY = "/PeruComprasVerify"
 STAMP_KEY = "/PeruComprasStamp"
 QR_SIZE = 78.0  # points (~27.5 mm): a phone reads it at arm's length, zbarimg at 150 dpi
@@ -74,12 +93,15 @@ class Limits:
 
     max_bytes: int = MAX_PDF_BYTES
     max_pages: int = MAX_PAGES
+    max_decoded: int = MAX_DECODED_BYTES
 
     @classmethod
     def from_env(cls, max_bytes: int | None = None, max_pages: int | None = None) -> Limits:
-        """Arguments, else ``PERU_COMPRAS_MAX_PDF_BYTES`` / ``PERU_COMPRAS_MAX_PDF_PAGES``, else defaults."""
+        """Arguments, else ``PERU_COMPRAS_MAX_PDF_BYTES`` / ``PERU_COMPRAS_MAX_PDF_PAGES`` /
+        ``PERU_COMPRAS_MAX_PDF_DECODED_BYTES``, else defaults."""
         return cls(max_bytes if max_bytes is not None else _env_int("PERU_COMPRAS_MAX_PDF_BYTES", MAX_PDF_BYTES),
-                   max_pages if max_pages is not None else _env_int("PERU_COMPRAS_MAX_PDF_PAGES", MAX_PAGES))
+                   max_pages if max_pages is not None else _env_int("PERU_COMPRAS_MAX_PDF_PAGES", MAX_PAGES),
+                   _env_int("PERU_COMPRAS_MAX_PDF_DECODED_BYTES", MAX_DECODED_BYTES))
 
 
 def _env_int(name: str, default: int) -> int:
@@ -129,11 +151,18 @@ def _check_size(size: int, name: str, limits: Limits) -> None:
 
 def check_pdf(data: bytes, *, name: str = "document", max_pages: int | None = None,
               max_bytes: int | None = None) -> int:
-    """Check `data` is a PDF we accept; returns its page count."""
+    """Check `data` is a PDF we accept (see the module docstring); returns its page count."""
     limits = Limits.from_env(max_bytes, max_pages)
     _check_size(len(data), name, limits)
     with _open(data, name) as pdf:
-        return _check_pages(pdf, name, limits)
+        pages = _check_pages(pdf, name, limits)
+        _check_objects(pdf, name, limits)
+    _CHECKED["last"] = data
+    return pages
+
+
+#: the bytes check_pdf last accepted (this process): stamp_pdf does not decode them all a second time
+_CHECKED: dict[str, bytes] = {}
 
 
 def _check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
@@ -141,21 +170,107 @@ def _check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
         pages = len(pdf.pages)
     except pikepdf.PdfError as exc:
         raise _damaged(name, exc) from None
+    _refuse_warnings(pdf, name)  # a page tree through an object that did not resolve: damaged, not empty
     if pages == 0:
         raise InvalidDocument(f"PDF {name!r} has no pages", hint="give the order's PDF file")
     if pages > limits.max_pages:
         raise InvalidDocument(f"PDF {name!r} has {pages:,} pages, over the {limits.max_pages:,}-page limit",
                               hint=f"split it, or raise {setting_source('PERU_COMPRAS_MAX_PDF_PAGES')}")
+    for number, page in enumerate(pdf.pages, start=1):
+        x0, y0, x1, y1 = _box(page)
+        if (x1 - x0) * (y1 - y0) > MAX_PAGE_AREA:
+            raise InvalidDocument(f"PDF {name!r}: page {number} is {x1 - x0:,.0f} × {y1 - y0:,.0f} pt, over the "
+                                  f"page-size limit (twice A0, {MAX_PAGE_AREA:,.0f} pt²)",
+                                  hint="give the order as printed on paper (A4, letter, legal, up to A0)")
     return pages
 
 
+class _Sink(io.RawIOBase):
+    """Where the check writes the whole PDF, streams decoded: counts the bytes and the time, keeps none."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        super().__init__()
+        self.written = 0
+        self.limit = limit
+        self.deadline = time.monotonic() + seconds
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = len(data)
+        self.written += size
+        if self.written > self.limit:
+            raise _TooBig(self.written)
+        if time.monotonic() > self.deadline:
+            raise _TooSlow()
+        return size
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _TooSlow(Exception):
+    pass
+
+
+def _check_objects(pdf: pikepdf.Pdf, name: str, limits: Limits) -> None:
+    """What qpdf --check does, bounded: write the whole file nowhere with every stream decoded
+    (Flate, LZW, RunLength, ASCII85, ASCIIHex and predictors; images stay encoded), so every object
+    reachable from the trailer is read, strictly, and every stream's data decoded. Any warning qpdf gives
+    on the way (an object not where the cross-reference table says, a loop of tables, a stream whose
+    /Length is wrong, a truncated object, data that does not decode) refuses the file."""
+    _qpdf_limits(limits.max_decoded)
+    sink = _Sink(limits.max_decoded, CHECK_SECONDS)
+    try:
+        pdf.save(cast(BinaryIO, sink), stream_decode_level=pikepdf.StreamDecodeLevel.generalized,
+                 compress_streams=False, fix_metadata_version=False, deterministic_id=True)
+    except _TooBig:
+        raise _bomb(name, limits) from None
+    except _TooSlow:
+        raise InvalidDocument(f"PDF {name!r} takes over {CHECK_SECONDS:.0f} s to read",
+                              hint="export or print it to PDF again from its source") from None
+    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
+        if "memory limit exceeded" in str(exc):
+            raise _bomb(name, limits) from None
+        raise _damaged(name, exc) from None
+    _refuse_warnings(pdf, name, limits)
+
+
+def _bomb(name: str, limits: Limits) -> InvalidDocument:
+    return InvalidDocument(f"PDF {name!r} decompresses to more than {limits.max_decoded:,} bytes (the limit): "
+                           "a compression bomb, or a file far larger than an order",
+                           hint="export it to PDF again from its source, or raise PERU_COMPRAS_MAX_PDF_DECODED_BYTES")
+
+
+def _refuse_warnings(pdf: pikepdf.Pdf, name: str, limits: Limits | None = None) -> None:
+    warnings = pdf.get_warnings()
+    if not warnings:
+        return
+    if limits is not None and any("memory limit exceeded" in w for w in warnings):
+        raise _bomb(name, limits)
+    raise _damaged(name, RuntimeError(warnings[0]))
+
+
+def _qpdf_limits(max_decoded: int) -> None:
+    """qpdf's own bounds on decoding one stream (process-wide; the same value every time)."""
+    pikepdf.settings.set_qpdf_limits(flate_max_memory=max_decoded, run_length_max_memory=max_decoded,
+                                     png_max_memory=max_decoded, tiff_max_memory=max_decoded,
+                                     dct_max_memory=max_decoded)
+
+
+_ADDRESS = re.compile(r"(stream )?<_io\.BytesIO object at 0x[0-9a-fA-F]+>:? ?")
+_XREF_WORDS = ("xref", "cross-reference", "expected n n obj", "not found", "loop detected")
+
+
 def _damaged(name: str, exc: Exception, data: bytes | None = None) -> InvalidDocument:
-    """The error for a PDF that does not open strictly. When qpdf could rebuild it (its objects are
-    intact but the cross-reference table is not), say so: we do not accept a reconstructed guess."""
+    """The error for a PDF that does not open strictly, or that qpdf would have to repair (reconstruct its
+    cross-reference table, recover a stream's length, guess a truncated object): we do not accept a guess.
+    With `data` (a file that did not even open), whether qpdf could rebuild it says if the table is at fault."""
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    detail = detail.replace("stream <_io.BytesIO object", "").split(">: ", 1)[-1]
-    lowered = detail.lower()
-    xref = "xref" in lowered or "cross-reference" in lowered
+    detail = _ADDRESS.sub("", detail).strip()
+    xref = any(word in detail.lower() for word in _XREF_WORDS)
     if not xref and data is not None:
         try:
             with pikepdf.open(io.BytesIO(data), attempt_recovery=True):
@@ -163,7 +278,7 @@ def _damaged(name: str, exc: Exception, data: bytes | None = None) -> InvalidDoc
         except Exception:  # noqa: BLE001 — any failure: not just the table
             xref = False
     what = "its cross-reference table is damaged" if xref else "it is damaged"
-    return InvalidDocument(f"PDF {name!r} cannot be read: {what} ({detail[:120]})",
+    return InvalidDocument(f"PDF {name!r} cannot be read: {what} ({detail[:160]})",
                            hint="export or print it to PDF again from its source (or repair it: qpdf in.pdf out.pdf)")
 
 
@@ -184,12 +299,27 @@ def _open(data: bytes, name: str) -> pikepdf.Pdf:
     except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
         raise _damaged(name, exc, data) from None
     try:
+        if pdf.is_encrypted:
+            raise InvalidDocument(
+                f"PDF {name!r} is encrypted (its owner's restrictions: {_restrictions(pdf)}); peru-compras "
+                "does not stamp or register encrypted files",
+                hint="ask its author for an unencrypted copy (or, if you may: qpdf --decrypt in.pdf out.pdf)")
         if not isinstance(pdf.Root.get("/Pages"), pikepdf.Dictionary):
             raise ValueError("the catalog has no page tree")
-    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
+    except (pikepdf.PdfError, ValueError, RuntimeError, InvalidDocument) as exc:
         pdf.close()
-        raise _damaged(name, exc, data) from None
+        if isinstance(exc, InvalidDocument):
+            raise
+        raise _damaged(name, exc) from None
     return pdf
+
+
+def _restrictions(pdf: pikepdf.Pdf) -> str:
+    allowed = pdf.allow
+    denied = [label for label, ok in (("modify", allowed.modify_other), ("annotate", allowed.modify_annotation),
+                                      ("print", allowed.print_highres), ("copy", allowed.extract))
+              if not ok]
+    return "no " + ", no ".join(denied) if denied else "none"
 
 
 # -- the stamp --------------------------------------------------------------------------------------------
@@ -476,12 +606,12 @@ def stamp_pdf(document: bytes, verify_url: str, *, order: Order | None = None,
     _check_size(len(document), name, limits)
     with _open(document, name) as pdf:
         _check_pages(pdf, name, limits)
+        if document is not _CHECKED.get("last"):  # read_pdf / check_pdf did not just check these very bytes
+            _check_objects(pdf, name, limits)
         try:
-            stamps = list(_stamp_urls(pdf))
-            if stamps and all(url == verify_url for url, _ in stamps) and str(
-                    pdf.docinfo.get(INFO_KEY, "")) == verify_url:
-                return document
-            if stamps:
+            # never trusted: whatever carries our markers (an earlier stamp, or a look-alike) is taken off
+            # and the stamp drawn again, so the QR on the result is always the one drawn here
+            if any(True for _ in _stamp_urls(pdf)):
                 _remove_stamps(pdf)
             symbol = qr.qr_matrix(verify_url)
             if placement == "last-page":
@@ -490,11 +620,10 @@ def stamp_pdf(document: bytes, verify_url: str, *, order: Order | None = None,
                 _add_corner(pdf, pdf.pages[0], verify_url, symbol, order, placement)
             pdf.docinfo[INFO_KEY] = pikepdf.String(verify_url)
             out = io.BytesIO()
-            if pdf.is_encrypted:  # (with an empty user password): kept, with the owner's permissions
-                pdf.save(out, encryption=True, fix_metadata_version=False)
-            else:  # every stream copied as it is: the fast path
-                pdf.save(out, deterministic_id=True, fix_metadata_version=False, compress_streams=False,
-                         stream_decode_level=pikepdf.StreamDecodeLevel.none)
+            # every stream copied as it is: the fast path; every reachable object is read on the way
+            pdf.save(out, deterministic_id=True, fix_metadata_version=False, compress_streams=False,
+                     stream_decode_level=pikepdf.StreamDecodeLevel.none)
+            _refuse_warnings(pdf, name, limits)
             return out.getvalue()
         except (pikepdf.PdfError, ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise _damaged(name, exc) from None
@@ -528,6 +657,168 @@ def _add_constancia(pdf: pikepdf.Pdf, verify_url: str, symbol: tuple[bytes, ...]
     ops, rect = _constancia_ops(width, height, symbol, font, bold, order, verify_url)
     page.obj.Contents = _stream(pdf, ops, verify_url)
     _append_annotation(page, _link(pdf, verify_url, (1, 0, 0, 1, 0, 0), rect))
+
+
+# -- what a PDF carries besides the order: active content, other addresses ---------------------------------
+
+#: actions that run code, open other files or programs, or send data
+_ACTIVE_ACTIONS = {"/JavaScript": "JavaScript", "/Launch": "a Launch action (opens a program or file)",
+                   "/SubmitForm": "a form submission", "/ImportData": "a data import",
+                   "/GoToR": "a link into another file", "/GoToE": "a link into an embedded file",
+                   "/Rendition": "a media action", "/RichMediaExecute": "a rich-media script"}
+#: annotations that carry files, media or 3D content
+_ACTIVE_ANNOTATIONS = {"/FileAttachment": "an attached file", "/Sound": "a sound", "/Movie": "a movie",
+                       "/Screen": "a media screen", "/RichMedia": "rich media", "/3D": "3D content"}
+_MAX_ACTION_CHAIN = 64
+
+
+def _actions(value: Any) -> Iterator[pikepdf.Dictionary]:
+    """An action and the ones it chains to through /Next (bounded)."""
+    pending, seen = [value], 0
+    while pending and seen < _MAX_ACTION_CHAIN:
+        action = pending.pop()
+        if isinstance(action, pikepdf.Array):
+            pending.extend(action)
+            continue
+        if not isinstance(action, pikepdf.Dictionary):
+            continue
+        seen += 1
+        yield action
+        if "/Next" in action:
+            pending.append(action.get("/Next"))
+
+
+def _scan_action(value: Any, where: str, found: list[str], urls: list[tuple[str, str]]) -> None:
+    for action in _actions(value):
+        kind = str(action.get("/S", ""))
+        if kind in _ACTIVE_ACTIONS:
+            found.append(f"{_ACTIVE_ACTIONS[kind]} ({where})")
+        elif kind == "/URI" and "/URI" in action:
+            urls.append((str(action.get("/URI")), where))
+
+
+def _scan(pdf: pikepdf.Pdf) -> tuple[list[str], list[tuple[str, str]]]:
+    """What the PDF carries that is not the page's drawing: active content (what, where) and the
+    addresses its links and our markers name (url, where)."""
+    found: list[str] = []
+    urls: list[tuple[str, str]] = []
+    root = pdf.Root
+    if "/OpenAction" in root:
+        _scan_action(root.get("/OpenAction"), "run on opening, /OpenAction", found, urls)
+    if isinstance(root.get("/AA"), pikepdf.Dictionary):
+        found.append("document actions (/AA)")
+    names = root.get("/Names")
+    if isinstance(names, pikepdf.Dictionary):
+        if "/JavaScript" in names:
+            found.append("document JavaScript (/Names /JavaScript)")
+        if "/EmbeddedFiles" in names:
+            found.append("attached files (/Names /EmbeddedFiles)")
+    form = root.get("/AcroForm")
+    if isinstance(form, pikepdf.Dictionary) and "/XFA" in form:
+        found.append("an XFA form (/AcroForm /XFA)")
+    info = pdf.trailer.get("/Info")
+    if isinstance(info, pikepdf.Dictionary) and INFO_KEY in info:
+        urls.append((str(info.get(INFO_KEY)), "document information"))
+    for number, page in enumerate(pdf.pages, start=1):
+        if isinstance(page.obj.get("/AA"), pikepdf.Dictionary):
+            found.append(f"page actions (page {number} /AA)")
+        marker = _marker(page.obj)
+        if marker:
+            urls.append((marker, f"page {number} stamp marker"))
+        for stream in _contents(page):
+            marker = _marker(stream)
+            if marker:
+                urls.append((marker, f"page {number} stamp marker"))
+        annots = page.obj.get("/Annots")
+        for annot in annots if isinstance(annots, pikepdf.Array) else []:
+            if not isinstance(annot, pikepdf.Dictionary):
+                continue
+            subtype = str(annot.get("/Subtype", ""))
+            if subtype in _ACTIVE_ANNOTATIONS:
+                found.append(f"{_ACTIVE_ANNOTATIONS[subtype]} (page {number})")
+            if isinstance(annot.get("/AA"), pikepdf.Dictionary):
+                found.append(f"annotation actions (page {number} /AA)")
+            if "/A" in annot:
+                _scan_action(annot.get("/A"), f"page {number} link", found, urls)
+    return found, urls
+
+
+def check_registrable(document: bytes, verify_url: str, *, name: str = "document", allow_other_urls: bool = False,
+                      warn: Callable[[str], None] | None = None) -> None:
+    """Refuse (InvalidDocument, exit 2) a PDF we will not register for `verify_url`:
+
+    - active content: JavaScript (on opening, in the document, in links or form fields), additional
+      actions (/AA of the document, a page or an annotation), Launch, form-submission and remote-file
+      actions, attached files, media and 3D annotations, XFA forms. A registered original is shown to
+      clerks and the public; it must not run anything or carry other files;
+    - a link, a peru-compras marker or a printed QR code (page 1 and the last page, read by pdftoppm and
+      zbarimg when installed) for any address but `verify_url`: the paper's QR must lead to this order.
+      With `allow_other_urls` such a PDF is accepted and each address goes to `warn`.
+
+    The PDF itself must already have passed :func:`check_pdf`."""
+    with _open(document, name) as pdf:
+        try:
+            found, urls = _scan(pdf)
+            qr_pages = [index + 1 for index in sorted({0, len(pdf.pages) - 1}) if _may_show_qr(pdf.pages[index])]
+        except (pikepdf.PdfError, ValueError, RuntimeError, AttributeError, TypeError) as exc:
+            raise _damaged(name, exc) from None
+    if found:
+        raise InvalidDocument(f"PDF {name!r} carries active content: " + "; ".join(dict.fromkeys(found))[:400] +
+                              " — peru-compras registers no PDF that runs code or carries files",
+                              hint="print it to PDF again from a viewer (a printed copy has no scripts, actions "
+                                   "or attachments), or export it without them")
+    if allow_other_urls or all(url == verify_url for url, _ in urls):  # else refused already: no need to render
+        for page in qr_pages:
+            urls += [(text, f"QR printed on page {page}") for text in qr.decode_page(document, page)]
+    other: dict[str, list[str]] = {}
+    for url, where in urls:
+        if url != verify_url and where not in other.setdefault(url, []):
+            other[url].append(where)
+    if not other:
+        return
+    listed = "; ".join(f"{_printable(url)} ({', '.join(wheres)})" for url, wheres in other.items())[:400]
+    if not allow_other_urls:
+        raise InvalidDocument(f"PDF {name!r} already carries another address than this order's {verify_url}: "
+                              f"{listed}", hint="give the order's own PDF without another order's QR or links, or "
+                              "register it on its own with --allow-other-urls (each address is then printed as a "
+                              "warning)")
+    if warn is not None:
+        warn(f"warning: PDF {name!r} carries another address than {verify_url}: {listed}")
+
+
+def _printable(text: str) -> str:
+    """`text` with control, format and other invisible characters shown as escapes (for one terminal line)."""
+    return "".join(c if c.isprintable() and unicodedata.category(c) not in ("Cf", "Zl", "Zp") else
+                   f"\\u{ord(c):04x}" for c in text[:200])
+
+
+_PATH_OPS = re.compile(rb"(?<![A-Za-z*])(?:re|l|c|v|y)(?![A-Za-z*])")
+_MIN_QR_PATHS = 40  # a QR version 1 drawn in vectors needs more path segments than this
+
+
+def _may_show_qr(page: pikepdf.Page) -> bool:
+    """Whether the page draws something a QR could be: an image (in its resources, one form level deep,
+    or inline) or many vector path segments. Only such pages are rendered to read their QR codes."""
+    resources = page.obj.get("/Resources")
+    xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+    forms: list[pikepdf.Stream] = []
+    for xobject in xobjects.values() if isinstance(xobjects, pikepdf.Dictionary) else []:
+        if not isinstance(xobject, pikepdf.Stream):
+            continue
+        if xobject.get("/Subtype") == pikepdf.Name.Image:
+            return True
+        forms.append(xobject)
+    segments = 0
+    for stream in [*_contents(page), *forms][:64]:
+        if not isinstance(stream, pikepdf.Stream):  # our markers too: they prove nothing
+            continue
+        data = stream.read_bytes()
+        if b"BI" in data and re.search(rb"(?<![A-Za-z])BI(?![A-Za-z])", data):
+            return True
+        segments += len(_PATH_OPS.findall(data))
+        if segments >= _MIN_QR_PATHS:
+            return True
+    return False
 
 
 # -- which order does a PDF claim to be? -------------------------------------------------------------------

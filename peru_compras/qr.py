@@ -11,8 +11,9 @@ bits go through a placement order cached per version, and each mask is scored on
 as one integer (a byte per module) with shifts and ``bytes.find`` instead of a loop per module.
 
 Reading back (:func:`decode_page`) uses the real tools a clerk's checks would: Poppler's ``pdftoppm``
-renders the page at 150 dpi and ZBar's ``zbarimg`` decodes it. Both are optional at run time; without
-them the function returns an empty list.
+renders the page in grey at 150 dpi (never over 1,754 pixels a side) and ZBar's ``zbarimg`` decodes it,
+each with 1 GiB of memory and 10 s. Both are optional at run time; without them the function returns an
+empty list.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 import segno
 from segno import consts as _segno_consts
 from segno import encoder as _segno_encoder
+
+from .errors import InvalidDocument
 
 # segno's encoder internals are untyped; the symbol they give is checked against segno.make by a test
 _encoder: Any = _segno_encoder
@@ -257,11 +260,31 @@ def tools_available() -> bool:
     return shutil.which("pdftoppm") is not None and shutil.which("zbarimg") is not None
 
 
-def decode_page(document: bytes, page: int = 1, *, dpi: int = 150, timeout: float = 20.0) -> list[str]:
-    """The QR codes on page `page` (1-based) of a PDF, rendered at `dpi` by pdftoppm and read by zbarimg.
+#: the rendered page fits in this many pixels each way (A4 at 150 dpi), whatever its size in points
+RENDER_PIXELS = 1754
+#: each tool's address-space limit and time limit
+RENDER_MEMORY = 1024 * 1024 * 1024
+RENDER_SECONDS = 10.0
 
-    Returns [] when nothing is found or the tools are missing. The PDF is untrusted: both tools run as
-    subprocesses with a time limit, in a private temporary folder.
+
+class RenderError(InvalidDocument):
+    """A page could not be rendered (or its QR read) within the time and memory limits."""
+
+
+def _limit_memory() -> None:  # runs in the child, before exec
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (RENDER_MEMORY, RENDER_MEMORY))
+
+
+def decode_page(document: bytes, page: int = 1, *, dpi: int = 150, timeout: float = RENDER_SECONDS) -> list[str]:
+    """The QR codes on page `page` (1-based) of a PDF, rendered in grey by pdftoppm and read by zbarimg.
+
+    Returns [] when nothing is found or the tools are missing. The PDF is untrusted: the page is rendered
+    at `dpi` but never over :data:`RENDER_PIXELS` pixels on its longer side (a 10,000-point page is drawn
+    small, not at 150 dpi), and both tools run as subprocesses in a private temporary folder with
+    :data:`RENDER_MEMORY` of address space and `timeout` seconds each. A tool that runs out of either
+    raises :class:`RenderError` (exit 2), which names the page and the limit.
     """
     if not tools_available():
         return []
@@ -270,13 +293,25 @@ def decode_page(document: bytes, page: int = 1, *, dpi: int = 150, timeout: floa
         with open(source, "wb") as handle:
             handle.write(document)
         prefix = os.path.join(folder, "page")
-        try:
-            subprocess.run(["pdftoppm", "-r", str(dpi), "-png", "-f", str(page), "-l", str(page), "-singlefile",
-                            source, prefix], check=True, capture_output=True, timeout=timeout)
-            result = subprocess.run(["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", prefix + ".png"],
-                                    capture_output=True, timeout=timeout)
-        except (subprocess.SubprocessError, OSError):
-            return []
-    if result.returncode != 0:
-        return []
+        image = prefix + ".pgm"
+        steps = (["pdftoppm", "-r", str(dpi), "-scale-to", str(RENDER_PIXELS), "-gray", "-f", str(page), "-l",
+                  str(page), "-singlefile", source, prefix],
+                 ["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", image])
+        for step, command in enumerate(steps):
+            try:
+                result = subprocess.run(command, capture_output=True, timeout=timeout, preexec_fn=_limit_memory,
+                                        env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"})
+            except subprocess.TimeoutExpired:
+                raise RenderError(f"page {page} of the PDF could not be {('rendered', 'read')[step]} within "
+                                  f"{timeout:.0f} s (the limit)", hint=_RENDER_HINT) from None
+            except OSError:
+                return []
+            if result.returncode < 0 or (step == 0 and b"out of memory" in result.stderr.lower()):
+                raise RenderError(f"page {page} of the PDF could not be {('rendered', 'read')[step]} within "
+                                  f"{RENDER_MEMORY // 2**20:,} MiB of memory (the limit)", hint=_RENDER_HINT)
+            if result.returncode != 0 or (step == 0 and not os.path.exists(image)):
+                return []
     return [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
+
+
+_RENDER_HINT = "export or print it to PDF again from its source; to verify it by number, give --token or --order-number"

@@ -4,8 +4,8 @@ A4: the entity and the order number as a heading, the parties (entity, buyer, su
 over as many pages as needed (its header repeated on each page), the total, the delivery term and place,
 and "Página N de M" on every page. The bottom 36 mm of every page are kept free: when a ``verify_url`` is
 given, the order's QR is printed in page 1's bottom-right corner by :func:`peru_compras.pdf.stamp_pdf` (the
-very stamp ``register`` would add, so ``register`` leaves such a PDF as it is, and ``register-batch
---no-stamp`` can hash it as it is).
+very stamp ``register`` would add: ``register --no-stamp`` and ``register-batch --no-stamp`` hash such a PDF
+as it is; ``register`` without ``--no-stamp`` trusts no marker and draws the stamp again).
 
 The output is deterministic (ReportLab's invariant mode, a deterministic stamp): the same record and URL
 give the same bytes. Text uses the PDF standard fonts (Helvetica, WinAnsi): Spanish is drawn as written;

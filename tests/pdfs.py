@@ -4,10 +4,12 @@ system would print them (not peru-compras' renderer), and every kind of broken i
 Valid inputs: :func:`order_pdf` (one page, letterhead with an embedded TrueType font and a logo image,
 about 50 KB, Helvetica body so amounts are plain text in the content stream), :func:`big_order_pdf`
 (200 items over exactly 6 pages), :func:`incremental_update` (a visa appended as a PDF incremental update),
-:func:`encrypted` with an empty user password, :func:`rotated`.
+:func:`rotated`.
 
 Broken inputs (:data:`BROKEN`): not a PDF, zero bytes, truncated, damaged cross-reference table,
-encrypted with a user password.
+encrypted (with or without a user password). Damaged files of each kind qpdf --check reports
+(:data:`DAMAGED`), bombs (:func:`huge_page`, :func:`flate_bomb`), active content (:data:`ACTIVE`) and a
+forged stamp (:func:`fake_stamp`).
 """
 
 from __future__ import annotations
@@ -323,4 +325,260 @@ BROKEN: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "truncated": (truncated, "truncated"),
     "damaged_xref": (damaged_xref, "cross-reference"),
     "encrypted": (password_protected, "password"),
+    "encrypted_without_password": (lambda document: encrypted(document, user=""), "is encrypted (its owner's"),
 }
+
+
+# -- damaged files: each kind qpdf --check reports (it would have to repair them) ----------------------
+
+def _objects(document: bytes) -> dict[int, tuple[int, int]]:
+    """Object number → (start, end) of its ``N G obj … endobj`` in a classic (uncompressed) file."""
+    spans = {}
+    for match in re.finditer(rb"(?m)^(\d+) (\d+) obj\b", document):
+        spans[int(match.group(1))] = (match.start(), document.index(b"endobj", match.end()) + len(b"endobj"))
+    return spans
+
+
+def _page_and_content(document: bytes) -> tuple[int, int]:
+    with pikepdf.open(io.BytesIO(document)) as pdf:
+        page = pdf.pages[0].obj
+        contents = page.Contents
+        first = contents[0] if isinstance(contents, pikepdf.Array) else contents
+        return page.objgen[0], first.objgen[0]
+
+
+def _blank(document: bytes, start: int, end: int) -> bytes:
+    """Bytes start..end replaced by spaces: every other offset stays right."""
+    return document[:start] + b" " * (end - start) + document[end:]
+
+
+def _xref_entry(document: bytes, number: int, change: Callable[[bytes], bytes]) -> bytes:
+    """`document` with the cross-reference entry of object `number` (of its single ``0 N`` subsection)
+    rewritten by `change` (same length)."""
+    start = int(re.findall(rb"startxref\s+(\d+)", document)[-1])
+    head, tail = document[:start], document[start:]
+    lines = tail.split(b"\n")
+    index = lines.index(b"xref") + 2 + number
+    lines[index] = change(lines[index])
+    return head + b"\n".join(lines)
+
+
+def bad_xref_offset(document: bytes) -> bytes:
+    """Page 1's entry in the cross-reference table points 7 bytes into its object (one wrong offset; the
+    rest of the file, and the page count read lazily, look fine)."""
+    page, _ = _page_and_content(document)
+    return _xref_entry(document, page, lambda entry: b"%010d" % (int(entry[:10]) + 7) + entry[10:])
+
+
+def xref_loop(document: bytes) -> bytes:
+    """The trailer's /Prev points at its own cross-reference table: a loop."""
+    start = int(re.findall(rb"startxref\s+(\d+)", document)[-1])
+    at = document.index(b"<<", document.rindex(b"trailer")) + 2
+    return document[:at] + b" /Prev %d" % start + document[at:]
+
+
+def missing_object(document: bytes) -> bytes:
+    """Page 1's content stream is gone (blanked): the table points at nothing."""
+    _, content = _page_and_content(document)
+    return _blank(document, *_objects(document)[content])
+
+
+def bad_stream_length(document: bytes) -> bytes:
+    """Page 1's content stream says it is 10 bytes shorter than it is (same number of digits)."""
+    _, content = _page_and_content(document)
+    start, end = _objects(document)[content]
+    body = document[start:end]
+    match = re.search(rb"/Length (\d+)", body)
+    assert match and int(match.group(1)) > 20
+    length = str(int(match.group(1)) - 10).rjust(len(match.group(1))).encode()
+    return document[:start] + body[:match.start(1)] + length + body[match.end(1):] + document[end:]
+
+
+def truncated_object(document: bytes) -> bytes:
+    """Page 1's object cut in its middle (the rest blanked, the file still ends in %%EOF)."""
+    page, _ = _page_and_content(document)
+    start, end = _objects(document)[page]
+    return _blank(document, start + (end - start) // 2, end)
+
+
+def corrupt_stream_data(document: bytes) -> bytes:
+    """30 bytes of page 1's compressed content stream overwritten: the data no longer decodes."""
+    _, content = _page_and_content(document)
+    start, _ = _objects(document)[content]
+    at = document.index(b"stream", start) + 7 + 40
+    return document[:at] + b"\x00" * 30 + document[at + 30:]
+
+
+#: name → maker from a valid classic-xref PDF (ReportLab's); each is a file qpdf --check warns about
+DAMAGED: dict[str, Callable[[bytes], bytes]] = {
+    "bad_xref_offset": bad_xref_offset,
+    "xref_loop": xref_loop,
+    "missing_object": missing_object,
+    "bad_stream_length": bad_stream_length,
+    "truncated_object": truncated_object,
+    "corrupt_stream_data": corrupt_stream_data,
+}
+
+
+# -- bombs ------------------------------------------------------------------------------------------
+
+def huge_page(points: float = 10_000) -> bytes:
+    """A tiny PDF whose one page is `points` × `points` (10,000 pt: 3.5 m a side), drawn full of grey."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(points, points))
+    pdf.pages[0].obj.Contents = pdf.make_stream(f"0.5 g 0 0 {points} {points} re f".encode())
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def flate_bomb(gib: int = 2) -> bytes:
+    """A PDF of about 4 KB whose page content is Flate inside Flate and inflates to `gib` GiB of zeros."""
+    import zlib
+
+    # one 16 MiB block of zeros, deflated once and repeated (a full flush makes the blocks independent),
+    # with the zlib header and the Adler-32 of that many zeros (a = 1, b = length mod 65521): instant
+    raw = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = raw.compress(b"\0" * (1 << 24)) + raw.flush(zlib.Z_FULL_FLUSH)
+    count = 64 * gib
+    adler = (((count << 24) % 65521) << 16) | 1
+    layer = b"\x78\xda" + block * count + b"\x03\x00" + adler.to_bytes(4, "big")
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    stream = pikepdf.Stream(pdf, zlib.compress(layer, 9))
+    stream.Filter = pikepdf.Array([pikepdf.Name.FlateDecode, pikepdf.Name.FlateDecode])
+    pdf.pages[0].obj.Contents = pdf.make_indirect(stream)
+    out = io.BytesIO()
+    pdf.save(out, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+    return out.getvalue()
+
+
+# -- active content -----------------------------------------------------------------------------------
+
+def _edit(document: bytes, change: Callable[[pikepdf.Pdf], None]) -> bytes:
+    with pikepdf.open(io.BytesIO(document)) as pdf:
+        change(pdf)
+        out = io.BytesIO()
+        pdf.save(out)
+        return out.getvalue()
+
+
+def _js(code: str) -> pikepdf.Dictionary:
+    return pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String(code))
+
+
+def _link(pdf: pikepdf.Pdf, action: pikepdf.Dictionary, **extra: Any) -> pikepdf.Object:
+    return pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link,
+                                                Rect=pikepdf.Array([50, 700, 200, 720]), A=action, **extra))
+
+
+def _add_annot(pdf: pikepdf.Pdf, annot: pikepdf.Object) -> None:
+    page = pdf.pages[0].obj
+    if "/Annots" not in page:
+        page.Annots = pikepdf.Array()
+    page.Annots.append(annot)
+
+
+def _open_action_js(pdf: pikepdf.Pdf) -> None:
+    pdf.Root.OpenAction = _js("app.alert('abierto')")
+
+
+def _document_js(pdf: pikepdf.Pdf) -> None:
+    tree = pikepdf.NameTree.new(pdf)
+    tree["inicio"] = pdf.make_indirect(_js("app.alert('documento')"))
+    pdf.Root.Names = pikepdf.Dictionary(JavaScript=tree.obj)
+
+
+def _page_aa(pdf: pikepdf.Pdf) -> None:
+    pdf.pages[0].obj.AA = pikepdf.Dictionary(O=_js("app.alert('página')"))
+
+
+def _catalog_aa(pdf: pikepdf.Pdf) -> None:
+    pdf.Root.AA = pikepdf.Dictionary(WC=_js("app.alert('cerrar')"))
+
+
+def _annotation_aa(pdf: pikepdf.Pdf) -> None:
+    _add_annot(pdf, _link(pdf, pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String("https://oc.example.pe/")),
+                          AA=pikepdf.Dictionary(E=_js("app.alert('encima')"))))
+
+
+def _launch(pdf: pikepdf.Pdf) -> None:
+    _add_annot(pdf, _link(pdf, pikepdf.Dictionary(S=pikepdf.Name.Launch, F=pikepdf.String("calc.exe"))))
+
+
+def _js_link_chain(pdf: pikepdf.Pdf) -> None:  # the JavaScript hides behind a harmless first action
+    first = pikepdf.Dictionary(S=pikepdf.Name.GoTo, D=pikepdf.Array([pdf.pages[0].obj, pikepdf.Name.Fit]),
+                               Next=_js("app.alert('después')"))
+    _add_annot(pdf, _link(pdf, first))
+
+
+def _embedded_file(pdf: pikepdf.Pdf) -> None:
+    pdf.attachments["factura.exe"] = pikepdf.AttachedFileSpec(pdf, b"MZ\x90\x00 no es una factura")
+
+
+def _file_attachment_annot(pdf: pikepdf.Pdf) -> None:
+    spec = pikepdf.AttachedFileSpec(pdf, b"contenido adjunto", filename="anexo.txt")
+    _add_annot(pdf, pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.FileAttachment, Rect=pikepdf.Array([50, 650, 70, 670]),
+        FS=spec.obj, Contents=pikepdf.String("anexo"))))
+
+
+def _xfa(pdf: pikepdf.Pdf) -> None:
+    pdf.Root.AcroForm = pikepdf.Dictionary(Fields=pikepdf.Array(), XFA=pdf.make_stream(
+        b"<xdp:xdp xmlns:xdp='http://ns.adobe.com/xdp/'><script>app.alert(1)</script></xdp:xdp>"))
+
+
+#: name → (change, words the refusal names)
+ACTIVE: dict[str, tuple[Callable[[pikepdf.Pdf], None], str]] = {
+    "open_action_javascript": (_open_action_js, "JavaScript (run on opening"),
+    "document_javascript": (_document_js, "document JavaScript"),
+    "page_additional_actions": (_page_aa, "page actions (page 1 /AA)"),
+    "catalog_additional_actions": (_catalog_aa, "document actions (/AA)"),
+    "annotation_additional_actions": (_annotation_aa, "annotation actions (page 1 /AA)"),
+    "launch_action": (_launch, "Launch action"),
+    "javascript_after_goto": (_js_link_chain, "JavaScript (page 1 link)"),
+    "embedded_file": (_embedded_file, "attached files"),
+    "file_attachment_annotation": (_file_attachment_annot, "an attached file (page 1)"),
+    "xfa_form": (_xfa, "XFA form"),
+}
+
+
+def active(document: bytes, kind: str) -> bytes:
+    """`document` with the active content `kind` of :data:`ACTIVE` added."""
+    return _edit(document, ACTIVE[kind][0])
+
+
+def with_link(document: bytes, url: str) -> bytes:
+    """`document` with a plain link (URI action) to `url` on page 1."""
+    return _edit(document, lambda pdf: _add_annot(pdf, _link(pdf, pikepdf.Dictionary(
+        S=pikepdf.Name.URI, URI=pikepdf.String(url)))))
+
+
+# -- forged stamps ------------------------------------------------------------------------------------
+
+def fake_stamp(document: bytes, claimed_url: str, printed_url: str, *, marked_qr: bool = True) -> bytes:
+    """The attack on markers: `document` with peru-compras' markers for `claimed_url` (the information
+    dictionary's /PeruComprasVerify and /PeruComprasStamp on a content stream) and a real QR code — drawn
+    from segno's symbol, so zbarimg reads it — that leads to `printed_url`. With `marked_qr` the QR is in
+    the marked stream (it looks like our stamp); else the marker sits on an empty stream and the QR in an
+    unmarked one."""
+    import segno
+
+    from peru_compras import qr
+
+    symbol = tuple(bytes(row) for row in segno.make(printed_url, error="m", micro=False).matrix)
+    drawing = qr.pdf_operators(symbol, 250, 14, 78)  # bottom middle: beside where our stamp goes
+
+    def change(pdf: pikepdf.Pdf) -> None:
+        page = pdf.pages[0]
+        qr_stream = pdf.make_stream(drawing)
+        if marked_qr:
+            qr_stream.PeruComprasStamp = pikepdf.String(claimed_url)
+        else:
+            marker = pdf.make_stream(b"")
+            marker.PeruComprasStamp = pikepdf.String(claimed_url)
+            page.contents_add(marker, prepend=False)
+        page.contents_add(qr_stream, prepend=False)
+        pdf.docinfo["/PeruComprasVerify"] = pikepdf.String(claimed_url)
+
+    return _edit(document, change)

@@ -7,6 +7,7 @@ import io
 import random
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pikepdf
@@ -20,6 +21,7 @@ from peru_compras.pdf import (
     INFO_KEY,
     PLACEMENTS,
     check_pdf,
+    check_registrable,
     claimed_order_key,
     claimed_verify_url,
     read_pdf,
@@ -107,8 +109,8 @@ def test_qr_svg_and_png_carry_the_url(tmp_path: Path) -> None:
 
 # -- stamping ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["one_page", "six_pages_200_items", "incremental_update",
-                                  "empty_user_password", "rotated_90", "rotated_270"])
+@pytest.mark.parametrize("kind", ["one_page", "six_pages_200_items", "incremental_update", "rotated_90",
+                                  "rotated_270"])
 def test_stamped_pdf_decodes_to_verify_url_and_passes_qpdf(kind: str, tmp_path: Path) -> None:
     record = pdfs.big_record() if kind == "six_pages_200_items" else pdfs.record()
     order, url = order_of(record)
@@ -118,8 +120,6 @@ def test_stamped_pdf_decodes_to_verify_url_and_passes_qpdf(kind: str, tmp_path: 
     elif kind == "incremental_update":
         source = pdfs.incremental_update(source)
         assert source.count(b"%%EOF") == 2 and b"/Prev" in source
-    elif kind == "empty_user_password":
-        source = pdfs.encrypted(source, user="")
     elif kind.startswith("rotated"):
         source = pdfs.rotated(source, int(kind.rsplit("_", 1)[1]))
     check_pdf(source, name=kind)
@@ -128,7 +128,6 @@ def test_stamped_pdf_decodes_to_verify_url_and_passes_qpdf(kind: str, tmp_path: 
     qpdf_check(stamped, tmp_path)
     with pikepdf.open(io.BytesIO(stamped)) as pdf:
         assert str(pdf.docinfo[INFO_KEY]) == url
-        assert pdf.is_encrypted == (kind == "empty_user_password")
         assert len(pdf.pages) == (6 if kind == "six_pages_200_items" else 1)
     if kind == "incremental_update":
         assert "Visado: Abastecimiento" in page_text(stamped, tmp_path)
@@ -170,12 +169,16 @@ def test_last_page_constancia_carries_qr_and_summary(tmp_path: Path) -> None:
     assert claimed_verify_url(pdfs.strip_docinfo(stamped)) == url
 
 
-def test_stamp_is_deterministic_idempotent_and_replaces_an_earlier_stamp(tmp_path: Path) -> None:
+def test_stamp_is_deterministic_and_replaces_an_earlier_stamp(tmp_path: Path) -> None:
     order, url = order_of(pdfs.record())
     source = pdfs.order_pdf(pdfs.record())
     stamped = stamp_pdf(source, url, order=order)
     assert stamp_pdf(source, url, order=order) == stamped
-    assert stamp_pdf(stamped, url, order=order) == stamped  # already carries this stamp
+    again_same = stamp_pdf(stamped, url, order=order)  # markers are not trusted: drawn again, still one QR
+    assert stamp_pdf(stamped, url, order=order) == again_same
+    assert decode(again_same) == [url]
+    with pikepdf.open(io.BytesIO(again_same)) as pdf:
+        assert len(pdf.pages[0].obj.Annots) == 1
     other = f"{BASE}/o/20131370998/OC-2026-999999"
     again = stamp_pdf(stamped, other, order=order)
     assert decode(again) == [other]  # one QR, the new one; not two drawn over each other
@@ -234,3 +237,150 @@ def test_size_and_page_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     many.write_bytes(pdfs.many_pages(1001))
     with pytest.raises(InvalidDocument, match="1,001 pages, over the 1,000-page limit"):
         read_pdf(many)
+
+
+# -- damaged files: our verdict is qpdf --check's ----------------------------------------------------------
+
+def qpdf_check_code(document: bytes, tmp_path: Path) -> int:
+    """The exit code of the real `qpdf --check` (0 clean, 2 errors, 3 warnings: it had to repair)."""
+    path = tmp_path / "qpdf-check.pdf"
+    path.write_bytes(document)
+    return subprocess.run(["qpdf", "--check", str(path)], capture_output=True).returncode
+
+
+@pytest.mark.parametrize("kind", sorted(pdfs.DAMAGED))
+def test_damaged_pdfs_are_refused_where_qpdf_check_complains(kind: str, tmp_path: Path) -> None:
+    source = pdfs.order_pdf(pdfs.record())
+    damaged = pdfs.DAMAGED[kind](source)
+    assert qpdf_check_code(source, tmp_path) == 0
+    assert qpdf_check_code(damaged, tmp_path) in (2, 3)  # the damage is real, for qpdf too
+    if kind != "xref_loop":  # why a strict open alone is not enough: it succeeds, the damage is read later
+        with pikepdf.open(io.BytesIO(damaged), attempt_recovery=False) as lazily:
+            assert len(lazily.pages) in (0, 1)
+    path = tmp_path / f"{kind}.pdf"
+    path.write_bytes(damaged)
+    with pytest.raises(InvalidDocument) as caught:
+        read_pdf(path)  # what register, register-batch (with or without --no-stamp) and verify read through
+    message = str(caught.value)
+    assert str(path) in message and "damaged" in message and "\n" not in message
+    assert "0x" not in message and "BytesIO" not in message  # no memory address
+    assert caught.value.exit_code == 2 and "qpdf" in (caught.value.hint or "")
+    with pytest.raises(InvalidDocument, match="damaged"):
+        stamp_pdf(damaged, f"{BASE}/o/20131370998/OC-2026-004512")  # even when called on its own
+
+
+@pytest.mark.parametrize("kind", ["one_page", "six_pages", "incremental_update", "stamped", "free_entry"])
+def test_files_qpdf_check_passes_are_accepted(kind: str, tmp_path: Path) -> None:
+    order, url = order_of(pdfs.record())
+    source = pdfs.order_pdf(pdfs.big_record() if kind == "six_pages" else pdfs.record())
+    if kind == "incremental_update":
+        source = pdfs.incremental_update(source)
+    elif kind == "stamped":
+        source = stamp_pdf(source, url, order=order)
+    elif kind == "free_entry":  # a content stream whose table entry is free: null, valid for qpdf and us
+        _, content = pdfs._page_and_content(source)
+        source = pdfs._xref_entry(source, content, lambda entry: entry[:17] + b"f" + entry[18:])
+    assert qpdf_check_code(source, tmp_path) == 0
+    assert check_pdf(source, name=kind) >= 1
+
+
+# -- encrypted files --------------------------------------------------------------------------------------
+
+def test_encrypted_pdfs_are_refused_even_without_a_password(tmp_path: Path) -> None:
+    source = pdfs.encrypted(pdfs.order_pdf(pdfs.record()), user="")
+    path = tmp_path / "cifrado.pdf"
+    path.write_bytes(source)
+    with pytest.raises(InvalidDocument) as caught:
+        read_pdf(path)
+    assert "is encrypted (its owner's restrictions: no modify)" in str(caught.value)
+    assert "qpdf --decrypt" in (caught.value.hint or "")
+    with pytest.raises(InvalidDocument, match="encrypted"):
+        stamp_pdf(source, f"{BASE}/o/20131370998/OC-2026-004512")
+
+
+# -- bombs: refused quickly, by name -------------------------------------------------------------------------
+
+def _in_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter, bounded: a regression fails the test instead of hanging it."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          cwd=Path(__file__).resolve().parent.parent)
+
+
+@pytest.mark.parametrize(("maker", "words"), [("huge_page", "over the page-size limit"),
+                                              ("flate_bomb", "decompresses to more than 268,435,456 bytes")])
+def test_bombs_are_refused_by_name(maker: str, words: str) -> None:
+    code = (f"from tests import pdfs\nfrom peru_compras.pdf import check_pdf\ndata = pdfs.{maker}()\n"
+            "assert len(data) < 5000, len(data)\n"
+            "try:\n    check_pdf(data, name='bomba.pdf')\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    result = _in_child(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("InvalidDocument PDF 'bomba.pdf'") and words in result.stdout
+
+
+def test_rendering_for_the_qr_is_bounded_in_pixels_and_time() -> None:
+    """Past check_pdf (e.g. a library caller): a 10,000-point page is drawn at most 1,754 pixels a side,
+    and a renderer stuck in a bomb is stopped at the time limit with a named error."""
+    code = ("from tests import pdfs\nfrom peru_compras import qr\n"
+            "print(qr.decode_page(pdfs.huge_page(), 1))\n"
+            "try:\n    qr.decode_page(pdfs.flate_bomb(), 1, timeout=2)\n"
+            "except qr.RenderError as exc:\n    print('RenderError', exc, exc.exit_code)\n")
+    result = _in_child(code, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "[]"
+    assert lines[1].startswith("RenderError page 1 of the PDF could not be rendered within 2 s")
+    assert lines[1].endswith(" 2")  # exit code: bad input
+
+
+# -- active content -----------------------------------------------------------------------------------------
+
+URL = f"{BASE}/o/20131370998/OC-2026-004512"
+
+
+@pytest.mark.parametrize("kind", sorted(pdfs.ACTIVE))
+def test_active_content_is_refused_naming_what_was_found(kind: str) -> None:
+    document = pdfs.active(pdfs.order_pdf(pdfs.record()), kind)
+    assert check_pdf(document, name=kind) == 1  # a well-formed PDF: refused for what it carries, not damage
+    with pytest.raises(InvalidDocument) as caught:
+        check_registrable(document, URL, name=f"{kind}.pdf")
+    message = str(caught.value)
+    assert message.startswith(f"PDF '{kind}.pdf' carries active content: ") and pdfs.ACTIVE[kind][1] in message
+    assert "\n" not in message and "print it to PDF again" in (caught.value.hint or "")
+
+
+def test_plain_and_stamped_pdfs_are_registrable() -> None:
+    order, url = order_of(pdfs.record())
+    source = pdfs.order_pdf(pdfs.record())
+    check_registrable(source, url)
+    check_registrable(stamp_pdf(source, url, order=order), url)  # our own QR and link, for this URL
+
+
+# -- other addresses: links, markers, printed QR codes ------------------------------------------------------
+
+def test_a_link_to_another_host_is_refused_or_warned_with_the_flag() -> None:
+    document = pdfs.with_link(pdfs.order_pdf(pdfs.record()), "https://evil.example/pago")
+    with pytest.raises(InvalidDocument, match=r"another address .*https://evil\.example/pago \(page 1 link\)"):
+        check_registrable(document, URL)
+    warnings: list[str] = []
+    check_registrable(document, URL, allow_other_urls=True, warn=warnings.append)
+    assert len(warnings) == 1 and "https://evil.example/pago (page 1 link)" in warnings[0]
+
+
+@pytest.mark.parametrize("marked_qr", [True, False], ids=["qr_in_marked_stream", "qr_beside_a_marker"])
+def test_fake_stamp_with_markers_and_a_printed_evil_qr(marked_qr: bool, tmp_path: Path) -> None:
+    order, url = order_of(pdfs.record())
+    evil = "https://evil.example/o/20131370998/OC-2026-004512"
+    fake = pdfs.fake_stamp(pdfs.order_pdf(pdfs.record()), url, evil, marked_qr=marked_qr)
+    assert decode(fake) == [evil]  # what a clerk's phone would open
+    assert claimed_verify_url(fake, decode=False) == url  # the markers lie
+    with pytest.raises(InvalidDocument, match=r"https://evil\.example/\S+ \(QR printed on page 1\)"):
+        check_registrable(fake, url)  # refused as is (--no-stamp) and before stamping
+    stamped = stamp_pdf(fake, url, order=order)  # the stamp itself trusts no marker: it draws again
+    if marked_qr:  # what carried our marker is taken off: only our QR remains
+        assert decode(stamped) == [url]
+        check_registrable(stamped, url)
+    else:  # the unmarked QR stays on the page, so registering the result is refused too
+        assert set(decode(stamped)) == {url, evil}
+        with pytest.raises(InvalidDocument, match="evil.example"):
+            check_registrable(stamped, url)
