@@ -7,6 +7,7 @@ loopback sockets.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -38,6 +39,8 @@ from peru_compras.web.app import PageSettings, create_app
 from peru_compras.web.server import uvicorn_config
 
 from .conftest import Runner, funded_account, reference_order, write_json
+from .test_batch import Chain, lines, make_orders, write_jsonl
+from .test_batch import chain as chain  # noqa: F401 — a fixture
 from .test_web import Client
 
 BASE = "https://oc.example.pe"
@@ -427,3 +430,86 @@ def test_annul_refuses_control_and_bidi_characters_in_the_reason(hostile: Hostil
         assert done.code == 2, done.stderr
         assert "--reason" in done.stderr and "U+" in done.stderr and "\x1b" not in done.stderr
     assert hostile.registry.state(order.token_id).status == "valid"
+
+
+# --------------------------------------------------------------------------------------------------
+# Item 5: manifest `pdf` paths that leave their folder; item 10: bad rows each on their own line
+
+
+def test_traversal_manifest_reads_nothing_outside_its_folder(chain: Chain, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "file.pdf").write_bytes(b"%PDF-1.7 the payroll " + os.urandom(16))
+    folder = tmp_path / "work" / "m"
+    rows = make_orders(folder, 6, prefix="OC-TRAV")
+    (folder / "link.pdf").symlink_to(secret / "file.pdf")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "up").symlink_to(secret)
+    rows[1]["pdf"] = "../../secret/file.pdf"       # exists
+    rows[2]["pdf"] = "../../secret/nothere.pdf"    # does not: the same answer
+    rows[3]["pdf"] = str(secret / "file.pdf")      # absolute
+    rows[4]["pdf"] = "link.pdf"                    # a link inside the folder, to outside
+    rows[5]["pdf"] = "sub/up/file.pdf"             # a linked folder
+    manifest = write_jsonl(folder / "manifest.jsonl", rows)
+    done = chain.cli("register-batch", str(manifest), "--no-stamp", "--json")
+    assert done.returncode == 1, done.stderr
+    out = lines(done.stdout)
+    assert out[-1] == {"summary": {"registered": 1, "already_registered": 0, "failed": 5}}
+    errors = {str(line["order_number"]): str(line["error"]) for line in out if "error" in line}
+    for row in rows[1:]:
+        name = str(row["pdf"])
+        assert errors[str(row["order_number"])] == (
+            f"pdf {name!r} is not a file inside {str(folder)!r} — give each `pdf` relative to the manifest's folder "
+            "(or --pdf-dir), without '..' or links that lead out of it"), errors
+    assert chain.registry.total_supply() == 1
+    stored = b"".join(path.read_bytes() for path in (chain.home / "documents").rglob("*") if path.is_file())
+    assert b"the payroll" not in stored
+
+
+def test_bad_csv_cells_are_refused_row_by_row_and_the_good_rows_go_on(chain: Chain, tmp_path: Path) -> None:
+    folder = tmp_path / "c"
+    rows = make_orders(folder, 6, prefix="OC-CELL")
+    cells = {1: ("items", "[{\"description\": broken"), 2: ("delivery_term_days", "\u00b2"),
+             3: ("delivery_term_days", "9" * 5000), 4: ("items", "[" * 5000 + "]" * 5000)}
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        columns = ["order_number", "issued_on", "entity_name", "entity_ruc", "buyer_name", "supplier_name",
+                   "supplier_ruc", "items", "total_amount", "delivery_place", "delivery_term_days", "pdf"]
+        writer.writerow(columns)
+        for index, row in enumerate(rows):
+            e, s, d = row["entity"], row["supplier"], row["delivery"]
+            values = dict(zip(columns, [row["order_number"], row["issued_on"], e["name"], e["ruc"], e["name"],  # type: ignore[index]
+                                        s["name"],  # type: ignore[index]
+                                        s["ruc"], json.dumps(row["items"]), row["total"]["amount"],  # type: ignore[index]
+                                        d["place"], d["term_days"], row["pdf"]], strict=True))  # type: ignore[index]
+            if index in cells:
+                values[cells[index][0]] = cells[index][1]
+            writer.writerow(values.values())
+    done = chain.cli("register-batch", str(folder / "manifest.csv"), "--no-stamp", "--json")
+    assert done.returncode == 1, done.stderr  # SPEC: some rows refused
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    out = lines(done.stdout)
+    assert out[-1] == {"summary": {"registered": 2, "already_registered": 0, "failed": 4}}, done.stdout
+    errors = {int(str(line["row"])): str(line["error"]) for line in out if "error" in line}
+    assert sorted(errors) == [2, 3, 4, 5]  # data rows 2..5 (row 1 and 6 registered)
+    assert "row 2" in errors[2] and "items" in errors[2]
+    assert "term_days" in errors[3] and "'²'" in errors[3]
+    assert "term_days" in errors[4] and len(errors[4]) < 400
+    assert "row 5" in errors[5] and "nest" in errors[5]
+    assert all("\n" not in error for error in errors.values())
+
+
+def test_bad_order_files_are_input_errors(cli: Runner, tmp_path: Path) -> None:
+    from .pdfs import order_pdf
+
+    pdf = tmp_path / "orden.pdf"
+    pdf.write_bytes(order_pdf(reference_order()))
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    term = tmp_path / "term.json"
+    term.write_text(json.dumps(reference_order()).replace('"term_days": 15', '"term_days": ' + "9" * 5000))
+    assert "9" * 5000 in term.read_text()
+    for order in (deep, term):
+        done = cli("register", str(order), str(pdf))
+        assert done.code == 2 and "internal error" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and str(order.name) in done.stderr
