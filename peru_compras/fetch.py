@@ -32,6 +32,7 @@ the verification page uses too: ``original``, ``altered``, ``missing``, ``unreac
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import socket
 import time
@@ -143,7 +144,7 @@ def _env_number(name: str, default: float, kind: type[int] | type[float]) -> int
         value = kind(raw)
     except ValueError:
         value = 0
-    if value <= 0:
+    if not 0 < value < math.inf:  # also refuses nan and inf, which would switch the time limit off
         raise FetchRefused(f"{setting_source(name)} is {raw!r}, not a positive number", hint="unset it or give e.g. 20")
     return value
 
@@ -221,10 +222,13 @@ def fetch_document(url: str, policy: FetchPolicy, *, transport: httpx.BaseTransp
     deadline = time.monotonic() + policy.timeout
     redirects: list[str] = []
     current = url
-    timeout = httpx.Timeout(min(policy.timeout, 10.0), read=policy.timeout)
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport) as client:
+    with httpx.Client(follow_redirects=False, trust_env=False, transport=transport) as client:
         for hop in range(policy.max_redirects + 1):
             address, _, port = _check(current, policy, hop=hop)
+            left = deadline - time.monotonic()  # the limit is for the whole download, redirects included
+            if left <= 0:
+                raise FetchFailed(f"{url} took more than {policy.timeout:g} s",
+                                  hint="try again later, or raise PERU_COMPRAS_FETCH_TIMEOUT")
             try:
                 target = httpx.URL(current)
                 pinned = target.copy_with(host=address)
@@ -237,7 +241,8 @@ def fetch_document(url: str, policy: FetchPolicy, *, transport: httpx.BaseTransp
                        "Accept": "application/pdf, */*;q=0.1", "Accept-Encoding": "identity",
                        "User-Agent": policy.user_agent}
             extensions = {"sni_hostname": name} if target.scheme == "https" else {}
-            request = client.build_request("GET", pinned, headers=headers, extensions=extensions)
+            request = client.build_request("GET", pinned, headers=headers, extensions=extensions,
+                                           timeout=httpx.Timeout(min(left, 10.0), read=left))
             try:
                 response = client.send(request, stream=True)
             except httpx.TimeoutException:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +22,17 @@ from typing import Any
 import httpx
 import pytest
 
-from peru_compras.fetch import FetchPolicy, FetchRefused, PublishedCheck, check_published, fetch_document
+from peru_compras.fetch import (
+    DocumentMissing,
+    FetchFailed,
+    FetchPolicy,
+    FetchRefused,
+    FetchTooLarge,
+    PublishedCheck,
+    address_is_public,
+    check_published,
+    fetch_document,
+)
 from peru_compras.web.published import DocumentChecker
 
 NAME = "docs.rebind.test"
@@ -187,3 +199,399 @@ def test_page_and_verify_policies() -> None:
         running.server_close()
     for url in ("http://[::1", "http://host:99999/x.pdf", "file:///etc/passwd"):
         assert check_published(url, DIGEST, page).outcome == "refused", url
+
+
+# --------------------------------------------------------------------------------------------------
+# The rules one by one, each against a real server on 127.0.0.1 where a download is involved.
+
+
+class Routes:
+    """A real HTTP server on 127.0.0.1: `routes[path]` writes the whole answer; every request is recorded."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.routes: dict[str, Any] = {}
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 — http.server's name
+                state.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                path = self.path.split("?", 1)[0]
+                route = state.routes.get(path) or state.routes.get(path.rsplit("/", 1)[0] + "/*")
+                if route is None:
+                    self.answer(404, b"not here")
+                else:
+                    route(self)
+                self.close_connection = True
+
+            def answer(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                       length: int | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def _close_delimited(handler: Any, body: bytes, pause: float = 0.0, piece: int = 64 * 1024) -> None:
+    """An answer without Content-Length: the body ends when the connection closes."""
+    handler.send_response(200)
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    for start in range(0, len(body), piece):
+        try:
+            handler.wfile.write(body[start:start + piece])
+            handler.wfile.flush()
+        except OSError:  # the client hung up: exactly what a cap should do
+            return
+        time.sleep(pause)
+
+
+def _redirects(handler: Any) -> None:
+    left = int(handler.path.rsplit("/", 1)[1])
+    if left == 0:
+        handler.answer(200, DOCUMENT)
+    else:  # relative Location: resolved against the current URL
+        handler.answer(302, b"", {"Location": f"{left - 1}"})
+
+
+def _slow_redirects(handler: Any) -> None:
+    time.sleep(0.2)
+    _redirects(handler)
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[Routes]:
+    routes = Routes()
+    tampered = bytearray(DOCUMENT)
+    tampered[-8] ^= 1
+    routes.routes.update({
+        "/doc.pdf": lambda h: h.answer(200, DOCUMENT, {"Content-Type": "application/pdf"}),
+        "/tampered.pdf": lambda h: h.answer(200, bytes(tampered)),
+        "/truncated.pdf": lambda h: h.answer(200, DOCUMENT[:-10]),
+        "/cut-off.pdf": lambda h: h.answer(200, DOCUMENT[:20], length=len(DOCUMENT)),  # closes mid-body
+        "/gone.pdf": lambda h: h.answer(410, b"gone"),
+        "/forbidden.pdf": lambda h: h.answer(403, b"no"),
+        "/error.pdf": lambda h: h.answer(500, b"oops"),
+        "/no-location": lambda h: h.answer(302, b""),
+        "/r/*": _redirects,
+        "/slow/*": _slow_redirects,
+        "/to-other-port": lambda h: h.answer(302, b"", {"Location": "http://127.0.0.1:9/doc.pdf"}),
+        "/big-declared": lambda h: h.answer(200, b"", length=10**9),
+        "/stream-big": lambda h: _close_delimited(h, b"%" * (8 * 1024 * 1024)),
+        "/exact-100": lambda h: _close_delimited(h, b"x" * 100),
+        "/exact-101": lambda h: _close_delimited(h, b"x" * 101),
+        "/declared-100": lambda h: h.answer(200, b"x" * 100),
+        "/declared-101": lambda h: h.answer(200, b"x" * 101),
+        "/trickle": lambda h: _close_delimited(h, b"%" * 40, pause=0.05, piece=1),
+        "/silent": lambda h: time.sleep(1.5),
+    })
+    yield routes
+    routes.server.shutdown()
+    routes.server.server_close()
+
+
+def local(web: Routes, **limits: Any) -> FetchPolicy:
+    """verify --fetch's policy with the test server as the base URL (its own origin may be local)."""
+    return FetchPolicy.from_env(web.url("/"), **limits)
+
+
+@pytest.mark.parametrize(("path", "outcome", "code"), [
+    ("/doc.pdf", "original", 0),
+    ("/tampered.pdf", "altered", 1),  # one bit changed
+    ("/truncated.pdf", "altered", 1),  # a shorter file, served whole
+    ("/cut-off.pdf", "unreachable", 3),  # the connection closed before Content-Length bytes came
+    ("/missing.pdf", "missing", 1),  # 404
+    ("/gone.pdf", "missing", 1),  # 410
+    ("/forbidden.pdf", "unreachable", 3),
+    ("/error.pdf", "unreachable", 3),
+    ("/no-location", "unreachable", 3),
+])
+def test_the_verdict_is_original_only_when_the_bytes_match(web: Routes, path: str, outcome: str, code: int) -> None:
+    result = check_published(web.url(path), DIGEST, local(web))
+    assert (result.outcome, result.exit_code) == (outcome, code), result.detail
+    assert result.expected_sha256 == DIGEST and result.url == web.url(path)
+    if outcome == "original":
+        assert (result.sha256, result.size, result.final_url) == (DIGEST, len(DOCUMENT), result.url)
+        assert result.detail is None
+        assert result.human() == f"  published: the published PDF is the registered original ({result.url})"
+    elif outcome == "altered":
+        assert result.sha256 is not None and result.sha256 != DIGEST and result.size == len(DOCUMENT) - (
+            10 if "truncated" in path else 0)
+        assert result.detail == "its SHA-256 differs from the one registered on chain"
+        assert "NOT the registered original" in result.human() and result.detail in result.human()
+    else:
+        assert result.sha256 is None and result.detail
+    data = result.to_json()
+    assert data["outcome"] == outcome and data["expected_sha256"] == DIGEST.hex()
+    assert data["sha256"] == (result.sha256.hex() if result.sha256 else None)
+    if code == 1 and outcome == "missing":
+        assert "HTTP 4" in str(result.detail) and "gone" in str(result.detail)
+
+
+def test_a_missing_document_is_document_missing(web: Routes) -> None:
+    for path, status in (("/missing.pdf", 404), ("/gone.pdf", 410)):
+        with pytest.raises(DocumentMissing, match=f"answered HTTP {status}"):
+            fetch_document(web.url(path), local(web))
+    with pytest.raises(FetchFailed, match="answered HTTP 500"):
+        fetch_document(web.url("/error.pdf"), local(web))
+
+
+@pytest.mark.parametrize("credentials", ["user@", "user:pass@", ":pass@", "user:@"])
+def test_credentials_in_the_url_are_refused(web: Routes, credentials: str) -> None:
+    url = web.url("/doc.pdf").replace("http://", f"http://{credentials}")
+    with pytest.raises(FetchRefused, match="carries credentials"):
+        fetch_document(url, local(web))
+    redirect = Routes()
+    redirect.routes["/x"] = lambda h: h.answer(302, b"", {"Location": url})
+    try:
+        result = check_published(redirect.url("/x"), DIGEST, FetchPolicy.for_page(
+            "https://verifica.example.pe", max_bytes=1000, timeout=5, allow_private=True))
+        assert result.outcome == "refused" and "redirect 1" in str(result.detail), result.detail
+    finally:
+        redirect.server.shutdown()
+        redirect.server.server_close()
+    assert [path for path, _ in web.requests if path == "/doc.pdf" and credentials in path] == []
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/doc.pdf", "file:///etc/passwd", "gopher://x/", "javascript:x",
+                                 "http:///doc.pdf", "http://[::1/doc.pdf", "http://host:99999/x", "//host/x.pdf"])
+def test_only_http_urls_with_a_host(url: str) -> None:
+    policy = FetchPolicy.for_page("https://verifica.example.pe", max_bytes=1000, timeout=5, allow_private=True)
+    with pytest.raises(FetchRefused):
+        fetch_document(url, policy)
+
+
+NOT_PUBLIC = [
+    "127.0.0.1", "127.255.255.254", "10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255", "192.168.0.1",
+    "169.254.169.254", "169.254.0.1", "100.64.0.1", "100.127.255.254", "0.0.0.0", "0.1.2.3", "224.0.0.1",
+    "239.255.255.250", "240.0.0.1", "255.255.255.255", "192.0.2.1", "198.18.0.1", "198.51.100.7",
+    "203.0.113.9", "192.0.0.170", "::1", "::", "fc00::1", "fdff:ffff::1", "fe80::1", "febf::1", "ff02::1", "ff0e::1",
+    "::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:169.254.169.254", "::ffff:224.0.0.1", "::ffff:0.0.0.0",
+    "2001:db8::1", "64:ff9b::7f00:1", "100::1",
+]
+PUBLIC_ADDRESSES = [
+    "93.184.215.14", "8.8.8.8", "1.1.1.1", "100.63.255.255", "100.128.0.1", "172.15.255.255", "172.32.0.1",
+    "192.167.255.255", "169.253.255.255", "223.255.255.254", "11.0.0.1", "2606:4700:4700::1111",
+    "2a00:1450:4001::200e", "::ffff:8.8.8.8",
+]
+
+
+@pytest.mark.parametrize("address", NOT_PUBLIC)
+def test_private_and_special_addresses_are_not_public(address: str) -> None:
+    assert address_is_public(address) is False
+
+
+@pytest.mark.parametrize("address", PUBLIC_ADDRESSES)
+def test_public_unicast_addresses_are_public(address: str) -> None:
+    assert address_is_public(address) is True
+
+
+def _resolve_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> list[str]:
+    asked: list[str] = []
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(host)
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                 (a, int(port))) for a in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+@pytest.mark.parametrize("address", ["224.0.0.1", "0.0.0.0", "100.64.0.1", "169.254.169.254", "::ffff:127.0.0.1",
+                                     "fc00::1", "fe80::1%eth0", "10.0.0.1"])
+def test_a_name_resolving_to_a_special_address_is_refused_by_both_policies(
+        monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    asked = _resolve_to(monkeypatch, address)
+    page = FetchPolicy.for_page("https://verifica.example.pe", max_bytes=1000, timeout=5)
+    verify = FetchPolicy.from_env("https://verifica.example.pe", [NAME])
+    for policy in (page, verify):
+        with pytest.raises(FetchRefused, match="loopback or private"):
+            fetch_document(f"http://{NAME}/doc.pdf", policy)
+    assert asked == [NAME, NAME]
+    literal = address.split("%")[0]
+    host = f"[{literal}]" if ":" in literal else literal
+    with pytest.raises(FetchRefused, match="loopback or private"):  # the address written as the host
+        fetch_document(f"http://{host}/doc.pdf", page)
+
+
+def test_every_address_a_name_resolves_to_must_be_public(monkeypatch: pytest.MonkeyPatch) -> None:
+    _resolve_to(monkeypatch, PUBLIC, "10.0.0.1")
+    page = FetchPolicy.for_page("https://verifica.example.pe", max_bytes=1000, timeout=5)
+    with pytest.raises(FetchRefused, match="resolves to 10.0.0.1"):
+        fetch_document(f"http://{NAME}/doc.pdf", page)
+    _resolve_to(monkeypatch)
+    with pytest.raises(FetchFailed, match="has no address"):
+        fetch_document(f"http://{NAME}/doc.pdf", page)
+
+
+def test_a_name_that_does_not_resolve_is_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    page = FetchPolicy.for_page("https://verifica.example.pe", max_bytes=1000, timeout=5)
+    result = check_published(f"http://{NAME}/doc.pdf", DIGEST, page)
+    assert (result.outcome, result.exit_code) == ("unreachable", 3) and "cannot resolve" in str(result.detail)
+
+
+def test_only_the_base_urls_own_origin_may_be_local(web: Routes) -> None:
+    # the same host on another port is another service: refused like any other loopback address
+    other = Routes()
+    other.routes["/doc.pdf"] = lambda h: h.answer(200, DOCUMENT)
+    try:
+        with pytest.raises(FetchRefused, match="resolves to 127.0.0.1"):
+            fetch_document(other.url("/doc.pdf"), local(web))
+        assert other.requests == []
+        result = check_published(web.url("/to-other-port"), DIGEST, local(web))
+        assert result.outcome == "refused" and "redirect 1" in str(result.detail)
+        # the page's policy has no local exception at all, even for its own base URL
+        page = FetchPolicy.for_page(web.url("/"), max_bytes=1000, timeout=5)
+        assert check_published(web.url("/doc.pdf"), DIGEST, page).outcome == "refused"
+    finally:
+        other.server.shutdown()
+        other.server.server_close()
+
+
+def test_hosts_allowed_for_verify_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERU_COMPRAS_FETCH_HOSTS", " Docs.Example.PE. , files.example.org:8443,, ")
+    policy = FetchPolicy.from_env("https://oc.example.pe", ["extra.example.net"])
+    assert policy.extra_hosts == frozenset({"docs.example.pe", "files.example.org:8443", "extra.example.net"})
+    assert policy.host_allowed("oc.example.pe", 443) and policy.host_allowed("oc.example.pe", 8080)
+    assert policy.host_allowed("docs.example.pe", 80)
+    assert policy.host_allowed("files.example.org", 8443) and not policy.host_allowed("files.example.org", 443)
+    assert policy.host_allowed("extra.example.net", 443)
+    assert not policy.host_allowed("evil.example.pe", 443) and not policy.host_allowed("example.pe", 443)
+    assert policy.describe_allowed() == "docs.example.pe, extra.example.net, files.example.org:8443, oc.example.pe"
+    assert policy.trusted_origin == ("oc.example.pe", 443)
+    assert FetchPolicy("http://OC.example.pe./").trusted_origin == ("oc.example.pe", 80)
+    with pytest.raises(FetchRefused, match="'evil.example.pe', which is not allowed") as refused:
+        fetch_document("https://EVIL.example.pe./x.pdf", policy)
+    assert refused.value.hint and "PERU_COMPRAS_FETCH_HOSTS" in refused.value.hint
+
+
+def test_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = FetchPolicy.from_env("https://oc.example.pe")
+    assert (policy.max_bytes, policy.timeout, policy.max_redirects) == (50 * 1024 * 1024, 20.0, 3)
+    monkeypatch.setenv("PERU_COMPRAS_FETCH_MAX_BYTES", " 1234 ")
+    monkeypatch.setenv("PERU_COMPRAS_FETCH_TIMEOUT", "2.5")
+    assert (FetchPolicy.from_env("https://oc.example.pe").max_bytes,
+            FetchPolicy.from_env("https://oc.example.pe").timeout) == (1234, 2.5)
+    assert FetchPolicy.from_env("https://oc.example.pe", max_bytes=7, timeout=1.0).max_bytes == 7
+    assert FetchPolicy.from_env("https://oc.example.pe", max_bytes=7, timeout=1.0).timeout == 1.0
+    for bad in ("0", "-5", "abc", "1e3x", "2.5"):
+        monkeypatch.setenv("PERU_COMPRAS_FETCH_MAX_BYTES", bad)
+        with pytest.raises(FetchRefused, match=f"PERU_COMPRAS_FETCH_MAX_BYTES.*{re.escape(repr(bad))}"):
+            FetchPolicy.from_env("https://oc.example.pe")
+    monkeypatch.setenv("PERU_COMPRAS_FETCH_MAX_BYTES", "")
+    for bad in ("0", "-1", "nan", "inf", "-inf", "soon"):  # nan or inf would switch the time limit off
+        monkeypatch.setenv("PERU_COMPRAS_FETCH_TIMEOUT", bad)
+        with pytest.raises(FetchRefused, match="PERU_COMPRAS_FETCH_TIMEOUT"):
+            FetchPolicy.from_env("https://oc.example.pe")
+
+
+def test_the_request_asks_for_identity_from_the_named_host(web: Routes) -> None:
+    web.requests.clear()
+    fetch_document(web.url("/doc.pdf?v=1"), local(web))
+    [(path, headers)] = web.requests
+    assert path == "/doc.pdf?v=1"
+    assert headers["host"] == f"127.0.0.1:{web.port}"
+    assert headers["accept-encoding"] == "identity" and headers["accept"].startswith("application/pdf")
+    assert headers["user-agent"] == "peru-compras-verify"
+    assert "authorization" not in headers and "cookie" not in headers
+
+
+def test_no_proxy_from_the_environment(web: Routes, monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = Routes()
+    proxy.routes["/*"] = lambda h: h.answer(200, b"%PDF from the proxy")
+    try:
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(name, proxy.url(""))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert fetch_document(web.url("/doc.pdf"), local(web)).data == DOCUMENT
+        assert proxy.requests == []
+    finally:
+        proxy.server.shutdown()
+        proxy.server.server_close()
+
+
+@pytest.mark.parametrize(("hops", "ok"), [(0, True), (1, True), (3, True), (4, False), (9, False)])
+def test_at_most_three_redirects(web: Routes, hops: int, ok: bool) -> None:
+    url = web.url(f"/r/{hops}")
+    if ok:
+        fetched = fetch_document(url, local(web))
+        assert fetched.data == DOCUMENT and fetched.url == web.url("/r/0")
+        assert fetched.redirects == tuple(web.url(f"/r/{n}") for n in range(hops - 1, -1, -1))
+    else:
+        with pytest.raises(FetchRefused, match="redirected more than 3 times"):
+            fetch_document(url, local(web))
+        assert check_published(url, DIGEST, local(web)).outcome == "refused"
+    fewer = FetchPolicy(web.url("/"), max_redirects=1)
+    if hops > 1:
+        with pytest.raises(FetchRefused, match="more than 1 times"):
+            fetch_document(url, fewer)
+
+
+def test_the_size_cap(web: Routes) -> None:
+    policy = local(web, max_bytes=100)
+    for path in ("/exact-100", "/declared-100"):  # the cap itself is allowed
+        assert len(fetch_document(web.url(path), policy).data) == 100
+    for path in ("/exact-101", "/declared-101"):
+        with pytest.raises(FetchTooLarge) as too_large:
+            fetch_document(web.url(path), policy)
+        assert too_large.value.size == 101
+    declared = check_published(web.url("/big-declared"), DIGEST, policy)  # refused from the header alone
+    assert (declared.outcome, declared.size, declared.exit_code) == ("too_large", 10**9, 2)
+    assert "1,000,000,000 bytes" in str(declared.detail)
+
+
+def test_a_stream_over_the_cap_is_abandoned_early(web: Routes) -> None:
+    started = time.monotonic()
+    with pytest.raises(FetchTooLarge) as too_large:
+        fetch_document(web.url("/stream-big"), local(web, max_bytes=1000))
+    assert 1000 < too_large.value.size <= 1000 + 64 * 1024 + 1  # one chunk past the cap, not 8 MB
+    assert time.monotonic() - started < 2
+
+
+def test_time_limits(web: Routes) -> None:
+    silent = check_published(web.url("/silent"), DIGEST, local(web, timeout=0.3))
+    assert (silent.outcome, silent.exit_code) == ("unreachable", 3)
+    assert "0.3 s" in str(silent.detail)
+    started = time.monotonic()
+    trickle = check_published(web.url("/trickle"), DIGEST, local(web, timeout=0.5))  # every byte in time, not all
+    assert trickle.outcome == "unreachable" and "took more than 0.5 s" in str(trickle.detail)
+    assert time.monotonic() - started < 1.5
+
+
+def test_the_time_limit_covers_every_redirect(web: Routes) -> None:
+    # three hops of 0.2 s each: every one is within 0.5 s, all of them are not
+    assert fetch_document(web.url("/slow/1"), local(web, timeout=2)).data == DOCUMENT
+    started = time.monotonic()
+    result = check_published(web.url("/slow/3"), DIGEST, local(web, timeout=0.5))
+    assert (result.outcome, result.exit_code) == ("unreachable", 3), result.detail
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_closed_port_is_unreachable() -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    result = check_published(f"http://127.0.0.1:{port}/doc.pdf", DIGEST, FetchPolicy(f"http://127.0.0.1:{port}"))
+    assert (result.outcome, result.exit_code) == ("unreachable", 3) and "cannot download" in str(result.detail)
