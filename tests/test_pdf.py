@@ -4,6 +4,7 @@ qpdf --check passes; and every broken kind of untrusted PDF is refused with one 
 from __future__ import annotations
 
 import io
+import json
 import random
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from peru_compras.pdf import (
 )
 
 from . import pdfs
+from .conftest import Runner, write_json
 
 BASE = "https://oc.example.pe"
 TOOLS = ("pdftoppm", "zbarimg", "qpdf", "pdftotext")
@@ -384,3 +386,63 @@ def test_fake_stamp_with_markers_and_a_printed_evil_qr(marked_qr: bool, tmp_path
         assert set(decode(stamped)) == {url, evil}
         with pytest.raises(InvalidDocument, match="evil.example"):
             check_registrable(stamped, url)
+
+
+# -- the attacks through the CLI, on a real chain ---------------------------------------------------------
+
+def test_fake_stamp_and_another_orders_qr_are_refused_by_register_and_batches(cli: Runner, tmp_path: Path) -> None:
+    assert cli("deploy", "--json").code == 0
+    genuine = pdfs.record("OC-2026-710001")
+    other = pdfs.record("OC-2026-710002")
+    url = "https://oc.example.pe/o/20131370998/OC-2026-710001"
+    evil = "https://evil.example/o/20131370998/OC-2026-710001"
+    genuine_file = write_json(tmp_path / "genuina.json", genuine)
+    other_file = write_json(tmp_path / "otra.json", other)
+    # the genuine order, registered and stamped as it should be: the fake claims to be it
+    plain = tmp_path / "genuina.pdf"
+    plain.write_bytes(pdfs.order_pdf(genuine))
+    assert cli("register", str(genuine_file), str(plain), "--json").code == 0
+    fake = tmp_path / "falsa.pdf"
+    fake.write_bytes(pdfs.fake_stamp(pdfs.order_pdf(other), url.replace("710001", "710002"), evil,
+                                     marked_qr=False))
+    for extra in ((), ("--no-stamp",)):
+        refused = cli("register", str(other_file), str(fake), *extra, "--json")
+        assert refused.code == 2, refused.stdout + refused.stderr
+        assert "evil.example" in refused.stderr and "QR printed on page 1" in refused.stderr
+    # the QR of order 710001 (drawn by render) on the PDF of order 710002, hashed as it is: refused
+    rendered = tmp_path / "de-otra.pdf"
+    made = cli("render", str(genuine_file), "--out", str(rendered), "--json")
+    assert made.code == 0, made.stderr
+    folder = tmp_path / "lote"
+    folder.mkdir()
+    (folder / "a.pdf").write_bytes(rendered.read_bytes())
+    (folder / "b.pdf").write_bytes(pdfs.order_pdf(pdfs.record("OC-2026-710003")))
+    rows = [dict(other, pdf="a.pdf"), dict(pdfs.record("OC-2026-710003"), pdf="b.pdf")]
+    (folder / "lote.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    batch = cli("register-batch", str(folder / "lote.jsonl"), "--no-stamp", "--json")
+    lines = [json.loads(line) for line in batch.stdout.splitlines()]
+    errors = {line.get("order_number"): line.get("error", "") for line in lines if "error" in line}
+    assert url in errors["OC-2026-710002"] and "another address" in errors["OC-2026-710002"]
+    assert lines[-1]["summary"]["registered"] == 1  # the clean row went on
+    # registered only with the explicit flag, and a warning naming the other address
+    allowed = cli("register", str(other_file), str(rendered), "--no-stamp", "--allow-other-urls", "--json")
+    assert allowed.code == 0, allowed.stderr
+    assert "warning:" in allowed.stderr and url in allowed.stderr
+    # verify never calls the fake authentic
+    for document in (fake, pdfs_path(tmp_path, pdfs.fake_stamp(pdfs.order_pdf(genuine), url, evil))):
+        verdict = cli("verify", str(document), "--json")
+        assert verdict.code == 1 and verdict.json()["status"] in ("altered", "not_registered"), verdict.stdout
+
+
+def pdfs_path(folder: Path, data: bytes) -> Path:
+    path = folder / f"doc-{len(data)}.pdf"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("maker", ["huge_page", "flate_bomb"])
+def test_verify_refuses_bombs_quickly_by_name(maker: str, cli: Runner, tmp_path: Path) -> None:
+    path = pdfs_path(tmp_path, getattr(pdfs, maker)())
+    result = cli("verify", str(path), timeout=60)  # a regression fails here instead of hanging
+    assert result.code == 2, result.stdout + result.stderr
+    assert ("over the page-size limit" if maker == "huge_page" else "decompresses to more than") in result.stderr
