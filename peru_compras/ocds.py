@@ -601,7 +601,10 @@ class _Process:
         if tracked.id is None:
             raise _Refusal("has no id (the order number comes from it)")
         entity = self._party(self._buyer(), "buyer", notes, required=True, by_ocid=True)
-        buyer = self._party(self._procuring(), "procuring entity", notes, required=False)
+        procuring, buying = self._procuring(), self._buyer()
+        same = (_ident(procuring.get("id")), _same_name(procuring.get("name"))) == (
+            _ident(buying.get("id")), _same_name(buying.get("name")))
+        buyer = self._party(procuring, "procuring entity", _Notes() if same else notes, required=False)
         record: dict[str, Any] = {
             "order_number": self._order_number(tracked, notes),
             "issued_on": self._issued_on(tracked, award),
@@ -704,6 +707,9 @@ class _Process:
             own, what = prefix.group(2), f"by its ocid {self.ocid!r}"
         else:
             own, what = _ident(org.get("id")) or "", f"by its party id {_ident(org.get('id'))!r}"
+        if not own:
+            raise _Refusal(f"{role} {name!r} has no identifier and no party id to key it by: give its identifier "
+                           "(scheme and id)")
         if not _IDENTIFIER.fullmatch(own):
             raise _Refusal(f"{role} {name!r} has no identifier, and {what.removeprefix('by its ')} cannot key it "
                            "(letters, digits, '.' and '-', at most 40)")

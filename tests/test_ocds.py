@@ -774,3 +774,232 @@ def test_peru_like_sample_round_trip(chain: Chain, tmp_path: Path) -> None:
     assert orders(back) == {number: record.order.to_json() for number, record in on_chain.items()
                             if number != "OC-2026-004607"}
     assert skipped(back) == ["contract 'OC-2026-004607' is cancelled"]
+
+
+# -- shapes real publishers use (tests/data/ocds: our own files, each reproducing a shape met in the real
+# publications of Paraguay's DNCP, Mexico City's finance office, INAI, Jalisco, Nuevo León, Mexico's federal
+# Compranet, Colombia Compra Eficiente, Honduras and Ecuador) ---------------------------------------------
+
+DATA = ROOT / "tests" / "data" / "ocds"
+NO_PLACE_NOTE = ("no delivery place in the publication (items', contract's or tender's deliveryLocation or "
+                 "deliveryAddress): the record says 'No indicado por el publicador'")
+
+
+def token_of(key: str) -> str:
+    """The token id of an order key, computed here from the README's rule (keccak-256 of the key's UTF-8)."""
+    from eth_utils.crypto import keccak
+
+    return f"0x{int.from_bytes(keccak(key.encode()), 'big'):064x}"
+
+
+def by_row(out: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {int(line["row"]): line for line in out}
+
+
+def test_paraguay_shape_a_buyer_with_only_a_name_is_keyed_under_the_publisher_namespace() -> None:
+    lines = by_row(mapped(DATA / "paraguay-shape.json"))
+    first = lines[1]
+    assert first["status"] == "would_register"
+    assert first["entity_ruc"] == "ocds-pytest:1001"  # the ocid prefix, then the ocid's process id
+    assert first["token_id"] == token_of("ocds-pytest:1001/CC-1001-2026")
+    record = first["record"]
+    assert record["entity"] == {"name": "Ministerio de Salud Pública y Bienestar Social", "id": "1001",
+                                "scheme": "ocds-pytest"}
+    assert record["buyer"] == {"name": "Ministerio de Salud Pública y Bienestar Social"}
+    assert record["supplier"] == {"name": "Laboratorio Guaraní S.A.", "id": "80007525-0", "scheme": "PY-RUC"}
+    assert record["delivery"] == {"place": "No indicado por el publicador", "deadline": "2026-04-30"}
+    assert record["notes"] == [
+        "buyer has no identifier: keyed under the publisher's namespace 'ocds-pytest' by its ocid 'ocds-pytest-1001'",
+        "supplier identifier '80007525-0' has scheme 'Registro Único de Contribuyente': its check digit (DV) proves "
+        "PY-RUC",
+        NO_PLACE_NOTE]
+    assert first["notes"] == record["notes"]
+    # the same scheme text with a check digit that does not validate proves nothing: no identifier, no party id
+    assert lines[2]["error"] == ("contract 'CC-1002-2026': supplier 'Distribuidora del Chaco S.R.L.' has no identifier "
+                                 "and no party id to key it by: give its identifier (scheme and id)")
+    assert "supplier identifier '80007525-1' left out: scheme 'Registro Único de Contribuyente' is neither an org-id " \
+           "scheme nor a scheme name of letters, digits, '.', '_' and '-', and the id's shape proves none" in \
+           lines[2]["notes"]
+    # stable: the same file mapped again gives the same keys and token ids
+    again = by_row(mapped(DATA / "paraguay-shape.json"))
+    assert again[1]["token_id"] == first["token_id"] and again[1]["record"] == record
+
+
+def test_local_schemes_numeric_ids_and_a_scheme_without_an_id() -> None:
+    lines = by_row(mapped(DATA / "local-schemes.json"))
+    assert [line["status"] for line in lines.values()] == ["would_register"] * 3
+    inai, jalisco, colombia = lines[1], lines[2], lines[3]
+    # INAI-like: a buyer reference {id, name} whose party has a local scheme and the id as a number
+    assert inai["record"]["entity"] == {"name": "Dirección General de Administración", "id": "440", "scheme": "CUA"}
+    assert inai["entity_ruc"] == "CUA:440" and inai["token_id"] == token_of("CUA:440/CT-001/2026")
+    assert inai["record"]["buyer"] == inai["record"]["entity"]
+    assert inai["record"]["supplier"] == {"name": "Servicios Integrales del Bajío S.A. de C.V.", "id": "SIB0605124K7",
+                                          "scheme": "MX-RFC"}  # "mx-rfc" is the org-id scheme, in capitals
+    assert "notes" not in inai["record"]  # nothing inferred, nothing missing
+    # Jalisco-like: local schemes kept as published
+    assert jalisco["record"]["entity"]["scheme"] == "DEP-GOB-JAL" and jalisco["entity_ruc"] == "DEP-GOB-JAL:SEC-SALUD-12"
+    assert jalisco["record"]["supplier"] == {"name": "Insumos Médicos de Occidente S.A.", "id": "PROV-77",
+                                             "scheme": "MK-009KDH999"}
+    assert jalisco["record"]["total"] == {"amount": "12500.5", "currency": "MXN"}
+    # Colombia-like: the buyer reference's id is not its party's id (found by name, spaces aside), and its
+    # identifier is {"scheme": "NIT"} without an id: no identifier, so the ocid keys it
+    assert colombia["record"]["entity"] == {"name": "ALCALDÍA MUNICIPAL DE EJEMPLO", "id": "CO1.PROC.55",
+                                            "scheme": "ocds-cotest"}
+    assert colombia["record"]["supplier"] == {"name": "MARÍA FERNANDA ROJAS", "id": "1020304050",
+                                              "scheme": "COL-IDCARD"}
+    assert colombia["record"]["notes"] == [
+        "buyer identifier scheme 'NIT' has no id: no identifier",
+        "buyer has no identifier: keyed under the publisher's namespace 'ocds-cotest' by its ocid "
+        "'ocds-cotest-CO1.PROC.55'",
+        NO_PLACE_NOTE]
+
+
+def test_rfcs_and_check_digits_infer_a_scheme_only_when_the_id_proves_it() -> None:
+    lines = by_row(mapped(DATA / "rfc-and-check-digits.json"))
+    first, second, nit, bad_dv = lines[1], lines[2], lines[3], lines[4]
+    # RFCs given as the id with no scheme (OCDS 1.0 style, identifiers inline, no parties)
+    assert first["record"]["entity"] == {"name": "SECRETARÍA DE FINANZAS", "id": "SFI9712054NA", "scheme": "MX-RFC"}
+    assert first["record"]["supplier"] == {"name": "REDES & MEDIOS SA DE CV", "id": "R&M0503157Q3", "scheme": "MX-RFC"}
+    # contract id "1" in both ocids of one buyer: each order number carries its process, so both register
+    assert (first["record"]["order_number"], second["record"]["order_number"]) == ("AD-01-2026/1", "AD-02-2026/1")
+    assert first["token_id"] == token_of("MX-RFC:SFI9712054NA/AD-01-2026/1") != second["token_id"]
+    assert first["record"]["notes"] == [
+        "buyer identifier 'SFI9712054NA' has no scheme: the RFC pattern proves MX-RFC",
+        "contract id '1' numbers it only within its process: order number 'AD-01-2026/1'",
+        "supplier identifier 'R&M0503157Q3' has no scheme: the RFC pattern proves MX-RFC",
+        NO_PLACE_NOTE]
+    assert second["record"]["total"] == {"amount": "800", "currency": "MXN"}
+    # CO-NIT: a valid DV proves it, under the published scheme "NIT" or with no scheme at all
+    assert nit["record"]["entity"] == {"name": "AGENCIA NACIONAL DE EJEMPLO", "id": "800197268-4", "scheme": "CO-NIT"}
+    assert nit["record"]["supplier"]["scheme"] == "CO-NIT"
+    assert "supplier identifier '860034313-7' has no scheme: its check digit (DV) proves CO-NIT" in \
+        nit["record"]["notes"]
+    # an invalid DV proves nothing: "NIT" stays the publisher's own scheme; with no scheme the id is left out
+    assert bad_dv["error"] == ("contract '78-C': supplier 'SUMINISTROS ANDINOS SAS' has no identifier and no party id "
+                               "to key it by: give its identifier (scheme and id)")
+    assert bad_dv["notes"][0] == ("supplier identifier '860034313-8' left out: no scheme, and its shape proves none "
+                                  "(a PE-RUC, PY-RUC or CO-NIT check digit, the MX-RFC pattern)")
+
+
+def test_check_digits_of_paraguay_ruc_and_colombia_nit() -> None:
+    from peru_compras.ocds import co_nit_is_valid, py_ruc_is_valid
+
+    for valid in ("80007525-0", "80001870-2", "80002742-6"):  # DVs as Paraguay's SET computes them
+        assert py_ruc_is_valid(valid)
+        assert not py_ruc_is_valid(valid[:-1] + str((int(valid[-1]) + 1) % 10))
+    for valid in ("800197268-4", "860034313-7", "900514813-2", "899999034-1"):  # DVs as Colombia's DIAN computes them
+        assert co_nit_is_valid(valid)
+        assert not co_nit_is_valid(valid[:-1] + str((int(valid[-1]) + 1) % 10))
+    assert not py_ruc_is_valid("80007525") and not co_nit_is_valid("8001972684")  # the DV is written after a '-'
+
+
+def test_what_is_not_an_order_is_refused_or_skipped_with_its_reason() -> None:
+    out = mapped(DATA / "refusals.json")
+    assert [(line["row"], line.get("status"), line.get("reason") or line.get("error")) for line in out] == [
+        (1, "skipped", "no contract or award with items"),
+        (2, "skipped", "contract 'OC-2026-0002' has no items (nor has its award)"),
+        (3, None, "contract 'OC-2026-0003': item 1 ('Servicio de limpieza') has no quantity"),
+        (4, "skipped", "award '4-A' has no items"),
+        (5, None, "contract 'OC-2026-0005': buyer identifier '20131370999' is given as PE-RUC but fails SUNAT's "
+                  "check digit"),  # SPEC's RUC rule, unchanged
+    ]
+
+
+def _standard_zip(folder: Path) -> str:
+    """The OCDS standard as lib-cove-ocds reads it (a ZIP with schema/), built from the pinned local schemas in
+    .cache/ocds: the 1.1.5 package schema, the 1.1.4 release schema, and the versioned-release schema that
+    ocdsextensionregistry derives from it. Nothing is downloaded."""
+    import zipfile
+
+    from ocdsextensionregistry.versioned_release_schema import get_versioned_release_schema
+
+    package_schema, release_schema = _official()
+    path = folder / "standard.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("standard-1__1__5/", "")
+        archive.writestr("standard-1__1__5/schema/release-package-schema.json", json.dumps(package_schema))
+        archive.writestr("standard-1__1__5/schema/release-schema.json", json.dumps(release_schema))
+        archive.writestr("standard-1__1__5/schema/versioned-release-validation-schema.json",
+                         json.dumps(get_versioned_release_schema(release_schema, "1__1__4")))
+    return f"file://{path}"
+
+
+def lib_cove_ocds(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """lib-cove-ocds 0.17.0 (the library behind OCDS's Data Review Tool) on a release package, offline: its
+    schema validation (lib-cove's validator on SchemaOCDS), its additional checks and its OCID-prefix
+    conformance check. Two parts of its full run need the network and are left out: the package's listed
+    extensions (it downloads each; the location extension's fields are then reported as additional fields,
+    not errors) and its codelist report, which needs the standard's codelist CSVs (not in the pinned copy;
+    without them libcoveocds 0.17.0's process_codelists raises AttributeError) — closed-codelist values are
+    checked by the official schema's enums in our own validation instead."""
+    from libcove.lib.common import common_checks_context
+    from libcoveocds.common_checks import get_bad_ocid_prefixes
+    from libcoveocds.config import LibCoveOCDSConfig
+    from libcoveocds.lib.additional_checks import CHECKS, run_additional_checks
+    from libcoveocds.schema import SchemaOCDS
+
+    config = LibCoveOCDSConfig()
+    config.config.update(context="api", standard_zip=_standard_zip(folder))
+    offline = {key: value for key, value in data.items() if key != "extensions"}
+    schema = SchemaOCDS(None, offline, config)
+    context = common_checks_context("", offline, schema, "-", {"file_type": "json"}, fields_regex=True, api=True,
+                                    cache=False)["context"]
+    return {"validation_errors": context["validation_errors"], "version_used": schema.version,
+            "additional_checks": dict(run_additional_checks(offline, CHECKS["all"])),
+            "ocid_prefixes_bad_format": get_bad_ocid_prefixes(offline),
+            "additional_fields": context.get("additional_fields")}
+
+
+def test_lib_cove_ocds_catches_what_it_should(tmp_path: Path) -> None:
+    broken = {"uri": "https://oc.example.pe/p.json", "version": "1.1", "publishedDate": "2026-03-02T10:00:00Z",
+              "publisher": {"name": "x"}, "releases": [
+                  {"ocid": "ocds-x-1", "id": "1", "date": "2026-03-02", "tag": ["order"], "initiationType": "tender",
+                   "contracts": [{"id": "1", "awardID": "1", "value": {"amount": "10", "currency": "PEN"}}]}]}
+    result = lib_cove_ocds(broken, tmp_path)
+    messages = " | ".join(json.loads(error)["message"] for error, _ in result["validation_errors"])
+    assert "Date is not in the correct format" in messages and "'amount' is not a number" in messages, messages
+    # a closed-codelist value ("order" as a tag) is lib-cove-ocds' codelist report, the step left out offline;
+    # the official schema's enum catches it in test_the_schema_check_catches_what_it_should
+    assert "order" not in messages
+    assert result["ocid_prefixes_bad_format"]  # "ocds-x" is no registered-prefix shape
+
+
+def test_real_shapes_registered_twice_exported_and_checked_by_lib_cove_ocds(chain: Chain, tmp_path: Path) -> None:
+    manifest = tmp_path / "shapes.jsonl"
+    manifest.write_text("".join(json.dumps(json.loads(path.read_text(encoding="utf-8")), ensure_ascii=False) + "\n"
+                                for path in sorted(DATA.glob("*.json"))), encoding="utf-8")
+    first = chain.cli("register-batch", str(manifest), "--json")
+    out = lines(first.stdout)
+    assert first.returncode == 1, first.stderr  # three releases are refused, each on its line
+    assert out[-1] == {"summary": {"registered": 7, "already_registered": 0, "failed": 4, "skipped": 3}}
+    registered = {str(line["entity_ruc"]) + "/" + str(line["order_number"]): str(line["token_id"])
+                  for line in out if line.get("status") == "registered"}
+    assert all(token_of(key) == token for key, token in registered.items())
+    again = chain.cli("register-batch", str(manifest), "--json")
+    assert lines(again.stdout)[-1] == {"summary": {"registered": 0, "already_registered": 7, "failed": 4,
+                                                   "skipped": 3}}
+    assert {str(line["entity_ruc"]) + "/" + str(line["order_number"]): str(line["token_id"])
+            for line in lines(again.stdout) if line.get("status") == "already_registered"} == registered
+    assert chain.registry.total_supply() == 7
+    shown = chain.cli("show", "ocds-pytest:1001/CC-1001-2026", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["notes"][0].startswith("buyer has no identifier: keyed under")
+
+    exported = chain.cli("export-ocds", "--out", str(tmp_path / "export.json"), "--json")
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads((tmp_path / "export.json").read_text(encoding="utf-8"))
+    assert len(data["releases"]) == 7
+    for extended in (False, True):
+        package_validator, release_validator = validators(extended=extended)
+        assert_valid(package_validator, data)
+        for each in data["releases"]:
+            assert_valid(release_validator, each)
+    result = lib_cove_ocds(data, tmp_path)
+    assert result["version_used"] == "1.1"
+    assert result["validation_errors"] == [] and result["additional_checks"] == {}
+    assert result["ocid_prefixes_bad_format"] == []
+    # the export read back gives the very records on chain, notes included
+    back = orders(lines(chain.cli("register-batch", str(tmp_path / "export.json"), "--dry-run", "--json").stdout))
+    for release in data["releases"]:
+        token = release["chainRegistration"]["tokenId"]
+        assert back[release["contracts"][0]["id"]] == chain.registry.read(int(token, 16)).order.to_json()
