@@ -837,7 +837,8 @@ def test_local_schemes_numeric_ids_and_a_scheme_without_an_id() -> None:
                                           "scheme": "MX-RFC"}  # "mx-rfc" is the org-id scheme, in capitals
     assert "notes" not in inai["record"]  # nothing inferred, nothing missing
     # Jalisco-like: local schemes kept as published
-    assert jalisco["record"]["entity"]["scheme"] == "DEP-GOB-JAL" and jalisco["entity_ruc"] == "DEP-GOB-JAL:SEC-SALUD-12"
+    assert jalisco["record"]["entity"]["scheme"] == "DEP-GOB-JAL"
+    assert jalisco["entity_ruc"] == "DEP-GOB-JAL:SEC-SALUD-12"
     assert jalisco["record"]["supplier"] == {"name": "Insumos Médicos de Occidente S.A.", "id": "PROV-77",
                                              "scheme": "MK-009KDH999"}
     assert jalisco["record"]["total"] == {"amount": "12500.5", "currency": "MXN"}
