@@ -15,10 +15,9 @@ from .errors import InvalidInput
 
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
-_MULTIHASH_SHA256 = b"\x12\x20"
+_MULTIHASH_SHA256 = b"\x12\x20"  # sha2-256, 32 bytes
+_HASHLINK_LENGTH = 50  # "hl:z" and 46 base-58 digits: every 0x12 0x20 multihash has exactly 46
 _HEX_DIGEST = re.compile(r"(?:0[xX])?([0-9a-fA-F]{64})")  # fullmatch: bytes.fromhex alone skips spaces
-_CHUNK = 1 << 20
-_MAX_HASHLINK = 60
 
 
 def sha256(data: bytes) -> bytes:
@@ -27,19 +26,17 @@ def sha256(data: bytes) -> bytes:
 
 
 def sha256_file(path: Path) -> bytes:
-    """The SHA-256 digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    """The SHA-256 digest of a file, read in chunks (never whole into memory)."""
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.digest()
+        return hashlib.file_digest(handle, "sha256").digest()
 
 
 _58_POW_10 = 58**10  # ten base-58 digits fit a machine word: one big-number division per ten digits
 
 
 def _b58encode(data: bytes) -> str:
-    number = int.from_bytes(data, "big")
+    """Base58btc of `data`, which never starts with a zero byte here (a multihash starts 0x12)."""
+    number = int.from_bytes(data)  # big-endian
     out = []
     while number:
         number, chunk = divmod(number, _58_POW_10)
@@ -48,19 +45,22 @@ def _b58encode(data: bytes) -> str:
             out.append(_ALPHABET[rest])
     while out and out[-1] == "1":  # the last chunk's leading zeros are padding, not digits
         out.pop()
-    zeros = len(data) - len(data.lstrip(b"\0"))
-    return "1" * zeros + "".join(reversed(out))
+    return "".join(reversed(out))
 
 
-def _b58decode(text: str) -> bytes:
+def _hashlink_digest(value: str) -> bytes | None:
+    """The digest a SHA-256 hashlink carries, or None. Exactly 50 characters, so one spelling per digest
+    (a leading base-58 "1" would be a zero byte) and no long decode of a long text."""
+    if len(value) != _HASHLINK_LENGTH:
+        return None
     number = 0
-    for char in text:
+    for char in value[4:]:
         if char not in _INDEX:
-            raise ValueError(char)
+            return None
         number = number * 58 + _INDEX[char]
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
-    zeros = len(text) - len(text.lstrip("1"))
-    return b"\0" * zeros + body
+    if number >> 256 != int.from_bytes(_MULTIHASH_SHA256):  # the multihash prefix: sha2-256, 32 bytes
+        return None
+    return number.to_bytes(34)[2:]
 
 
 def hashlink(digest: bytes) -> str:
@@ -73,15 +73,12 @@ def hashlink(digest: bytes) -> str:
 def parse_digest(text: str) -> bytes:
     """A SHA-256 digest from a hashlink (``hl:z…``) or 64 hex digits (``0x`` optional)."""
     value = text.strip()
-    shown = repr(value) if len(value) <= 80 else repr(value[:60]) + f"… ({len(value)} characters)"
+    shown = repr(value[:80]) + ("…" if len(value) > 80 else "")
     if value.startswith("hl:z"):
-        try:  # 46 base-58 digits encode the 34-byte multihash: a longer text is not one (and costs quadratic time)
-            raw = _b58decode(value[4:]) if len(value) <= _MAX_HASHLINK else b""
-        except ValueError:
-            raw = b""
-        if len(raw) == 34 and raw[:2] == _MULTIHASH_SHA256:
-            return raw[2:]
-        raise InvalidInput(f"{shown} is not a SHA-256 hashlink", hint="expected hl:zQm… as printed by register")
+        digest = _hashlink_digest(value)
+        if digest is None:
+            raise InvalidInput(f"{shown} is not a SHA-256 hashlink", hint="expected hl:zQm… as printed by register")
+        return digest
     hexa = _HEX_DIGEST.fullmatch(value)
     if hexa:
         return bytes.fromhex(hexa.group(1))

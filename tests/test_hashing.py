@@ -73,7 +73,7 @@ def test_prefix_and_length_are_both_checked(prefix: bytes, size: int) -> None:
     [
         "hl:zNOPE", "hl:z0Qm", "hl:zQmWvQxTqbG2Z9HPJgG57jjwR154cKhbtJenbyYTWkjgF3I",  # 0, O, I, l: not base58
         "hl:z", "hl:" + "z" * 10, "hl:mEiB/g7FlgA", "HL:" + HELLO[3:], "hl:Z" + HELLO[4:], HELLO + "1",
-        "hl:z" + "2" * 10_000,  # long: refused without a quadratic decode
+        "hl:z" + "2" * 200_000,  # long: refused by its length, not after a quadratic decode
     ],
 )
 def test_parse_digest_refuses_bad_hashlinks(text: str) -> None:
@@ -115,3 +115,24 @@ def test_sha256_file_reads_every_chunk(tmp_path: Path, size: int) -> None:
     path = tmp_path / "doc.pdf"
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).digest() == sha256(data)
+
+
+def test_one_spelling_per_digest() -> None:
+    # a leading base-58 "1" is a zero byte: "hl:z1Qm…" is not the same hashlink, nor is a 50-character one
+    with pytest.raises(InvalidInput):
+        parse_digest("hl:z1" + HELLO[4:])
+    with pytest.raises(InvalidInput):
+        parse_digest("hl:z1" + HELLO[5:])
+
+
+def test_refusals_show_the_value_cut_at_80_characters_and_say_what_to_give() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_digest(" hl:zNOPE\n")
+    assert str(caught.value) == "'hl:zNOPE' is not a SHA-256 hashlink — expected hl:zQm… as printed by register"
+    with pytest.raises(InvalidInput) as caught:
+        parse_digest("a" * 80)
+    assert str(caught.value) == f"'{'a' * 80}' is not a SHA-256 digest — give 64 hex digits or a hashlink hl:zQm…"
+    for long in ("a" * 81, "a" * 80 + "\x1b[2J"):
+        with pytest.raises(InvalidInput) as caught:
+            parse_digest(long)
+        assert caught.value.message == f"'{'a' * 80}'… is not a SHA-256 digest"

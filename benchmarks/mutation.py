@@ -1,0 +1,251 @@
+"""Mutation scores of the modules that decide whether an order, a hash or a download is valid (issue 19).
+
+Runs mutmut 3 on each module with its own fast unit-test file, in a scratch copy of the repository (mutmut
+writes a ``mutants/`` folder next to the code; nothing is written in the working tree but the results
+file), and writes ``benchmarks/results/mutation.json``:
+
+    .venv/bin/python benchmarks/mutation.py                 # the working tree
+    .venv/bin/python benchmarks/mutation.py --ref d4cf098   # a commit (git archive), e.g. the "before"
+
+Scores are ``killed / (killed + survived + no test reaches it)``; a timeout or a crash of the tests counts
+as killed (the change was noticed). Mutants that only change a string that is a message (inside an
+f-string, a ``raise``, a problem added with ``.add``, an error's ``hint``, or any literal of two words or
+more) are counted apart, as the issue asks: their score is reported on its own line and left out of the
+module's score. The on-chain decoder (``decode_entry``, ``_inflate``) and pdf.py's acceptance checks are
+reported as function subsets. Not part of the test command: it takes several minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTMUT = ROOT / ".venv" / "bin" / "mutmut"
+SCRATCH = Path(os.environ.get("PERU_COMPRAS_MUTATION_SCRATCH", "/work/scratch/h6-mut"))
+RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
+
+PDF_ACCEPTANCE = ("read_pdf", "_check_size", "check_pdf", "_check_pages", "_check_objects", "_bomb",
+                  "_refuse_warnings", "_damaged", "_open", "check_registrable", "_scan", "_scan_action",
+                  "_actions")
+DECODER = ("decode_entry", "_inflate")
+
+
+@dataclass
+class Target:
+    name: str
+    module: str  # path of the file mutmut changes
+    tests: list[str]
+    functions: tuple[str, ...] = ()  # only these functions' mutants (all when empty)
+    pytest_args: list[str] = field(default_factory=list)
+    subsets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+TARGETS = [
+    Target("order", "peru_compras/order.py", ["tests/test_order.py"],
+           subsets={"on-chain decoder (decode_entry, _inflate)": DECODER}),
+    Target("hashing", "peru_compras/hashing.py", ["tests/test_hashing.py"]),
+    Target("fetch", "peru_compras/fetch.py", ["tests/test_fetch_policy.py"]),
+    Target("pdf acceptance checks", "peru_compras/pdf.py", ["tests/test_pdf.py"], functions=PDF_ACCEPTANCE),
+    Target("safejson (the decoder's JSON reader)", "peru_compras/safejson.py", ["tests/test_safejson.py"],
+           pytest_args=["-k", "not web3"]),  # the subprocess test costs 3 s a mutant; the others cover loads
+]
+
+
+def prepare(folder: Path, ref: str | None, target: Target) -> None:
+    """A fresh copy of the package and tests (working tree, or `ref` from git) with mutmut's config."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    if ref:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "peru_compras", "tests", "pyproject.toml"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    else:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
+        shutil.copytree(ROOT / "peru_compras", folder / "peru_compras", ignore=ignore)
+        shutil.copytree(ROOT / "tests", folder / "tests", ignore=ignore)
+        shutil.copy2(ROOT / "pyproject.toml", folder / "pyproject.toml")
+    pytest_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-x", "-q", *target.pytest_args]
+    (folder / "setup.cfg").write_text(
+        "[mutmut]\nsource_paths=peru_compras/\n"
+        f"only_mutate={target.module}\n"
+        "pytest_add_cli_args_test_selection=\n" + "".join(f"    {t}\n" for t in target.tests)
+        + "pytest_add_cli_args=\n" + "".join(f"    {a}\n" for a in pytest_args)
+        + "use_git_change_detection=false\n"
+    )
+
+
+def run_mutmut(folder: Path, target: Target, log: Path, children: int) -> float:
+    dotted = target.module.removesuffix(".py").replace("/", ".")
+    patterns = [f"{dotted}.x_{name}__mutmut_*" for name in target.functions]
+    started = time.monotonic()
+    with log.open("wb") as out:
+        subprocess.run([str(MUTMUT), "run", "--max-children", str(children), *patterns], cwd=folder, stdout=out,
+                       stderr=subprocess.STDOUT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, check=False)
+    return time.monotonic() - started
+
+
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped", 36: "timeout",
+          24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", -11: "crashed", -9: "crashed",
+          None: "not_checked"}
+_MESSAGE_CALLS = {"add", "InvalidInput", "InvalidOrder", "InvalidJSON", "InvalidDocument", "ValueError"}
+
+
+def _functions(tree: ast.AST) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    return {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def _parents(tree: ast.AST) -> dict[int, ast.AST]:
+    return {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+
+def _is_message(node: ast.Constant, parents: dict[int, ast.AST]) -> bool:
+    if isinstance(node.value, str) and len(node.value.split()) >= 2:
+        return True
+    current: ast.AST | None = node
+    while current is not None:
+        parent = parents.get(id(current))
+        if isinstance(parent, ast.JoinedStr | ast.Raise):
+            return True
+        if isinstance(parent, ast.keyword) and parent.arg == "hint":
+            return True
+        if isinstance(parent, ast.Call) and current is not parent.func:
+            name = parent.func.attr if isinstance(parent.func, ast.Attribute) else getattr(parent.func, "id", "")
+            if name in _MESSAGE_CALLS:
+                return True
+        current = parent
+    return False
+
+
+def string_only(original: ast.AST, mutant: ast.AST) -> bool:
+    """True when `mutant` differs from `original` only in string literals that are messages."""
+    a, b = list(ast.walk(original)), list(ast.walk(mutant))
+    if len(a) != len(b):
+        return False
+    parents = _parents(original)
+    changed = False
+    for x, y in zip(a, b, strict=True):
+        if type(x) is not type(y):
+            return False
+        for name, value in ast.iter_fields(x):
+            other = getattr(y, name, None)
+            if isinstance(value, ast.AST | list) or (x is a[0] and name == "name"):
+                continue
+            if value != other or type(value) is not type(other):
+                if not (isinstance(x, ast.Constant) and isinstance(value, str) and isinstance(other, str)):
+                    return False
+                if not _is_message(x, parents):
+                    return False
+                changed = True
+    return changed
+
+
+def _diff(original: ast.AST, mutant: ast.AST) -> list[str]:
+    lines = difflib.unified_diff(ast.unparse(original).splitlines(), ast.unparse(mutant).splitlines(), n=0,
+                                 lineterm="")
+    return [line.strip()[:160] for line in lines
+            if line[:1] in "+-" and line[:3] not in ("+++", "---") and not line[1:].startswith("def ")][:4]
+
+
+def _function_of(key: str) -> str:
+    """`peru_compras.order.x_decode_entry__mutmut_3` → `decode_entry`; methods: `Order.encode_entry`."""
+    mangled = key.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0]
+    return mangled.removeprefix("x").lstrip("_ǁ").replace("ǁ", ".") if "ǁ" in mangled else mangled[2:]
+
+
+def collect(folder: Path, target: Target) -> dict[str, Any]:
+    meta = json.loads((folder / "mutants" / (target.module + ".meta")).read_text())
+    tree = ast.parse((folder / "mutants" / target.module).read_text())
+    defs = _functions(tree)
+    rows = []
+    for key, code in meta["exit_code_by_key"].items():
+        function = _function_of(key)
+        if target.functions and function not in target.functions:
+            continue
+        mangled = key.rsplit(".", 1)[-1]
+        original = defs.get(mangled.rsplit("__mutmut_", 1)[0] + "__mutmut_orig")
+        mutant = defs.get(mangled)
+        status = STATUS.get(code, "suspicious")
+        message = bool(original and mutant and string_only(original, mutant))
+        rows.append({"mutant": mangled, "function": function, "status": status, "string_only": message,
+                     "diff": _diff(original, mutant) if original and mutant and status in ("survived", "no_tests")
+                     else []})
+    out = summarize(rows)
+    for label, names in target.subsets.items():
+        out.setdefault("subsets", {})[label] = summarize([r for r in rows if r["function"] in names],
+                                                        survivors=True)
+    return out
+
+
+def summarize(rows: list[dict[str, Any]], *, survivors: bool = True) -> dict[str, Any]:
+    def count(selected: list[dict[str, Any]]) -> dict[str, Any]:
+        killed = sum(r["status"] in ("killed", "timeout", "crashed") for r in selected)
+        survived = sum(r["status"] in ("survived", "suspicious") for r in selected)
+        untested = sum(r["status"] == "no_tests" for r in selected)
+        tested = killed + survived + untested
+        return {"mutants": len(selected), "killed": killed, "survived": survived, "no_test_reaches_it": untested,
+                "score_percent": round(100 * killed / tested, 1) if tested else None}
+
+    logic = [r for r in rows if not r["string_only"]]
+    result = count(logic)
+    result["string_only"] = count([r for r in rows if r["string_only"]])
+    if survivors:
+        result["surviving"] = [{"mutant": r["mutant"], "diff": r["diff"]} for r in logic
+                               if r["status"] in ("survived", "no_tests", "suspicious")]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", help="a git commit to measure instead of the working tree (e.g. the 'before')")
+    parser.add_argument("--only", action="append", help="target name(s) to run (default: all)")
+    parser.add_argument("--children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    label = args.ref or "working tree"
+    runs = previous.get("runs", {})
+    run: dict[str, Any] = runs.get(label, {}) if args.only else {}
+    started = time.monotonic()
+    for target in TARGETS:
+        if args.only and target.name not in args.only:
+            continue
+        if args.ref and subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{args.ref}:{target.tests[0]}"],
+                                       capture_output=True).returncode:
+            continue  # the commit has no such test file
+        folder = SCRATCH / (target.name.split()[0] + ("-" + args.ref if args.ref else ""))
+        prepare(folder, args.ref, target)
+        seconds = run_mutmut(folder, target, SCRATCH / f"{folder.name}.log", args.children)
+        result = collect(folder, target)
+        run[target.name] = {"module": target.module, "tests": target.tests, "seconds": round(seconds, 1),
+                            **({"functions": list(target.functions)} if target.functions else {}), **result}
+        sub = result.get("subsets", {})
+        print(f"{target.name:40} {result['score_percent']}% ({result['killed']}/"
+              f"{result['killed'] + result['survived'] + result['no_test_reaches_it']}), string-only "
+              f"{result['string_only']['killed']}/{result['string_only']['mutants']}, {seconds:.0f} s"
+              + "".join(f"; {k}: {v['score_percent']}%" for k, v in sub.items()), flush=True)
+    runs[label] = run
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref or "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    run["_about"] = {"commit": commit + ("" if args.ref else " + working tree"), "mutmut": "3.8.1",
+                     "cpus": os.cpu_count(), "children": args.children,
+                     "seconds_total": round(time.monotonic() - started, 1),
+                     "command": " ".join(["benchmarks/mutation.py", *sys.argv[1:]])}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"about": __doc__.split("\n\n")[0], "runs": runs}, indent=1,
+                                   ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
