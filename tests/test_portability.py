@@ -5,29 +5,37 @@
   ``--network lacnet-protestnet --rpc <front> --node-address <node> --trusted-forwarder <forwarder>``;
 - ``hardhat``: Hardhat 2's node from npm, a second EVM implementation, with the ``local`` profile.
 
-Deploy, register, show, verify, annul, register-batch and roles, each checking that the registry records the
-signer as registrar (through the relay: not the hub).
+Deploy, register, show, verify, verify --fetch, supersede, annul, register-batch, roles, export-ocds and the
+verification page, each checking that the registry records the signer as registrar (through the relay: not
+the hub) and that what was relayed reads back (the hub's 5-argument call decoded).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from peru_compras.chain import lacnet
 from peru_compras.chain.client import Registry
-from peru_compras.chain.node import set_balance
+from peru_compras.chain.node import free_port, set_balance
 from peru_compras.chain.rpc import Rpc
 from peru_compras.order import parse_order
 from peru_compras.render import render_order
+from peru_compras.web.app import PageSettings, create_app
 
 from .conftest import CLI, reference_order, write_json
 from .test_batch import make_orders, write_jsonl
@@ -199,3 +207,91 @@ def test_roles_grant_and_revoke(deployed: Deployment, tmp_path: Path) -> None:
     assert "lacks the registrar role" in one_line(refused.stderr)
     assert not deployed.registry.has_role("registrar", clerk.address)
     assert deployed.registry.has_role("registrar", deployed.signer.address)
+
+
+@contextmanager
+def publishing(documents: dict[str, bytes]) -> Iterator[str]:
+    """A local web server publishing `documents` by path (an agency's site); yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 — http.server's name
+            body = documents.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def assert_relayed(deployed: Deployment, tx_hash: str) -> None:
+    """Through the relay, the node's transaction is the hub's 5-argument relayMetaTx."""
+    if deployed.target.hub:
+        tx = deployed.target.rpc.call("eth_getTransactionByHash", [tx_hash])
+        assert bytes.fromhex(tx["input"][2:])[:4] == lacnet.RELAY_META_TX
+
+
+def test_supersede_verify_fetch_export_ocds_and_the_page(deployed: Deployment, tmp_path: Path) -> None:
+    name = deployed.target.name
+    record = reference_order(order_number=f"OC-PORT-{name}-F")
+    pdf = tmp_path / "orden.pdf"
+    pdf.write_bytes(render_order(parse_order(record)))
+    stamped = tmp_path / "sellada.pdf"
+    documents: dict[str, bytes] = {}
+    with publishing(documents) as site:
+        record["document_url"] = f"{site}/oc/{name}.pdf"  # the agency publishes the stamped PDF itself
+        registered = deployed.cli("register", str(write_json(tmp_path / "orden.json", record)), str(pdf),
+                                  "--out", str(stamped), "--json")
+        assert registered.returncode == 0, registered.stderr
+        data = json.loads(registered.stdout)
+        assert_relayed(deployed, data["tx_hash"])
+        documents[f"/oc/{name}.pdf"] = stamped.read_bytes()
+        fetched = deployed.cli("--base-url", site, "verify", str(stamped), "--fetch", "--json")
+        assert fetched.returncode == 0, fetched.stderr
+        assert json.loads(fetched.stdout)["published"]["outcome"] == "original"
+        documents[f"/oc/{name}.pdf"] = stamped.read_bytes().replace(b"%%EOF", b"%%EOF\n% otra")
+        swapped = deployed.cli("--base-url", site, "verify", str(stamped), "--fetch", "--json")
+        assert swapped.returncode == 1 and json.loads(swapped.stdout)["published"]["outcome"] == "altered"
+
+    fixed = reference_order(order_number=f"OC-PORT-{name}-F-R1")
+    fixed_pdf = tmp_path / "corregida.pdf"
+    fixed_pdf.write_bytes(render_order(parse_order(fixed)))
+    superseding = deployed.cli("register", str(write_json(tmp_path / "corregida.json", fixed)), str(fixed_pdf),
+                               "--supersedes", data["token_id"], "--json")
+    assert superseding.returncode == 0, superseding.stderr
+    replacement = json.loads(superseding.stdout)
+    assert_relayed(deployed, replacement["tx_hash"])
+    assert deployed.registry.state(int(data["token_id"], 16)).status == "superseded"
+    replaced = deployed.registry.read(int(replacement["token_id"], 16))
+    assert replaced.order == parse_order(fixed) and replaced.registrar == deployed.signer.address
+    assert replaced.state.replaces == int(data["token_id"], 16)
+
+    exported = deployed.cli("export-ocds", "--out", str(tmp_path / "ocds.json"), "--json")
+    assert exported.returncode == 0, exported.stderr
+    package = json.loads((tmp_path / "ocds.json").read_text())
+    text = json.dumps(package["releases"])
+    assert record["order_number"] in text and fixed["order_number"] in text
+    assert json.loads(exported.stdout)["releases"] == deployed.registry.total_supply()
+
+    registry = deployed.registry
+    app = create_app(lambda: Registry(deployed.target.rpc, registry.address, from_block=registry.from_block),
+                     PageSettings(base_url="https://oc.example.pe", sync_interval=0))
+    order = parse_order(fixed)
+
+    async def fetch() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            return await http.get(order.verify_path), await http.get(f"/api/orders/{replacement['token_id']}")
+
+    page, api = asyncio.run(fetch())
+    assert page.status_code == 200 and fixed["order_number"] in page.text
+    assert api.status_code == 200 and deployed.signer.address.lower() in api.text.lower()
