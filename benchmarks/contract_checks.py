@@ -106,21 +106,17 @@ def find_checks(source: str) -> list[Check]:
     return sorted(checks, key=lambda c: c.start)
 
 
-def _condition(code: str, revert_at: int) -> tuple[int, int] | None:
-    """(start, end) of the condition of the `if` whose statement is the revert at `revert_at`."""
-    head = code[:revert_at].rstrip()
-    head = head.removesuffix("{").rstrip()
-    if not head.endswith(")"):
-        return None
-    depth, i = 0, len(head) - 1
-    while i >= 0:
-        depth += {")": 1, "(": -1}.get(head[i], 0)
-        if depth == 0:
-            break
-        i -= 1
-    if i < 0 or not re.search(r"\bif\s*$", head[:i]):
-        return None
-    return i + 1, len(head) - 1
+def _conditions(code: str) -> list[tuple[int, int]]:
+    """(start, end) of the condition of every `if` statement."""
+    spans = []
+    for match in re.finditer(r"\bif\s*\(", code):
+        depth, i = 0, match.end() - 1
+        for i in range(match.end() - 1, len(code)):
+            depth += {"(": 1, ")": -1}.get(code[i], 0)
+            if depth == 0:
+                break
+        spans.append((match.end(), i))
+    return spans
 
 
 def _top_level(text: str, pattern: str) -> list[re.Match[str]]:
@@ -133,8 +129,9 @@ def _top_level(text: str, pattern: str) -> list[re.Match[str]]:
 
 
 def weakened(source: str, roles: list[str]) -> list[Check]:
-    """Checks made weaker instead of removed: another role asked for, one operand of an `a || b` condition
-    dropped, a comparison's boundary moved (`>` ↔ `>=`, `<` ↔ `<=`)."""
+    """Checks made weaker instead of removed: another role asked for; in every `if`, one operand of an
+    `a || b` or `a && b` condition dropped, a comparison's boundary moved (`>` ↔ `>=`, `<` ↔ `<=`), an
+    equality negated."""
     code = _mask(source)
     out = []
     for match in re.finditer(r"\b(_checkRole\s*\(\s*|onlyRole\s*\(\s*)(\w+)", code):
@@ -142,24 +139,23 @@ def weakened(source: str, roles: list[str]) -> list[Check]:
             if role != match.group(2):
                 out.append(Check(source.count("\n", 0, match.start()) + 1, "wrong role", match.group(0) + " -> " + role,
                                  match.start(2), match.end(2), role))
-    for match in re.finditer(r"\brevert\b", code):
-        span = _condition(code, match.start())
-        if span is None:
-            continue
-        start, end = span
+    for start, end in _conditions(code):
         condition = source[start:end]
         line = source.count("\n", 0, start) + 1
-        operands = [0, *[m.end() for m in _top_level(condition, r"\|\|")]]
-        bounds = [*[m.start() for m in _top_level(condition, r"\|\|")], len(condition)]
+        joiner = "&&" if _top_level(condition, r"&&") else "||"
+        operators = _top_level(condition, re.escape(joiner))
+        operands = [0, *[m.end() for m in operators]]
+        bounds = [*[m.start() for m in operators], len(condition)]
         parts = [condition[x:y].strip() for x, y in zip(operands, bounds, strict=True)]
         if len(parts) > 1:
             for k in range(len(parts)):
-                kept = " || ".join(part for j, part in enumerate(parts) if j != k)
+                kept = f" {joiner} ".join(part for j, part in enumerate(parts) if j != k)
                 out.append(Check(line, "operand dropped", f"{condition} -> {kept}", start, end, kept))
-        for m in _top_level(condition, r"(?<![<>=!])(>=|<=|>|<)(?![<>=])"):
-            flipped = {">": ">=", ">=": ">", "<": "<=", "<=": "<"}[m.group(1)]
+        for m in _top_level(condition, r"(?<![<>=!])(>=|<=|>|<|==|!=)(?![<>=])"):
+            flipped = {">": ">=", ">=": ">", "<": "<=", "<=": "<", "==": "!=", "!=": "=="}[m.group(1)]
             new = condition[: m.start()] + flipped + condition[m.end():]
-            out.append(Check(line, "boundary", f"{condition} -> {new}", start, end, new))
+            kind = "negated" if "=" in m.group(1) and m.group(1)[0] in "=!" else "boundary"
+            out.append(Check(line, kind, f"{condition} -> {new}", start, end, new))
     return out
 
 
@@ -186,10 +182,11 @@ def prepare(scratch: Path) -> None:
     (scratch / "node_modules").symlink_to(ROOT / "node_modules")
 
 
-def forge_test(scratch: Path) -> tuple[str, list[str]]:
+def forge_test(scratch: Path, match_path: str | None = None) -> tuple[str, list[str]]:
     env = {**os.environ, **FAST, "PATH": f"{FORGE_BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["forge", "test", "--fail-fast"], cwd=scratch, env=env, capture_output=True, text=True,
-                          timeout=900)
+    selection = ["--match-path", match_path] if match_path else []
+    proc = subprocess.run(["forge", "test", "--fail-fast", *selection], cwd=scratch, env=env, capture_output=True,
+                          text=True, timeout=900)
     output = proc.stdout + proc.stderr
     if proc.returncode == 0:
         return "unnoticed", []
@@ -205,19 +202,21 @@ def main() -> int:
     parser.add_argument("--scratch", type=Path, default=Path("/work/scratch/h4/contract-checks"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/contract_checks.json")
     parser.add_argument("--label", default="", help="a note stored with the results (e.g. before/after)")
+    parser.add_argument("--match-path", help="run only these test files (forge's --match-path glob), e.g. "
+                        "contracts/test/PurchaseOrderRegistry.checks.t.sol")
     args = parser.parse_args()
     prepare(args.scratch)
     target = args.scratch / CONTRACT
     original = target.read_text()
     started = time.monotonic()
-    baseline, failing = forge_test(args.scratch)
+    baseline, failing = forge_test(args.scratch, args.match_path)
     if baseline != "unnoticed":
         sys.exit(f"the unmodified suite does not pass ({baseline}: {failing}); fix it first")
     roles = ["DEFAULT_ADMIN_ROLE", *re.findall(r"constant\s+(\w+_ROLE)\b", _mask(original))]
     removed, weaker = find_checks(original), weakened(original, roles)
     for check in removed + weaker:
         target.write_text(remove(original, check))
-        check.outcome, check.failing_tests = forge_test(args.scratch)
+        check.outcome, check.failing_tests = forge_test(args.scratch, args.match_path)
         shown = ", ".join((check.failing_tests or [])[:2])
         print(f"line {check.line:4} {check.kind:22} {check.outcome:16} {check.text[:60]!r} {shown}", flush=True)
     target.write_text(original)
@@ -232,8 +231,9 @@ def main() -> int:
                 "unnoticed_checks": [f"line {c.line} {c.kind}: {c.text}" for c in checks if c.outcome == "unnoticed"]}
 
     results = {
-        "command": ".venv/bin/python benchmarks/contract_checks.py" + (f" --label {args.label}" if args.label else ""),
+        "command": " ".join([".venv/bin/python benchmarks/contract_checks.py", *sys.argv[1:]]),
         "label": args.label,
+        "tests": args.match_path or "contracts/test (all)",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "contract_sha256": hashlib.sha256(original.encode()).hexdigest(),
         "profile": FAST,
