@@ -95,12 +95,19 @@ class Operator:
         return [item for pair in values.items() for item in pair]
 
     def cli(self, *args: str, signer: LocalAccount | None = None, relayer: LocalAccount | None = None,
-            flags: list[str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+            flags: list[str] | None = None, timeout: float = 120,
+            env_changes: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         env = dict(self.env, PERU_COMPRAS_PRIVATE_KEY=(signer or self.signer).key.hex(),
                    PERU_COMPRAS_RELAYER_PRIVATE_KEY=(relayer or self.relayer).key.hex())
-        return subprocess.run([CLI, "--home", str(self.home), *(self.flags() if flags is None else flags), *args],
+        if env_changes:
+            env.update(env_changes)
+            env = {k: v for k, v in env.items() if v}
+        done = subprocess.run([CLI, "--home", str(self.home), *(self.flags() if flags is None else flags), *args],
                               env=env, cwd=self.home.parent, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
+        for key in (self.signer.key, self.relayer.key, (relayer or self.relayer).key):  # never printed
+            assert key.hex().removeprefix("0x") not in done.stdout + done.stderr
+        return done
 
     def rpc(self) -> Rpc:
         return Rpc(self.emu.url)
@@ -507,6 +514,45 @@ def test_expired_deadline_keeps_the_batch_retryable(tmp_path: Path) -> None:
         again = operator.cli("register-batch", str(manifest), "--no-stamp", "--json")
         assert again.returncode == 0, again.stderr
         assert lines(again.stdout)[-1] == {"summary": {"registered": 3, "already_registered": 0, "failed": 0}}
+
+
+def test_relayer_keystore(op: Operator, tmp_path: Path) -> None:
+    assert op.registry is not None
+    keystore = tmp_path / "relayer.json"
+    keystore.write_text(json.dumps(Account.encrypt(op.relayer.key, "clave del relayer")))
+    order_file, pdf, _ = order_files(tmp_path, f"OC-MTXK-{next(_count)}")
+    flags = [*op.flags(), "--relayer-keystore", str(keystore)]
+    wrong = op.cli("register", str(order_file), str(pdf), flags=flags,
+                   env_changes={"PERU_COMPRAS_RELAYER_PRIVATE_KEY": "", "PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD": "x"})
+    assert wrong.returncode == 2
+    line = one_line(wrong.stderr)
+    assert f"cannot decrypt keystore '{keystore}'" in line and "PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD" in line
+    before = op.relayer_tx_count()
+    done = op.cli("register", str(order_file), str(pdf), "--json", flags=flags,
+                  env_changes={"PERU_COMPRAS_RELAYER_PRIVATE_KEY": "",
+                               "PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD": "clave del relayer"})
+    assert done.returncode == 0, done.stderr
+    assert op.relayer_tx_count() == before + 1  # the keystore's relayer sent it
+    assert_hub_call(op, json.loads(done.stdout)["tx_hash"])
+
+
+def test_status_one_alone_is_not_success(op: Operator) -> None:
+    """A relayer transaction that succeeded without the hub using the Forward's nonce registered nothing
+    (the hub's source is unpublished: it might swallow a failure), so the client says so."""
+    assert op.registry is not None
+    transactor = library_transactor(op.emu, op.signer, op.relayer)
+    envelope, _ = transactor.sign(op.registry.address, REGISTER, 0, transactor.take_nonce())
+    forward = (decode_execute(envelope) or (None,))[0]
+    assert forward is not None
+    # any mined transaction of the relayer's with status 1 will do as the receipt: the Forward never ran
+    other = library_transactor(op.emu, op.signer, op.relayer)
+    order = parse_order(reference_order(order_number=f"OC-MTXU-{next(_count)}"))
+    mined = other.transact(op.registry.address, Registry.batch_calldata([order.encode_entry(sha256(b"u"))]),
+                           action="register")
+    receipt = op.rpc().call("eth_getTransactionReceipt", [mined.tx_hash])
+    transactor._sent[mined.tx_hash.lower()] = forward
+    with pytest.raises(RelayRefused, match="did not run the Forward"):
+        transactor.read_receipt(mined.tx_hash, receipt, action="register")
 
 
 def test_library_errors_are_typed(op: Operator) -> None:
