@@ -671,6 +671,9 @@ class _Process:
 
     def _supplier(self, tracked: _Tracked, award: dict[str, Any], notes: _Notes) -> dict[str, Any]:
         suppliers = [_obj(s) for s in _list(award.get("suppliers"))]
+        if not suppliers and _obj(award.get("supplier")):  # Mexico's Compranet writes one `supplier` object
+            notes.append(f"award {award.get('id')!r} names its supplier in `supplier` (OCDS: `suppliers`)")
+            suppliers = [_obj(award.get("supplier"))]
         if len(suppliers) > 1:
             raise _Refusal(f"award {award.get('id')!r} has {len(suppliers)} suppliers; an order names one")
         if suppliers:

@@ -827,8 +827,8 @@ def test_paraguay_shape_a_buyer_with_only_a_name_is_keyed_under_the_publisher_na
 
 def test_local_schemes_numeric_ids_and_a_scheme_without_an_id() -> None:
     lines = by_row(mapped(DATA / "local-schemes.json"))
-    assert [line["status"] for line in lines.values()] == ["would_register"] * 3
-    inai, jalisco, colombia = lines[1], lines[2], lines[3]
+    assert [line["status"] for line in lines.values()] == ["would_register"] * 4
+    inai, jalisco, colombia, compranet = lines[1], lines[2], lines[3], lines[4]
     # INAI-like: a buyer reference {id, name} whose party has a local scheme and the id as a number
     assert inai["record"]["entity"] == {"name": "Dirección General de Administración", "id": "440", "scheme": "CUA"}
     assert inai["entity_ruc"] == "CUA:440" and inai["token_id"] == token_of("CUA:440/CT-001/2026")
@@ -853,6 +853,13 @@ def test_local_schemes_numeric_ids_and_a_scheme_without_an_id() -> None:
         "buyer has no identifier: keyed under the publisher's namespace 'ocds-cotest' by its ocid "
         "'ocds-cotest-CO1.PROC.55'",
         NO_PLACE_NOTE]
+    # Compranet-like: "identifier": null, the award's supplier in `supplier`, an RFC under a scheme written out
+    assert compranet["record"]["entity"] == {"name": "Secretaría de Educación", "id": "1886261", "scheme": "ocds-fedtst"}
+    assert compranet["record"]["supplier"] == {"name": "CONSTRUCTORA IDEAL DEL CENTRO", "id": "CID980213EQ9",
+                                               "scheme": "MX-RFC"}
+    assert "award '1886261' names its supplier in `supplier` (OCDS: `suppliers`)" in compranet["notes"]
+    assert ("supplier identifier 'CID980213EQ9' has scheme 'Registro Federal de Contribuyentes de México': the RFC "
+            "pattern proves MX-RFC") in compranet["record"]["notes"]
 
 
 def test_rfcs_and_check_digits_infer_a_scheme_only_when_the_id_proves_it() -> None:
@@ -972,16 +979,16 @@ def test_real_shapes_registered_twice_exported_and_checked_by_lib_cove_ocds(chai
     first = chain.cli("register-batch", str(manifest), "--json")
     out = lines(first.stdout)
     assert first.returncode == 1, first.stderr  # three releases are refused, each on its line
-    assert out[-1] == {"summary": {"registered": 7, "already_registered": 0, "failed": 4, "skipped": 3}}
+    assert out[-1] == {"summary": {"registered": 8, "already_registered": 0, "failed": 4, "skipped": 3}}
     registered = {str(line["entity_ruc"]) + "/" + str(line["order_number"]): str(line["token_id"])
                   for line in out if line.get("status") == "registered"}
     assert all(token_of(key) == token for key, token in registered.items())
     again = chain.cli("register-batch", str(manifest), "--json")
-    assert lines(again.stdout)[-1] == {"summary": {"registered": 0, "already_registered": 7, "failed": 4,
+    assert lines(again.stdout)[-1] == {"summary": {"registered": 0, "already_registered": 8, "failed": 4,
                                                    "skipped": 3}}
     assert {str(line["entity_ruc"]) + "/" + str(line["order_number"]): str(line["token_id"])
             for line in lines(again.stdout) if line.get("status") == "already_registered"} == registered
-    assert chain.registry.total_supply() == 7
+    assert chain.registry.total_supply() == 8
     shown = chain.cli("show", "ocds-pytest:1001/CC-1001-2026", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["notes"][0].startswith("buyer has no identifier: keyed under")
@@ -989,7 +996,7 @@ def test_real_shapes_registered_twice_exported_and_checked_by_lib_cove_ocds(chai
     exported = chain.cli("export-ocds", "--out", str(tmp_path / "export.json"), "--json")
     assert exported.returncode == 0, exported.stderr
     data = json.loads((tmp_path / "export.json").read_text(encoding="utf-8"))
-    assert len(data["releases"]) == 7
+    assert len(data["releases"]) == 8
     for extended in (False, True):
         package_validator, release_validator = validators(extended=extended)
         assert_valid(package_validator, data)
