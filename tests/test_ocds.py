@@ -854,7 +854,8 @@ def test_local_schemes_numeric_ids_and_a_scheme_without_an_id() -> None:
         "'ocds-cotest-CO1.PROC.55'",
         NO_PLACE_NOTE]
     # Compranet-like: "identifier": null, the award's supplier in `supplier`, an RFC under a scheme written out
-    assert compranet["record"]["entity"] == {"name": "Secretaría de Educación", "id": "1886261", "scheme": "ocds-fedtst"}
+    assert compranet["record"]["entity"] == {"name": "Secretaría de Educación", "id": "1886261",
+                                             "scheme": "ocds-fedtst"}
     assert compranet["record"]["supplier"] == {"name": "CONSTRUCTORA IDEAL DEL CENTRO", "id": "CID980213EQ9",
                                                "scheme": "MX-RFC"}
     assert "award '1886261' names its supplier in `supplier` (OCDS: `suppliers`)" in compranet["notes"]
