@@ -702,6 +702,7 @@ def serve(
     Example:
         peru-compras serve --host 0.0.0.0 --port 8000
     """
+    import contextlib
     from urllib.parse import urlsplit
 
     from .chain.node import port_in_use
@@ -719,10 +720,24 @@ def serve(
                else " by another program")
         raise NodeUnavailable(f"port {port} on {host} is already in use{who}",
                               hint="stop it (`peru-compras stop` ends this folder's) or pick another with --port")
+    running = ws.page_server()
+    if running is not None and int(running["pid"]) != os.getpid():
+        raise NodeUnavailable(f"this folder's page server already runs at {running.get('url')} (pid {running['pid']})",
+                              hint="use it, or end it with `peru-compras stop`")
     if urlsplit(base_url).hostname in LOOPBACK and port != default_port:
         _err(f"warning: the QR codes point to {base_url}, not to this server (port {port}): serve on port "
              f"{default_port}, or register with --base-url http://127.0.0.1:{port}")
-    run_server(ws, host=host, port=port)
+    record = ws.home / "web.json"  # so that `status` shows it and `stop` ends it
+    shown = f"[{host}]" if ":" in host else host
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(), "host": host,
+                                  "port": port}) + "\n")
+    try:
+        run_server(ws, host=host, port=port)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(record.read_text()).get("pid") == os.getpid():
+                record.unlink()
 
 
 @app.command()
@@ -748,6 +763,13 @@ def status() -> None:
         data["chain"] = {**chain.to_json(), "block": block}
         lines.append(f"local chain: running at {chain.rpc} (pid {chain.pid}, Anvil pid {chain.anvil_pid}, chain id "
                      f"{chain.chain_id}, block {block if block is not None else '?'}; started by {chain.started_by})")
+        try:
+            remembered = json.loads(ws.deployment_file.read_text()).get(str(chain.chain_id)) or {}
+        except (OSError, ValueError):
+            remembered = {}
+        if remembered.get("registry"):
+            data["registry"] = remembered["registry"]
+            lines.append(f"registry: {remembered['registry']} (the one this folder uses on chain {chain.chain_id})")
     else:
         kept = f"its state is kept in {ws.chain.state_file}" if ws.chain.state_file.exists() else "nothing started here"
         lines.append(f"local chain: not running ({kept})")

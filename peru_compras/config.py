@@ -356,6 +356,7 @@ class Workspace:
         account: LocalAccount = Account.from_key(bytes.fromhex(path.read_text().strip()))
         from .chain.node import set_balance
 
+        self.start_local_chain()
         set_balance(self.rpc, account.address, 10**24)
         return account
 
@@ -363,6 +364,7 @@ class Workspace:
     def transactor(self) -> Transactor:
         """The signer's transaction sender (writing: on the embedded default this starts the chain)."""
         if self._transactor is None:
+            self.account()  # a bad key or keystore fails here, before any chain is started
             self.start_local_chain()
             if self.settings.lacnet_model == "metatx":
                 self._transactor = self._metatx_transactor()
@@ -397,8 +399,7 @@ class Workspace:
 
     def registry(self, *, write: bool = False) -> Registry:
         """The configured registry (or the one this workspace deployed on the same chain)."""
-        if write:
-            self.start_local_chain()
+        signer = self.transactor if write else None  # writing: on the embedded default this starts the chain
         address = self.settings.registry
         from_block = 0
         chain_id = int(self.rpc.call("eth_chainId"), 16)
@@ -414,7 +415,7 @@ class Workspace:
         except ValueError:
             raise ConfigurationError(f"registry {address!r} is not an address",
                                      hint="give 0x followed by 40 hex digits") from None
-        registry = Registry(self.rpc, address, transactor=self.transactor if write else None,
+        registry = Registry(self.rpc, address, transactor=signer,
                             from_block=from_block)
         registry.check_deployed()
         return registry

@@ -12,6 +12,7 @@ import json
 import sys
 from dataclasses import replace
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from .chain.client import Registry
@@ -38,6 +39,14 @@ def altered_copy(order: Order, verify_url: str) -> bytes:
     price = first.unit_price or "1"
     forged = Item(first.description, first.quantity, first.unit, f"{float(price) * 1.1:.2f}", first.cubso)
     return render_order(replace(order, items=(forged, *order.items[1:])), verify_url=verify_url)
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the working folder when it is inside it (as the user typed it)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def _say(text: str) -> None:
@@ -91,7 +100,7 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
         registry, receipt = Registry.deploy(ws.transactor, document_base_uri=ws.settings.base_url + "/d/")
         ws.remember_deployment(registry, ws.transactor.chain_id)
         _say(f"registry: {registry.address} (deployed, {receipt.gas_used:,} gas)")
-    out_dir = ws.home / "demo"
+    out_dir = _shown(ws.home / "demo")
     registered: list[dict[str, Any]] = []
     for order in sample_orders():
         verify_url = ws.verify_url(order.verify_path)
@@ -109,6 +118,8 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
             note = f"registered in block {registration.block_number}, {registration.gas_used:,} gas"
         path = out_dir / f"{order.order_number}.pdf"
         write_atomic(path, document)
+        write_atomic(out_dir / f"{order.order_number}.json",  # the record, to try the commands with
+                     (json.dumps(order.to_json(), ensure_ascii=False, indent=2) + "\n").encode())
         _say(f"  {order.order_number:<20} {note}  {hashlink(digest)}")
         registered.append({"order_number": order.order_number, "token_id": f"0x{order.token_id:064x}",
                            "verify_url": verify_url, "stamped_pdf": str(path), "sha256": digest.hex()})

@@ -172,8 +172,10 @@ def pid_alive(pid: int) -> bool:
 
 
 def port_in_use(host: str, port: int) -> bool:
-    """True when something already listens on (host, port)."""
+    """True when something already listens on (host, port) (connections of a server that has ended, in
+    TIME_WAIT, do not count: servers bind with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -368,8 +370,8 @@ class FolderChain:
             for pid in (info.pid, info.anvil_pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        while pid_alive(info.anvil_pid) and time.monotonic() < deadline + 5:
-            time.sleep(0.05)
+        while any(pid_alive(pid) for pid in (info.pid, info.anvil_pid)) and time.monotonic() < deadline + 5:
+            time.sleep(0.05)  # the processes end just after the lock is freed
         return info
 
 
