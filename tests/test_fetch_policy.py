@@ -270,7 +270,7 @@ def _redirects(handler: Any) -> None:
 
 
 def _slow_redirects(handler: Any) -> None:
-    time.sleep(0.2)
+    time.sleep(0.12)
     _redirects(handler)
 
 
@@ -297,8 +297,8 @@ def web() -> Iterator[Routes]:
         "/exact-101": lambda h: _close_delimited(h, b"x" * 101),
         "/declared-100": lambda h: h.answer(200, b"x" * 100),
         "/declared-101": lambda h: h.answer(200, b"x" * 101),
-        "/trickle": lambda h: _close_delimited(h, b"%" * 40, pause=0.05, piece=1),
-        "/silent": lambda h: time.sleep(1.5),
+        "/trickle": lambda h: _close_delimited(h, b"%" * 40, pause=0.03, piece=1),
+        "/silent": lambda h: time.sleep(1),
     })
     yield routes
     routes.server.shutdown()
@@ -570,22 +570,22 @@ def test_a_stream_over_the_cap_is_abandoned_early(web: Routes) -> None:
 
 
 def test_time_limits(web: Routes) -> None:
-    silent = check_published(web.url("/silent"), DIGEST, local(web, timeout=0.3))
+    silent = check_published(web.url("/silent"), DIGEST, local(web, timeout=0.2))
     assert (silent.outcome, silent.exit_code) == ("unreachable", 3)
-    assert "0.3 s" in str(silent.detail)
+    assert "0.2 s" in str(silent.detail)
     started = time.monotonic()
-    trickle = check_published(web.url("/trickle"), DIGEST, local(web, timeout=0.5))  # every byte in time, not all
-    assert trickle.outcome == "unreachable" and "took more than 0.5 s" in str(trickle.detail)
-    assert time.monotonic() - started < 1.5
+    trickle = check_published(web.url("/trickle"), DIGEST, local(web, timeout=0.3))  # every byte in time, not all
+    assert trickle.outcome == "unreachable" and "took more than 0.3 s" in str(trickle.detail)
+    assert time.monotonic() - started < 0.9
 
 
 def test_the_time_limit_covers_every_redirect(web: Routes) -> None:
-    # three hops of 0.2 s each: every one is within 0.5 s, all of them are not
+    # four answers of 0.12 s each: every one is within 0.3 s, all of them are not
     assert fetch_document(web.url("/slow/1"), local(web, timeout=2)).data == DOCUMENT
     started = time.monotonic()
-    result = check_published(web.url("/slow/3"), DIGEST, local(web, timeout=0.5))
+    result = check_published(web.url("/slow/3"), DIGEST, local(web, timeout=0.3))
     assert (result.outcome, result.exit_code) == ("unreachable", 3), result.detail
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 0.6
 
 
 def test_a_closed_port_is_unreachable() -> None:
