@@ -154,15 +154,37 @@ def check_pdf(data: bytes, *, name: str = "document", max_pages: int | None = No
     """Check `data` is a PDF we accept (see the module docstring); returns its page count."""
     limits = Limits.from_env(max_bytes, max_pages)
     _check_size(len(data), name, limits)
-    with _open(data, name) as pdf:
+    pdf = _open(data, name)
+    try:
         pages = _check_pages(pdf, name, limits)
         _check_objects(pdf, name, limits)
-    _CHECKED["last"] = data
+    except BaseException:
+        pdf.close()
+        raise
+    _forget_checked()
+    _CHECKED[id(data)] = (data, pdf)
     return pages
 
 
-#: the bytes check_pdf last accepted (this process): stamp_pdf does not decode them all a second time
-_CHECKED: dict[str, bytes] = {}
+#: the bytes check_pdf last accepted in this process, and the PDF it opened and read whole: stamp_pdf,
+#: given these very bytes (read_pdf's, then the stamp's), uses it instead of reading them all again
+_CHECKED: dict[int, tuple[bytes, pikepdf.Pdf]] = {}
+
+
+def _forget_checked() -> None:
+    for _, pdf in _CHECKED.values():
+        pdf.close()
+    _CHECKED.clear()
+
+
+def _checked(document: bytes) -> pikepdf.Pdf | None:
+    """The open PDF check_pdf just accepted, if `document` is the very object it checked (taken out)."""
+    kept = _CHECKED.pop(id(document), None)
+    if kept is not None and kept[0] is document:
+        return kept[1]
+    if kept is not None:
+        kept[1].close()
+    return None
 
 
 def _check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
@@ -197,6 +219,10 @@ class _Sink(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
+    def progress(self, _percent: int) -> None:
+        if time.monotonic() > self.deadline:
+            raise _TooSlow()
+
     def write(self, data: Any) -> int:
         size = len(data)
         self.written += size
@@ -224,8 +250,11 @@ def _check_objects(pdf: pikepdf.Pdf, name: str, limits: Limits) -> None:
     _qpdf_limits(limits.max_decoded)
     sink = _Sink(limits.max_decoded, CHECK_SECONDS)
     try:
-        pdf.save(cast(BinaryIO, sink), stream_decode_level=pikepdf.StreamDecodeLevel.generalized,
-                 compress_streams=False, fix_metadata_version=False, deterministic_id=True)
+        if hasattr(pdf, "_decode_all_streams_and_discard"):  # pikepdf's own loop (what check_pdf_syntax uses)
+            pdf._decode_all_streams_and_discard(sink.progress)
+        else:  # the same through the public API, a little slower
+            pdf.save(cast(BinaryIO, sink), stream_decode_level=pikepdf.StreamDecodeLevel.generalized,
+                     compress_streams=False, fix_metadata_version=False, deterministic_id=True)
     except _TooBig:
         raise _bomb(name, limits) from None
     except _TooSlow:
@@ -604,9 +633,10 @@ def stamp_pdf(document: bytes, verify_url: str, *, order: Order | None = None,
                               hint="e.g. bottom-right (the default) or last-page")
     limits = Limits.from_env()
     _check_size(len(document), name, limits)
-    with _open(document, name) as pdf:
-        _check_pages(pdf, name, limits)
-        if document is not _CHECKED.get("last"):  # read_pdf / check_pdf did not just check these very bytes
+    checked = _checked(document)
+    with checked or _open(document, name) as pdf:
+        if checked is None:  # read_pdf / check_pdf did not just check these very bytes
+            _check_pages(pdf, name, limits)
             _check_objects(pdf, name, limits)
         try:
             # never trusted: whatever carries our markers (an earlier stamp, or a look-alike) is taken off
