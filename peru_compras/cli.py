@@ -261,13 +261,40 @@ def register_order(ws: Workspace, order_path: Path, pdf_path: Path, *, out: Path
 
     digest = sha256(document)
     ws.store.put(document)
-    reg = registry.supersede(old, order, digest) if old is not None else registry.register(order, digest)
-    if out is not None:  # only once minted: a stamped PDF whose order is not on chain would mislead
+    earlier = _registered_before(registry, order, digest, old)
+    if out is not None:  # before sending: a crash while the receipt is awaited must not lose the stamped PDF
         from .store import write_atomic
 
         write_atomic(out, document)
+    try:
+        reg = earlier or (registry.supersede(old, order, digest) if old is not None
+                          else registry.register(order, digest))
+    except PeruComprasError:
+        if out is not None:  # refused: a stamped PDF whose order is not on chain would mislead
+            out.unlink(missing_ok=True)
+        raise
     document_url = order.document_url or ws.store.url(digest)
-    return _registration_json(reg, verify_url, document_url, str(out) if out else None)
+    data = _registration_json(reg, verify_url, document_url, str(out) if out else None)
+    if earlier is not None:
+        data["resumed"] = True  # an earlier run minted it (then stopped): this one finished the job
+        _err(f"{order.order_number} was already registered by an earlier run with this same PDF: finishing it")
+    return data
+
+
+def _registered_before(registry: Registry, order: Any, digest: bytes, supersedes: int | None) -> Registration | None:
+    """The registration of this very order with this very (stamped) PDF, when an earlier run minted it and did
+    not finish (killed while waiting for the receipt): running the same command again completes it."""
+    from .chain.client import Registration
+
+    state = registry.state(order.token_id)
+    if not state.registered or state.document_hash != digest:
+        return None
+    record = registry.read(order.token_id, state=state)
+    if record.order.canonical_bytes() != order.canonical_bytes():
+        return None
+    receipt = registry.rpc.call("eth_getTransactionReceipt", [record.tx_hash]) or {}
+    return Registration(order.token_id, order, digest, record.tx_hash, record.block_number,
+                        int(receipt.get("gasUsed", "0x0"), 16), 1, supersedes=supersedes)
 
 
 @app.command()

@@ -77,7 +77,12 @@ def test_duplicate_order_exits_1_with_one_line(deployed: Runner, tmp_path: Path)
     record = reference_order(order_number="OC-CLI-DUP")
     order_file = write_json(tmp_path / "orden.json", record)
     assert deployed("register", str(order_file), str(make_pdf(tmp_path, record))).code == 0
-    again = deployed("register", str(order_file), str(make_pdf(tmp_path, record, "otra.pdf")))
+    # the very same inputs again finish an earlier run (issue 14: a crash after minting): not a duplicate
+    same = deployed("register", str(order_file), str(make_pdf(tmp_path, record, "misma.pdf")), "--json")
+    assert same.code == 0 and same.json()["resumed"] is True, same.stderr
+    other = reference_order(order_number="OC-CLI-DUP", issued_on="2026-11-21")  # another PDF for that number
+    other_file = write_json(tmp_path / "otra.json", other)
+    again = deployed("register", str(other_file), str(make_pdf(tmp_path, other, "otra.pdf")))
     assert again.code == 1
     assert "already registered" in again.stderr and "Traceback" not in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1

@@ -513,3 +513,92 @@ def test_bad_order_files_are_input_errors(cli: Runner, tmp_path: Path) -> None:
         done = cli("register", str(order), str(pdf))
         assert done.code == 2 and "internal error" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and str(order.name) in done.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# Item 8: kill -9 between mint and --out, then the same command again
+
+
+class HoldingProxy:
+    """A JSON-RPC proxy to the node that forwards everything but holds every eth_getTransactionReceipt
+    once a transaction was sent: the CLI is then parked in its receipt wait, its order minted."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import urllib.request
+
+        self.sent = threading.Event()
+        self.release = threading.Event()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                method = json.loads(body).get("method")
+                if method == "eth_getTransactionReceipt" and proxy.sent.is_set():
+                    proxy.release.wait(60)
+                request = urllib.request.Request(upstream, body, {"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+                    answer = response.read()
+                if method == "eth_sendRawTransaction":
+                    proxy.sent.set()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+
+
+def test_kill_9_while_awaiting_the_receipt_then_rerun_finishes(cli: Runner, hostile: Hostile, tmp_path: Path) -> None:
+    from .conftest import CLI
+    from .pdfs import order_pdf
+
+    record = reference_order(order_number="OC-2026-KILL-1")
+    order_file = write_json(tmp_path / "orden.json", record)
+    (tmp_path / "orden.pdf").write_bytes(order_pdf(record))
+    out = tmp_path / "sellada.pdf"
+    flags = ["--registry", hostile.registry.address]
+    command = [*flags, "register", str(order_file), str(tmp_path / "orden.pdf"), "--out", str(out), "--json"]
+    hostile.registry.grant("registrar", cli.account.address)  # type: ignore[attr-defined]
+    proxy = HoldingProxy(cli.env["PERU_COMPRAS_RPC"])
+    try:
+        with (tmp_path / "killed.err").open("w") as err:
+            process = subprocess.Popen([CLI, *command], cwd=tmp_path, env={**cli.env, "PERU_COMPRAS_RPC": proxy.url},
+                                       stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 60
+        while not proxy.sent.wait(0.1):
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "killed.err").read_text()
+        time.sleep(0.5)  # it is waiting for the receipt now
+        assert process.poll() is None
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        proxy.close()
+    token_id = parse_order({k: v for k, v in record.items()}).token_id
+    state = hostile.registry.state(token_id)
+    assert state.registered, "the order was not minted before the kill"
+    assert out.exists(), "the stamped PDF was lost with the process"
+    assert hashlib.sha256(out.read_bytes()).digest() == state.document_hash
+    out.unlink()  # even without it, the same command finishes the job
+    again = cli(*command)
+    assert again.code == 0, again.stderr
+    data = again.json()
+    assert data["token_id"] == f"0x{token_id:064x}" and data["resumed"] is True
+    assert data["sha256"] == state.document_hash.hex() and data["stamped_pdf"] == str(out)
+    assert hashlib.sha256(out.read_bytes()).digest() == state.document_hash
+    assert hostile.registry.total_supply() >= 1
+    other = write_json(tmp_path / "otra.json", {**record, "delivery": {"place": "Otro almacén", "term_days": 3}})
+    refused = cli(*flags, "register", str(other), str(tmp_path / "orden.pdf"), "--out", str(tmp_path / "x.pdf"))
+    assert refused.code == 1 and "already registered" in refused.stderr  # not the same inputs: refused
+    assert not (tmp_path / "x.pdf").exists()
