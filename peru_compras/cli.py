@@ -777,7 +777,9 @@ def status() -> None:
     ws = _workspace()
     chain = ws.chain.running()
     page = ws.page_server()
-    data: dict[str, Any] = {"chain": None, "page": None, "state_file": str(ws.chain.state_file)}
+    data: dict[str, Any] = {"running": chain is not None, "rpc": chain.rpc if chain else None,
+                            "page": page.get("url") if page else None, "chain": None, "page_server": None,
+                            "state_file": str(ws.chain.state_file)}
     lines = []
     if chain is not None:
         from .chain.rpc import Rpc
@@ -801,7 +803,7 @@ def status() -> None:
         kept = f"its state is kept in {ws.chain.state_file}" if ws.chain.state_file.exists() else "nothing started here"
         lines.append(f"local chain: not running ({kept})")
     if page is not None:
-        data["page"] = page
+        data["page_server"] = page
         lines.append(f"page server: running at {page.get('url')} (pid {page['pid']})")
     else:
         lines.append("page server: not running")
@@ -827,7 +829,8 @@ def stop() -> None:
     if chain is not None:
         stopped.append(f"the local chain (pid {chain.pid}, Anvil pid {chain.anvil_pid}; its state is kept in "
                        f"{ws.chain.state_file})")
-    _emit({"stopped_page": page, "stopped_chain": chain.to_json() if chain else None},
+    _emit({"running": False, "rpc": chain.rpc if chain else None, "page": page.get("url") if page else None,
+           "stopped_chain": chain.to_json() if chain else None, "stopped_page": page},
           "stopped " + " and ".join(stopped) if stopped else "nothing was running for this folder")
 
 

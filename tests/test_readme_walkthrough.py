@@ -223,8 +223,9 @@ def test_the_readme_walkthrough(shell: Shell) -> None:
     shell.run(status_step)
     first = status(shell)
     chain = first["chain"]
-    page = first["page"]
+    page = first["page_server"]
     assert isinstance(chain, dict) and isinstance(page, dict)
+    assert first["running"] is True and first["rpc"] == chain["rpc"] and first["page"] == page["url"]
     assert all(pid_alive(int(pid)) for pid in (chain["pid"], chain["anvil_pid"], page["pid"]))
 
     # One folder, one chain: `node` refuses while the demo's chain runs, in one line naming it.
@@ -295,7 +296,7 @@ def test_the_readme_walkthrough(shell: Shell) -> None:
     token = summary["orders"][0]["token_id"]
     api = httpx.get(shell.local(f"http://127.0.0.1:8000/api/orders/{token}"), timeout=10).json()
     assert api["status"] == "superseded"
-    assert status(shell)["page"] == now["page"]  # the page server was reused, not replaced
+    assert status(shell)["page_server"] == now["page_server"]  # the page server was reused, not replaced
 
     # deploy --rpc naming this folder's own chain signs with the embedded signer; another node needs a key.
     own = shell.cli("deploy", "--rpc", shell.local("http://127.0.0.1:8545"), "--json")
@@ -305,7 +306,7 @@ def test_the_readme_walkthrough(shell: Shell) -> None:
 
     # The README's last line: stop. Nothing it started is left, and the chain is kept.
     now = status(shell)
-    running = [now["chain"]["pid"], now["chain"]["anvil_pid"], now["page"]["pid"]]  # type: ignore[index]
+    running = [now["chain"]["pid"], now["chain"]["anvil_pid"], now["page_server"]["pid"]]  # type: ignore[index]
     shell.env.pop("PERU_COMPRAS_RPC", None)
     for step in stop:
         shell.run(step)
@@ -343,7 +344,7 @@ def test_the_demo_with_the_page_port_taken(shell: Shell) -> None:
         assert demo.returncode == 0, demo.stderr
         assert f"warning: port {page_port} is in use by another program" in demo.stderr
         assert "verification page is at" not in demo.stdout and "peru-compras stop" in demo.stdout
-        assert status(shell)["page"] is None
+        assert status(shell)["page_server"] is None
         busy = shell.cli("serve")
         assert busy.returncode == 3
         assert busy.stderr.strip() == (f"error: port {page_port} on 127.0.0.1 is already in use by another program "
@@ -361,7 +362,7 @@ def test_the_demo_with_the_page_port_taken(shell: Shell) -> None:
         assert stopped.returncode == 0 and "the page server" in stopped.stdout and "the local chain" in stopped.stdout
         assert serving.wait(timeout=20) in (0, -15)  # uvicorn re-raises the SIGTERM it handled
     after = status(shell)
-    assert after["chain"] is None and after["page"] is None
+    assert after["running"] is False and after["chain"] is None and after["page"] is None
 
 
 def test_messages_a_newcomer_meets(shell: Shell) -> None:
