@@ -365,6 +365,9 @@ def test_emulated_hub_checks(op: Operator) -> None:
     transactor.wait(tx_hash, action="register")
     assert transactor.is_nonce_used(forward)
     assert hub_refusal(op, envelope)[:4] == error("HubNonceUsed(address,uint32,uint256)")
+    # nor one signed for another relayer
+    with pytest.raises(RpcError, match=f"names relayer {op.relayer.address}, not {other_relayer.address}"):
+        library_transactor(op.emu, op.signer, other_relayer).rpc.call("eth_sendRawTransaction", ["0x" + envelope.hex()])
     # the client does not send a used Forward again: it says it ran, and the chain settles its orders
     with pytest.raises(RpcError, match="already used at the hub"):
         transactor.rpc.call("eth_sendRawTransaction", ["0x" + envelope.hex()])

@@ -273,6 +273,9 @@ class MetaTxTransactor(Transactor):
             raise RpcError("eth_sendRawTransaction", -32602, "not a PermissionedMetaTxHub execute call", None)
         forward = decoded[0]
         self.check_hub()
+        if forward.caller != self.relayer.address:  # signed for another relayer: the hub would refuse it
+            raise RpcError("eth_sendRawTransaction", -32000, f"the Forward names relayer {forward.caller}, not "
+                           f"{self.relayer.address}: it cannot run (its orders are signed again)", None)
         if self.is_nonce_used(forward):
             raise RpcError("eth_sendRawTransaction", -32000,
                            f"forward nonce {forward.nonce} of {forward.sender} was already used at the hub "
