@@ -291,6 +291,9 @@ def _classify(scheme: str | None, ident: str, label: str, notes: _Notes) -> dict
         notes.append(f"{label} {ident!r} ({scheme}) left out: letters, digits, '.' and '-' only, at most 40")
         return None
     proof = _proven(ident, scheme)
+    if proof is None and scheme and re.fullmatch(r"[0-9]{11}", ident) and " RUC " in f" {_plain(scheme)} ":
+        raise _Refusal(f"{label} {ident!r} has scheme {scheme!r} and a Peruvian RUC's shape, but fails SUNAT's "
+                       "check digit")
     if proof is not None:
         notes.infer(f"{label} {ident!r} has {given}: {proof[1]} proves {proof[0]}")
         return _as_record(proof[0], ident)

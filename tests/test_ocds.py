@@ -911,6 +911,8 @@ def test_what_is_not_an_order_is_refused_or_skipped_with_its_reason() -> None:
         (4, "skipped", "award '4-A' has no items"),
         (5, None, "contract 'OC-2026-0005': buyer identifier '20131370999' is given as PE-RUC but fails SUNAT's "
                   "check digit"),  # SPEC's RUC rule, unchanged
+        (6, None, "contract 'OC-2026-0006': buyer identifier '20131370999' has scheme 'RUC' and a Peruvian RUC's "
+                  "shape, but fails SUNAT's check digit"),  # never kept as a local scheme "RUC"
     ]
 
 
@@ -979,13 +981,13 @@ def test_real_shapes_registered_twice_exported_and_checked_by_lib_cove_ocds(chai
                                 for path in sorted(DATA.glob("*.json"))), encoding="utf-8")
     first = chain.cli("register-batch", str(manifest), "--json")
     out = lines(first.stdout)
-    assert first.returncode == 1, first.stderr  # three releases are refused, each on its line
-    assert out[-1] == {"summary": {"registered": 8, "already_registered": 0, "failed": 4, "skipped": 3}}
+    assert first.returncode == 1, first.stderr  # five releases are refused, each on its line
+    assert out[-1] == {"summary": {"registered": 8, "already_registered": 0, "failed": 5, "skipped": 3}}
     registered = {str(line["entity_ruc"]) + "/" + str(line["order_number"]): str(line["token_id"])
                   for line in out if line.get("status") == "registered"}
     assert all(token_of(key) == token for key, token in registered.items())
     again = chain.cli("register-batch", str(manifest), "--json")
-    assert lines(again.stdout)[-1] == {"summary": {"registered": 0, "already_registered": 8, "failed": 4,
+    assert lines(again.stdout)[-1] == {"summary": {"registered": 0, "already_registered": 8, "failed": 5,
                                                    "skipped": 3}}
     assert {str(line["entity_ruc"]) + "/" + str(line["order_number"]): str(line["token_id"])
             for line in lines(again.stdout) if line.get("status") == "already_registered"} == registered
