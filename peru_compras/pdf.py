@@ -199,8 +199,14 @@ def _check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
         raise InvalidDocument(f"PDF {name!r} has {pages:,} pages, over the {limits.max_pages:,}-page limit",
                               hint=f"split it, or raise {setting_source('PERU_COMPRAS_MAX_PDF_PAGES')}")
     for number, page in enumerate(pdf.pages, start=1):
-        x0, y0, x1, y1 = _box(page)
-        if (x1 - x0) * (y1 - y0) > MAX_PAGE_AREA:
+        try:
+            x0, y0, x1, y1 = (float(v) for v in page.mediabox)  # inherited from the page tree if need be
+        except (TypeError, ValueError):
+            x0, y0, x1, y1 = _box(page)
+        if abs((x1 - x0) * (y1 - y0)) > MAX_PAGE_AREA:
+            x0, y0, x1, y1 = _box(page)  # the visible box (a crop box may show less): what is drawn
+            if (x1 - x0) * (y1 - y0) <= MAX_PAGE_AREA:
+                continue
             raise InvalidDocument(f"PDF {name!r}: page {number} is {x1 - x0:,.0f} × {y1 - y0:,.0f} pt, over the "
                                   f"page-size limit (twice A0, {MAX_PAGE_AREA:,.0f} pt²)",
                                   hint="give the order as printed on paper (A4, letter, legal, up to A0)")
