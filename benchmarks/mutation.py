@@ -62,6 +62,67 @@ TARGETS = [
 ]
 
 
+# Constants mutmut leaves alone (module level), changed by hand as issue 19 lists: (file, tests, old, new, what).
+HAND_MUTANTS = [
+    ("peru_compras/order.py", "tests/test_order.py", "[0-9]{1,15}(?:", "[0-9]{1,16}(?:", "16 integer digits"),
+    ("peru_compras/order.py", "tests/test_order.py", r"(?:\.[0-9]{1,6})?", r"(?:\.[0-9]{1,7})?", "7 decimals"),
+    ("peru_compras/order.py", "tests/test_order.py", 'r"[A-Z]{2}-[A-Z0-9]{2,12}"', 'r"[A-Za-z]{2}-[A-Za-z0-9]{2,12}"',
+     "a lower-case org-id scheme"),
+    ("peru_compras/order.py", "tests/test_order.py", r'r"[A-Za-z0-9][A-Za-z0-9.\-]{0,39}"', r'r"[A-Za-z0-9.\-]{1,40}"',
+     "identifier without its first-character rule"),
+    ("peru_compras/order.py", "tests/test_order.py", r'r"[A-Za-z0-9][A-Za-z0-9._/\-]{0,39}"',
+     r'r"[A-Za-z0-9.][A-Za-z0-9._/\-]{0,39}"', "order number may start with a dot ('.', '..')"),
+    ("peru_compras/order.py", "tests/test_order.py", 'r"[0-9]{8,16}"', 'r"[0-9]{7,16}"', "7-digit CUBSO"),
+    ("peru_compras/order.py", "tests/test_order.py", '"""AED AFN', '"""SOL AED AFN', "an extra currency"),
+    ("peru_compras/order.py", "tests/test_order.py", '{"Cc", "Cf", "Cs"', '{"Cc", "Cs"', "printable check without Cf"),
+    ("peru_compras/order.py", "tests/test_order.py", "MAX_ORDER_BYTES = 256 * 1024", "MAX_ORDER_BYTES = 512 * 1024",
+     "MAX_ORDER_BYTES doubled"),
+    ("peru_compras/order.py", "tests/test_order.py", 'keccak(self.key.encode()), "big")',
+     'keccak(self.key.encode()), "little")', "token_id little-endian"),
+    ("peru_compras/order.py", "tests/test_order.py", 'quote(self.order_number, safe="")',
+     'quote(self.order_number, safe="/")', "verify_path keeps '/' in the order number"),
+    ("peru_compras/order.py", "tests/test_order.py", 'r"https?://[!-~]{1,500}"', r'r"https?://[^\s]{1,500}"',
+     "document_url takes any non-space character"),
+    ("peru_compras/order.py", "tests/test_order.py", "0x2800, 0x3164, 0xFFA0", "0x2800, 0xFFA0",
+     "U+3164 (Hangul filler) allowed"),
+    ("peru_compras/order.py", "tests/test_order.py", "_MARKS_IN_A_ROW = 3", "_MARKS_IN_A_ROW = 4",
+     "4 combining marks in a row"),
+    ("peru_compras/order.py", "tests/test_order.py", "(5, 4, 3, 2, 7, 6, 5, 4, 3, 2)", "(5, 4, 3, 2, 7, 6, 5, 4, 2, 3)",
+     "RUC weights swapped"),
+    ("peru_compras/order.py", "tests/test_order.py", "MAX_ITEMS = 500", "MAX_ITEMS = 501", "501 items"),
+    ("peru_compras/order.py", "tests/test_order.py", "if not _DECIMAL.fullmatch(text)",
+     "if not re.match(_DECIMAL.pattern + '$', text)", "the old bug: '$' under re.match"),
+    ("peru_compras/hashing.py", "tests/test_hashing.py", '_MULTIHASH_SHA256 = b"\\x12\\x20"',
+     '_MULTIHASH_SHA256 = b"\\x1b\\x20"', "keccak-256 multihash prefix"),
+    ("peru_compras/hashing.py", "tests/test_hashing.py", "_HASHLINK_LENGTH = 50", "_HASHLINK_LENGTH = 51",
+     "hashlink length"),
+    ("peru_compras/hashing.py", "tests/test_hashing.py", "([0-9a-fA-F]{64})", "([0-9a-fA-F ]{64})",
+     "hex digest with spaces"),
+    ("peru_compras/safejson.py", "tests/test_safejson.py", "MAX_JSON_DEPTH = 32", "MAX_JSON_DEPTH = 64", "depth 64"),
+    ("peru_compras/safejson.py", "tests/test_safejson.py", "MAX_NUMBER_DIGITS = 100", "MAX_NUMBER_DIGITS = 4300",
+     "4,300-digit integers"),
+]
+
+
+def run_hand_mutants(ref: str | None) -> dict[str, Any]:
+    """Each constant changed on its own in a scratch copy; killed when its unit-test file then fails."""
+    folder = SCRATCH / ("hand" + ("-" + ref if ref else ""))
+    prepare(folder, ref, TARGETS[0])
+    rows = []
+    for path, tests, old, new, what in HAND_MUTANTS:
+        source = (folder / path).read_text()
+        if source.count(old) != 1:
+            rows.append({"change": what, "status": "not applicable (constant not found)"})
+            continue
+        (folder / path).write_text(source.replace(old, new))
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", tests],
+                              cwd=folder, capture_output=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        (folder / path).write_text(source)
+        rows.append({"change": what, "file": path, "status": "killed" if done.returncode else "survived"})
+    applicable = [r for r in rows if r["status"] in ("killed", "survived")]
+    return {"killed": sum(r["status"] == "killed" for r in rows), "applicable": len(applicable), "changes": rows}
+
+
 def prepare(folder: Path, ref: str | None, target: Target) -> None:
     """A fresh copy of the package and tests (working tree, or `ref` from git) with mutmut's config."""
     if folder.exists():
@@ -209,7 +270,8 @@ def summarize(rows: list[dict[str, Any]], *, survivors: bool = True) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", help="a git commit to measure instead of the working tree (e.g. the 'before')")
-    parser.add_argument("--only", action="append", help="target name(s) to run (default: all)")
+    parser.add_argument("--only", action="append",
+                        help="target name(s) to run, or 'constants' for the hand-changed ones (default: all)")
     parser.add_argument("--children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -235,11 +297,17 @@ def main() -> None:
               f"{result['killed'] + result['survived'] + result['no_test_reaches_it']}), string-only "
               f"{result['string_only']['killed']}/{result['string_only']['mutants']}, {seconds:.0f} s"
               + "".join(f"; {k}: {v['score_percent']}%" for k, v in sub.items()), flush=True)
+    if not args.only or "constants" in args.only:
+        hand_started = time.monotonic()
+        run["hand-changed constants"] = hand = run_hand_mutants(args.ref)
+        hand["seconds"] = round(time.monotonic() - hand_started, 1)
+        print(f"{'hand-changed constants':40} {hand['killed']}/{hand['applicable']} killed, {hand['seconds']:.0f} s")
     runs[label] = run
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref or "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     run["_about"] = {"commit": commit + ("" if args.ref else " + working tree"), "mutmut": "3.8.1",
                      "cpus": os.cpu_count(), "children": args.children,
+                     "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
                      "seconds_total": round(time.monotonic() - started, 1),
                      "command": " ".join(["benchmarks/mutation.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -31,12 +31,13 @@ from __future__ import annotations
 import json
 import re
 import reprlib
+import string
 import unicodedata
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -64,6 +65,7 @@ _LOCAL_SCHEME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,39}")
 MX_RFC = re.compile(r"[A-Z&]{3,4}[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[A-Z0-9]{2}[0-9A]")
 MAX_NOTES, MAX_NOTE_CHARS = 8, 300
 _ORDER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/\-]{0,39}")
+_ORDER_NUMBER_CHARS = frozenset(string.ascii_letters + string.digits + "._/-")
 _CUBSO = re.compile(r"[0-9]{8,16}")
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,40}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # date.fromisoformat alone also takes "2026-W01-1"
@@ -153,8 +155,8 @@ def check_text(value: object, field: str, *, limit: int, name: bool = False) -> 
 
 def _shown(value: object) -> str:
     """`value` for a message: its repr, at most 60 characters (a 5,000-digit number too)."""
-    if isinstance(value, int) and value.bit_length() > 200:
-        return f"<a number of about {value.bit_length() * 30103 // 100000 + 1} digits>"
+    if isinstance(value, int) and value.bit_length() > 200:  # 2**200 has 61 digits (and repr stops at 4,300)
+        return "<a number of over 60 digits>"
     text = repr(value) if isinstance(value, str) else _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "…"
 
@@ -195,7 +197,7 @@ class Party:
             return {"name": self.name}
         if self.scheme == PE_RUC:
             return {"name": self.name, "ruc": self.id}
-        return {"id": self.id, "name": self.name, "scheme": self.scheme or ""}
+        return {"id": self.id, "name": self.name, "scheme": str(self.scheme)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +321,8 @@ def decode_entry(entry: bytes) -> tuple[bytes, Order]:
     document_hash = entry[:32]
     key_end = 33 + entry[32]
     if len(entry) <= key_end:
-        raise InvalidOrder([f"entry.key: {entry[32]} bytes — longer than the entry"], source=source)
+        raise InvalidOrder([f"entry.key: {entry[32]} bytes — no room after it for the version and body"],
+                           source=source)
     try:
         key = entry[33:key_end].decode()
     except UnicodeDecodeError:
@@ -327,8 +330,7 @@ def decode_entry(entry: bytes) -> tuple[bytes, Order]:
     if entry[key_end] != ENCODING_VERSION:
         raise InvalidOrder([f"entry.version: {entry[key_end]} — unknown record encoding version (this "
                             f"peru-compras reads {ENCODING_VERSION})"], source=source)
-    body = safejson.loads(_inflate(entry[key_end + 1 :], source), source=f"{source} body",
-                          max_bytes=MAX_ORDER_BYTES)
+    body = safejson.loads(_inflate(entry[key_end + 1 :], source), source=f"{source} body")  # inflate bounds it
     entity = body.get("entity") if isinstance(body, dict) else None
     if not isinstance(entity, dict) or "order_number" in body or set(entity) - {"name"}:
         raise InvalidOrder([f"entry.body: {_shown(body)} — a record without order_number, its entity "
@@ -407,11 +409,8 @@ def _decimal(p: _Problems, data: Mapping[str, Any], where: str, name: str, *, re
     if not _DECIMAL.fullmatch(text):
         p.add(path, value, "a decimal number like 120 or 18.50 (digits, optional dot and up to 6 decimals)")
         return None
-    try:
-        if Decimal(text) <= 0:
-            p.add(path, value, "must be greater than 0")
-    except InvalidOperation:
-        p.add(path, value, "not a decimal number")
+    if Decimal(text) <= 0:  # the pattern admits only digits and one dot: always a decimal
+        p.add(path, value, "must be greater than 0")
     return text
 
 
@@ -448,11 +447,11 @@ def _party(p: _Problems, data: Any, path: str, *, id_required: bool) -> Party:
         if not isinstance(scheme, str) or not (_SCHEME.fullmatch(scheme) or _LOCAL_SCHEME.fullmatch(scheme)):
             p.add(f"{path}.scheme", scheme, "an org-id scheme like PE-RUC, PY-RUC, MX-RFC, CO-NIT, or a publisher's "
                   "own scheme (1 to 40 ASCII letters, digits, '.', '_', '-')")
-            return Party(name=name, id=str(ident), scheme=str(scheme))
+            return Party(name=name)
         if not _SCHEME.fullmatch(scheme) and _SCHEME.fullmatch(scheme.upper()):
             # "pe-ruc:20131370998" would be a second, look-alike key for the RUC 20131370998
             p.add(f"{path}.scheme", scheme, f"an org-id scheme is written in capitals: {scheme.upper()!r}")
-            return Party(name=name, id=str(ident), scheme=scheme)
+            return Party(name=name)
     if not isinstance(ident, str):
         p.add(where, ident, "must be a string")
         return Party(name=name)
@@ -562,7 +561,7 @@ def _order_number_detail(value: Any) -> str:
         return ""
     if len(value) > 40:
         return f" ({len(value)} characters)"
-    bad = next((char for char in value if not _ORDER_NUMBER.fullmatch("0" + char)), value[0])
+    bad = next((char for char in value if char not in _ORDER_NUMBER_CHARS), value[0])
     return f" (found {repr(bad) if bad.isascii() and bad.isprintable() else f'U+{ord(bad):04X}'})"
 
 
@@ -592,5 +591,5 @@ def load_order(path: Path) -> Order:
                            hint="check the path") from exc
     if len(raw) > MAX_ORDER_BYTES:
         raise InvalidInput(f"order file {str(path)!r} is over {MAX_ORDER_BYTES} bytes", hint="is it an order?")
-    data = safejson.loads(raw, source=f"order file {str(path)!r}", max_bytes=MAX_ORDER_BYTES)
+    data = safejson.loads(raw, source=f"order file {str(path)!r}")  # bounded by the read above
     return parse_order(data, source=str(path))
