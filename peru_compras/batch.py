@@ -24,7 +24,7 @@ On LACNet the hash the writer node returns is its relay transaction's, not the h
 journal renames the transaction once the node has answered. The gas limit is the node's estimate with a
 margin. When the hub did not run a transaction because the node's gas allowance for the block was used up
 (NotEnoughGas), or a later one of ours then failed its nonce (BadNonce), its orders go back to ``ready`` and
-are sent again in a new transaction a few blocks later (at most :data:`RELAY_RETRIES` times in a run); a
+are sent again in a new transaction a few blocks later (at most :data:`RELAY_RETRIES` rounds in a row); a
 ``BAD NONCE`` from the relay at sending settles what is in flight, re-reads the nonce and signs again (at most
 ``NONCE_RESYNCS`` times). Any other refusal, or one retried too often, sends every order of the transactions
 in flight back to ``ready`` (unless the chain has it) and stops the run with one line: running it again
@@ -63,7 +63,7 @@ from .hashing import hashlink
 from .store import LocalStore, Packed, PackWriter
 
 _NESTED = ("entity", "buyer", "supplier", "total", "delivery")
-#: how many times one run sends again the orders of transactions the LACNet hub did not run
+#: how many rounds in a row the orders of transactions the LACNet hub did not run are sent again
 RELAY_RETRIES = 6
 _RETRYABLE = (lacnet.NOT_ENOUGH_GAS, lacnet.BAD_NONCE)
 _INTS = {"delivery.term_days"}
@@ -922,7 +922,8 @@ class BatchRegistrar:
             self._recheck_orders(flight.tx_hash)
             if refusal.code not in _RETRYABLE or self._retries >= RELAY_RETRIES:
                 self._stop_after_refusal(refusal)
-            self._retries += 1
+            if not self._retry:  # a new round (the later transactions in flight fail with it: BadNonce)
+                self._retries += 1
             self._retry_block = refusal.block
             for item in batch:
                 row = self.journal.get(item.key)
@@ -945,6 +946,7 @@ class BatchRegistrar:
                 else:
                     self._send_single_retry(item)
             return
+        self._retries = 0  # the bound is on refusals in a row
         self._report_many([(item.key, item.number) for item in batch], already=False,
                           settle=(flight.tx_hash, receipt))
 

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pikepdf
@@ -293,3 +294,100 @@ def test_duplicate_memory_forgets_only_its_oldest_rows() -> None:
     seen = {f"row-{i}": i for i in range(10)}
     _evict_oldest(seen, 4)
     assert list(seen) == ["row-6", "row-7", "row-8", "row-9"]  # the newest (the batch being filled) stay
+
+
+class RelayChain(Chain):
+    """The same helpers through the LACNet relay emulator (tests/lacnet/emulator.py): a registry deployed by the
+    CLI with the lacnet-protestnet profile, the relay front as the node."""
+
+    def __init__(self, emulator: Any, folder: Path) -> None:  # no Anvil of its own: the emulator's
+        self.emulator = emulator
+        self.rpc = Rpc(emulator.url)
+        self.account = Account.create()
+        emulator.permit(self.account.address)
+        self.home = folder / "home"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+        self.env.update(PERU_COMPRAS_RPC=emulator.url, PERU_COMPRAS_PRIVATE_KEY=self.account.key.hex(),
+                        PERU_COMPRAS_BASE_URL="https://oc.example.pe", PERU_COMPRAS_NETWORK="lacnet-protestnet",
+                        PERU_COMPRAS_NODE_ADDRESS=emulator.node_address,
+                        PERU_COMPRAS_TRUSTED_FORWARDER=emulator.forwarder)
+        deployed = self.cli("deploy", "--json")
+        assert deployed.returncode == 0, deployed.stderr
+        info = json.loads(deployed.stdout)
+        self.registry = Registry(self.rpc, info["registry"], from_block=info["block_number"])
+
+    def stop(self) -> None:
+        pass
+
+
+def test_sigkill_then_resume_through_the_lacnet_relay_with_not_enough_gas_and_bad_nonce(
+        lacnet_emulator: Any, tmp_path: Path) -> None:
+    """The SIGKILL test through the relay: while the hub keeps finding the node's allowance used up
+    (NotEnoughGas, status 1 and no hub event) and the relay keeps answering BAD NONCE, the batch is killed
+    three times, then run to the end: every order on chain exactly once."""
+    import threading
+
+    emu = lacnet_emulator
+    chain = RelayChain(emu, tmp_path)
+    folder = tmp_path / "k"
+    rows = make_orders(folder, 400, prefix="OC-RKILL")
+    manifest = write_jsonl(folder / "manifest.jsonl", rows)
+    rng = random.Random(20261201)
+    starved, refused = emu.relayed, emu.refused_nonces
+    stop = threading.Event()
+    injected = [0, 0]
+
+    def inject(every: int) -> None:  # after every few relays a fault, NotEnoughGas and BAD NONCE in turn
+        last = emu.relayed
+        while not stop.wait(0.01):
+            if emu.relayed >= last + every:
+                last = emu.relayed
+                if sum(injected) % 2 == 0:
+                    emu.starve_next, injected[0] = 1, injected[0] + 1
+                else:
+                    emu.refuse_nonce_next, injected[1] = 1, injected[1] + 1
+
+    injector = threading.Thread(target=inject, args=(3,), daemon=True)
+    injector.start()
+    on_chain = [0]
+    try:
+        for attempt in range(3):
+            output = tmp_path / f"{attempt}.out"
+            process = chain.start_batch(manifest, "--no-stamp", "--batch-size", "20", output=output)
+            deadline = time.monotonic() + 60
+            while (chain.registry.total_supply() == on_chain[-1] and process.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.6))
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=60)
+            assert process.returncode == -signal.SIGKILL, output.with_suffix(".err").read_text()[-2000:]
+            on_chain.append(chain.registry.total_supply())
+        assert on_chain == sorted(on_chain) and on_chain[-1] < 400, on_chain
+        assert len(set(on_chain)) >= 3, on_chain
+        summaries = []
+        for _ in range(3):  # a run the faults outlast stops with one line and is run again
+            final = chain.start_batch(manifest, "--no-stamp", "--batch-size", "20")
+            stdout, stderr = final.communicate(timeout=600)
+            if final.returncode == 0:
+                summaries.append(lines(stdout)[-1]["summary"])
+                break
+            errors = [x for x in stderr.splitlines() if x.startswith("error:")]
+            assert len(errors) == 1 and ("NotEnoughGas" in errors[0] or "BAD NONCE" in errors[0]), stderr
+        else:
+            pytest.fail("the batch never finished")
+    finally:
+        stop.set()
+        injector.join()
+        emu.starve_next = emu.refuse_nonce_next = 0
+    assert injected[0] >= 2 and injected[1] >= 2, injected  # both faults really happened during the runs
+    assert emu.refused_nonces > refused and emu.relayed > starved
+    assert summaries[-1]["failed"] == 0
+    assert chain.registry.total_supply() == 400
+    assert chain.registered_count() == 400
+    store = LocalStore(chain.home / "documents", "https://oc.example.pe")
+    for row in rows:
+        state = chain.registry.state(parse_order({k: v for k, v in row.items() if k != "pdf"}).token_id)
+        assert state.status == "valid"
+        assert state.document_hash == sha256((folder / str(row["pdf"])).read_bytes())
+        assert store.get(state.document_hash) == (folder / str(row["pdf"])).read_bytes()

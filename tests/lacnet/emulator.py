@@ -47,6 +47,7 @@ allowance used up for the next N relays: the relay's own check passed, so the hu
 early, status 1 and no hub event but GasUsedByTransaction, as when other transactions of the block used the
 allowance first); :attr:`refuse_nonce_next` (the next N sends are answered ``BAD NONCE``, as when another
 process with the same key just took the nonce); :meth:`set_allowance` (the node's per-block allowance).
+An idle chain makes an empty block every :data:`BLOCK_SECONDS` (LACNet: every 2 s).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ from peru_compras.chain.rpc import Rpc
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHAIN_ID = 648540
 ANVIL_ARGS = ["--hardfork", "berlin", "--chain-id", str(CHAIN_ID), "--gas-price", "0", "--gas-limit", "350000000"]
+#: the emulated chain's block time when idle (LACNet's is 2 s)
+BLOCK_SECONDS = 0.5
 #: the node's per-block allowance by default: GasLimit.sol's maxGasBlockLimit (a premium node's ceiling)
 DEFAULT_ALLOWANCE = 150_000_000
 #: stands in for the account rules' ingress, the one destination the hub refuses
@@ -147,6 +150,8 @@ class LacnetEmulator:
         self.hub = self._deploy_own("EmulatedRelayHub", abi_encode(["address"], [ACCOUNT_INGRESS]))
         self.set_allowance(self.allowance)
         self.forwarder = self._deploy_own("EmulatedForwarder", abi_encode(["address"], [self.hub]))
+        self._ticking = threading.Event()
+        threading.Thread(target=self._tick, daemon=True).start()
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -171,7 +176,18 @@ class LacnetEmulator:
         self.url = f"http://127.0.0.1:{port}"
         return self
 
+    def _tick(self) -> None:
+        """Anvil mines only when sent a transaction; LACNet makes a block every 2 s whatever happens (IBFT2).
+        An empty block every BLOCK_SECONDS keeps the chain moving, so a client waiting for the next blocks
+        (after NotEnoughGas) sees them come, faster than on LACNet."""
+        while not self._ticking.wait(BLOCK_SECONDS):
+            try:
+                self.anvil.call("evm_mine", retry=False)
+            except Exception:  # noqa: BLE001 — the node is stopping
+                return
+
     def stop(self) -> None:
+        self._ticking.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
