@@ -224,3 +224,46 @@ def test_switch_to_english_and_search(site: Deployment, phone: Any) -> None:
     page.get_by_role("button", name="Search").first.click()
     page.wait_for_url("**/o/20131370998/OC-2026-004512?lang=en")
     assert page.locator("h1").inner_text().endswith("Purchase order registered and valid")
+
+
+def active_pdf() -> bytes:
+    """A one-page PDF whose OpenAction runs JavaScript (Chromium's viewer runs app.alert: a dialog)."""
+    import io
+
+    import pikepdf
+
+    with pikepdf.new() as pdf:
+        pdf.add_blank_page(page_size=(200, 200))
+        pdf.Root.OpenAction = pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Action, S=pikepdf.Name.JavaScript, JS=pikepdf.String('app.alert("pdf-js-ran");')))
+        buffer = io.BytesIO()
+        pdf.save(buffer)
+        return buffer.getvalue()
+
+
+def test_stored_pdf_with_javascript_is_downloaded_not_run(site: Deployment, browser: Any) -> None:
+    """A PDF carrying JavaScript that reached the store (e.g. `--no-stamp`) is served as an attachment in a
+    sandbox: opening /d/<hashlink> in Chromium downloads it and its script never runs."""
+    from peru_compras.hashing import hashlink
+
+    digest = site.store.put(active_pdf())
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    downloaded = None
+    try:
+        with page.expect_download(timeout=10_000) as download:
+            try:
+                page.goto(f"{site.base_url}/d/{hashlink(digest)}", timeout=10_000)
+            except Exception as exc:  # noqa: BLE001 — Playwright reports a download as a failed navigation
+                assert "Download is starting" in str(exc), exc
+        downloaded = Path(download.value.path()).read_bytes()
+    except PlaywrightTimeout:
+        pass  # shown in the browser instead: the checks below say what it did
+    time.sleep(3)  # time for a viewer to open it and run its OpenAction
+    assert dialogs == [], "the PDF's JavaScript ran in Chromium"
+    assert downloaded is not None and hashlib.sha256(downloaded).digest() == digest
+    context.close()

@@ -502,6 +502,9 @@ def test_stored_documents_are_served_immutable(client: Client, deployment: Deplo
     assert response.headers["content-type"] == "application/pdf"
     assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert response.headers["x-content-type-options"] == "nosniff"
+    # a registrar's (or supplier's) file: downloaded, and in a sandbox with nothing allowed (issue 14)
+    assert response.headers["content-disposition"] == f'attachment; filename="{digest.hex()[:16]}.pdf"'
+    assert response.headers["content-security-policy"] == "sandbox; default-src 'none'; frame-ancestors 'none'"
     again = client.get(f"/d/{hashlink(digest)}", headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
     assert client.get(f"/d/{hashlink(hashlib.sha256(b'none').digest())}").status_code == 404
