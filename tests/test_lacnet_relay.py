@@ -368,3 +368,20 @@ def test_a_crash_before_the_relay_hash_was_journaled_neither_loses_nor_doubles(e
     assert out[-1] == {"summary": {"registered": 3, "already_registered": 0, "failed": 0}}
     assert emu.relayed == relayed  # the relay refused the re-sent bytes (BAD NONCE, or expired); nothing else sent
     assert registry.total_supply() == 3
+
+
+def test_the_relays_own_allowance_check_is_named_and_retried_within_a_bound(emu: Any, registry: Registry) -> None:
+    """The relay adds up what it asks for in a block (len x 105 + 300,000 + gas each) and refuses past the
+    node's allowance: -32000 "transaction gas limit exceeds block gas limit", before anything is sent."""
+    order = fresh_order("allowance")
+    relayed = emu.relayed
+    emu.set_allowance(200_000)  # under what one registration asks (~430,000)
+    try:
+        with pytest.raises(lacnet.HubRefused, match="exceeds block gas limit.*allowance") as caught:
+            registry.register(order, sha256(b"allowance " + order.order_number.encode()))
+    finally:
+        emu.set_allowance(emu.allowance)
+    assert caught.value.code == lacnet.NOT_ENOUGH_GAS and f"tried {NOT_ENOUGH_GAS_ATTEMPTS} times" in str(caught.value)
+    assert emu.relayed == relayed and not registry.state(order.token_id).registered
+    registry.register(order, sha256(b"allowance " + order.order_number.encode()))  # room again: it goes through
+    assert registry.state(order.token_id).registered
