@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peru_compras.chain.client import REGISTER, Registry
 from peru_compras.chain.networks import network
@@ -35,6 +37,7 @@ from peru_compras.order import ENCODING_VERSION, _dictionary, parse_order
 from peru_compras.pdf import stamp_pdf
 from peru_compras.render import render_order
 from peru_compras.store import LocalStore
+from peru_compras.terminal import hidden, json_line, safe
 from peru_compras.web.app import PageSettings, create_app
 from peru_compras.web.server import uvicorn_config
 
@@ -602,3 +605,21 @@ def test_kill_9_while_awaiting_the_receipt_then_rerun_finishes(cli: Runner, host
     refused = cli(*flags, "register", str(other), str(tmp_path / "orden.pdf"), "--out", str(tmp_path / "x.pdf"))
     assert refused.code == 1 and "already registered" in refused.stderr  # not the same inputs: refused
     assert not (tmp_path / "x.pdf").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# The terminal filter itself: any text in, nothing a terminal acts on out; JSON keeps the same string
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_terminal_filter_leaves_nothing_hidden_and_json_keeps_the_string(text: str) -> None:
+    shown = safe(text)
+    assert not any(hidden(char) for char in shown)
+    line = json_line({"value": text})
+    assert json.loads(line) == {"value": text}
+    assert not any(hidden(char) for char in line)
+
+
+def test_error_lines_tell_no_memory_address() -> None:
+    assert safe("cannot use <peru_compras.store.LocalStore object at 0x7f3a2b1c9d10>") == \
+        "cannot use <peru_compras.store.LocalStore object>"
