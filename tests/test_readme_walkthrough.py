@@ -394,3 +394,35 @@ def test_the_readme_names_what_the_repository_holds() -> None:
     for name in ("order_number", "issued_on", "entity", "buyer", "supplier", "items", "total", "delivery",
                  "document_url"):
         assert f"| `{name}` |" in record, name
+
+
+def test_a_killed_chain_owner_leaves_no_anvil_and_a_whole_state(shell: Shell) -> None:
+    """SIGKILL of the owner (a crash): Anvil ends with it, state.json is whole JSON (written by rename),
+    and the chain comes back with the registry deployed before the crash."""
+    deployed = shell.cli("deploy", "--json")
+    assert deployed.returncode == 0, deployed.stderr
+    chain = status(shell)["chain"]
+    assert isinstance(chain, dict)
+    state = shell.cwd / ".peru-compras/chain/state.json"
+    deadline = time.monotonic() + 20
+    while not (state.exists() and int(json.loads(state.read_text())["block"]["number"], 16) >= 1):
+        assert time.monotonic() < deadline, "the deploy block never reached state.json"
+        time.sleep(0.1)
+    os.kill(int(chain["pid"]), 9)
+    deadline = time.monotonic() + 10
+    while pid_alive(int(chain["anvil_pid"])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(int(chain["anvil_pid"])) and not pid_alive(int(chain["pid"]))
+    assert status(shell)["running"] is False
+    assert shell.cli("roles", "list").returncode == 3  # a read: says it is not running, starts nothing
+    assert status(shell)["running"] is False
+    restarted = subprocess.Popen([str(VENV_BIN / "peru-compras"), "node", "--port", str(free_port())], cwd=shell.cwd,
+                                 env=shell.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert restarted.stdout is not None and b"local chain running at" in restarted.stdout.readline()
+        roles = shell.cli("roles", "list", "--json")
+        assert roles.returncode == 0, roles.stderr
+        assert len(json.loads(roles.stdout)["registrar"]) == 1
+    finally:
+        shell.cli("stop")
+        restarted.wait(timeout=20)
