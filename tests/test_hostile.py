@@ -92,6 +92,7 @@ MALFORMED = {
     "bad DEFLATE": (b"20131370998/OC-HOSTILE-3", b"\xff\xfe\xfd not deflate at all"),
     "entity as a string": (b"20131370998/OC-HOSTILE-4", deflate(json.dumps(good_body(entity="x")).encode())),
     "5,000-digit term_days": (b"20131370998/OC-HOSTILE-5", deflate(_term("9" * 5000))),
+    "200,000 nested [": (b"20131370998/OC-HOSTILE-6", deflate(b"[" * 200_000)),  # killed serve (SIGSEGV)
 }
 
 
@@ -623,3 +624,16 @@ def test_terminal_filter_leaves_nothing_hidden_and_json_keeps_the_string(text: s
 def test_error_lines_tell_no_memory_address() -> None:
     assert safe("cannot use <peru_compras.store.LocalStore object at 0x7f3a2b1c9d10>") == \
         "cannot use <peru_compras.store.LocalStore object>"
+
+
+def test_deeply_nested_jsonl_row_is_its_own_line(chain: Chain, tmp_path: Path) -> None:
+    folder = tmp_path / "j"
+    rows = make_orders(folder, 2, prefix="OC-DEEP")
+    manifest = folder / "manifest.jsonl"
+    manifest.write_text(json.dumps(rows[0]) + "\n" + "[" * 200_000 + "\n" + json.dumps(rows[1]) + "\n")
+    done = chain.cli("register-batch", str(manifest), "--no-stamp", "--json")
+    assert done.returncode == 1, done.stderr
+    out = lines(done.stdout)
+    assert out[-1] == {"summary": {"registered": 2, "already_registered": 0, "failed": 1}}
+    (refused,) = [line for line in out if "error" in line]
+    assert refused["row"] == 2 and "line 2" in str(refused["error"]) and "nest" in str(refused["error"])
