@@ -114,9 +114,22 @@ def test_the_contract_sees_the_signer_while_the_node_sends_hub_calls(emu: Any, r
     assert int(relayed["gas"], 16) == len(sent) * 105 + 300_000 + original.gas
 
 
+def test_a_document_registered_through_the_relay_is_named_with_its_token(emu: Any, registry: Registry) -> None:
+    """The duplicate-hash check finds the token inside the hub's call (it said token 0 with the 4-argument
+    decoder alone)."""
+    order = fresh_order("duplicate")
+    digest = sha256(b"duplicate " + order.order_number.encode())
+    registry.register(order, digest)
+    again = fresh_order("duplicate-again")
+    with pytest.raises(OrderAlreadyRegistered, match=f"already registered as token 0x{order.token_id:064x}") as caught:
+        registry.register(again, digest)
+    assert caught.value.token_id == order.token_id != 0
+
+
 def test_latest_is_the_hubs_nonce_per_node_and_pending_can_lag(emu: Any, registry: Registry,
                                                                signer: LocalAccount) -> None:
     rpc = registry.rpc
+    registry.register(fresh_order("nonce-first"), sha256(b"nonce first"))
     latest = int(rpc.call("eth_getTransactionCount", [signer.address, "latest"]), 16)
     assert latest >= 2  # deploy + at least one registration, all relayed
     # the relay's map holds the nonce used on its first send, then +1 per send: one behind the hub
