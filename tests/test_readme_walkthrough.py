@@ -426,3 +426,22 @@ def test_a_killed_chain_owner_leaves_no_anvil_and_a_whole_state(shell: Shell) ->
     finally:
         shell.cli("stop")
         restarted.wait(timeout=20)
+
+
+def test_a_second_demo_serves_the_registry_it_reports(shell: Shell) -> None:
+    """The demo's page server is reused only while it reads the registry the demo uses: after `deploy`
+    made this folder use a new registry, the second demo restarts it, and page and demo agree."""
+    first = shell.cli("demo", "--json")
+    assert first.returncode == 0, first.stderr
+    before = status(shell)["page_server"]
+    assert isinstance(before, dict)
+    deployed = shell.cli("deploy", "--json")
+    assert deployed.returncode == 0, deployed.stderr
+    again = shell.cli("demo", "--json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["registry"] == json.loads(deployed.stdout)["registry"] != json.loads(first.stdout)["registry"]
+    after = status(shell)["page_server"]
+    assert isinstance(after, dict) and after["pid"] != before["pid"] and not pid_alive(int(before["pid"]))
+    health = httpx.get(shell.local("http://127.0.0.1:8000/healthz"), timeout=10).json()
+    assert health["registry"] == summary["registry"]
