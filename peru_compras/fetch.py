@@ -10,7 +10,8 @@ Rules, for the first URL and for every redirect:
    The page (:meth:`FetchPolicy.for_page`, ``any_host``) checks whatever URL is registered, so any host
    name is allowed there — rule 2 is what keeps it off the server's own network.
 2. The host is resolved once and every address it resolves to must be public: not loopback, private,
-   link-local, carrier-grade NAT, multicast, reserved or unspecified. For ``verify --fetch`` the one
+   link-local, carrier-grade NAT, multicast, reserved or unspecified, nor an IPv6 address a translator maps to such
+   an IPv4 address (IPv4-mapped, NAT64, 6to4). For ``verify --fetch`` the one
    exception is the base URL's own origin (host and port), which may be local — on the embedded default it
    is ``127.0.0.1:8000`` — so a redirect to any *other* loopback or private host is refused. The page has
    no exception (``local_base=False``): it reads its own ``/d/`` documents from the store instead. Only
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 MAX_REDIRECTS = 3
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class FetchRefused(InvalidInput):
@@ -152,13 +153,19 @@ def _env_number(name: str, default: float, kind: type[int] | type[float]) -> int
 
 
 def address_is_public(address: str) -> bool:
-    """Whether an IP address is a public unicast address."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved
-                or ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT)
-                or not ip.is_global)
+    """Whether an IP address is a public unicast address: globally reachable in IANA's special-purpose
+    registries as the standard library has them (which rules out loopback, private, link-local,
+    carrier-grade NAT, reserved, documentation and unspecified addresses, and an IPv6 zone changes
+    nothing), and not multicast, which `is_global` lets through. An IPv6 address that carries an IPv4
+    address for a translator (IPv4-mapped, NAT64 64:ff9b::/96, 6to4 2002::/16) is judged by that address:
+    the translator would connect to it."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        else:
+            ip = ip.ipv4_mapped or ip.sixtofour or ip
+    return ip.is_global and not ip.is_multicast
 
 
 def _resolve(host: str, port: int) -> list[str]:
@@ -174,7 +181,7 @@ def _resolve(host: str, port: int) -> list[str]:
                           hint="check the document URL and the network") from None
     addresses = []
     for info in infos:
-        address = str(info[4][0]).split("%", 1)[0]
+        address = str(info[4][0])  # an IPv6 zone ("fe80::1%eth0") stays: ipaddress reads it
         if address not in addresses:
             addresses.append(address)
     return addresses

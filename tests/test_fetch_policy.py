@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from peru_compras.errors import PeruComprasError
 from peru_compras.fetch import (
     DocumentMissing,
     FetchFailed,
@@ -205,6 +206,11 @@ def test_page_and_verify_policies() -> None:
 # The rules one by one, each against a real server on 127.0.0.1 where a download is involved.
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up early (the size cap, a time limit) is what the tests ask for
+
+
 class Routes:
     """A real HTTP server on 127.0.0.1: `routes[path]` writes the whole answer; every request is recorded."""
 
@@ -238,7 +244,7 @@ class Routes:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -267,6 +273,18 @@ def _redirects(handler: Any) -> None:
         handler.answer(200, DOCUMENT)
     else:  # relative Location: resolved against the current URL
         handler.answer(302, b"", {"Location": f"{left - 1}"})
+
+
+PIECES = b"%PDF-1.4\n" + bytes(range(256)) * 200  # 51 KB sent in 4 KB pieces
+
+
+def _stall(handler: Any) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "100")
+    handler.end_headers()
+    handler.wfile.write(b"%PDF-1.4\n")
+    handler.wfile.flush()
+    time.sleep(1)
 
 
 def _slow_redirects(handler: Any) -> None:
@@ -299,6 +317,8 @@ def web() -> Iterator[Routes]:
         "/declared-101": lambda h: h.answer(200, b"x" * 101),
         "/trickle": lambda h: _close_delimited(h, b"%" * 40, pause=0.03, piece=1),
         "/silent": lambda h: time.sleep(1),
+        "/stall": _stall,
+        "/pieces.pdf": lambda h: _close_delimited(h, PIECES, piece=4096),
     })
     yield routes
     routes.server.shutdown()
@@ -320,6 +340,8 @@ def local(web: Routes, **limits: Any) -> FetchPolicy:
     ("/forbidden.pdf", "unreachable", 3),
     ("/error.pdf", "unreachable", 3),
     ("/no-location", "unreachable", 3),
+    ("/big-declared", "too_large", 2),
+    ("/to-other-port", "refused", 2),
 ])
 def test_the_verdict_is_original_only_when_the_bytes_match(web: Routes, path: str, outcome: str, code: int) -> None:
     result = check_published(web.url(path), DIGEST, local(web))
@@ -335,7 +357,8 @@ def test_the_verdict_is_original_only_when_the_bytes_match(web: Routes, path: st
         assert result.detail == "its SHA-256 differs from the one registered on chain"
         assert "NOT the registered original" in result.human() and result.detail in result.human()
     else:
-        assert result.sha256 is None and result.detail
+        assert result.sha256 is None and result.detail and result.final_url is None
+        assert result.human().endswith("\n    " + result.detail)
     data = result.to_json()
     assert data["outcome"] == outcome and data["expected_sha256"] == DIGEST.hex()
     assert data["sha256"] == (result.sha256.hex() if result.sha256 else None)
@@ -382,12 +405,14 @@ NOT_PUBLIC = [
     "239.255.255.250", "240.0.0.1", "255.255.255.255", "192.0.2.1", "198.18.0.1", "198.51.100.7",
     "203.0.113.9", "192.0.0.170", "::1", "::", "fc00::1", "fdff:ffff::1", "fe80::1", "febf::1", "ff02::1", "ff0e::1",
     "::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:169.254.169.254", "::ffff:224.0.0.1", "::ffff:0.0.0.0",
-    "2001:db8::1", "64:ff9b::7f00:1", "100::1",
+    "2001:db8::1", "100::1", "2001::1",
+    # IPv6 for a translator to an IPv4 address that is not public: NAT64, 6to4
+    "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b::a9fe:a9fe", "2002:a00:1::1", "2002:7f00:1::", "2002:c0a8:101::",
 ]
 PUBLIC_ADDRESSES = [
     "93.184.215.14", "8.8.8.8", "1.1.1.1", "100.63.255.255", "100.128.0.1", "172.15.255.255", "172.32.0.1",
     "192.167.255.255", "169.253.255.255", "223.255.255.254", "11.0.0.1", "2606:4700:4700::1111",
-    "2a00:1450:4001::200e", "::ffff:8.8.8.8",
+    "2a00:1450:4001::200e", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",
 ]
 
 
@@ -595,3 +620,135 @@ def test_a_closed_port_is_unreachable() -> None:
     probe.close()
     result = check_published(f"http://127.0.0.1:{port}/doc.pdf", DIGEST, FetchPolicy(f"http://127.0.0.1:{port}"))
     assert (result.outcome, result.exit_code) == ("unreachable", 3) and "cannot download" in str(result.detail)
+
+
+def _one_line(exc: PeruComprasError, *words: str) -> None:
+    """A refusal names the value and the next step: a message with `words` and a hint."""
+    assert exc.message and exc.hint, (exc.message, exc.hint)
+    for word in words:
+        assert word in exc.message, (word, exc.message)
+    assert str(exc) == f"{exc.message} — {exc.hint}"
+
+
+@pytest.mark.parametrize(("path", "kind", "words"), [
+    ("/missing.pdf", DocumentMissing, ["HTTP 404", "/missing.pdf"]),
+    ("/gone.pdf", DocumentMissing, ["HTTP 410"]),
+    ("/error.pdf", FetchFailed, ["HTTP 500", "/error.pdf"]),
+    ("/no-location", FetchFailed, ["302 without a Location"]),
+    ("/cut-off.pdf", FetchFailed, ["downloading", "/cut-off.pdf", "failed"]),
+    ("/big-declared", FetchTooLarge, ["1,000,000,000 bytes", "52,428,800-byte limit"]),
+    ("/r/4", FetchRefused, ["/r/4 redirected more than 3 times"]),
+    ("/to-other-port", FetchRefused, ["redirect 1 (http://127.0.0.1:9/doc.pdf)", "resolves to 127.0.0.1"]),
+])
+def test_every_failure_names_the_url_and_the_next_step(web: Routes, path: str, kind: type[Exception],
+                                                        words: list[str]) -> None:
+    with pytest.raises(kind) as failure:
+        fetch_document(web.url(path), local(web))
+    assert isinstance(failure.value, PeruComprasError)
+    _one_line(failure.value, *words)
+
+
+def test_refusals_before_any_connection_name_the_next_step(web: Routes, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = local(web)
+    cases = [(web.url("/doc.pdf").replace("//", "//u:p@"), ["the document URL carries credentials"]),
+             ("ftp://127.0.0.1/doc.pdf", ["the document URL 'ftp://127.0.0.1/doc.pdf' is not http(s)"]),
+             ("http:///doc.pdf", ["has no host"]),
+             ("http://host:99999/x", ["is not valid"]),
+             ("https://elsewhere.example/doc.pdf", ["'elsewhere.example', which is not allowed"]),
+             (f"http://127.0.0.1:{web.port + 1 if web.port < 65535 else 1}/x", ["the document URL: host '127.0.0.1' "
+                                                                                "resolves to 127.0.0.1"])]
+    for url, words in cases:
+        with pytest.raises(FetchRefused) as refused:
+            fetch_document(url, policy)
+        _one_line(refused.value, *words)
+    with pytest.raises(FetchTooLarge) as too_large:
+        fetch_document(web.url("/exact-101"), local(web, max_bytes=100))
+    _one_line(too_large.value, "sent more than the 100-byte limit")
+    _resolve_to(monkeypatch)
+    with pytest.raises(FetchFailed) as empty:
+        fetch_document(f"http://{NAME}/x", FetchPolicy.for_page("https://v.example.pe", max_bytes=9, timeout=1))
+    _one_line(empty.value, f"host {NAME!r} has no address")
+
+
+def test_time_failures_name_the_limit(web: Routes) -> None:
+    with pytest.raises(FetchFailed) as silent:
+        fetch_document(web.url("/silent"), local(web, timeout=0.2))
+    _one_line(silent.value, "did not answer within 0.2 s")  # not "took more than": time was left to ask
+    with pytest.raises(FetchFailed) as stall:
+        fetch_document(web.url("/stall"), local(web, timeout=0.2))
+    _one_line(stall.value, "stopped sending for 0.2 s")
+    with pytest.raises(FetchFailed) as trickle:
+        fetch_document(web.url("/trickle"), local(web, timeout=0.3))
+    _one_line(trickle.value, "took more than 0.3 s")
+    with pytest.raises(FetchFailed) as hops:  # the hop that runs out of time says so
+        fetch_document(web.url("/slow/3"), local(web, timeout=0.3))
+    _one_line(hops.value, "0.3 s")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with pytest.raises(FetchFailed) as closed:
+        fetch_document(f"http://127.0.0.1:{port}/doc.pdf", FetchPolicy(f"http://127.0.0.1:{port}"))
+    _one_line(closed.value, "cannot download")
+
+
+def test_a_document_sent_in_many_pieces_is_whole(web: Routes) -> None:
+    fetched = fetch_document(web.url("/pieces.pdf"), local(web, max_bytes=len(PIECES)))
+    assert fetched.data == PIECES
+    result = check_published(web.url("/pieces.pdf"), hashlib.sha256(PIECES).digest(), local(web))
+    assert (result.outcome, result.size) == ("original", len(PIECES))
+    with pytest.raises(FetchTooLarge) as too_large:  # the cap counts every piece, not the last one
+        fetch_document(web.url("/pieces.pdf"), local(web, max_bytes=len(PIECES) - 1))
+    assert too_large.value.size == len(PIECES)
+
+
+def test_a_listed_host_with_a_port_allows_that_port_only(web: Routes, monkeypatch: pytest.MonkeyPatch) -> None:
+    _resolve_to(monkeypatch, "127.0.0.1")
+    policy = FetchPolicy("https://oc.example.pe", frozenset({f"{NAME}:{web.port}"}), allow_private=True)
+    assert fetch_document(f"http://{NAME}:{web.port}/doc.pdf", policy).data == DOCUMENT
+    with pytest.raises(FetchRefused, match="not allowed"):
+        fetch_document(f"http://{NAME}:{web.port + 1}/doc.pdf", policy)
+
+
+def test_the_page_policy_keeps_its_own_limits() -> None:
+    page = FetchPolicy.for_page("https://verifica.example.pe", max_bytes=1234, timeout=3.5)
+    assert (page.base_url, page.max_bytes, page.timeout, page.any_host, page.local_base, page.allow_private) == (
+        "https://verifica.example.pe", 1234, 3.5, True, False, False)
+    assert page.user_agent == "peru-compras document check"
+
+
+def test_limits_of_one_are_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERU_COMPRAS_FETCH_MAX_BYTES", "1")
+    monkeypatch.setenv("PERU_COMPRAS_FETCH_TIMEOUT", "0.5")
+    policy = FetchPolicy.from_env("https://oc.example.pe")
+    assert (policy.max_bytes, policy.timeout) == (1, 0.5)
+
+
+@pytest.mark.parametrize(("url", "host_header", "sni"), [
+    ("http://docs.example.pe/x.pdf", "docs.example.pe", None),
+    ("http://docs.example.pe:443/x.pdf", "docs.example.pe:443", None),
+    ("http://docs.example.pe:81/x.pdf", "docs.example.pe:81", None),
+    ("https://docs.example.pe:443/x.pdf", "docs.example.pe", "docs.example.pe"),
+    ("https://docs.example.pe:80/x.pdf", "docs.example.pe:80", "docs.example.pe"),
+    ("https://[2606:4700::1111]/x.pdf", "[2606:4700::1111]", "2606:4700::1111"),
+    ("http://[2606:4700::1111]:8080/x.pdf", "[2606:4700::1111]:8080", None),
+])
+def test_the_host_header_and_sni(monkeypatch: pytest.MonkeyPatch, url: str, host_header: str, sni: str | None) -> None:
+    _resolve_to(monkeypatch, PUBLIC)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=DOCUMENT)
+
+    policy = FetchPolicy.for_page("https://verifica.example.pe", max_bytes=1000, timeout=5)
+    result = check_published(url, DIGEST, policy, transport=httpx.MockTransport(handler))
+    assert result.outcome == "original", result.detail
+    [request] = seen
+    assert request.headers["host"] == host_header
+    assert request.extensions.get("sni_hostname") == sni
+
+
+def test_human_lines_never_show_a_missing_detail() -> None:
+    for outcome in ("missing", "unreachable", "refused", "too_large", "altered"):
+        assert "\n" not in PublishedCheck(outcome, "https://x/d.pdf", DIGEST).human()
