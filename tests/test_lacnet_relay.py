@@ -398,3 +398,30 @@ def test_the_relays_own_allowance_check_is_named_and_retried_within_a_bound(emu:
     assert emu.relayed == relayed and not registry.state(order.token_id).registered
     registry.register(order, sha256(b"allowance " + order.order_number.encode()))  # room again: it goes through
     assert registry.state(order.token_id).registered
+
+
+@pytest.mark.parametrize("data_length", range(64, 96))
+def test_the_emulated_account_rules_find_the_suffix_behind_any_padding(data_length: int) -> None:
+    """AccountRules' arithmetic (where the node address and expiration sit in the node's hub call) for
+    signing data of every length modulo 32, and each rule it applies to the node's transaction."""
+    import rlp as rlp_codec
+
+    from .lacnet.emulator import rules_allow
+
+    node, expiration = "0x" + "ab" * 20, 2_000_000_000
+    data = b"\x5c" * (data_length - 64) + abi_encode(["address", "uint256"], [node, expiration])
+    signing = rlp_codec.encode([b"\x07", b"", b"\x01\x00", b"\x11" * 20, b"", data])
+    gas = lacnet.relay_gas(data, 90_000)
+
+    def call(gas_argument: int) -> bytes:
+        return lacnet.RELAY_META_TX + abi_encode(["uint256", "bytes", "uint8", "bytes32", "bytes32"],
+                                                 [gas_argument, signing, 27, b"\x01" * 32, b"\x02" * 32])
+
+    checksummed = to_checksum(node)
+    assert rules_allow(checksummed, 0, gas, call(gas), expiration)
+    assert not rules_allow(checksummed, 1, gas, call(gas), expiration)  # gas price above 0
+    assert not rules_allow(checksummed, 0, gas, call(gas + 1), expiration)  # gas != the gasLimit argument
+    assert not rules_allow(checksummed, 0, gas, call(gas), expiration + 1)  # expired
+    assert not rules_allow(to_checksum("0x" + "cd" * 20), 0, gas, call(gas), expiration)  # another node
+    short = len(call(0)) * 105 + 300_000 - 1
+    assert not rules_allow(checksummed, 0, short, call(short), expiration)  # under len(payload) x 105 + 300,000
