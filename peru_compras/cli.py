@@ -265,7 +265,11 @@ def register_order(ws: Workspace, order_path: Path, pdf_path: Path, *, out: Path
     if out is not None:  # before sending: a crash while the receipt is awaited must not lose the stamped PDF
         from .store import write_atomic
 
-        write_atomic(out, document)
+        try:
+            write_atomic(out, document)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write --out {str(out)!r}: {exc.strerror}",
+                               hint="free some space or choose another --out; nothing was registered") from None
     try:
         reg = earlier or (registry.supersede(old, order, digest) if old is not None
                           else registry.register(order, digest))

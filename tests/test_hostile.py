@@ -637,3 +637,16 @@ def test_deeply_nested_jsonl_row_is_its_own_line(chain: Chain, tmp_path: Path) -
     assert out[-1] == {"summary": {"registered": 2, "already_registered": 0, "failed": 1}}
     (refused,) = [line for line in out if "error" in line]
     assert refused["row"] == 2 and "line 2" in str(refused["error"]) and "nest" in str(refused["error"])
+
+
+def test_out_that_cannot_be_written_stops_before_minting(cli: Runner, hostile: Hostile, tmp_path: Path) -> None:
+    from .pdfs import order_pdf
+
+    record = reference_order(order_number="OC-2026-NOOUT-1")
+    (tmp_path / "orden.pdf").write_bytes(order_pdf(record))
+    (tmp_path / "a-file").write_text("not a folder")
+    hostile.registry.grant("registrar", cli.account.address)  # type: ignore[attr-defined]
+    done = cli("--registry", hostile.registry.address, "register", str(write_json(tmp_path / "o.json", record)),
+               str(tmp_path / "orden.pdf"), "--out", str(tmp_path / "a-file" / "sellada.pdf"))
+    assert done.code == 2 and "cannot write --out" in done.stderr and "nothing was registered" in done.stderr
+    assert not hostile.registry.state(parse_order(record).token_id).registered
