@@ -21,7 +21,7 @@ _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 #: characters that show as blanks though they are letters or marks (Hangul fillers, Braille blank, …)
 _FILLERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u2800\u3164\uffa0")
 _FAST = re.compile(r"[ -~\n\u00a0-\u00ac\u00ae-\u02ff]*")  # nothing to look at: ASCII text, Latin letters
-_MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]{6,16}")
+_MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]{6,16}(?![0-9a-fA-F])")  # not the start of a 40-digit address
 
 
 def hidden(char: str) -> bool:
