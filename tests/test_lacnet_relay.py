@@ -213,6 +213,8 @@ def test_a_signature_with_a_chain_id_is_not_refused_by_the_relay_but_by_the_hub(
     tx_hash = sender.rpc.call("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
     with pytest.raises(lacnet.HubRefused, match=r"InvalidSignature \(code 6\)"):
         sender.wait(tx_hash, action="register")
+    receipt = sender.rpc.call("eth_getTransactionReceipt", [tx_hash])
+    assert receipt["status"] == "0x1" and "revertReason" not in receipt  # the relay leaves BadTransactionSent be
     assert not registry.state(order.token_id).registered
 
 
