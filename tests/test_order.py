@@ -793,3 +793,69 @@ def test_a_device_or_endless_file_is_read_only_up_to_the_limit() -> None:
     with pytest.raises(InvalidInput, match=f"is over {MAX_ORDER_BYTES} bytes") as caught:
         load_order(Path("/dev/zero"))
     assert caught.value.hint == "is it an order?"
+
+
+# --------------------------------------------------------------------------------------------------
+# More edges named by the mutation run
+
+
+def test_combining_marks_count_from_the_start_and_include_enclosing_marks() -> None:
+    assert accepted("items[0].description", "\u0301\u0302\u0303abc")  # three at the very start: allowed
+    refused("items[0].description", "x\u20dd\u20dd\u20dd\u20dd", "at most 3 combining marks in a row")  # Me
+    refused("items[0].description", "\u0301\u0302\u0303\u0304abc", "at most 3 combining marks in a row")
+
+
+def test_mixed_script_message_and_the_full_japanese_mix() -> None:
+    assert accepted("supplier.name", "ABC東京とトウ").supplier.name == "ABC東京とトウ"  # Latin, Han, both kana
+    assert problems_of(with_path("supplier.name", "H\u043espital")) == [
+        "supplier.name: 'H\u043espital' — one script per word: 'H\u043espital' mixes Cyrillic, Latin (look-alike "
+        "letters)"]
+
+
+def test_mexican_rfc_only_under_mx_rfc() -> None:
+    rfc = {"name": "C&C", "id": "C&C021030KX2", "scheme": "MX-RFC"}
+    assert accepted("supplier", rfc).supplier.key == "MX-RFC:C&C021030KX2"
+    assert problems_of(with_path("supplier", dict(rfc, scheme="PY-RUC"))) == [
+        "supplier.id: 'C&C021030KX2' — letters, digits, '.' and '-' only, at most 40"]
+    assert problems_of(with_path("supplier", dict(rfc, id="C&C021330KX2")))[0].startswith("supplier.id: ")
+
+
+def test_every_bad_item_is_reported_with_its_path() -> None:
+    problems = problems_of(with_path("items", ["a", {"description": "d", "quantity": "1", "unit": "u",
+                                                     "unit_price": "0.00"}, "c"]))
+    assert problems == ["items[0]: 'a' — must be an object {description, quantity, unit, unit_price?, cubso?}",
+                        "items[1].unit_price: '0.00' — must be greater than 0",
+                        "items[2]: 'c' — must be an object {description, quantity, unit, unit_price?, cubso?}"]
+
+
+def test_record_level_messages_name_the_source() -> None:
+    with pytest.raises(InvalidOrder) as caught:
+        parse_order([], source="orden.json")
+    assert caught.value.message == "orden.json: invalid order (1 problem): record: list — must be a JSON object"
+
+
+def test_unknown_fields_are_named_safely_whatever_their_key() -> None:
+    record: dict[Any, Any] = reference_order()
+    record.update({5: "x", "zz": 1, "\x1b[2J": 2, "two words": 3})
+    problems = problems_of(record)
+    names = [problem.split(" — ")[0] for problem in problems]
+    assert names == ["'\\x1b[2J': 2", "5: 'x'", "'two words': 3", "zz: 1"]
+
+
+def test_notes_rules() -> None:
+    assert accepted("notes", ["n"] * 8).notes == ("n",) * 8
+    for bad, shown in (([], "[]"), (["n"] * 9, "['n', 'n', 'n', 'n', 'n', 'n', ...]"), ("n", "'n'")):
+        assert problems_of(with_path("notes", bad)) == [f"notes: {shown} — a list of 1 to 8 texts"]
+    assert problems_of(with_path("notes", [5])) == ["notes[0]: 5 — must be a string"]
+    assert problems_of(with_path("notes", ["x" * 301]))[0].endswith("— at most 300 characters")
+
+
+def test_delivery_messages_show_what_was_given() -> None:
+    assert problems_of(with_path("delivery", "Lima")) == [
+        "delivery: 'Lima' — required object {place, term_days} or {place, deadline}"]
+    assert problems_of(with_path("delivery", {"place": "L", "term_days": 1, "deadline": "2026-01-01"})) == [
+        "delivery: {'deadline': '2026-01-01', 'place': 'L', 'term_days': 1} — give exactly one of term_days or "
+        "deadline"]
+    assert problems_of(with_path("supplier", {"name": "P", "id": "1", "scheme": "P Y"})) == [
+        "supplier.scheme: 'P Y' — an org-id scheme like PE-RUC, PY-RUC, MX-RFC, CO-NIT, or a publisher's own "
+        "scheme (1 to 40 ASCII letters, digits, '.', '_', '-')"]
