@@ -752,3 +752,33 @@ def test_the_host_header_and_sni(monkeypatch: pytest.MonkeyPatch, url: str, host
 def test_human_lines_never_show_a_missing_detail() -> None:
     for outcome in ("missing", "unreachable", "refused", "too_large", "altered"):
         assert "\n" not in PublishedCheck(outcome, "https://x/d.pdf", DIGEST).human()
+
+
+def test_the_remaining_refusals_name_the_next_step(web: Routes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERU_COMPRAS_FETCH_TIMEOUT", "never")
+    with pytest.raises(FetchRefused) as setting:
+        FetchPolicy.from_env("https://oc.example.pe")
+    _one_line(setting.value, "'never', not a positive number")
+    monkeypatch.delenv("PERU_COMPRAS_FETCH_TIMEOUT")
+    # only verify --fetch has a local exception, and its hint says which
+    with pytest.raises(FetchRefused) as verify:
+        fetch_document(f"http://127.0.0.1:{web.port + 1}/x", local(web))
+    assert verify.value.hint and "only the base URL's own host may be local" in verify.value.hint
+    page = FetchPolicy.for_page("https://verifica.example.pe", max_bytes=1000, timeout=5)
+    with pytest.raises(FetchRefused) as paged:
+        fetch_document(web.url("/doc.pdf"), page)
+    assert paged.value.hint == "publish documents on a public address"
+    _resolve_to(monkeypatch, PUBLIC)
+    with pytest.raises(FetchRefused) as idna:  # a host name IDNA cannot encode
+        fetch_document("http://ex\u00e4mple..pe/x.pdf", page)
+    _one_line(idna.value, "is not valid")
+
+
+def test_a_resolver_failure_names_the_host_and_the_next_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    with pytest.raises(FetchFailed) as failed:
+        fetch_document(f"http://{NAME}/doc.pdf", FetchPolicy.for_page("https://v.example.pe", max_bytes=9, timeout=1))
+    _one_line(failed.value, f"cannot resolve host {NAME!r}")
