@@ -329,6 +329,9 @@ def test_the_readme_walkthrough(shell: Shell) -> None:
                             ("20131370998/OC-2026-004514", "valid")):
             shown = shell.cli("show", key, "--registry", registry, "--json")
             assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == wanted, shown.stderr
+        unreachable = shell.cli("verify", "--fetch", "--token", "20131370998/OC-2026-004514", "--registry", registry)
+        assert unreachable.returncode == 3  # the page is stopped: the download error is said once
+        assert (unreachable.stdout + unreachable.stderr).count("cannot download") == 1, unreachable
     finally:
         assert shell.cli("stop").returncode == 0
         assert restarted.wait(timeout=20) == 0
