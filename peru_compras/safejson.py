@@ -27,11 +27,11 @@ MAX_JSON_DEPTH = 32
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_NUMBER_DIGITS = 100
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 # Text outside strings and whole strings, possessive so that a string left open costs one pass, not one
-# pass per quote after it (the plain pattern above would be quadratic on '"' + '\\"' * n).
+# pass per quote after it (a plain pattern, like _NOT_BRACKET's, would be quadratic on '"' + '\\"' * n: so
+# _NOT_BRACKET runs only once every string is known to be closed).
 _CLOSED = re.compile(r'(?:[^"]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NOT_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^"\[\]{}]+', re.DOTALL)  # strings, and all but brackets
 
 
 def loads(
@@ -97,15 +97,11 @@ def _check_depth(text: str, source: str, max_depth: int) -> None:
     """Refuse `text` whose brackets outside strings nest deeper than `max_depth`, or with an unterminated
     string (json.loads would recurse through the brackets before finding it)."""
     closed = _CLOSED.match(text)
-    if closed is None or closed.end() != len(text):
-        at = closed.end() if closed else 0
-        raise InvalidJSON(f"{source}: not valid JSON: a string is not closed (at character {at})",
+    assert closed is not None  # the pattern matches the empty string
+    if closed.end() != len(text):
+        raise InvalidJSON(f"{source}: not valid JSON: a string is not closed (at character {closed.end()})",
                           hint="fix the JSON syntax")
-    outside = _STRING.sub("", text)
-    brackets = _NOT_BRACKET.sub("", outside)
-    opening = len(brackets) - brackets.count("]") - brackets.count("}")
-    if opening <= max_depth:  # cannot be deeper than the number of opening brackets: the usual case
-        return
+    brackets = _NOT_BRACKET.sub("", text)
     depth = 0
     for char in brackets:
         if char in "[{":

@@ -139,3 +139,55 @@ def test_accepts_ordinary_json_and_the_callers_float_type() -> None:
     assert loads('{"amount": 18.50}', source="s", parse_float=Decimal) == {"amount": Decimal("18.50")}
     with pytest.raises(InvalidJSON, match="not valid JSON"):  # the callable's own refusal is named too
         loads("[1.5]", source="s", parse_float=lambda text: Decimal("bad"))
+
+
+def test_depth_is_tracked_through_closing_brackets() -> None:
+    within = "[" + ",".join([_nest(MAX_JSON_DEPTH - 1)] * 3) + "]"  # 32 deep, 94 openings
+    assert loads(within, source="s") is not None
+    back_and_deeper = "[" * 20 + "[]" + "[" * 14 + "]" * 34  # down to 21, back to 20, then on to 34
+    with pytest.raises(InvalidJSON, match="limit of 32 levels"):
+        loads(back_and_deeper, source="s")
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("[" * 40, "flatten the structure"), ('{"a": 1, "a": 2}', "keep one of them"),
+        ("[NaN]", "write a number or null"), ("[1e400]", "write a smaller number"),
+        ("1" * 101, 'write amounts as decimal strings like "18.50"'),
+        ("[1,", "fix the JSON syntax"), ('["x', "fix the JSON syntax"), (b"\xff", "save the file as UTF-8"),
+        ("x" * 200, "split it or send a smaller file"),
+    ],
+)
+def test_every_refusal_says_what_to_do(text: str | bytes, hint: str) -> None:
+    with pytest.raises(InvalidJSON) as caught:
+        loads(text, source="s", max_bytes=100 if hint.startswith("split") else 1000)
+    assert caught.value.hint == hint
+
+
+def test_refusals_locate_the_problem() -> None:
+    with pytest.raises(InvalidJSON) as caught:
+        loads('{"a": "ok", "b": "' + "[" * 50, source="s")
+    assert caught.value.message == "s: not valid JSON: a string is not closed (at character 17)"
+    with pytest.raises(InvalidJSON) as caught:
+        loads('{"a": [\n1,\n' + "1" * 101 + "]}", source="s")
+    assert caught.value.message == "s: line 3, key 'a': a number of 101 digits, over the limit of 100"
+    with pytest.raises(InvalidJSON) as caught:
+        loads('["x",\n\n' + "1" * 101 + "]", source="s")
+    assert caught.value.message == "s: line 3: a number of 101 digits, over the limit of 100"
+    with pytest.raises(InvalidJSON) as caught:
+        loads("[-" + "1" * 101 + "]", source="s")
+    assert caught.value.message == "s: line 1: a number of 101 digits, over the limit of 100"
+    with pytest.raises(InvalidJSON) as caught:
+        loads("[1e400]", source="s")
+    assert caught.value.message == "s: the number '1e400' is too large"
+    with pytest.raises(InvalidJSON) as caught:
+        loads("[-1e400]", source="s")
+    assert caught.value.message == "s: the number '-1e400' is too large"
+
+
+def test_long_keys_are_cut_in_messages() -> None:
+    for key, shown in (("k" * 58, "'" + "k" * 58 + "'"), ("k" * 59, "'" + "k" * 56 + "…")):
+        with pytest.raises(InvalidJSON) as caught:
+            loads(json.dumps({key: 1}).replace("}", f', "{key}": 2}}'), source="s")
+        assert caught.value.message == f"s: key {shown} appears twice in one object"
