@@ -22,6 +22,7 @@ import ast
 import difflib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -285,7 +286,7 @@ def main() -> None:
     run: dict[str, Any] = runs.get(label, {}) if args.only else {}
     started = time.monotonic()
     for target in TARGETS:
-        if args.only and target.name not in args.only:
+        if args.only and not any(target.name.split()[0] == only.split()[0] for only in args.only):
             continue
         if args.ref and subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{args.ref}:{target.tests[0]}"],
                                        capture_output=True).returncode:
@@ -313,6 +314,7 @@ def main() -> None:
                      "cpus": os.cpu_count(), "children": args.children,
                      "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
                      "seconds_total": round(time.monotonic() - started, 1),
+                     "cpu_seconds_total": round(sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]), 1),
                      "command": " ".join(["benchmarks/mutation.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"about": __doc__.split("\n\n")[0], "runs": runs}, indent=1,
