@@ -9,6 +9,7 @@ Each message names the bad value and says what to do next. The tree::
     │   ├── InvalidDocument                  a PDF that cannot be accepted
     │   └── ConfigurationError               settings, keys, addresses
     ├── NodeUnavailable (ConnectionError)    exit 3  the node or a service cannot be reached
+    ├── InvalidNodeAnswer                    exit 1  the node answered something that is not JSON-RPC
     └── ChainRefused (RuntimeError)          exit 1  the chain (or the relay) said no
         ├── OrderAlreadyRegistered           same entity and order number, or same document
         ├── OrderNotRegistered (LookupError)
@@ -73,6 +74,11 @@ class NodeUnavailable(PeruComprasError, ConnectionError):
     """The node (or another service) cannot be reached."""
 
     exit_code = 3
+
+
+class InvalidNodeAnswer(PeruComprasError):
+    """The node answered, but not with JSON-RPC: not JSON, too large or deep, not an object, neither a
+    result nor an error, or a malformed value where hex is expected (see :mod:`peru_compras.chain.rpc`)."""
 
 
 class ChainRefused(PeruComprasError, RuntimeError):

@@ -6,6 +6,7 @@ indexed events and ``eth_getTransactionByHash`` for the record, which travels as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ ORDER_SUPERSEDED = _topic("OrderSuperseded(uint256,uint256,address)")
 ROLE_GRANTED = _topic("RoleGranted(bytes32,address,address)")
 ROLE_REVOKED = _topic("RoleRevoked(bytes32,address,address)")
 _ORDER_STATE = "(bytes32,uint8,uint64,uint256,uint256)"
+_TOPIC = re.compile(r"0x[0-9a-fA-F]{64}")
 
 #: gas one order costs in a batch, with margin (measured about 31,000; see benchmarks/)
 GAS_PER_BATCHED_ORDER = 40_000
@@ -236,30 +238,40 @@ class Registry:
         except RpcError as exc:
             raise ChainRefused(f"reading the registry at {self.address} failed: {exc.message}",
                                hint="check --registry and --rpc") from None
-        out = bytes.fromhex(str(result)[2:])
+        out = self.rpc.hex_bytes(result, "eth_call")
         if not out:
             self.check_deployed()
         return out
 
+    def _read(self, types: list[str], data: bytes) -> tuple[Any, ...]:
+        """eth_call `data` and decode the answer as `types`; a node's answer of the wrong shape is named."""
+        raw = self._call(data)
+        try:
+            return tuple(abi_decode(types, raw))
+        except Exception:  # noqa: BLE001 — eth_abi's decoding errors: the node's bytes, not ours
+            raise self.rpc.invalid("eth_call", f"{len(raw)} bytes that do not decode as {', '.join(types)}") from None
+
     def state(self, token_id: int) -> OrderState:
         """Stored state of `token_id` (status ``not_registered`` when it was never minted)."""
-        raw = self._call(_selector("orderOf(uint256)") + abi_encode(["uint256"], [token_id]))
-        ((digest, status, changed, replaced_by, replaces),) = abi_decode([_ORDER_STATE], raw)
+        ((digest, status, changed, replaced_by, replaces),) = self._read(
+            [_ORDER_STATE], _selector("orderOf(uint256)") + abi_encode(["uint256"], [token_id]))
+        if status >= len(STATUS_NAMES):
+            raise self.rpc.invalid("eth_call", f"order status {status}, which the registry does not have")
         return OrderState(token_id, bytes(digest), STATUS_NAMES[status], changed, replaced_by or None,
                           replaces or None)
 
     def total_supply(self) -> int:
-        (count,) = abi_decode(["uint256"], self._call(_selector("totalSupply()")))
+        (count,) = self._read(["uint256"], _selector("totalSupply()"))
         return int(count)
 
     def document_base_uri(self) -> str:
-        (uri,) = abi_decode(["string"], self._call(_selector("documentBaseURI()")))
+        (uri,) = self._read(["string"], _selector("documentBaseURI()"))
         return str(uri)
 
     def has_role(self, role: str, account: str) -> bool:
         data = _selector("hasRole(bytes32,address)") + abi_encode(
             ["bytes32", "address"], [ROLE_NAMES[role], to_checksum_address(account)])
-        (result,) = abi_decode(["bool"], self._call(data))
+        (result,) = self._read(["bool"], data)
         return bool(result)
 
     def _logs(self, topics: list[str | None], *, block_hash: str | None = None) -> list[dict[str, Any]]:
@@ -268,7 +280,16 @@ class Registry:
             query["blockHash"] = block_hash
         else:
             query.update(fromBlock=hex(self.from_block), toBlock="latest")
-        logs: list[dict[str, Any]] = self.rpc.call("eth_getLogs", [query])
+        logs: list[Any] = self.rpc.call("eth_getLogs", [query])  # a list: checked by Rpc.call
+        for log in logs:  # the fields read from a log, checked once here (the topics asked for are there)
+            self.rpc.data_field(log, "transactionHash", "eth_getLogs")
+            self.rpc.int_field(log, "blockNumber", "eth_getLogs")
+            self.rpc.data_field(log, "data", "eth_getLogs")
+            found = log.get("topics")
+            if not (isinstance(found, list) and len(found) >= len(topics)
+                    and all(isinstance(t, str) and _TOPIC.fullmatch(t) for t in found)):
+                raise self.rpc.invalid("eth_getLogs", f"topics {str(found)[:40]} where {len(topics)} 32-byte hex "
+                                       "words were expected")
         return logs
 
     def is_document_registered(self, document_hash: bytes) -> bool:
@@ -281,7 +302,7 @@ class Registry:
         out = []
         for log in self._logs([ORDER_REGISTERED, "0x" + document_hash.hex()]):
             tx = self.rpc.call("eth_getTransactionByHash", [log["transactionHash"]])
-            for entry in _entries(bytes.fromhex(tx["input"][2:])):
+            for entry in _entries(self.rpc.data_field(tx, "input", "eth_getTransactionByHash")):
                 if entry[:32] == document_hash and len(entry) > 33:
                     out.append(int.from_bytes(keccak(entry[33 : 33 + entry[32]]), "big"))
         return out
@@ -299,7 +320,8 @@ class Registry:
                                hint="the node may have pruned old logs; use an archive node")
         log = logs[0]
         tx = self.rpc.call("eth_getTransactionByHash", [log["transactionHash"]])
-        order = self._order_from_input(bytes.fromhex(tx["input"][2:]), token_id, state.document_hash)
+        order = self._order_from_input(self.rpc.data_field(tx, "input", "eth_getTransactionByHash"), token_id,
+                                       state.document_hash)
         registered = [
             entry for entry in self._logs([ORDER_REGISTERED, "0x" + state.document_hash.hex()],
                                           block_hash=log["blockHash"])

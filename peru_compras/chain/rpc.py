@@ -1,19 +1,43 @@
-"""One JSON-RPC request per call (LACNet's relay takes no batches), through web3.py's HTTP provider.
+"""One JSON-RPC request per call (LACNet's relay takes no batches), over HTTP with ``requests``.
 
-Errors come back as :class:`RpcError` (the node answered with an error) or
-:class:`~peru_compras.errors.NodeUnavailable` (it could not be reached), naming the URL.
+The node is outside the trust boundary: its answer is read to at most :data:`MAX_RESPONSE_BYTES` (checked
+while it arrives, after any gzip), parsed by :func:`peru_compras.safejson.loads` (size and nesting bounded)
+and must be a JSON-RPC object with a ``result`` or an ``error``. Errors come back as :class:`RpcError` (the
+node answered with a JSON-RPC error), :class:`~peru_compras.errors.InvalidNodeAnswer` (it answered something
+that is not JSON-RPC, or a malformed value where hex is expected, see :meth:`Rpc.hex_int` /
+:meth:`Rpc.hex_bytes`) or :class:`~peru_compras.errors.NodeUnavailable` (it could not be reached). Messages
+name the node's host, never the whole URL (a hosted node's URL may carry an access key).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
-from web3 import HTTPProvider
-from web3.types import RPCEndpoint
 
-from ..errors import NodeUnavailable
+from .. import __version__
+from ..errors import InvalidJSON, InvalidNodeAnswer, NodeUnavailable
+from ..safejson import loads
+
+#: the largest answer read from a node (a full eth_getLogs page of records fits well below it)
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: nesting allowed in an answer (a receipt with its logs is 4 levels deep)
+MAX_RESPONSE_DEPTH = 32
+_CHUNK = 64 * 1024
+_HINT = "check --rpc / PERU_COMPRAS_RPC: it must be an Ethereum JSON-RPC endpoint"
+_ids = itertools.count(1)
+_QUANTITY = re.compile(r"0[xX][0-9a-fA-F]{1,64}")  # at most 256 bits
+_DATA = re.compile(r"0[xX](?:[0-9a-fA-F]{2})*")
+# Methods whose result is checked here, so that every caller gets a named error for a malformed one.
+_QUANTITY_METHODS = frozenset({"eth_chainId", "eth_blockNumber", "eth_getTransactionCount", "eth_estimateGas",
+                               "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_getBalance"})
+_DATA_METHODS = frozenset({"eth_call", "eth_getCode", "eth_getStorageAt"})
+_LIST_METHODS = frozenset({"eth_getLogs", "eth_accounts"})
 
 
 class RpcError(Exception):
@@ -40,6 +64,30 @@ class RpcError(Exception):
         return None
 
 
+def host_of(url: str) -> str:
+    """`url`'s host and port, without scheme, credentials, path or query (for messages)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = parts.port
+    except ValueError:
+        return "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}" if port else host
+
+
+def _encode(value: Any) -> str:
+    """Bytes in a request's params as 0x hex (as web3's encoder did)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "0x" + bytes(value).hex()
+    raise TypeError(f"{type(value).__name__} cannot be sent to a node")
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "…"
+
+
 class Rpc:
     """A JSON-RPC endpoint. `headers` may carry a JWT for hosted nodes."""
 
@@ -47,31 +95,102 @@ class Rpc:
                  attempts: int = 3) -> None:
         self.url = url
         self.attempts = attempts
-        kwargs: dict[str, Any] = {"timeout": timeout}
-        if headers:
-            kwargs["headers"] = {"Content-Type": "application/json", **headers}
-        self._provider = HTTPProvider(url, request_kwargs=kwargs, exception_retry_configuration=None)
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._session.headers.update({"Content-Type": "application/json",
+                                      "User-Agent": f"peru-compras/{__version__}", **(headers or {})})
+
+    def invalid(self, method: str, what: str) -> InvalidNodeAnswer:
+        """The error for an answer to `method` that is not what a node sends."""
+        return InvalidNodeAnswer(f"the node at {host_of(self.url)} answered {method} with {what}", hint=_HINT)
 
     def call(self, method: str, params: list[Any] | None = None, *, retry: bool = True) -> Any:
         """The `result` of `method`; transport failures are retried with backoff (bounded)."""
         attempts = self.attempts if retry else 1
         for attempt in range(attempts):
             try:
-                response = self._provider.make_request(RPCEndpoint(method), params or [])
+                body = self._post(method, params or [])
                 break
+            except NodeUnavailable:  # an HTTP error status: the node is there, retrying will not help
+                raise
+            except requests.exceptions.ContentDecodingError:
+                raise self.invalid(method, "a body that does not decompress") from None
             except (requests.ConnectionError, requests.Timeout, OSError) as exc:
                 if attempt + 1 == attempts:
                     raise NodeUnavailable(
-                        f"cannot reach the node at {self.url} ({type(exc).__name__})",
+                        f"cannot reach the node at {host_of(self.url)} ({type(exc).__name__})",
                         hint="start it with `peru-compras node`, or check --rpc / PERU_COMPRAS_RPC",
-                    ) from exc
+                    ) from None
                 time.sleep(0.2 * 2**attempt)
-            except requests.HTTPError as exc:
-                raise NodeUnavailable(f"the node at {self.url} answered HTTP error: {exc}",
-                                      hint="check the URL and any access token") from exc
-        error = response.get("error")
-        if error:
+        try:
+            response = loads(body, source="answer", max_bytes=MAX_RESPONSE_BYTES, max_depth=MAX_RESPONSE_DEPTH)
+        except InvalidJSON as exc:
+            raise self.invalid(method, exc.message.removeprefix("answer: ")) from None
+        if not isinstance(response, dict):
+            raise self.invalid(method, f"a JSON {type(response).__name__}, not a JSON-RPC object")
+        if "error" in response and response["error"] is not None:
+            error = response["error"]
             if isinstance(error, dict):
-                raise RpcError(method, int(error.get("code", 0)), str(error.get("message", "")), error.get("data"))
-            raise RpcError(method, 0, str(error), None)
-        return response.get("result")
+                code = error.get("code")
+                raise RpcError(method, code if isinstance(code, int) and not isinstance(code, bool) else 0,
+                               str(error.get("message", ""))[:1000], error.get("data"))
+            raise RpcError(method, 0, str(error)[:1000], None)
+        if "result" not in response:
+            raise self.invalid(method, "neither a result nor an error")
+        result = response["result"]
+        if method in _QUANTITY_METHODS:
+            self.hex_int(result, method)
+        elif method in _DATA_METHODS:
+            self.hex_bytes(result, method)
+        elif method in _LIST_METHODS and not isinstance(result, list):
+            raise self.invalid(method, f"{_short(result)} where a list was expected")
+        return result
+
+    def _post(self, method: str, params: list[Any]) -> bytes:
+        """The body of the node's answer to one request, read to at most MAX_RESPONSE_BYTES."""
+        request = json.dumps({"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params},
+                             default=_encode, separators=(",", ":"))
+        deadline = time.monotonic() + self._timeout
+        with self._session.post(self.url, data=request, timeout=self._timeout, stream=True) as answer:
+            if answer.status_code >= 400:
+                raise NodeUnavailable(f"the node at {host_of(self.url)} answered {method} with HTTP "
+                                      f"{answer.status_code}", hint="check the URL and any access token")
+            declared = answer.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+                raise self.invalid(method, f"{int(declared)} bytes, over the limit of {MAX_RESPONSE_BYTES}")
+            chunks, size = [], 0
+            for chunk in answer.iter_content(_CHUNK):  # after gzip: a compressed bomb stops here too
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise self.invalid(method, f"over {MAX_RESPONSE_BYTES} bytes, the limit")
+                if time.monotonic() > deadline:
+                    raise requests.Timeout(f"the answer took over {self._timeout:g} s")
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def hex_int(self, value: Any, method: str, name: str = "") -> int:
+        """`value` (a ``0x`` quantity, field `name` of `method`'s answer) as an int; InvalidNodeAnswer when
+        it is not one."""
+        if isinstance(value, str) and _QUANTITY.fullmatch(value):
+            return int(value[2:], 16)
+        raise self.invalid(method, f"{name + ' ' if name else ''}{_short(value)} where a hex number was expected")
+
+    def hex_bytes(self, value: Any, method: str, name: str = "") -> bytes:
+        """`value` (``0x`` data, field `name` of `method`'s answer) as bytes; InvalidNodeAnswer when it is
+        not hex data."""
+        if isinstance(value, str) and _DATA.fullmatch(value):
+            return bytes.fromhex(value[2:])
+        raise self.invalid(method, f"{name + ' ' if name else ''}{_short(value)} where hex data was expected")
+
+    def _member(self, answer: Any, name: str, method: str) -> Any:
+        if not isinstance(answer, dict):
+            raise self.invalid(method, f"{_short(answer)} where an object with {name} was expected")
+        return answer.get(name)
+
+    def data_field(self, answer: Any, name: str, method: str) -> bytes:
+        """Field `name` (hex data) of the object `method` answered with; InvalidNodeAnswer otherwise."""
+        return self.hex_bytes(self._member(answer, name, method), method, name)
+
+    def int_field(self, answer: Any, name: str, method: str) -> int:
+        """Field `name` (a hex quantity) of the object `method` answered with; InvalidNodeAnswer otherwise."""
+        return self.hex_int(self._member(answer, name, method), method, name)

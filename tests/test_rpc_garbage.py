@@ -1,0 +1,248 @@
+"""A node that answers garbage: each shape is one named line (exit 1), never "internal error".
+
+A tiny JSON-RPC server on loopback stands in for a broken or hostile node (or a wrong --rpc URL: a web
+server, a proxy's error page). It answers each method from a script; anything unscripted gets the garbage
+under test. The command line is run as a user runs it: ``peru-compras show 1 --rpc http://127.0.0.1:<port>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_abi.abi import encode as abi_encode
+
+from peru_compras.chain.client import REGISTER, TRANSFER, Registry
+from peru_compras.chain.node import free_port
+from peru_compras.chain.rpc import MAX_RESPONSE_BYTES, Rpc, RpcError
+from peru_compras.errors import InvalidNodeAnswer, PeruComprasError
+
+from .conftest import CLI
+
+REGISTRY = "0x" + "ab" * 20
+TX_HASH = "0x" + "11" * 32
+WORD = "0x" + "00" * 32
+
+
+class Raw(bytes):
+    """A body sent as is (not wrapped in a JSON-RPC answer), under a Content-Length of `declared` (default:
+    its length) or, when `chunks` is set, `chunks` times over with no Content-Length."""
+
+    declared: int | None = None
+    chunks = 0
+
+
+def raw(body: bytes, *, declared: int | None = None, chunks: int = 0) -> Raw:
+    out = Raw(body)
+    out.declared, out.chunks = declared, chunks
+    return out
+
+
+NOTHING = Raw(b"")
+
+
+@contextmanager
+def node(script: dict[str, Any], default: Raw = NOTHING) -> Iterator[tuple[str, list[str]]]:
+    """A loopback server answering each method from `script` (a Raw body, or a result to wrap), else
+    `default`; yields its URL and the methods asked, in order."""
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 — http.server's name
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            asked.append(request["method"])
+            answer = script.get(request["method"], default)
+            body = answer if isinstance(answer, Raw) else json.dumps(
+                {"jsonrpc": "2.0", "id": request["id"], "result": answer}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if not getattr(answer, "chunks", 0):
+                self.send_header("Content-Length", str(getattr(answer, "declared", None) or len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_header("Connection", "close")
+            self.end_headers()  # no length: the body runs until the client stops reading
+            try:
+                for _ in range(answer.chunks):
+                    self.wfile.write(answer)
+            except OSError:
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def show(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+    return subprocess.run([CLI, "--home", str(tmp_path / "home"), "show", "1", "--rpc", url, *extra],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert (done.returncode, len(lines), done.stdout) == (1, 1, ""), done.stderr
+    assert lines[0].startswith("error: ") and "internal error" not in lines[0] and "Traceback" not in done.stderr
+    return lines[0]
+
+
+GARBAGE = {
+    "html": Raw(b"<html><body>502 Bad Gateway</body></html>"),
+    "empty": Raw(b""),
+    "not-utf8": Raw(b"\xff\xfe{}"),
+    "list": Raw(b'[{"jsonrpc": "2.0", "id": 1, "result": "0x1"}]'),
+    "string": Raw(b'"0x1"'),
+    "neither-result-nor-error": Raw(b'{"jsonrpc": "2.0", "id": 1}'),
+    "bad-hex": Raw(b'{"jsonrpc": "2.0", "id": 1, "result": "0xzz"}'),
+    "no-0x": Raw(b'{"jsonrpc": "2.0", "id": 1, "result": "7a69"}'),
+    "hex-with-underscore": Raw(b'{"jsonrpc": "2.0", "id": 1, "result": "0x7_a69"}'),
+    "number": Raw(b'{"jsonrpc": "2.0", "id": 1, "result": 31337}'),
+    "null": Raw(b'{"jsonrpc": "2.0", "id": 1, "result": null}'),
+    "deep": Raw(b'{"jsonrpc": "2.0", "id": 1, "result": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    # the length a node declares is believed before the body is read
+    "declared-too-large": raw(b'{"jsonrpc": "2.0", "id": 1, "result": "0x1"}', declared=MAX_RESPONSE_BYTES + 1),
+}
+EXPECTED = {"html": "not valid json", "empty": "not valid json", "not-utf8": "not utf-8",
+            "list": "a json list, not a json-rpc object", "string": "a json str, not a json-rpc object",
+            "neither-result-nor-error": "neither a result nor an error",
+            "bad-hex": "'0xzz' where a hex number was expected", "no-0x": "'7a69' where a hex number",
+            "hex-with-underscore": "'0x7_a69' where a hex number", "number": "31337 where a hex number",
+            "null": "none where a hex number", "deep": "nested deeper than the limit",
+            "declared-too-large": f"over the limit of {MAX_RESPONSE_BYTES}"}
+
+
+#: the shapes also run through the command line (the others through Rpc.call only, to keep the time down)
+THROUGH_THE_CLI = ["html", "list", "neither-result-nor-error", "bad-hex", "null", "deep", "declared-too-large"]
+
+
+@pytest.mark.parametrize("shape", THROUGH_THE_CLI)
+def test_show_against_a_garbage_node_is_one_named_line(shape: str, tmp_path: Path) -> None:
+    with node({}, default=GARBAGE[shape]) as (url, asked):
+        done = show(url, tmp_path)
+    line = one_error_line(done)
+    port = url.rsplit(":", 1)[1]
+    assert f"the node at 127.0.0.1:{port} answered eth_chainId with" in line  # the host and the method
+    assert EXPECTED[shape] in line.lower()
+    assert "check --rpc / PERU_COMPRAS_RPC" in line  # the next step
+    assert asked == ["eth_chainId"]  # nothing else was asked, nothing sent
+
+
+@pytest.mark.parametrize("shape", [shape for shape in GARBAGE if shape not in THROUGH_THE_CLI])
+def test_rpc_call_names_every_other_garbage_shape(shape: str) -> None:
+    with node({}, default=GARBAGE[shape]) as (url, asked):
+        with pytest.raises(InvalidNodeAnswer) as raised:
+            Rpc(url).call("eth_chainId")
+    assert EXPECTED[shape] in str(raised.value).lower() and "check --rpc / PERU_COMPRAS_RPC" in str(raised.value)
+    assert asked == ["eth_chainId"]  # an answer is not retried: the node was reached
+    assert raised.value.exit_code == 1
+
+
+def test_an_endless_body_is_cut_at_the_limit() -> None:
+    """No Content-Length, 80 MiB of whitespace: reading stops past 64 MiB with a named error."""
+    with node({}, default=raw(b" " * (1024 * 1024), chunks=80)) as (url, _):
+        started = time.monotonic()
+        with pytest.raises(InvalidNodeAnswer) as raised:
+            Rpc(url, attempts=1).call("eth_blockNumber")
+    assert f"over {MAX_RESPONSE_BYTES} bytes, the limit" in str(raised.value)
+    assert time.monotonic() - started < 30
+
+
+def registered_state(status: int = 1) -> str:
+    return "0x" + abi_encode(["(bytes32,uint8,uint64,uint256,uint256)"], [(b"\x01" * 32, status, 1, 0, 0)]).hex()
+
+
+def a_log(**changes: Any) -> dict[str, Any]:
+    log = {"address": REGISTRY, "transactionHash": TX_HASH, "blockHash": WORD, "blockNumber": "0x5", "data": "0x",
+           "topics": [TRANSFER, WORD, "0x" + "00" * 12 + "cd" * 20, "0x" + "00" * 31 + "01"], "logIndex": "0x0"}
+    log.update(changes)
+    return log
+
+
+def registry_node(**script: Any) -> dict[str, Any]:
+    """A node that knows the registry at REGISTRY with token 1 registered, changed by `script`."""
+    good = {"eth_chainId": "0x7a69", "eth_getCode": "0x6080", "eth_call": registered_state(),
+            "eth_getLogs": [a_log()], "eth_getTransactionByHash": {"hash": TX_HASH, "input": "0x" + REGISTER.hex()}}
+    good.update(script)
+    return good
+
+
+CLIENT_GARBAGE = {
+    "state-too-short": ({"eth_call": "0x1234"}, "eth_call with 2 bytes that do not decode"),
+    "state-unknown-status": ({"eth_call": registered_state(9)}, "eth_call with order status 9"),
+    "call-bad-hex": ({"eth_call": "0x12z4"}, "eth_call with '0x12z4' where hex data"),
+    "logs-not-a-list": ({"eth_getLogs": {"logs": []}}, "eth_getlogs with {'logs': []} where a list"),
+    "log-not-an-object": ({"eth_getLogs": ["0x00"]}, "eth_getlogs with '0x00' where an object with transactionhash"),
+    "log-block-number": ({"eth_getLogs": [a_log(blockNumber="0xzz")]}, "blocknumber '0xzz' where a hex number"),
+    "log-hash": ({"eth_getLogs": [a_log(transactionHash=17)]}, "transactionhash 17 where hex data"),
+    "log-topics": ({"eth_getLogs": [a_log(topics=["0x1"])]}, "topics ['0x1'] where 4 32-byte hex words"),
+    "tx-input": ({"eth_getTransactionByHash": {"input": "0xzz"}}, "eth_gettransactionbyhash with input '0xzz'"),
+    "tx-missing": ({"eth_getTransactionByHash": None}, "none where an object with input was expected"),
+}
+
+
+@pytest.mark.parametrize("case", ["log-block-number", "tx-input"])
+def test_show_names_a_malformed_value_in_a_well_formed_answer(case: str, tmp_path: Path) -> None:
+    changes, expected = CLIENT_GARBAGE[case]
+    with node(registry_node(**changes)) as (url, _):
+        line = one_error_line(show(url, tmp_path, "--registry", REGISTRY))
+    assert expected in line.lower()
+    assert "127.0.0.1:" in line and "check --rpc / PERU_COMPRAS_RPC" in line
+
+
+@pytest.mark.parametrize("case", list(CLIENT_GARBAGE))
+def test_the_client_names_every_malformed_value(case: str) -> None:
+    changes, expected = CLIENT_GARBAGE[case]
+    with node(registry_node(**changes)) as (url, _):
+        with pytest.raises(InvalidNodeAnswer) as raised:
+            Registry(Rpc(url), REGISTRY).read(1)
+    assert expected in str(raised.value).lower()
+
+
+def test_the_scripted_node_itself_reads_back_to_the_record_search() -> None:
+    """The good script passes every check above: the failure it gives is the registry's own (no entry in
+    the calldata), so each garbage case above fails on its garbage alone."""
+    with node(registry_node()) as (url, _):
+        with pytest.raises(PeruComprasError) as raised:
+            Registry(Rpc(url), REGISTRY).read(1)
+    assert "its record was not found in the registering transaction" in str(raised.value)
+
+
+def test_error_answers_of_odd_shapes_are_rpc_errors_and_null_results_pass() -> None:
+    script = {"eth_getTransactionReceipt": None,
+              "eth_sendRawTransaction": Raw(b'{"jsonrpc":"2.0","id":1,"error":{"code":"x","message":[1]}}'),
+              "eth_estimateGas": Raw(b'{"jsonrpc":"2.0","id":1,"error":"nope"}')}
+    with node(script) as (url, _):
+        rpc = Rpc(url, attempts=1)
+        assert rpc.call("eth_getTransactionReceipt", [TX_HASH]) is None  # "not mined yet" is not garbage
+        with pytest.raises(RpcError) as odd_code:
+            rpc.call("eth_sendRawTransaction", ["0x00"])
+        assert (odd_code.value.code, odd_code.value.message) == (0, "[1]")
+        with pytest.raises(RpcError) as plain:
+            rpc.call("eth_estimateGas", [{}])
+        assert plain.value.message == "nope"
+
+
+def test_messages_name_the_host_not_the_url_with_its_key() -> None:
+    with node({}, default=Raw(b"nope")) as (url, _):
+        with pytest.raises(InvalidNodeAnswer) as raised:
+            Rpc(url.replace("http://", "http://user:secret@") + "/v1/KEY123?token=abc", attempts=1).call("eth_chainId")
+    assert "127.0.0.1:" in str(raised.value)
+    assert not any(part in str(raised.value) for part in ("secret", "KEY123", "abc", "user"))
