@@ -582,3 +582,25 @@ def fake_stamp(document: bytes, claimed_url: str, printed_url: str, *, marked_qr
         pdf.docinfo["/PeruComprasVerify"] = pikepdf.String(claimed_url)
 
     return _edit(document, change)
+
+
+def with_runlength_image(document: bytes) -> bytes:
+    """`document` with a small CMYK image stored RunLength-encoded (a shape qpdf's own tests carry; valid,
+    and decoded only at qpdf's "specialized" level)."""
+    pixels = bytes((x * 7 + y * 3) % 256 for y in range(48) for x in range(40 * 4))
+    encoded = bytearray()
+    for start in range(0, len(pixels), 128):  # literal runs: a length byte n-1, then n bytes
+        run = pixels[start:start + 128]
+        encoded += bytes([len(run) - 1]) + run
+    encoded += b"\x80"  # end of data
+
+    def change(pdf: pikepdf.Pdf) -> None:
+        image = pikepdf.Stream(pdf, bytes(encoded))
+        image.Type, image.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+        image.Width, image.Height, image.BitsPerComponent = 40, 48, 8
+        image.ColorSpace, image.Filter = pikepdf.Name.DeviceCMYK, pikepdf.Name.RunLengthDecode
+        page = pdf.pages[0]
+        page.add_resource(pdf.make_indirect(image), pikepdf.Name.XObject, pikepdf.Name("/ImRL"))
+        page.contents_add(pdf.make_stream(b"q 40 0 0 48 500 700 cm /ImRL Do Q"), prepend=False)
+
+    return _edit(document, change)
