@@ -6,8 +6,26 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
 import {PurchaseOrderRegistry} from "../src/PurchaseOrderRegistry.sol";
 import {IPurchaseOrderRegistry} from "../src/interfaces/IPurchaseOrderRegistry.sol";
+import {MockRelayHub} from "./mocks/MockRelayHub.sol";
 import {OrderBytes} from "./utils/OrderBytes.sol";
 import {RegistryFixture} from "./utils/RegistryFixture.sol";
+
+/// @dev A forwarder whose getRelayHub() fails, with the hub's address as its revert data: a failed call
+/// must never be read as an answer.
+contract RevertingForwarder {
+    address private immutable _hub;
+
+    constructor(address hub) {
+        _hub = hub;
+    }
+
+    fallback() external {
+        bytes memory data = abi.encode(_hub);
+        assembly ("memory-safe") {
+            revert(add(data, 0x20), mload(data))
+        }
+    }
+}
 
 /// @title Every check of the registry, one at a time, with the exact error and arguments it must give.
 /// benchmarks/contract_checks.py removes or weakens each check in a scratch copy and runs the suite:
@@ -286,5 +304,18 @@ contract RegistryChecksTest is RegistryFixture {
             out[i] = bytes(text)[i];
         }
         return string(out);
+    }
+
+    function test_RelayHub_AFailedForwarderAnswerIsNoAnswer() public {
+        MockRelayHub hub = new MockRelayHub();
+        RevertingForwarder forwarder = new RevertingForwarder(address(hub));
+        PurchaseOrderRegistry lacnet =
+            new PurchaseOrderRegistry(admin, address(forwarder), address(0), DOCUMENT_BASE_URI);
+        address signer = makeAddr("signer");
+        vm.prank(admin);
+        lacnet.grantRole(registrarRole, signer);
+        // the hub is then an ordinary caller without the role, whoever it says signed
+        vm.expectRevert(_unauthorized(address(hub), registrarRole));
+        hub.relay(address(lacnet), abi.encodeCall(lacnet.register, (_order(_fresh()))), signer);
     }
 }
