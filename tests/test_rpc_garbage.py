@@ -139,7 +139,7 @@ def test_show_against_a_garbage_node_is_one_named_line(shape: str, tmp_path: Pat
         done = show(url, tmp_path)
     line = one_error_line(done)
     port = url.rsplit(":", 1)[1]
-    assert f"the node at 127.0.0.1:{port} answered eth_chainId with" in line  # the host and the method
+    assert f"the node at http://127.0.0.1:{port} answered eth_chainId with" in line  # the host and the method
     assert EXPECTED[shape] in line.lower()
     assert "check --rpc / PERU_COMPRAS_RPC" in line  # the next step
     assert asked == ["eth_chainId"]  # nothing else was asked, nothing sent
@@ -204,7 +204,7 @@ def test_show_names_a_malformed_value_in_a_well_formed_answer(case: str, tmp_pat
     with node(registry_node(**changes)) as (url, _):
         line = one_error_line(show(url, tmp_path, "--registry", REGISTRY))
     assert expected in line.lower()
-    assert "127.0.0.1:" in line and "check --rpc / PERU_COMPRAS_RPC" in line
+    assert "the node at http://127.0.0.1:" in line and "check --rpc / PERU_COMPRAS_RPC" in line
 
 
 @pytest.mark.parametrize("case", list(CLIENT_GARBAGE))
@@ -244,5 +244,5 @@ def test_messages_name_the_host_not_the_url_with_its_key() -> None:
     with node({}, default=Raw(b"nope")) as (url, _):
         with pytest.raises(InvalidNodeAnswer) as raised:
             Rpc(url.replace("http://", "http://user:secret@") + "/v1/KEY123?token=abc", attempts=1).call("eth_chainId")
-    assert "127.0.0.1:" in str(raised.value)
+    assert f"the node at {url} answered eth_chainId" in str(raised.value)
     assert not any(part in str(raised.value) for part in ("secret", "KEY123", "abc", "user"))

@@ -6,7 +6,7 @@ and must be a JSON-RPC object with a ``result`` or an ``error``. Errors come bac
 node answered with a JSON-RPC error), :class:`~peru_compras.errors.InvalidNodeAnswer` (it answered something
 that is not JSON-RPC, or a malformed value where hex is expected, see :meth:`Rpc.hex_int` /
 :meth:`Rpc.hex_bytes`) or :class:`~peru_compras.errors.NodeUnavailable` (it could not be reached). Messages
-name the node's host, never the whole URL (a hosted node's URL may carry an access key).
+name the node's scheme, host and port, never the whole URL (a hosted node's URL may carry an access key).
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class RpcError(Exception):
 
 
 def host_of(url: str) -> str:
-    """`url`'s host and port, without scheme, credentials, path or query (for messages)."""
+    """`url` without credentials, path or query: ``scheme://host:port`` (for messages; a hosted node's path
+    or query may carry an access key)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or "?"
@@ -73,7 +74,7 @@ def host_of(url: str) -> str:
     except ValueError:
         return "?"
     host = f"[{host}]" if ":" in host else host
-    return f"{host}:{port}" if port else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def _encode(value: Any) -> str:
