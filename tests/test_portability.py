@@ -1,13 +1,20 @@
-"""The integration suite on two more nodes, through the command line as users run it:
+"""The integration suite on three more nodes, through the command line as users run it:
 
-- ``lacnet``: the LACNet emulator (tests/lacnet/emulator.py: Anvil on Berlin, chain id 648540, gas price 0,
-  an emulated RelayHub and trusted forwarder, a JSON-RPC front standing in for the writer node's relay), with
-  ``--network lacnet-protestnet --rpc <front> --node-address <node> --trusted-forwarder <forwarder>``;
+- ``lacnet``: LACNet's gas model through the relay emulator (tests/lacnet/emulator.py: Anvil on Berlin, chain
+  id 648540, gas price 0, an emulated RelayHub and trusted forwarder, a JSON-RPC front standing in for the
+  writer node's relay), with ``--network lacnet-protestnet --rpc <front> --node-address <node>
+  --trusted-forwarder <forwarder>``;
+- ``metatx``: LACNet's ERC-2771 meta-transaction model through the emulated PermissionedMetaTxHub
+  (tests/lacnet/metatx.py: Anvil on LACNet's settings, one emulator for the module), with ``--network
+  lacnet-protestnet --lacnet-model metatx --rpc <node> --metatx-hub <hub>`` and a relayer the hub allows in
+  PERU_COMPRAS_RELAYER_PRIVATE_KEY;
 - ``hardhat``: Hardhat 2's node from npm, a second EVM implementation, with the ``local`` profile.
 
 Deploy, register, show, verify, verify --fetch, supersede, annul, register-batch, roles, export-ocds and the
-verification page, each checking that the registry records the signer as registrar (through the relay: not
-the hub) and that what was relayed reads back (the hub's 5-argument call decoded).
+verification page, each checking that the registry records the signer as registrar (through a hub: not the
+hub, the node or the relayer), that every write went through the model's hub (:func:`assert_through_hub`:
+the relay's 5-argument relayMetaTx / deployMetaTx from the writer node, or execute from the relayer) and that
+what went through reads back (the hub call decoded). No output carries a private key.
 """
 
 from __future__ import annotations
@@ -26,11 +33,14 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 
 from peru_compras.chain import lacnet
 from peru_compras.chain.client import Registry
+from peru_compras.chain.metatx import EXECUTE, decode_execute, forwarded_calldata
 from peru_compras.chain.node import free_port, set_balance
 from peru_compras.chain.rpc import Rpc
 from peru_compras.order import parse_order
@@ -38,9 +48,24 @@ from peru_compras.render import render_order
 from peru_compras.web.app import PageSettings, create_app
 
 from .conftest import CLI, reference_order, write_json
+from .lacnet.metatx import CHAIN_ID as METATX_CHAIN_ID
+from .lacnet.metatx import MetaTxEmulator
 from .test_batch import make_orders, write_jsonl
 
-NODES = ["lacnet", "hardhat"]
+NODES = ["lacnet", "metatx", "hardhat"]
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """How writes reach the registry through one of LACNet's models: the hub the transactions go to, who
+    sends them, the hub function of a call and of a deployment, and how our calldata is read back out."""
+
+    hub: str
+    sender: str  # the writer node (relay) or the relayer account (metatx)
+    call: bytes
+    deploy: bytes
+    unwrap: Callable[[bytes], bytes | None]
+    signer_of: Callable[[bytes], str]
 
 
 @dataclass
@@ -52,13 +77,19 @@ class Target:
     flags: list[str]
     chain_id: int
     permit: Callable[[str], None]
-    hub: str | None = None
-    node_address: str | None = None
+    model: HubModel | None = None  # None: transactions go straight to the node
+    env: dict[str, str] = field(default_factory=dict)  # settings beside the signer's key (the relayer's)
 
     def new_account(self) -> LocalAccount:
         account: LocalAccount = Account.create()
         self.permit(account.address)
         return account
+
+
+@pytest.fixture(scope="module")
+def metatx_emulator() -> Iterator[MetaTxEmulator]:
+    with MetaTxEmulator() as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module", params=NODES)
@@ -68,7 +99,19 @@ def target(request: pytest.FixtureRequest) -> Target:
         return Target("lacnet", Rpc(emulator.url),
                       ["--network", "lacnet-protestnet", "--rpc", emulator.url, "--node-address", emulator.node_address,
                        "--trusted-forwarder", emulator.forwarder],
-                      648540, emulator.permit, hub=emulator.hub, node_address=emulator.node_address)
+                      648540, emulator.permit,
+                      HubModel(emulator.hub, emulator.node_address, lacnet.RELAY_META_TX, lacnet.DEPLOY_META_TX,
+                               lacnet.original_calldata, relay_signer))
+    if request.param == "metatx":
+        hub_emulator: MetaTxEmulator = request.getfixturevalue("metatx_emulator")
+        relayer = hub_emulator.new_relayer()  # LNet allows it at the hub; registrars need no gas (price 0)
+        return Target("metatx", Rpc(hub_emulator.url),
+                      ["--network", "lacnet-protestnet", "--lacnet-model", "metatx", "--rpc", hub_emulator.url,
+                       "--metatx-hub", hub_emulator.hub],
+                      METATX_CHAIN_ID, lambda _address: None,
+                      HubModel(hub_emulator.hub, relayer.address, EXECUTE, EXECUTE, forwarded_calldata,
+                               forward_signer),
+                      env={"PERU_COMPRAS_RELAYER_PRIVATE_KEY": relayer.key.hex()})
     node = request.getfixturevalue("hardhat_node")
     rpc = Rpc(node.url)
     return Target("hardhat", rpc, ["--rpc", node.url], 31337, lambda a: set_balance(rpc, a, 10**24))
@@ -85,10 +128,14 @@ class Deployment:
 
     def cli(self, *args: str, signer: LocalAccount | None = None, flags: list[str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        env = dict(self.env, PERU_COMPRAS_PRIVATE_KEY=(signer or self.signer).key.hex())
-        return subprocess.run([CLI, "--home", str(self.home), *(self.target.flags if flags is None else flags), *args],
+        key = (signer or self.signer).key.hex()
+        env = dict(self.env, PERU_COMPRAS_PRIVATE_KEY=key)
+        done = subprocess.run([CLI, "--home", str(self.home), *(self.target.flags if flags is None else flags), *args],
                               env=env, cwd=self.home.parent, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
+        for secret in (key, *self.target.env.values()):  # the keys (the signer's, the relayer's) never printed
+            assert secret.removeprefix("0x") not in done.stdout + done.stderr
+        return done
 
 
 def clean_env() -> dict[str, str]:
@@ -100,10 +147,11 @@ def clean_env() -> dict[str, str]:
 def deploy(target: Target, folder: Path) -> Deployment:
     folder.mkdir(parents=True, exist_ok=True)
     signer = target.new_account()
-    draft = Deployment(target, folder / "home", signer, None, {}, clean_env())  # type: ignore[arg-type]
+    draft = Deployment(target, folder / "home", signer, None, {}, clean_env() | target.env)  # type: ignore[arg-type]
     result = draft.cli("deploy", "--json")
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)
+    assert_through_hub(draft, output["tx_hash"], deploy=True)
     draft.registry = Registry(target.rpc, output["registry"], from_block=output["block_number"])
     draft.deploy_output = output
     return draft
@@ -127,10 +175,7 @@ def test_deploy_gives_the_signer_every_role(deployed: Deployment) -> None:
     roles = deployed.cli("roles", "list", "--json")
     assert roles.returncode == 0, roles.stderr
     assert all(deployed.signer.address in members for members in json.loads(roles.stdout).values())
-    if deployed.target.hub:  # the relay really sat in between: the node sent a hub call, not our deployment
-        tx = deployed.target.rpc.call("eth_getTransactionByHash", [output["tx_hash"]])
-        assert tx["to"].lower() == deployed.target.hub.lower()
-        assert tx["from"].lower() == str(deployed.target.node_address).lower()
+    # (deploy() checked that the deployment went through the hub: the node or relayer sent a hub call)
 
 
 def test_register_show_verify_annul(deployed: Deployment, tmp_path: Path) -> None:
@@ -143,6 +188,7 @@ def test_register_show_verify_annul(deployed: Deployment, tmp_path: Path) -> Non
     registered = deployed.cli("register", str(order_file), str(pdf), "--out", str(stamped), "--json")
     assert registered.returncode == 0, registered.stderr
     data = json.loads(registered.stdout)
+    assert_through_hub(deployed, data["tx_hash"])
     token_id = int(data["token_id"], 16)
 
     on_chain = deployed.registry.read(token_id)
@@ -163,6 +209,7 @@ def test_register_show_verify_annul(deployed: Deployment, tmp_path: Path) -> Non
 
     annulled = deployed.cli("annul", data["token_id"], "--reason", "Monto mal digitado", "--json")
     assert annulled.returncode == 0, annulled.stderr
+    assert_through_hub(deployed, json.loads(annulled.stdout)["tx_hash"])
     after = deployed.cli("verify", str(stamped), "--json")
     assert (after.returncode, json.loads(after.stdout)["status"]) == (1, "annulled")
     assert deployed.registry.read(token_id).annul_reason == "Monto mal digitado"
@@ -177,6 +224,8 @@ def test_register_batch_then_again(deployed: Deployment, tmp_path: Path) -> None
     assert out[-1] == {"summary": {"registered": 5, "already_registered": 0, "failed": 0}}
     hashes = {line["tx_hash"] for line in out[:-1]}
     assert len(hashes) == 3 and all(deployed.target.rpc.call("eth_getTransactionByHash", [h]) for h in hashes)
+    for tx_hash in hashes:  # the journal holds the hub transaction's hash
+        assert_through_hub(deployed, tx_hash)
     again = deployed.cli("register-batch", str(manifest), "--batch-size", "2", "--no-stamp", "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout.splitlines()[-1]) == {"summary": {"registered": 0, "already_registered": 5,
@@ -190,6 +239,7 @@ def test_roles_grant_and_revoke(deployed: Deployment, tmp_path: Path) -> None:
     clerk = deployed.target.new_account()
     granted = deployed.cli("roles", "grant", "registrar", clerk.address, "--json")
     assert granted.returncode == 0, granted.stderr
+    assert_through_hub(deployed, json.loads(granted.stdout)["tx_hash"])
 
     record = reference_order(order_number=f"OC-ROLE-{deployed.target.name}")
     order_file = write_json(tmp_path / "orden.json", record)
@@ -198,8 +248,11 @@ def test_roles_grant_and_revoke(deployed: Deployment, tmp_path: Path) -> None:
     by_clerk = deployed.cli("register", str(order_file), str(pdf), "--json", signer=clerk)
     assert by_clerk.returncode == 0, by_clerk.stderr
     assert deployed.registry.read(int(json.loads(by_clerk.stdout)["token_id"], 16)).registrar == clerk.address
+    assert_through_hub(deployed, json.loads(by_clerk.stdout)["tx_hash"], signer=clerk)
 
-    assert deployed.cli("roles", "revoke", "registrar", clerk.address).returncode == 0
+    revoked = deployed.cli("roles", "revoke", "registrar", clerk.address, "--json")
+    assert revoked.returncode == 0, revoked.stderr
+    assert_through_hub(deployed, json.loads(revoked.stdout)["tx_hash"])
     record2 = reference_order(order_number=f"OC-ROLE-{deployed.target.name}-2")
     refused = deployed.cli("register", str(write_json(tmp_path / "o2.json", record2)), str(pdf), "--json",
                            signer=clerk)
@@ -233,11 +286,36 @@ def publishing(documents: dict[str, bytes]) -> Iterator[str]:
         server.server_close()
 
 
-def assert_relayed(deployed: Deployment, tx_hash: str) -> None:
-    """Through the relay, the node's transaction is the hub's 5-argument relayMetaTx."""
-    if deployed.target.hub:
-        tx = deployed.target.rpc.call("eth_getTransactionByHash", [tx_hash])
-        assert bytes.fromhex(tx["input"][2:])[:4] == lacnet.RELAY_META_TX
+def assert_through_hub(deployed: Deployment, tx_hash: str, *, deploy: bool = False,
+                       signer: LocalAccount | None = None) -> None:
+    """Through one of LACNet's models, the transaction is the model's hub call (relay: the 5-argument
+    relayMetaTx or deployMetaTx, from the writer node; metatx: execute, from the relayer), signed by
+    `signer` (default the deployment's: the hub's recovered sender, or the Forward's ``from``), and our
+    calldata reads back out of it. Straight to the node: nothing to check."""
+    model = deployed.target.model
+    if model is None:
+        return
+    tx = deployed.target.rpc.call("eth_getTransactionByHash", [tx_hash])
+    assert (tx["to"].lower(), tx["from"].lower()) == (model.hub.lower(), model.sender.lower())
+    data = bytes.fromhex(tx["input"][2:])
+    assert data[:4] == (model.deploy if deploy else model.call)
+    assert model.unwrap(data) is not None
+    assert model.signer_of(data) == (signer or deployed.signer).address
+
+
+def relay_signer(data: bytes) -> str:
+    """Who signed a relayMetaTx/deployMetaTx call (5-argument form): recovered from keccak256(signingData)."""
+    _gas, signing_data, v, r, s = abi_decode(["uint256", "bytes", "uint8", "bytes32", "bytes32"], data[4:])
+    signer: str = Account._recover_hash(keccak(signing_data), vrs=(v, int.from_bytes(r, "big"),
+                                                                   int.from_bytes(s, "big")))
+    return signer
+
+
+def forward_signer(data: bytes) -> str:
+    """The ``from`` of an execute call's Forward (the emulated hub checked its signature)."""
+    decoded = decode_execute(data)
+    assert decoded is not None
+    return decoded[0].sender
 
 
 def test_supersede_verify_fetch_export_ocds_and_the_page(deployed: Deployment, tmp_path: Path) -> None:
@@ -253,7 +331,7 @@ def test_supersede_verify_fetch_export_ocds_and_the_page(deployed: Deployment, t
                                   "--out", str(stamped), "--json")
         assert registered.returncode == 0, registered.stderr
         data = json.loads(registered.stdout)
-        assert_relayed(deployed, data["tx_hash"])
+        assert_through_hub(deployed, data["tx_hash"])
         documents[f"/oc/{name}.pdf"] = stamped.read_bytes()
         fetched = deployed.cli("--base-url", site, "verify", str(stamped), "--fetch", "--json")
         assert fetched.returncode == 0, fetched.stderr
@@ -269,7 +347,7 @@ def test_supersede_verify_fetch_export_ocds_and_the_page(deployed: Deployment, t
                                "--supersedes", data["token_id"], "--json")
     assert superseding.returncode == 0, superseding.stderr
     replacement = json.loads(superseding.stdout)
-    assert_relayed(deployed, replacement["tx_hash"])
+    assert_through_hub(deployed, replacement["tx_hash"])
     assert deployed.registry.state(int(data["token_id"], 16)).status == "superseded"
     replaced = deployed.registry.read(int(replacement["token_id"], 16))
     assert replaced.order == parse_order(fixed) and replaced.registrar == deployed.signer.address
