@@ -432,8 +432,10 @@ def huge_page(points: float = 10_000) -> bytes:
     return out.getvalue()
 
 
-def flate_bomb(gib: int = 2) -> bytes:
-    """A PDF of about 4 KB whose page content is Flate inside Flate and inflates to `gib` GiB of zeros."""
+def flate_bomb(gib: int = 2, *, ascii85: bool = False) -> bytes:
+    """A PDF of about 4 KB whose page content is Flate inside Flate and inflates to `gib` GiB of zeros
+    (with `ascii85`, one Flate layer inside ASCII85 instead)."""
+    import base64
     import zlib
 
     # one 16 MiB block of zeros, deflated once and repeated (a full flush makes the blocks independent),
@@ -445,8 +447,12 @@ def flate_bomb(gib: int = 2) -> bytes:
     layer = b"\x78\xda" + block * count + b"\x03\x00" + adler.to_bytes(4, "big")
     pdf = pikepdf.new()
     pdf.add_blank_page()
-    stream = pikepdf.Stream(pdf, zlib.compress(layer, 9))
-    stream.Filter = pikepdf.Array([pikepdf.Name.FlateDecode, pikepdf.Name.FlateDecode])
+    if ascii85:  # one Flate layer in ASCII85, as ReportLab writes streams (about 2.6 MB)
+        stream = pikepdf.Stream(pdf, base64.a85encode(layer) + b"~>")
+        stream.Filter = pikepdf.Array([pikepdf.Name.ASCII85Decode, pikepdf.Name.FlateDecode])
+    else:
+        stream = pikepdf.Stream(pdf, zlib.compress(layer, 9))
+        stream.Filter = pikepdf.Array([pikepdf.Name.FlateDecode, pikepdf.Name.FlateDecode])
     pdf.pages[0].obj.Contents = pdf.make_indirect(stream)
     out = io.BytesIO()
     pdf.save(out, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
@@ -604,3 +610,7 @@ def with_runlength_image(document: bytes) -> bytes:
         page.contents_add(pdf.make_stream(b"q 40 0 0 48 500 700 cm /ImRL Do Q"), prepend=False)
 
     return _edit(document, change)
+
+
+def ascii85_flate_bomb() -> bytes:
+    return flate_bomb(ascii85=True)
