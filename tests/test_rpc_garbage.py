@@ -50,16 +50,25 @@ def raw(body: bytes, *, declared: int | None = None, chunks: int = 0) -> Raw:
 NOTHING = Raw(b"")
 
 
+class Asked(list[str]):
+    """The methods a test node was asked, in order; `requests` holds each request and its headers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[dict[str, Any], dict[str, str]]] = []
+
+
 @contextmanager
-def node(script: dict[str, Any], default: Raw = NOTHING) -> Iterator[tuple[str, list[str]]]:
+def node(script: dict[str, Any], default: Raw = NOTHING) -> Iterator[tuple[str, Asked]]:
     """A loopback server answering each method from `script` (a Raw body, or a result to wrap), else
     `default`; yields its URL and the methods asked, in order."""
-    asked: list[str] = []
+    asked = Asked()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 — http.server's name
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             asked.append(request["method"])
+            asked.requests.append((request, dict(self.headers.items())))
             answer = script.get(request["method"], default)
             body = answer if isinstance(answer, Raw) else json.dumps(
                 {"jsonrpc": "2.0", "id": request["id"], "result": answer}).encode()
@@ -246,3 +255,16 @@ def test_messages_name_the_host_not_the_url_with_its_key() -> None:
             Rpc(url.replace("http://", "http://user:secret@") + "/v1/KEY123?token=abc", attempts=1).call("eth_chainId")
     assert f"the node at {url} answered eth_chainId" in str(raised.value)
     assert not any(part in str(raised.value) for part in ("secret", "KEY123", "abc", "user"))
+
+
+def test_requests_are_json_rpc_with_the_access_token() -> None:
+    """What Rpc sends (it replaced web3's provider): one JSON-RPC 2.0 request, params as given (bytes as 0x
+    hex), and the hosted node's Authorization header."""
+    with node({"eth_getBalance": "0x10"}) as (url, asked):
+        rpc = Rpc(url, headers={"Authorization": "Bearer T0KEN"})
+        assert rpc.call("eth_getBalance", [b"\x01\x02", "latest"]) == "0x10"
+    ((request, headers),) = asked.requests
+    assert {k: request[k] for k in ("jsonrpc", "method", "params")} == {
+        "jsonrpc": "2.0", "method": "eth_getBalance", "params": ["0x0102", "latest"]}
+    assert isinstance(request["id"], int)
+    assert headers["Authorization"] == "Bearer T0KEN" and headers["Content-Type"] == "application/json"
