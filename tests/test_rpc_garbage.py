@@ -7,6 +7,7 @@ under test. The command line is run as a user runs it: ``peru-compras show 1 --r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_abi.abi import encode as abi_encode
 
@@ -25,6 +27,7 @@ from peru_compras.chain.client import REGISTER, TRANSFER, Registry
 from peru_compras.chain.node import free_port
 from peru_compras.chain.rpc import MAX_RESPONSE_BYTES, Rpc, RpcError
 from peru_compras.errors import InvalidNodeAnswer, PeruComprasError
+from peru_compras.web.app import PageSettings, create_app
 
 from .conftest import CLI
 
@@ -268,3 +271,24 @@ def test_requests_are_json_rpc_with_the_access_token() -> None:
         "jsonrpc": "2.0", "method": "eth_getBalance", "params": ["0x0102", "latest"]}
     assert isinstance(request["id"], int)
     assert headers["Authorization"] == "Bearer T0KEN" and headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("case", ["html", "tx-input"])
+def test_the_page_answers_a_garbage_node_with_a_gateway_error(case: str) -> None:
+    """A visitor's read against a node answering garbage: a 502/503 JSON or HTML page, never a 500."""
+    script = registry_node(**CLIENT_GARBAGE[case][0]) if case in CLIENT_GARBAGE else {}
+    with node(script, default=GARBAGE.get(case, NOTHING)) as (url, _):
+        app = create_app(lambda: Registry(Rpc(url, attempts=1), REGISTRY),
+                         PageSettings(base_url="https://oc.example.pe", sync_interval=0))
+
+        async def fetch() -> tuple[httpx.Response, httpx.Response]:
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                return (await http.get("/api/orders/0x" + "00" * 31 + "01"),
+                        await http.get("/o/20131370998/OC-2026-000001"))
+
+        api, page = asyncio.run(fetch())
+    assert api.status_code in (502, 503) and api.headers["content-type"].startswith("application/json")
+    assert set(api.json()) >= {"error"}
+    assert page.status_code in (502, 503) and page.headers["content-type"].startswith("text/html")
+    assert "Traceback" not in api.text + page.text
