@@ -111,7 +111,7 @@ def run_hand_mutants(ref: str | None) -> dict[str, Any]:
     prepare(folder, ref, TARGETS[0])
     rows = []
     for path, tests, old, new, what in HAND_MUTANTS:
-        source = (folder / path).read_text()
+        source = (folder / path).read_text() if (folder / path).exists() else ""
         if source.count(old) != 1:
             rows.append({"change": what, "status": "not applicable (constant not found)"})
             continue
@@ -279,6 +279,10 @@ def main() -> None:
                         help="target name(s) to run, or 'constants' for the hand-changed ones (default: all)")
     parser.add_argument("--children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--reuse", action="store_true",
+                        help="read the results of an earlier run in the scratch folders again (no mutmut run)")
+    parser.add_argument("--seconds", type=json.loads, default={},
+                        help='with --reuse: wall seconds of that earlier run, e.g. \'{"order": 268}\'')
     args = parser.parse_args()
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     label = args.ref or "working tree"
@@ -292,15 +296,19 @@ def main() -> None:
                                        capture_output=True).returncode:
             continue  # the commit has no such test file
         folder = SCRATCH / (target.name.split()[0] + ("-" + args.ref if args.ref else ""))
-        prepare(folder, args.ref, target)
-        seconds = run_mutmut(folder, target, SCRATCH / f"{folder.name}.log", args.children)
+        seconds = None
+        if not args.reuse:
+            prepare(folder, args.ref, target)
+            seconds = run_mutmut(folder, target, SCRATCH / f"{folder.name}.log", args.children)
         result = collect(folder, target)
-        run[target.name] = {"module": target.module, "tests": target.tests, "seconds": round(seconds, 1),
+        run[target.name] = {"module": target.module, "tests": target.tests,
+                            "seconds": round(seconds, 1) if seconds is not None else run.get(target.name, {}).get(
+                                "seconds", args.seconds.get(target.name.split()[0])),
                             **({"functions": list(target.functions)} if target.functions else {}), **result}
         sub = result.get("subsets", {})
         print(f"{target.name:40} {result['score_percent']}% ({result['killed']}/"
               f"{result['killed'] + result['survived'] + result['no_test_reaches_it']}), string-only "
-              f"{result['string_only']['killed']}/{result['string_only']['mutants']}, {seconds:.0f} s"
+              f"{result['string_only']['killed']}/{result['string_only']['mutants']}, {seconds or 0:.0f} s"
               + "".join(f"; {k}: {v['score_percent']}%" for k, v in sub.items()), flush=True)
     if not args.only or "constants" in args.only:
         hand_started = time.monotonic()
