@@ -8,6 +8,7 @@ under test. The command line is run as a user runs it: ``peru-compras show 1 --r
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import subprocess
@@ -26,7 +27,7 @@ from eth_abi.abi import encode as abi_encode
 from peru_compras.chain.client import REGISTER, TRANSFER, Registry
 from peru_compras.chain.node import free_port
 from peru_compras.chain.rpc import MAX_RESPONSE_BYTES, Rpc, RpcError
-from peru_compras.errors import InvalidNodeAnswer, PeruComprasError
+from peru_compras.errors import InvalidNodeAnswer, NodeUnavailable, PeruComprasError
 from peru_compras.web.app import PageSettings, create_app
 
 from .conftest import CLI
@@ -42,11 +43,14 @@ class Raw(bytes):
 
     declared: int | None = None
     chunks = 0
+    delay = 0.0  # between chunks
+    encoding: str | None = None  # a Content-Encoding to declare
 
 
-def raw(body: bytes, *, declared: int | None = None, chunks: int = 0) -> Raw:
+def raw(body: bytes, *, declared: int | None = None, chunks: int = 0, delay: float = 0.0,
+        encoding: str | None = None) -> Raw:
     out = Raw(body)
-    out.declared, out.chunks = declared, chunks
+    out.declared, out.chunks, out.delay, out.encoding = declared, chunks, delay, encoding
     return out
 
 
@@ -77,6 +81,8 @@ def node(script: dict[str, Any], default: Raw = NOTHING) -> Iterator[tuple[str, 
                 {"jsonrpc": "2.0", "id": request["id"], "result": answer}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
+            if getattr(answer, "encoding", None):
+                self.send_header("Content-Encoding", answer.encoding)
             if not getattr(answer, "chunks", 0):
                 self.send_header("Content-Length", str(getattr(answer, "declared", None) or len(body)))
                 self.end_headers()
@@ -87,6 +93,9 @@ def node(script: dict[str, Any], default: Raw = NOTHING) -> Iterator[tuple[str, 
             try:
                 for _ in range(answer.chunks):
                     self.wfile.write(answer)
+                    if answer.delay:
+                        self.wfile.flush()
+                        time.sleep(answer.delay)
             except OSError:
                 pass
 
@@ -175,6 +184,29 @@ def test_an_endless_body_is_cut_at_the_limit() -> None:
             Rpc(url, attempts=1).call("eth_blockNumber")
     assert f"over {MAX_RESPONSE_BYTES} bytes, the limit" in str(raised.value)
     assert time.monotonic() - started < 30
+
+
+def test_a_gzip_bomb_is_cut_at_the_limit_and_bad_gzip_is_named() -> None:
+    """75 KiB of gzip that inflates to 80 MiB: the limit applies to what it inflates to."""
+    bomb = raw(gzip.compress(b" " * (80 * 1024 * 1024), compresslevel=9), encoding="gzip")
+    with node({"eth_blockNumber": bomb, "eth_chainId": raw(b"not gzip at all", encoding="gzip")}) as (url, _):
+        with pytest.raises(InvalidNodeAnswer) as raised:
+            Rpc(url, attempts=1).call("eth_blockNumber")
+        assert f"over {MAX_RESPONSE_BYTES} bytes, the limit" in str(raised.value)
+        with pytest.raises(InvalidNodeAnswer) as broken:
+            Rpc(url, attempts=1).call("eth_chainId")
+        assert "a body that does not decompress" in str(broken.value)
+
+
+def test_a_body_that_trickles_in_is_bounded_by_the_timeout() -> None:
+    """One byte every 0.2 s (each receive well within the timeout) for 20 s: given up after about 1 s."""
+    with node({}, default=raw(b" ", chunks=100, delay=0.2)) as (url, asked):
+        started = time.monotonic()
+        with pytest.raises(NodeUnavailable) as raised:
+            Rpc(url, timeout=1.0, attempts=2).call("eth_blockNumber")
+        elapsed = time.monotonic() - started
+    assert elapsed < 8 and len(asked) == 2  # both attempts gave up on time
+    assert f"cannot reach the node at {url}" in str(raised.value) and raised.value.exit_code == 3
 
 
 def registered_state(status: int = 1) -> str:

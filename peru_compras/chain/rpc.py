@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from .. import __version__
 from ..errors import InvalidJSON, InvalidNodeAnswer, NodeUnavailable
@@ -114,8 +115,6 @@ class Rpc:
                 break
             except NodeUnavailable:  # an HTTP error status: the node is there, retrying will not help
                 raise
-            except requests.exceptions.ContentDecodingError:
-                raise self.invalid(method, "a body that does not decompress") from None
             except (requests.ConnectionError, requests.Timeout, OSError) as exc:
                 if attempt + 1 == attempts:
                     raise NodeUnavailable(
@@ -160,13 +159,20 @@ class Rpc:
             if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
                 raise self.invalid(method, f"{int(declared)} bytes, over the limit of {MAX_RESPONSE_BYTES}")
             chunks, size = [], 0
-            for chunk in answer.iter_content(_CHUNK):  # after gzip: a compressed bomb stops here too
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise self.invalid(method, f"over {MAX_RESPONSE_BYTES} bytes, the limit")
-                if time.monotonic() > deadline:
-                    raise requests.Timeout(f"the answer took over {self._timeout:g} s")
-                chunks.append(chunk)
+            try:
+                # one receive at a time (read1), so that the deadline also bounds a body that trickles in;
+                # sizes counted after gzip: a compressed bomb stops here too
+                while chunk := answer.raw.read1(_CHUNK, decode_content=True):
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        raise self.invalid(method, f"over {MAX_RESPONSE_BYTES} bytes, the limit")
+                    if time.monotonic() > deadline:
+                        raise requests.Timeout(f"the answer took over {self._timeout:g} s")
+                    chunks.append(chunk)
+            except urllib3.exceptions.DecodeError:
+                raise self.invalid(method, "a body that does not decompress") from None
+            except urllib3.exceptions.HTTPError as exc:  # cut off, timed out: a transport failure
+                raise requests.ConnectionError(type(exc).__name__) from None
         return b"".join(chunks)
 
     def hex_int(self, value: Any, method: str, name: str = "") -> int:
