@@ -32,7 +32,7 @@ from .contract import selector as _selector
 from .contract import topic as _topic
 from .lacnet import original_calldata
 from .metatx import forwarded_calldata
-from .rpc import Rpc, RpcError
+from .rpc import Rpc, RpcError, host_of
 from .transactions import Receipt, Transactor
 
 REGISTER = _selector("register(bytes)")
@@ -145,7 +145,7 @@ class Registry:
         code = self.rpc.call("eth_getCode", [self.address, "latest"])
         if not code or code == "0x":
             raise ConfigurationError(
-                f"no contract at registry address {self.address} on {self.rpc.url}",
+                f"no contract at registry address {self.address} on {host_of(self.rpc.url)}",
                 hint="deploy one with `peru-compras deploy` or fix --registry / PERU_COMPRAS_REGISTRY",
             )
 
