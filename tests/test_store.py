@@ -104,7 +104,7 @@ def _poll(root: Path, digest: bytes, until: float) -> None:
 def test_readers_polling_while_the_index_is_first_created(tmp_path: Path) -> None:
     """Batch workers and the page look documents up while a batch's first commit creates the index: neither
     side may fail with "database is locked" (a reader that also wrote could deadlock with the writer)."""
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")  # forked from a clean server: a test run may have threads
     for attempt in range(15):
         root = tmp_path / f"store-{attempt}"
         store = LocalStore(root, BASE)
@@ -129,7 +129,7 @@ def _commit_some(root: Path, which: int) -> None:
 
 def test_batches_committing_to_a_new_store_at_once(tmp_path: Path) -> None:
     """Two or three batch runs sharing a home, each making the index at once: every commit goes through."""
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")  # forked from a clean server: a test run may have threads
     for attempt in range(15):
         root = tmp_path / f"store-{attempt}"
         writers = [context.Process(target=_commit_some, args=(root, which)) for which in range(3)]
