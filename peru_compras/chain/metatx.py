@@ -36,7 +36,7 @@ from .contract import topic as _topic
 from .lacnet import check_address
 from .networks import Network
 from .rpc import Rpc, RpcError
-from .transactions import Receipt, Transactor
+from .transactions import Receipt, Transactor, checked_chain_id
 
 FORWARD_FIELDS = (("from", "address"), ("to", "address"), ("value", "uint256"), ("space", "uint32"),
                   ("nonce", "uint256"), ("deadline", "uint256"), ("dataHash", "bytes32"), ("caller", "address"))
@@ -176,13 +176,7 @@ class MetaTxTransactor(Transactor):
     def chain_id(self) -> int:
         """The node's chain id, checked once against the profile."""
         if self._chain_id is None:
-            chain_id = int(self.node_rpc.call("eth_chainId"), 16)
-            expected = self.network.chain_id
-            if expected is not None and chain_id != expected:
-                raise ConfigurationError(
-                    f"the node at {self.node_rpc.url} has chain id {chain_id}, but profile {self.network.name} "
-                    f"expects {expected}", hint="check --rpc and --network")
-            self._chain_id = chain_id
+            self._chain_id = checked_chain_id(self.node_rpc, self.network)
         return self._chain_id
 
     # -- the hub -----------------------------------------------------------------------------------------

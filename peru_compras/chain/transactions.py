@@ -52,6 +52,19 @@ def _hex(value: int) -> str:
     return hex(value)
 
 
+def checked_chain_id(rpc: Rpc, network: Network) -> int:
+    """The chain id of the node behind `rpc`, refused when it is not the profile's: nothing is signed for the
+    wrong network."""
+    chain_id = int(rpc.call("eth_chainId"), 16)
+    expected = network.chain_id
+    if expected is not None and chain_id != expected:
+        raise ConfigurationError(
+            f"the node at {rpc.url} has chain id {chain_id}, but profile {network.name} expects {expected}",
+            hint="check --rpc and --network",
+        )
+    return chain_id
+
+
 class Transactor:
     """Signs with `account` and sends through `rpc` following `network`'s rules."""
 
@@ -82,15 +95,7 @@ class Transactor:
     def chain_id(self) -> int:
         """The node's chain id, checked once against the profile."""
         if self._chain_id is None:
-            chain_id = int(self.rpc.call("eth_chainId"), 16)
-            expected = self.network.chain_id
-            if expected is not None and chain_id != expected:
-                raise ConfigurationError(
-                    f"the node at {self.rpc.url} has chain id {chain_id}, but profile {self.network.name} "
-                    f"expects {expected}",
-                    hint="check --rpc and --network",
-                )
-            self._chain_id = chain_id
+            self._chain_id = checked_chain_id(self.rpc, self.network)
         return self._chain_id
 
     # -- nonces ----------------------------------------------------------------------------------------
