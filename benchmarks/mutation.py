@@ -58,7 +58,7 @@ TARGETS = [
     Target("hashing", "peru_compras/hashing.py", ["tests/test_hashing.py"]),
     Target("fetch", "peru_compras/fetch.py", ["tests/test_fetch_policy.py"]),
     Target("pdf acceptance checks", "peru_compras/pdf.py", ["tests/test_pdf.py"], functions=PDF_ACCEPTANCE,
-           pytest_args=["-k", "not register_and_batches"]),  # that one runs the installed CLI, not this copy
+           pytest_args=["-k", "not register_and_batches"]),  # runs the installed CLI (not this copy) on a chain
     Target("safejson (the decoder's JSON reader)", "peru_compras/safejson.py", ["tests/test_safejson.py"],
            pytest_args=["-k", "not web3"]),  # the subprocess test costs 3 s a mutant; the others cover loads
 ]
@@ -139,6 +139,8 @@ def prepare(folder: Path, ref: str | None, target: Target) -> None:
         shutil.copytree(ROOT / "peru_compras", folder / "peru_compras", ignore=ignore)
         shutil.copytree(ROOT / "tests", folder / "tests", ignore=ignore)
         shutil.copy2(ROOT / "pyproject.toml", folder / "pyproject.toml")
+    (folder / "mutants").mkdir()  # tests that run the CLI find it at <root>/.venv, <root> being mutants/
+    (folder / "mutants" / ".venv").symlink_to(ROOT / ".venv")
     pytest_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-x", "-q", *target.pytest_args]
     (folder / "setup.cfg").write_text(
         "[mutmut]\nsource_paths=peru_compras/\n"
