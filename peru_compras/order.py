@@ -97,12 +97,17 @@ _SCRIPT_SETS = (  # UTS #39 "highly restrictive": the only mixes of scripts allo
 )
 
 
+#: a fast yes for the text rules: printable ASCII, then U+00A1-U+02FF less the soft hyphen (Latin-1, Latin
+#: Extended-A/B, IPA, spacing modifiers: all assigned, precomposed so NFC, and all Latin or Common script)
+_PLAIN_LATIN = re.compile("[ -~\u00a1-\u00ac\u00ae-\u02ff]*")
+
+
 def text_problem(value: str, *, name: bool = False) -> str | None:
     """The first text rule `value` breaks (see the module docstring), or None. `name`: also one script per
     word, for the names of parties."""
     if not value.strip():
         return "must not be empty"
-    if not (value.isascii() and value.isprintable()):  # printable ASCII breaks no rule below: a fast yes
+    if not _PLAIN_LATIN.fullmatch(value):  # printable ASCII and precomposed Latin letters break no rule below
         problem = _unicode_problem(value, name=name)
         if problem:
             return problem
