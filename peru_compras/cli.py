@@ -181,7 +181,7 @@ def _registration_json(reg: Registration, verify_url: str, document_url: str, st
 
 
 @app.command()
-def node(port: int = typer.Option(8545, help="Loopback port to listen on.")) -> None:
+def node(port: int = typer.Option(8545, min=1, max=65535, help="Loopback port to listen on.")) -> None:
     """Run this folder's local chain (Anvil) in the foreground until Ctrl-C; its state persists under
     ./.peru-compras. One folder has one chain: when it already runs (say, started by `demo`), this says
     where and exits 1 (`peru-compras stop` ends it).
@@ -726,7 +726,8 @@ def demo() -> None:
 @app.command()
 def serve(
     host: str = typer.Option(None, "--host", help="Address to listen on [default 127.0.0.1]."),
-    port: int = typer.Option(None, "--port", help="Port [default: the base URL's port on loopback, else 8000]."),
+    port: int = typer.Option(None, "--port", min=1, max=65535,
+                             help="Port [default: the base URL's port on loopback, else 8000]."),
 ) -> None:
     """Serve the verification page (the order pages the QR codes open, search, JSON API) until Ctrl-C.
 
@@ -838,9 +839,8 @@ def stop() -> None:
           "stopped " + " and ".join(stopped) if stopped else "nothing was running for this folder")
 
 
-GLOBAL_HELP = ("Settings, before or after the command: --json (only JSON on stdout), --rpc URL, --registry 0x…, "
-               "--network, --keystore FILE, --base-url URL, --node-address 0x…, --home DIR, --trusted-forwarder; "
-               "see `peru-compras --help`.")
+GLOBAL_HELP = ("Settings, before or after the command: " + ", ".join((*GLOBAL_FLAGS, *GLOBAL_VALUE_OPTIONS))
+               + "; see `peru-compras --help`.")
 for _typer in (app, roles_app):
     for _command in _typer.registered_commands:
         _command.epilog = _command.epilog or GLOBAL_HELP

@@ -48,6 +48,7 @@ from eth_utils.crypto import keccak
 
 from . import safejson
 from .errors import InvalidInput, InvalidOrder
+from .terminal import hidden
 
 ENCODING_VERSION = 1
 PE_RUC = "PE-RUC"
@@ -81,13 +82,6 @@ _CURRENCIES = frozenset(
 )
 
 
-_NOT_PRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-# Default-ignorable or blank characters that are letters, marks or symbols (so not caught above) but draw
-# nothing: a name or number with one looks exactly like the one without.
-_INVISIBLE = frozenset(
-    map(chr, (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x2800, 0x3164, 0xFFA0,
-              *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)))
-)
 _MARKS_IN_A_ROW = 3
 _NEUTRAL_SCRIPTS = frozenset({"COMMON", "INHERITED"})
 _SCRIPT_SETS = (  # UTS #39 "highly restrictive": the only mixes of scripts allowed in one word
@@ -120,7 +114,7 @@ def _unicode_problem(value: str, *, name: bool) -> str | None:
     marks = 0
     for char in value:
         category = unicodedata.category(char)
-        if category in _NOT_PRINTABLE or char in _INVISIBLE:
+        if char == "\n" or hidden(char):  # the terminal filter's set: control, format, unassigned, fillers
             return (f"printable characters only, found U+{ord(char):04X} (no line breaks, control, format or "
                     "invisible characters)")
         marks = marks + 1 if category in ("Mn", "Me") else 0

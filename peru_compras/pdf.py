@@ -69,6 +69,7 @@ import pikepdf.settings
 from . import qr
 from .errors import InvalidDocument, setting_source
 from .order import Order
+from .terminal import safe
 
 MAX_PDF_BYTES = 50 * 1024 * 1024
 MAX_PAGES = 1000
@@ -178,12 +179,13 @@ def _forget_checked() -> None:
     _CHECKED.clear()
 
 
-def _checked(document: bytes) -> pikepdf.Pdf | None:
-    """The open PDF check_pdf just accepted, if `document` is the very object it checked (taken out)."""
-    kept = _CHECKED.pop(id(document), None)
+def _checked(document: bytes, *, keep: bool = False) -> pikepdf.Pdf | None:
+    """The open PDF check_pdf just accepted, if `document` is the very object it checked: taken out, or
+    with `keep` only looked at (the caller must not close or change it)."""
+    kept = _CHECKED.get(id(document)) if keep else _CHECKED.pop(id(document), None)
     if kept is not None and kept[0] is document:
         return kept[1]
-    if kept is not None:
+    if kept is not None and not keep:
         kept[1].close()
     return None
 
@@ -280,7 +282,8 @@ def _a85_flate_size(scratch: pikepdf.Pdf, stream: pikepdf.Stream, name: str, roo
 def _bomb(name: str, limits: Limits) -> InvalidDocument:
     return InvalidDocument(f"PDF {name!r} decompresses to more than {limits.max_decoded:,} bytes (the limit): "
                            "a compression bomb, or a file far larger than an order",
-                           hint="export it to PDF again from its source, or raise PERU_COMPRAS_MAX_PDF_DECODED_BYTES")
+                           hint="export it to PDF again from its source, or raise "
+                                + setting_source("PERU_COMPRAS_MAX_PDF_DECODED_BYTES"))
 
 
 def _refuse_warnings(pdf: pikepdf.Pdf, name: str, limits: Limits | None = None) -> None:
@@ -797,8 +800,7 @@ def check_registrable(document: bytes, verify_url: str, *, name: str = "document
 
     The PDF itself must already have passed :func:`check_pdf`; given the very bytes check_pdf accepted, the
     PDF it opened is read again instead of parsing the bytes a second time (0.04 ms of ~1 ms per batch order)."""
-    kept = _CHECKED.get(id(document))
-    opened = kept[1] if kept is not None and kept[0] is document else None
+    opened = _checked(document, keep=True)
     with contextlib.nullcontext(opened) if opened is not None else _open(document, name) as pdf:
         try:
             found, urls = _scan(pdf)
@@ -819,7 +821,7 @@ def check_registrable(document: bytes, verify_url: str, *, name: str = "document
             other[url].append(where)
     if not other:
         return
-    listed = "; ".join(f"{_printable(url)} ({', '.join(wheres)})" for url, wheres in other.items())[:400]
+    listed = "; ".join(f"{safe(url[:200])} ({', '.join(wheres)})" for url, wheres in other.items())[:400]
     if not allow_other_urls:
         raise InvalidDocument(f"PDF {name!r} already carries another address than this order's {verify_url}: "
                               f"{listed}", hint="give the order's own PDF without another order's QR or links, or "
@@ -827,12 +829,6 @@ def check_registrable(document: bytes, verify_url: str, *, name: str = "document
                               "warning)")
     if warn is not None:
         warn(f"warning: PDF {name!r} carries another address than {verify_url}: {listed}")
-
-
-def _printable(text: str) -> str:
-    """`text` with control, format and other invisible characters shown as escapes (for one terminal line)."""
-    return "".join(c if c.isprintable() and unicodedata.category(c) not in ("Cf", "Zl", "Zp") else
-                   f"\\u{ord(c):04x}" for c in text[:200])
 
 
 _PATH_OPS = re.compile(rb"(?<![A-Za-z*])(?:re|l|c|v|y)(?![A-Za-z*])")

@@ -383,7 +383,8 @@ def test_messages_a_newcomer_meets(shell: Shell) -> None:
     assert export_help.count("release-package.json") == 1
     for command in ("show", "verify", "stop", "status", "export-ocds"):
         text = " ".join(shell.cli(command, "--help").stdout.split())
-        assert all(flag in text for flag in ("--json", "--rpc URL", "--registry 0x…")), command
+        assert all(flag in text for flag in ("--json", "--rpc", "--registry", "--network", "--home", "--lacnet-model",
+                                             "--metatx-hub", "--relayer-keystore")), command
     nothing = shell.cli("stop")
     assert nothing.returncode == 0 and nothing.stdout.strip() == "nothing was running for this folder"
     assert not (shell.cwd / ".peru-compras" / "node.json").exists()

@@ -25,7 +25,7 @@ from .conftest import REFERENCE
 
 # "order_number: …", "items[3].cubso: …", "delivery: …", "entry.body: …", "record: …", "notes[0]: …"
 FIELD = re.compile(r"(?:entry(?:\.(?:key|version|body))?|record|[A-Za-z0-9_]+(?:\[\d+\])?(?:\.[a-z_]+)*"
-                   r"|'[^\n]*'|\"[^\n]*\"|<[^\n]*>): ")  # the last three: an unknown field's name, as repr
+                   r"|'[^\n]*['…]|\"[^\n]*[\"…]|<[^\n]*>): ")  # an unknown field's name, as repr (a long one cut: …)
 
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=50)

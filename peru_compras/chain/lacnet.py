@@ -221,7 +221,6 @@ class RelayOutcome:
     refused: int | None = None  # a BadTransactionSent error code
     deployed: str | None = None  # ContractDeployed's address
     reverted: bytes | None = None  # TransactionRelayed with executed = false: the revert data
-    hub_events: int = 0  # how many of the hub's events the receipt carries (any kind)
 
 
 _ZERO = "0x" + "00" * 20
@@ -240,7 +239,6 @@ def relay_outcome(logs: list[dict[str, Any]], *, sender: str | None = None, hub:
     refused: int | None = None
     deployed: str | None = None
     reverted: bytes | None = None
-    hub_events = 0
     mine = to_checksum_address(sender) if sender else None
     for log in logs:
         topics = log.get("topics") or []
@@ -250,7 +248,6 @@ def relay_outcome(logs: list[dict[str, Any]], *, sender: str | None = None, hub:
             continue
         if not topics or topics[0] not in HUB_EVENTS:
             continue
-        hub_events += 1
         try:
             body = bytes.fromhex(str(log.get("data", "0x"))[2:])
             if topics[0] == BAD_TRANSACTION_SENT:
@@ -273,7 +270,7 @@ def relay_outcome(logs: list[dict[str, Any]], *, sender: str | None = None, hub:
                         reverted = bytes(output)
         except Exception:  # noqa: BLE001 — an event with the hub's topic but another layout: not the hub's
             continue
-    return RelayOutcome(executed, accepted, refused, deployed, reverted, hub_events)
+    return RelayOutcome(executed, accepted, refused, deployed, reverted)
 
 
 def relay_error_text(code: int) -> tuple[str, str]:

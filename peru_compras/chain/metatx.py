@@ -36,7 +36,7 @@ from .contract import topic as _topic
 from .lacnet import check_address
 from .networks import Network
 from .rpc import Rpc, RpcError
-from .transactions import Receipt, Transactor, checked_chain_id
+from .transactions import _ALREADY_HELD, Receipt, Transactor, checked_chain_id
 
 FORWARD_FIELDS = (("from", "address"), ("to", "address"), ("value", "uint256"), ("space", "uint32"),
                   ("nonce", "uint256"), ("deadline", "uint256"), ("dataHash", "bytes32"), ("caller", "address"))
@@ -169,12 +169,9 @@ class MetaTxTransactor(Transactor):
         self._sent: dict[str, Forward] = {}
 
     @property
-    def address(self) -> str:
-        return str(self.account.address)
-
-    @property
     def chain_id(self) -> int:
-        """The node's chain id, checked once against the profile."""
+        """The node's chain id (asked of the node itself, not the relayer wrapper), checked once against the
+        profile. `address` is Transactor's: the registrar's."""
         if self._chain_id is None:
             self._chain_id = checked_chain_id(self.node_rpc, self.network)
         return self._chain_id
@@ -213,7 +210,7 @@ class MetaTxTransactor(Transactor):
         data = IS_NONCE_USED + abi_encode(["address", "uint32", "uint256"],
                                           [forward.sender, forward.space, forward.nonce])
         out = self.node_rpc.call("eth_call", [{"to": self.hub, "data": "0x" + data.hex()}, "latest"])
-        return int(str(out), 16) == 1
+        return int.from_bytes(self.node_rpc.hex_bytes(out, "eth_call"), "big") == 1
 
     # -- nonces --------------------------------------------------------------------------------------------
 
@@ -293,7 +290,7 @@ class MetaTxTransactor(Transactor):
                                               retry=False))
             except RpcError as exc:
                 text = exc.message.lower()
-                if "already known" in text or "already imported" in text or "known transaction" in text:
+                if _ALREADY_HELD.search(text):
                     sent = tx_hash
                 elif ("nonce too low" in text or "nonce too high" in text) and attempt + 1 < _NONCE_RETRIES:
                     self.resync_nonce()

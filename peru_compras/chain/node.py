@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..errors import ConfigurationError, NodeUnavailable, PeruComprasError
+from ..errors import ConfigurationError, InvalidInput, NodeUnavailable, PeruComprasError
 from .rpc import Rpc
 
 _REPO_ANVIL = Path(__file__).resolve().parents[2] / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
@@ -178,6 +178,9 @@ def port_in_use(host: str, port: int) -> bool:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+        except socket.gaierror:
+            raise InvalidInput(f"cannot resolve host {host!r}", hint="give a host name or address of this machine, "
+                               "e.g. --host 127.0.0.1") from None
         except OSError:
             return True
     return False
@@ -354,7 +357,9 @@ class FolderChain:
                 if block != last_block or time.monotonic() - last_full > 10:
                     dump()
                     last_block, last_full = block, time.monotonic()
-            except NodeUnavailable:
+            except (PeruComprasError, OSError, ValueError) as exc:  # one failed save must not end the chain
+                print(f"peru-compras: could not save the chain's state ({type(exc).__name__}: {exc}); "
+                      "retrying", file=sys.stderr)
                 continue
         if anvil.poll() is None:
             dump()

@@ -22,7 +22,7 @@ from ..errors import ChainRefused, ConfigurationError, NodeUnavailable, NotAutho
 from . import lacnet
 from .contract import revert_error
 from .networks import Network
-from .rpc import Rpc, RpcError
+from .rpc import Rpc, RpcError, host_of
 
 _GWEI = 10**9
 #: how many times a refused nonce is re-read from the node before giving up
@@ -59,7 +59,7 @@ def checked_chain_id(rpc: Rpc, network: Network) -> int:
     expected = network.chain_id
     if expected is not None and chain_id != expected:
         raise ConfigurationError(
-            f"the node at {rpc.url} has chain id {chain_id}, but profile {network.name} expects {expected}",
+            f"the node at {host_of(rpc.url)} has chain id {chain_id}, but profile {network.name} expects {expected}",
             hint="check --rpc and --network",
         )
     return chain_id
@@ -339,7 +339,7 @@ class Transactor:
         while time.monotonic() < deadline:
             if int(self.rpc.call("eth_blockNumber"), 16) >= start + count:
                 return
-            time.sleep(0.05)
+            time.sleep(BLOCK_SECONDS / 4)  # a block every BLOCK_SECONDS: no need to ask 40 times per block
 
     def transact(self, to: str | None, data: bytes, *, action: str, gas: int | None = None) -> Receipt:
         """Send and wait. On LACNet a NotEnoughGas from the hub (or the relay) is retried 1, 2, then 4 blocks
