@@ -1,0 +1,155 @@
+"""Start-up cost of the commands a user types, timed from process start to exit, against a local Anvil this
+script starts itself (a registry deployed and one order registered through the command line).
+
+    .venv/bin/python benchmarks/startup.py --label after [--runs 9] [--orders 2000]
+
+Timed, each as a fresh process (median of --runs, after one untimed warm-up run):
+  - ``peru-compras verify PDF``        (the registered, stamped PDF: authentic, exit 0)
+  - ``peru-compras show TOKEN_ID``
+  - ``peru-compras --help``
+  - ``python -c "import peru_compras"``
+and ``peru-compras register-batch MANIFEST --no-stamp --json`` of --orders orders at the default batch size,
+start to exit, in orders/s (median of --batch-runs; a new manifest each run, made by benchmarks/batch.py's
+generator outside the timing).
+
+Writes the section named by --label into benchmarks/results/startup.json (other sections are kept), with the
+commit it measured. Goals (issue 16): verify and show median <= 0.5 s, register-batch >= 1,500 orders/s.
+Numbers depend on what else the 2-core machine is doing: the load average is recorded beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import requests
+
+from peru_compras.chain.node import LocalNode
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "startup.json"
+SAMPLE = ROOT / "peru_compras" / "samples" / "01-hospital-piura.json"
+BASE_URL = "https://oc.example.pe"
+# Anvil's first well-known development key (public test mnemonic); funded again below in case it was spent.
+DEV_KEY = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+DEV_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+_CWD: list[Path] = [Path.cwd()]  # set to an empty folder by measure()
+GOALS = {"verify_median_s": 0.5, "show_median_s": 0.5, "register_batch_orders_per_s": 1500}
+
+
+def _cli() -> list[str]:
+    """The installed console script next to this interpreter (what a user runs)."""
+    script = Path(sys.executable).parent / "peru-compras"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "peru_compras"]
+
+
+def _run(command: list[str], env: dict[str, str], *, expect: int = 0, stdout: Any = subprocess.DEVNULL) -> float:
+    """Seconds from start to exit, run in an empty folder (no stray peru-compras.toml is read)."""
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, stdout=stdout, stderr=subprocess.PIPE, check=False, cwd=_CWD[0])
+    elapsed = time.perf_counter() - started
+    if done.returncode != expect:
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}: {done.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def _timed(command: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
+    _run(command, env)  # warm-up: the OS file cache, .pyc files
+    times = [_run(command, env) for _ in range(runs)]
+    return {"command": " ".join(Path(part).name if part.startswith("/") else part for part in command),
+            "median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3),
+            "max_s": round(max(times), 3), "runs": runs}
+
+
+def _batch_generator() -> ModuleType:
+    """benchmarks/batch.py's manifest generator (loaded by path: benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("_batch_benchmark", ROOT / "benchmarks" / "batch.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _commit() -> str:
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "peru_compras"],
+                           capture_output=True, text=True)
+    return head.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
+
+
+def measure(runs: int, orders: int, batch_runs: int) -> dict[str, Any]:
+    cli = _cli()
+    with tempfile.TemporaryDirectory() as folder, LocalNode() as node:
+        tmp = Path(folder)
+        requests.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
+                                      "params": [DEV_ADDRESS, hex(10**24)]}, timeout=10).raise_for_status()
+        env = {**os.environ, "PERU_COMPRAS_RPC": node.url, "PERU_COMPRAS_BASE_URL": BASE_URL,
+               "PERU_COMPRAS_PRIVATE_KEY": DEV_KEY}
+        (tmp / "cwd").mkdir()
+        _CWD[0] = tmp / "cwd"
+        home = ["--home", str(tmp / "home")]
+        _run([*cli, *home, "deploy"], env)
+        _run([*cli, *home, "render", str(SAMPLE), "--out", str(tmp / "orden.pdf")], env)
+        registered = tmp / "register.json"
+        with registered.open("wb") as out:
+            _run([*cli, *home, "--json", "register", str(SAMPLE), str(tmp / "orden.pdf"), "--no-stamp"], env,
+                 stdout=out)
+        token = json.loads(registered.read_text())["token_id"]
+        results: dict[str, Any] = {
+            "verify": _timed([*cli, *home, "verify", str(tmp / "orden.pdf")], env, runs),
+            "show": _timed([*cli, *home, "show", token], env, runs),
+            "help": _timed([*cli, "--help"], env, runs),
+            "import": _timed([sys.executable, "-c", "import peru_compras"], env, runs),
+        }
+        generator = _batch_generator()
+        rates, seconds = [], []
+        for index in range(batch_runs):
+            manifest = generator.make_manifest(tmp / f"batch-{index}", orders, f"START{index}")
+            with (tmp / f"batch-{index}.jsonl").open("wb") as out:
+                elapsed = _run([*cli, *home, "--json", "register-batch", str(manifest), "--no-stamp"], env,
+                               stdout=out)
+            last = json.loads((tmp / f"batch-{index}.jsonl").read_text().splitlines()[-1])
+            if last["summary"]["registered"] != orders:
+                raise SystemExit(f"register-batch registered {last['summary']}, expected {orders}")
+            seconds.append(elapsed)
+            rates.append(orders / elapsed)
+        results["register_batch"] = {
+            "command": f"peru-compras --json register-batch MANIFEST --no-stamp ({orders} orders, default batch size)",
+            "orders": orders, "runs": batch_runs, "median_orders_per_s": round(statistics.median(rates), 1),
+            "median_s": round(statistics.median(seconds), 3), "best_orders_per_s": round(max(rates), 1)}
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--label", required=True, help="section of startup.json to write, e.g. before / after")
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--batch-runs", type=int, default=3)
+    parser.add_argument("--commit", help="what was measured, when not this checkout's HEAD (e.g. an archive)")
+    args = parser.parse_args()
+    section = measure(args.runs, args.orders, args.batch_runs)
+    section.update(commit=args.commit or _commit(), cpus=os.cpu_count(), load_average_1min=round(os.getloadavg()[0], 2),
+                   measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   how=f"benchmarks/startup.py --label {args.label} --runs {args.runs} --orders {args.orders} "
+                       f"--batch-runs {args.batch_runs}")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["goals"] = GOALS
+    results[args.label] = section
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(section, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
