@@ -1,13 +1,9 @@
 """Batch registration: manifests in, one JSON line per order out, never losing or doubling an order.
 
-Manifests: JSON Lines (one record per line, plus ``pdf``) or CSV (a column per field: ``entity_name``,
-``entity_ruc``, ``total_amount``, ``delivery_place``, … or a JSON object in ``entity``; ``items`` as JSON).
-Rows are streamed: memory stays bounded whatever the manifest's size. OCDS manifests (release or record
-packages, JSON Lines of releases) are read whole and mapped by :mod:`.ocds`: their rows may carry no PDF
-(``render``: the order PDF is drawn), or nothing to register (``skipped``: a line with the reason), and a
-``source`` (ocid, release, contract or award) that goes on each of their output lines.
-
-The journal (SQLite, ``<home>/journal.sqlite``) is a write-ahead log of each order and transaction:
+Rows come from :mod:`.manifest` (JSON Lines, CSV, OCDS); worker processes prepare each order with
+:func:`peru_compras.service.prepare` (validate, stamp, hash) and append its document to a pack of the store;
+the main process sends batches of them through :class:`~peru_compras.chain.transactions.Transactor`, keeping
+every step in the write-ahead :mod:`.journal`:
 
 ``ready``      validated, stamped and stored; its on-chain entry kept
 ``signed``     in a transaction whose raw bytes and nonce are committed *before* it is sent
@@ -33,10 +29,7 @@ retries them.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -60,188 +53,19 @@ from .errors import (
     RelayRefused,
 )
 from .hashing import hashlink
+from .journal import Journal
+from .manifest import Row, count_rows, manifest_kind, pdf_inside, read_manifest
 from .store import LocalStore, Packed, PackWriter
+from .urls import token_hex
 
-_NESTED = ("entity", "buyer", "supplier", "total", "delivery")
+__all__ = ["RELAY_RETRIES", "BatchRegistrar", "Journal", "Prepared", "Row", "Summary", "count_rows",
+           "manifest_kind", "pdf_inside", "prepare", "preview", "read_manifest"]
+
 #: how many rounds in a row the orders of transactions the LACNet hub did not run are sent again
 RELAY_RETRIES = 6
 _RETRYABLE = (lacnet.NOT_ENOUGH_GAS, lacnet.BAD_NONCE)
-_INTS = {"delivery.term_days"}
-#: a manifest line (one order) at most: the record's own limit is far below
-MAX_LINE = 1 << 20
 
 Emit = Callable[[dict[str, Any]], None]
-
-
-# -- manifests -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One manifest row: its number (1-based), the record and the PDF path it names (or why not).
-
-    `render`: no PDF is given, :func:`~peru_compras.render.render_order` draws it. `skipped`: nothing to
-    register and nothing wrong (`error` says why). `source`: where an OCDS row came from, put on its lines."""
-
-    number: int
-    record: dict[str, Any] | None
-    pdf: Path | None
-    error: str | None = None
-    render: bool = False
-    skipped: bool = False
-    source: dict[str, Any] | None = None
-
-
-def _csv_record(row: dict[str, str], number: int) -> dict[str, Any]:
-    """A CSV row as a record; InvalidInput naming the row and column when a cell cannot be read."""
-    from .safejson import loads
-
-    record: dict[str, Any] = {}
-    for column, raw in row.items():
-        if column is None or raw is None or raw.strip() == "":
-            continue
-        name = column.strip()
-        value: Any = raw.strip()
-        for sep in (".", "_"):
-            head, _, tail = name.partition(sep)
-            if head in _NESTED and tail:
-                if f"{head}.{tail}" in _INTS and value.isascii() and value.isdigit() and len(value) <= 9:
-                    value = int(value)  # else the string goes on, and the record's rules name it
-                record.setdefault(head, {})[tail] = value
-                break
-        else:
-            if name in ("items", *_NESTED) and value.startswith(("[", "{")):
-                value = loads(value, source=f"row {number}, column {name[:40]!r}", max_bytes=1 << 20)
-            record[name] = value
-    return record
-
-
-def _csv_rows(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(row number, record or None, why not): a bad row is reported on its own and the next ones read."""
-    reader = csv.DictReader(handle)
-    number = 0
-    while True:
-        number += 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield number, None, f"row {number} is not CSV: {exc}"
-            continue
-        if _not_utf8("".join(value for value in row.values() if isinstance(value, str))):
-            yield number, None, f"row {number} is not UTF-8 text"
-            continue
-        try:
-            yield number, _csv_record(row, number), None
-        except InvalidInput as exc:
-            yield number, None, exc.message
-
-
-def _not_utf8(text: str) -> bool:
-    """The manifest is read with surrogateescape: a byte that is not UTF-8 shows as a lone surrogate."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def pdf_inside(base: Path, name: str) -> tuple[Path | None, str | None]:
-    """The file a manifest's `pdf` names, resolved (symlinks followed) inside `base`; or why not.
-
-    Absolute paths, ``..`` and symlinks leading out of `base` are refused with one message that does not
-    depend on whether the target exists, so a manifest cannot probe the machine's other paths."""
-    refusal = (f"pdf {name[:80]!r} is not a file inside {str(base)!r}",
-               "give each `pdf` relative to the manifest's folder (or --pdf-dir), without '..' or links "
-               "that lead out of it")
-    try:
-        root = base.resolve()
-        target = (base / name).resolve() if not Path(name).is_absolute() else None
-    except (OSError, ValueError, RuntimeError):
-        target = None
-    if target is None or not target.is_relative_to(root) or target == root:
-        return None, f"{refusal[0]} — {refusal[1]}"
-    return target, None
-
-
-def manifest_kind(path: Path) -> str:
-    """``csv``, ``ocds`` (a package, or releases: see :mod:`.ocds`) or ``jsonl``, from the name and first bytes."""
-    try:
-        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-            head = handle.read(4096)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read manifest {str(path)!r}: {exc.strerror}", hint="check the path") from None
-    return _kind(path, head)
-
-
-def _kind(path: Path, head: str) -> str:
-    if path.suffix.lower() == ".csv" or (not head.lstrip().startswith(("{", "[")) and "," in head.split("\n")[0]):
-        return "csv"
-    from .ocds import is_ocds
-
-    return "ocds" if is_ocds(head) else "jsonl"
-
-
-def read_manifest(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row]:
-    """Stream the rows of a JSON Lines or CSV manifest; an OCDS manifest is mapped by :mod:`.ocds`."""
-    try:
-        handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read manifest {str(path)!r}: {exc.strerror}", hint="check the path") from None
-    base = pdf_dir or path.parent
-    with handle:
-        head = handle.read(4096)
-        handle.seek(0)
-        kind = _kind(path, head)
-        if kind == "ocds":
-            from .ocds import manifest_rows
-
-            for row in manifest_rows(path, pdf_dir=pdf_dir):
-                if row.pdf is not None and pdf_dir is not None:  # <pdf-dir>/<order number>.pdf: no links out
-                    inside, refusal = pdf_inside(pdf_dir, row.pdf.name)
-                    if inside is None:
-                        row = Row(row.number, row.record, None, refusal, source=row.source)
-                yield row
-            return
-        rows = _csv_rows(handle) if kind == "csv" else _jsonl(handle)
-        for number, record, error in rows:
-            if record is None:
-                yield Row(number, None, None, error)
-                continue
-            pdf = record.pop("pdf", None)
-            if not isinstance(pdf, str) or not pdf:
-                yield Row(number, record, None, "row has no `pdf` (the PDF's path)")
-                continue
-            inside, refusal = pdf_inside(base, pdf)
-            yield Row(number, record, inside, refusal)
-
-
-def _jsonl(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    from .safejson import loads
-
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        if _not_utf8(line):
-            yield number, None, f"line {number} is not UTF-8 text"
-            continue
-        try:
-            record = loads(line, source=f"line {number}", max_bytes=MAX_LINE)
-        except InvalidInput as exc:
-            yield number, None, exc.message
-            continue
-        if not isinstance(record, dict):
-            yield number, None, f"line {number} is not a JSON object"
-            continue
-        yield number, record, None
-
-
-def count_rows(path: Path) -> int:
-    """Rows in a manifest (for the progress bar's ETA), counted without parsing."""
-    with path.open("rb") as handle:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    return max(lines - (1 if path.suffix.lower() == ".csv" else 0), 0)
 
 
 # -- preparing one order (may run in a worker process) ----------------------------------------------------
@@ -332,125 +156,6 @@ def _prepare_chunk(rows: list[Row], base_url: str, stamp: bool, store_root: Path
     return [prepare(row, base_url, stamp, store_root) for row in rows]
 
 
-# -- the journal ---------------------------------------------------------------------------------------
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS orders (
-    registry TEXT NOT NULL, key TEXT NOT NULL, token_id TEXT NOT NULL, order_number TEXT NOT NULL,
-    entity TEXT NOT NULL, sha256 TEXT NOT NULL, entry BLOB NOT NULL, verify_url TEXT, document_url TEXT,
-    state TEXT NOT NULL, tx_hash TEXT, block_number INTEGER, gas_used INTEGER, tx_orders INTEGER,
-    reported INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (registry, key));
-CREATE INDEX IF NOT EXISTS orders_tx ON orders (tx_hash);
-CREATE TABLE IF NOT EXISTS txs (
-    tx_hash TEXT PRIMARY KEY, registry TEXT NOT NULL, sender TEXT NOT NULL, nonce INTEGER NOT NULL,
-    raw BLOB NOT NULL, state TEXT NOT NULL, orders INTEGER NOT NULL, block_number INTEGER, gas_used INTEGER);
-"""
-
-
-class Journal:
-    """The write-ahead journal of a registry's batch registrations."""
-
-    def __init__(self, path: Path, registry: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
-        self.registry = registry
-
-    def get(self, key: str) -> sqlite3.Row | None:
-        self.db.row_factory = sqlite3.Row
-        row: sqlite3.Row | None = self.db.execute(
-            "SELECT * FROM orders WHERE registry=? AND key=?", (self.registry, key)).fetchone()
-        return row
-
-    def get_many(self, keys: list[str]) -> dict[str, sqlite3.Row]:
-        """The rows of these orders, by key (at most 500 keys: one query)."""
-        self.db.row_factory = sqlite3.Row
-        marks = ",".join("?" * len(keys))
-        rows = self.db.execute(f"SELECT * FROM orders WHERE registry=? AND key IN ({marks})",  # noqa: S608
-                               (self.registry, *keys)).fetchall()
-        return {row["key"]: row for row in rows}
-
-    def add_ready(self, items: list[Prepared]) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
-            self._insert_ready(items)
-
-    def _insert_ready(self, items: list[Prepared]) -> None:
-        self.db.executemany(
-                "INSERT OR IGNORE INTO orders (registry, key, token_id, order_number, entity, sha256, entry,"
-                " verify_url, document_url, state) VALUES (?,?,?,?,?,?,?,?,?,'ready')",
-                [(self.registry, p.key, f"0x{p.token_id:064x}", p.order_number, p.entity, p.digest.hex(), p.entry,
-                  p.verify_url, p.document_url) for p in items])
-
-    def signed(self, tx_hash: str, sender: str, nonce: int, raw: bytes, batch: list[Prepared]) -> None:
-        """In one transaction: the orders (ready, if new) and the signed transaction that carries them."""
-        keys = [p.key for p in batch]
-        with self.db:
-            self.db.execute("BEGIN")
-            self._insert_ready(batch)
-            # the same bytes signed again after a refusal (same nonce, same expiration second): one row
-            self.db.execute("INSERT INTO txs (tx_hash, registry, sender, nonce, raw, state, orders) "
-                            "VALUES (?,?,?,?,?,'signed',?) ON CONFLICT (tx_hash) DO UPDATE SET state='signed', "
-                            "orders=excluded.orders WHERE txs.state='dropped'",
-                            (tx_hash, self.registry, sender, nonce, raw, len(keys)))
-            self.db.executemany("UPDATE orders SET state='signed', tx_hash=? WHERE registry=? AND key=?",
-                                [(tx_hash, self.registry, key) for key in keys])
-
-    def confirmed(self, tx_hash: str, receipt: Receipt) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
-            self.confirm_in_transaction(tx_hash, receipt)
-
-    def confirm_in_transaction(self, tx_hash: str, receipt: Receipt) -> None:
-        """:meth:`confirmed`'s statements, inside a transaction the caller holds."""
-        count = self.db.execute("SELECT orders FROM txs WHERE tx_hash=?", (tx_hash,)).fetchone()[0]
-        self.db.execute("UPDATE txs SET state='confirmed', block_number=?, gas_used=? WHERE tx_hash=?",
-                        (receipt.block_number, receipt.gas_used, tx_hash))
-        self.db.execute("UPDATE orders SET state='confirmed', block_number=?, gas_used=?, tx_orders=? "
-                        "WHERE tx_hash=? AND state='signed'",
-                        (receipt.block_number, receipt.gas_used // max(count, 1), count, tx_hash))
-
-    def renamed(self, old: str, new: str) -> None:
-        """The node answered with another hash (a LACNet relay's transaction): use it from now on."""
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.execute("UPDATE txs SET tx_hash=? WHERE tx_hash=?", (new, old))
-            self.db.execute("UPDATE orders SET tx_hash=? WHERE tx_hash=?", (new, old))
-
-    def dropped(self, tx_hash: str) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.execute("UPDATE txs SET state='dropped' WHERE tx_hash=?", (tx_hash,))
-            self.db.execute("UPDATE orders SET state='ready', tx_hash=NULL WHERE tx_hash=? AND state='signed'",
-                            (tx_hash,))
-
-    def confirm_elsewhere(self, key: str, tx_hash: str | None, block: int | None) -> None:
-        self.db.execute("UPDATE orders SET state='confirmed', tx_hash=?, block_number=?, tx_orders=NULL "
-                        "WHERE registry=? AND key=?", (tx_hash, block, self.registry, key))
-
-    def forget(self, key: str) -> None:
-        self.db.execute("DELETE FROM orders WHERE registry=? AND key=? AND state='ready'", (self.registry, key))
-
-    def mark_reported(self, keys: list[str]) -> None:
-        self.db.executemany("UPDATE orders SET reported=1 WHERE registry=? AND key=?",
-                            [(self.registry, key) for key in keys])
-
-    def pending_txs(self) -> list[tuple[str, int, bytes]]:
-        return [(h, n, bytes(r)) for h, n, r in self.db.execute(
-            "SELECT tx_hash, nonce, raw FROM txs WHERE registry=? AND state='signed' ORDER BY nonce",
-            (self.registry,))]
-
-    def keys_of(self, tx_hash: str) -> list[str]:
-        return [k for (k,) in self.db.execute("SELECT key FROM orders WHERE tx_hash=?", (tx_hash,))]
-
-    def max_nonce(self, sender: str) -> int | None:
-        value = self.db.execute("SELECT MAX(nonce) FROM txs WHERE sender=? AND state != 'dropped'",
-                                (sender,)).fetchone()[0]
-        return int(value) if value is not None else None
-
-
 # -- the run -------------------------------------------------------------------------------------------
 
 
@@ -525,7 +230,7 @@ def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callabl
             continue
         summary.would_register += 1
         emit({"row": row.number, "status": "would_register", "order_number": order.order_number,
-              "entity_ruc": order.entity.key, "token_id": f"0x{order.token_id:064x}", "verify_url": verify_url,
+              "entity_ruc": order.entity.key, "token_id": token_hex(order.token_id), "verify_url": verify_url,
               "pdf": str(row.pdf) if row.pdf is not None else None, "render": row.pdf is None,
               "record": order.to_json(), **source})
     return summary
@@ -749,7 +454,7 @@ class BatchRegistrar:
             if pending[0] == item.digest:
                 self.summary.already_registered += 1
                 self.emit({"row": item.number, "status": "already_registered", "order_number": item.order_number,
-                           "entity_ruc": item.entity, "token_id": f"0x{item.token_id:064x}",
+                           "entity_ruc": item.entity, "token_id": token_hex(item.token_id),
                            "duplicate_of_row": pending[1], **(item.source or {})})
                 self.progress(1)
             else:

@@ -356,6 +356,28 @@ class Registry:
             seen[to_checksum_address("0x" + log["topics"][2][-40:])] = None
         return [account for account in seen if self.has_role(role, account)]
 
+    # -- log scans over the whole history (H5: moved here from ocds.py) -------------------------------
+
+    def logs_between(self, topics: list[str | None], low: int, high: int) -> list[dict[str, Any]]:
+        """The registry's logs with `topics` in blocks low..high, halving the range when the node refuses a
+        wide one (hosted nodes cap the range or the answer's size)."""
+        try:
+            logs: list[dict[str, Any]] = self.rpc.call("eth_getLogs", [{
+                "address": self.address, "fromBlock": hex(low), "toBlock": hex(high), "topics": topics}])
+            return logs
+        except RpcError:
+            if high <= low:
+                raise
+            middle = (low + high) // 2
+            return self.logs_between(topics, low, middle) + self.logs_between(topics, middle + 1, high)
+
+    def token_ids(self) -> list[int]:
+        """Every token the registry minted, in mint order: the ERC-721 ``Transfer`` logs from the zero address
+        since the registry's deploy block (only ``eth_getLogs``)."""
+        latest = int(self.rpc.call("eth_blockNumber"), 16)
+        logs = self.logs_between([TRANSFER, "0x" + "00" * 32], self.from_block, latest)
+        return list(dict.fromkeys(int(log["topics"][3], 16) for log in logs))
+
 
 def _decode(entry: bytes, token_id: int) -> tuple[bytes, Order]:
     """decode_entry, any failure named as the token's UnreadableRecord (the bytes are a registrar's:
