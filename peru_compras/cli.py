@@ -212,7 +212,7 @@ def deploy() -> None:
     from .chain.client import Registry
 
     ws = _workspace()
-    registry, receipt = Registry.deploy(ws.transactor, document_base_uri=ws.settings.base_url + "/d/")
+    registry, receipt = Registry.deploy(ws.start_writing(), document_base_uri=ws.settings.base_url + "/d/")
     chain_id = ws.transactor.chain_id
     ws.remember_deployment(registry, chain_id)
     _emit({"registry": registry.address, "chain_id": chain_id, "tx_hash": receipt.tx_hash,

@@ -1,33 +1,26 @@
 """Settings: flags, else environment variables, else ``peru-compras.toml`` in the working directory, else
 the embedded default (a local chain and document store under ``./.peru-compras/``).
 
-:class:`Workspace` turns settings into the objects commands need (RPC, signer, registry, store), each
-built on first use. The private key is never printed, logged or put in an exception message.
+:class:`~peru_compras.workspace.Workspace` (moved to workspace.py, still importable from here) turns
+settings into the objects commands need. The private key is never printed, logged or put in an exception
+message.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils.address import to_checksum_address
 
-from .chain.client import Registry
 from .chain.lacnet import check_address
 from .chain.networks import Network, network
-from .chain.node import ChainInfo, FolderChain
-from .chain.rpc import Rpc
-from .chain.transactions import Transactor
 from .errors import ConfigurationError, setting_key
-from .store import LocalStore
 
 HOME = ".peru-compras"
 CONFIG_FILE = "peru-compras.toml"
@@ -231,208 +224,14 @@ def _load_key(keystore: Path | None, password_variable: str, key_variable: str, 
                                  hint="generate a new key") from None
 
 
-class Workspace:
-    """What a command needs, built from settings on first use."""
+if TYPE_CHECKING:
+    from .workspace import Workspace as Workspace
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._rpc: Rpc | None = None
-        self._transactor: Transactor | None = None
-        self._account: LocalAccount | None = None
-        self._store: LocalStore | None = None
-        #: the command that may start this folder's chain (shown by `peru-compras status`)
-        self.started_by = "peru-compras"
-        #: True once this workspace has started the chain in the background
-        self.started_chain = False
 
-    @property
-    def home(self) -> Path:
-        return self.settings.home
+def __getattr__(name: str) -> Any:
+    """``Workspace`` moved to :mod:`.workspace`; still importable from here (loaded on use: no cycle)."""
+    if name == "Workspace":
+        from .workspace import Workspace
 
-    # -- the local chain -------------------------------------------------------------------------------
-
-    @property
-    def node_file(self) -> Path:
-        return self.home / "node.json"
-
-    @property
-    def chain(self) -> FolderChain:
-        """This folder's local chain (the embedded default's): one per state folder."""
-        return FolderChain(self.home)
-
-    def start_local_chain(self) -> ChainInfo | None:
-        """Before writing: on the embedded default, this folder's chain, started in the background when it
-        is not running (`peru-compras stop` ends it). Commands that only read never call this."""
-        if not self.settings.is_embedded:
-            return None
-        info, started = self.chain.ensure_running(started_by=self.started_by)
-        self.started_chain = self.started_chain or started
-        if self._rpc is None:
-            self._rpc = Rpc(info.rpc)
-        return info
-
-    def own_chain(self, url: str | None) -> bool:
-        """True when `url` is this folder's running local chain (a loopback address on its port)."""
-        if url is None:
-            return False
-        parts = urlsplit(url)
-        info = self.chain.running()
-        return (info is not None and parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
-                and parts.port == info.port)
-
-    @property
-    def rpc(self) -> Rpc:
-        """The node. On the embedded default: this folder's chain if it runs (it is never started here)."""
-        if self._rpc is None:
-            if self.settings.rpc:
-                url = self.settings.rpc
-            elif self.settings.is_embedded:
-                info = self.chain.running()
-                if info is None:
-                    raise self.chain.not_running()
-                url = info.rpc
-            else:
-                raise ConfigurationError(f"no node configured for the {self.settings.network.name} profile",
-                                         hint="set --rpc URL or PERU_COMPRAS_RPC")
-            headers = {"Authorization": f"Bearer {self.settings.rpc_token}"} if self.settings.rpc_token else None
-            self._rpc = Rpc(url, headers=headers)
-        return self._rpc
-
-    # -- the page server the demo leaves running --------------------------------------------------------
-
-    def page_server(self) -> dict[str, Any] | None:
-        """The background page server recorded in ``<home>/web.json``, while its process lives."""
-        from .chain.node import pid_alive
-
-        known = _read_json(self.home / "web.json")
-        try:
-            return known if pid_alive(int(known["pid"])) else None
-        except (KeyError, TypeError, ValueError):
-            return None
-
-    def stop_page_server(self, *, grace: float = 10.0) -> dict[str, Any] | None:
-        """Stop the background page server and wait for it to end; what was running, or None."""
-        import signal
-        import time
-
-        from .chain.node import pid_alive
-        from .web.server import stop_detached
-
-        page = self.page_server()
-        if page is None or not stop_detached(self.home):
-            return None
-        pid = int(page["pid"])
-        deadline = time.monotonic() + grace
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        return page
-
-    # -- the signer ------------------------------------------------------------------------------------
-
-    def account(self) -> LocalAccount:
-        if self._account is None:
-            account = load_private_key(self.settings)
-            if account is None:
-                if not (self.settings.is_embedded or (self.settings.network.name == "local"
-                                                      and self.own_chain(self.settings.rpc))):
-                    raise ConfigurationError(
-                        f"no signer configured for {self.settings.rpc or self.settings.network.name}: the embedded "
-                        f"signer ({self.home / 'local-signer.key'}) signs only on this folder's local chain",
-                        hint="set --keystore FILE or PERU_COMPRAS_PRIVATE_KEY, or leave out --rpc")
-                account = self._local_dev_account()
-            self._account = account
-        return self._account
-
-    def _local_dev_account(self) -> LocalAccount:
-        """The embedded chain's signer: a key made here once (file mode 0600), funded by the dev node."""
-        path = self.home / "local-signer.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-        account: LocalAccount = Account.from_key(bytes.fromhex(path.read_text().strip()))
-        from .chain.node import set_balance
-
-        self.start_local_chain()
-        set_balance(self.rpc, account.address, 10**24)
-        return account
-
-    @property
-    def transactor(self) -> Transactor:
-        """The signer's transaction sender (writing: on the embedded default this starts the chain)."""
-        if self._transactor is None:
-            self.account()  # a bad key or keystore fails here, before any chain is started
-            self.start_local_chain()
-            if self.settings.lacnet_model == "metatx":
-                self._transactor = self._metatx_transactor()
-            else:
-                self._transactor = Transactor(self.rpc, self.account(), self.settings.network,
-                                              node_address=self.settings.node_address,
-                                              gas_price=self.settings.gas_price)
-        return self._transactor
-
-    def _metatx_transactor(self) -> Transactor:
-        """The open-standards model: the registrar signs Forwards, the relayer sends them to the hub."""
-        from .chain.metatx import MetaTxTransactor
-
-        relayer = load_relayer_key(self.settings)
-        if relayer is None:
-            raise ConfigurationError("--lacnet-model metatx needs the relayer's key",
-                                     hint="set --relayer-keystore FILE (PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD) or "
-                                          "PERU_COMPRAS_RELAYER_PRIVATE_KEY")
-        return MetaTxTransactor(self.rpc, self.account(), relayer, self.settings.network)
-
-    # -- the registry ----------------------------------------------------------------------------------
-
-    @property
-    def deployment_file(self) -> Path:
-        return self.home / "deployment.json"
-
-    def remember_deployment(self, registry: Registry, chain_id: int) -> None:
-        data = _read_json(self.deployment_file)
-        data[str(chain_id)] = {"registry": registry.address, "from_block": registry.from_block,
-                               "rpc": self.rpc.url}
-        _write_json(self.deployment_file, data)
-
-    def registry(self, *, write: bool = False) -> Registry:
-        """The configured registry (or the one this workspace deployed on the same chain)."""
-        signer = self.transactor if write else None  # writing: on the embedded default this starts the chain
-        address = self.settings.registry
-        from_block = 0
-        chain_id = int(self.rpc.call("eth_chainId"), 16)
-        remembered = _read_json(self.deployment_file).get(str(chain_id))
-        if remembered and (address is None or remembered["registry"].lower() == address.lower()):
-            address = address or remembered["registry"]
-            from_block = int(remembered.get("from_block", 0))
-        if address is None:
-            raise ConfigurationError("no registry configured for this chain",
-                                     hint="deploy one with `peru-compras deploy`, or set --registry 0x…")
-        try:
-            to_checksum_address(address)
-        except ValueError:
-            raise ConfigurationError(f"registry {address!r} is not an address",
-                                     hint="give 0x followed by 40 hex digits") from None
-        registry = Registry(self.rpc, address, transactor=signer,
-                            from_block=from_block)
-        registry.check_deployed()
-        return registry
-
-    # -- documents -------------------------------------------------------------------------------------
-
-    @property
-    def store(self) -> LocalStore:
-        if self._store is None:
-            self._store = LocalStore(self.home / "documents", self.settings.base_url)
-        return self._store
-
-    def verify_url(self, path: str) -> str:
-        url = self.settings.base_url + path
-        if len(url) > MAX_VERIFY_URL:
-            raise ConfigurationError(
-                f"verify URL {url!r} has {len(url)} characters, over {MAX_VERIFY_URL} (the QR limit)",
-                hint="use a shorter --base-url (e.g. https://oc.example.pe)",
-            )
-        return url
+        return Workspace
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
