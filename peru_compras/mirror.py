@@ -1,0 +1,387 @@
+"""A copy of the whole registry in SQLite, from chain data alone, brought up to date on every run.
+
+What is read: the registry's logs (``eth_getLogs`` over block ranges, every event of the contract), the
+registering transactions' calldata (``eth_getTransactionByHash``; the record travels only there, through a
+plain transaction, LACNet's relay hub or the ERC-2771 hub, decoded as :meth:`Registry.read` does), the
+blocks' times and the registry's ``documentBaseURI``. Nothing comes from the page or the document store.
+
+Tables (sqlite-utils conventions; the schema is in :mod:`.mirror_schema`): ``orders`` (one row per token:
+every record field, status, registrar, block, time, transaction), ``items``, ``parties`` (entities, buyers,
+suppliers by identifier), ``status_changes`` (annulments with their reason, supersessions), ``registrars``
+(every role grant and revocation), full-text search on names and descriptions, and ``mirror``, one row:
+the chain, the registry and the cursor (the last block mirrored and its hash).
+
+Each block range is written in one SQLite transaction together with the cursor, so a run killed at any
+moment (``kill -9``) leaves the file as it was after the last range; the next run goes on from there,
+nothing lost and nothing twice. A node that refuses a range (a JSON-RPC error, an answer over the size
+limit, a time-out while the node still answers) gets half the range, down to one block; the range grows
+again while answers stay small. A changed hash at the cursor block (a reorganisation below the mirror) is
+one clear error: the file is never patched over it.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
+
+from .chain.client import (
+    ORDER_ANNULLED,
+    ORDER_REGISTERED,
+    ORDER_SUPERSEDED,
+    ROLE_GRANTED,
+    ROLE_REVOKED,
+    TRANSFER,
+    Registry,
+)
+from .chain.client import _entries as order_entries
+from .chain.contract import ROLE_NAMES
+from .chain.rpc import RpcError, host_of
+from .errors import ChainRefused, InvalidInput, InvalidNodeAnswer, NodeUnavailable, PeruComprasError
+from .hashing import hashlink
+from .mirror_schema import FORMAT, Database, create_schema, open_database
+from .order import Order, decode_entry
+from .urls import keccak256, token_hex
+
+#: the first block range asked for, and the bounds it moves between
+FIRST_SPAN = 2_000
+MAX_SPAN = 100_000
+#: logs per answer the range is sized for (a registration is two logs)
+TARGET_LOGS = 20_000
+_ZERO_WORD = "0x" + "0" * 64
+_TOPIC = re.compile(r"0x[0-9a-f]{64}")
+_ROLE_OF = {"0x" + value.hex(): name for name, value in ROLE_NAMES.items()}
+
+Progress = Callable[[int, int, int], None]  # (blocks done, blocks in all, orders added)
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorSummary:
+    """What a run did: `orders` in the file now, up to `block`; `added` by this run."""
+
+    file: str
+    chain_id: int
+    registry: str
+    orders: int
+    block: int
+    added: int
+    status_changes: int
+    unreadable: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"orders": self.orders, "block": self.block, "added": self.added,
+                "status_changes": self.status_changes, "unreadable": self.unreadable, "file": self.file,
+                "chain_id": self.chain_id, "registry": self.registry}
+
+
+def _iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _address(word: str) -> str:
+    return str(to_checksum_address("0x" + word[-40:]))
+
+
+class _Refused(Exception):
+    """The node would not answer this block range (the caller halves it)."""
+
+
+class Mirror:
+    """Mirror `registry` into the SQLite file at `path` (created on the first run)."""
+
+    def __init__(self, registry: Registry, path: Path, *, span: int = FIRST_SPAN,
+                 progress: Progress | None = None) -> None:
+        self.registry = registry
+        self.rpc = registry.rpc
+        self.path = path
+        self.span = max(1, min(span, MAX_SPAN))
+        self.progress = progress
+        self.unreadable = 0
+
+    # -- the run ---------------------------------------------------------------------------------------
+
+    def run(self, *, to_block: int | None = None) -> MirrorSummary:
+        """Bring the file up to `to_block` (default: the node's latest block)."""
+        chain_id = self.rpc.hex_int(self.rpc.call("eth_chainId"), "eth_chainId")
+        self.registry.check_deployed()
+        head = self.rpc.hex_int(self.rpc.call("eth_blockNumber"), "eth_blockNumber")
+        end = head if to_block is None else min(to_block, head)
+        db = open_database(self.path)
+        try:
+            state = self._state(db, chain_id)
+            base = self.registry.document_base_uri()
+            with db.atomic():
+                if state["document_base_uri"] != base:  # changed since the last run: every store URL follows
+                    db.execute("UPDATE orders SET published_url = ? || document_hashlink "
+                               "WHERE document_url IS NULL", [base])
+                    db.execute("UPDATE mirror SET document_base_uri = ? WHERE id = 1", [base])
+            self.base = base
+            cursor = int(state["last_block"])
+            self._check_cursor(cursor, state["last_block_hash"])
+            first = cursor
+            added = changes = 0
+            while cursor < end:
+                last = min(end, cursor + self.span)
+                try:
+                    logs = self._logs(cursor + 1, last)
+                except _Refused as exc:
+                    if last == cursor + 1:
+                        raise ChainRefused(f"the node at {host_of(self.rpc.url)} refuses eth_getLogs even for "
+                                           f"block {last} alone ({exc})",
+                                           hint="use another node (an archive node without a log limit)") from None
+                    self.span = max(1, (last - cursor) // 2)
+                    continue
+                done = self._write(db, cursor, last, logs)
+                added += done[0]
+                changes += done[1]
+                cursor = last
+                if len(logs) > TARGET_LOGS:
+                    self.span = max(1, self.span // 2)
+                elif len(logs) < TARGET_LOGS // 4:
+                    self.span = min(MAX_SPAN, self.span * 2)
+                if self.progress:
+                    self.progress(cursor - first, end - first, added)
+            if self.progress:
+                self.progress(max(end - first, 0), max(end - first, 0), added)
+            total = int(db.execute("SELECT count(*) FROM orders").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise InvalidInput(f"cannot write the mirror {str(self.path)!r}: {exc}",
+                               hint="is another mirror run writing it? wait for it, or use another --out") from None
+        finally:
+            db.close()
+        return MirrorSummary(str(self.path), chain_id, self.registry.address, total, cursor, added, changes,
+                             self.unreadable)
+
+    def _state(self, db: Database, chain_id: int) -> dict[str, Any]:
+        """The file's one `mirror` row, made on the first run; a file of another chain or registry is refused."""
+        if "mirror" not in db.table_names():
+            if db.table_names():
+                raise InvalidInput(f"{str(self.path)!r} is an SQLite file but not a peru-compras mirror",
+                                   hint="give a new file name with --out")
+            with db.atomic():
+                create_schema(db)
+                start = self._creation_block()
+                db.table("mirror").insert({"id": 1, "format": FORMAT, "chain_id": chain_id,
+                                     "registry": self.registry.address, "from_block": start,
+                                     "last_block": start - 1, "last_block_hash": None,
+                                     "document_base_uri": None, "updated_at": None})
+        row = dict(db.table("mirror").get(1))
+        if row["format"] != FORMAT:
+            raise InvalidInput(f"{str(self.path)!r} is a mirror of format {row['format']!r}, not {FORMAT!r}",
+                               hint="build a new one with another --out")
+        if int(row["chain_id"]) != chain_id or str(row["registry"]).lower() != self.registry.address.lower():
+            raise InvalidInput(f"{str(self.path)!r} mirrors registry {row['registry']} on chain {row['chain_id']}, "
+                               f"not {self.registry.address} on chain {chain_id}",
+                               hint="give another --out for this registry")
+        return row
+
+    def _creation_block(self) -> int:
+        """The block the registry was deployed in (the workspace's record, else a binary search on
+        ``eth_getCode``; 0 when the node keeps no history)."""
+        if self.registry.from_block:
+            return self.registry.from_block
+        low, high = 0, self.rpc.hex_int(self.rpc.call("eth_blockNumber"), "eth_blockNumber")
+        try:
+            while low < high:
+                middle = (low + high) // 2
+                code = self.rpc.call("eth_getCode", [self.registry.address, hex(middle)])
+                if code and code != "0x":
+                    high = middle
+                else:
+                    low = middle + 1
+        except RpcError:  # a node without the state of old blocks: read its logs from the start
+            return 0
+        return low
+
+    def _check_cursor(self, cursor: int, expected: str | None) -> None:
+        if expected is None or cursor < 0:
+            return
+        found = self._block(cursor)[0]
+        if found != expected:
+            raise ChainRefused(f"block {cursor} is now {found}, not {expected} as mirrored: the chain was "
+                               "reorganised below the mirror", hint="build the mirror again with a new --out")
+
+    # -- reading the chain -------------------------------------------------------------------------------
+
+    def _block(self, number: int) -> tuple[str, int]:
+        """(hash, time) of block `number`."""
+        block = self.rpc.call("eth_getBlockByNumber", [hex(number), False])
+        digest = self.rpc.data_field(block, "hash", "eth_getBlockByNumber")
+        return "0x" + digest.hex(), self.rpc.int_field(block, "timestamp", "eth_getBlockByNumber")
+
+    def _logs(self, start: int, end: int) -> list[dict[str, Any]]:
+        """Every log of the registry in blocks `start`..`end`, in chain order (fields checked)."""
+        query = {"address": self.registry.address, "fromBlock": hex(start), "toBlock": hex(end)}
+        try:
+            logs: list[Any] = self.rpc.call("eth_getLogs", [query])
+        except RpcError as exc:
+            raise _Refused(f"{exc.message} (code {exc.code})") from None
+        except InvalidNodeAnswer as exc:
+            if "limit" not in exc.message:
+                raise
+            raise _Refused(exc.message) from None
+        except NodeUnavailable as exc:
+            self.rpc.call("eth_blockNumber")  # the node is down (NodeUnavailable), or only this range is too much
+            raise _Refused(exc.message) from None
+        out = []
+        me = self.registry.address.lower()
+        for log in logs:
+            number = self.rpc.int_field(log, "blockNumber", "eth_getLogs")
+            index = self.rpc.int_field(log, "logIndex", "eth_getLogs")
+            tx = "0x" + self.rpc.data_field(log, "transactionHash", "eth_getLogs").hex()
+            block = "0x" + self.rpc.data_field(log, "blockHash", "eth_getLogs").hex()
+            data = self.rpc.data_field(log, "data", "eth_getLogs")
+            topics = log.get("topics")
+            if not (isinstance(topics, list) and topics and all(isinstance(t, str) for t in topics)):
+                raise self.rpc.invalid("eth_getLogs", f"topics {str(topics)[:40]}")
+            topics = [t.lower() for t in topics]
+            if not all(_TOPIC.fullmatch(t) for t in topics):
+                raise self.rpc.invalid("eth_getLogs", f"topics {str(topics)[:40]} that are not 32-byte words")
+            if str(log.get("address", "")).lower() != me or log.get("removed") is True or not start <= number <= end:
+                raise self.rpc.invalid("eth_getLogs", f"a log of {str(log.get('address'))[:42]} in block {number}, "
+                                       f"asked for {me} in blocks {start}-{end}")
+            out.append({"block": number, "index": index, "tx": tx, "block_hash": block, "topics": topics,
+                        "data": data})
+        out.sort(key=lambda entry: (entry["block"], entry["index"]))
+        return out
+
+    def _records(self, tx_hash: str) -> dict[int, bytes]:
+        """Token id → entry for every order entry in a registering transaction's calldata."""
+        tx = self.rpc.call("eth_getTransactionByHash", [tx_hash])
+        data = self.rpc.data_field(tx, "input", "eth_getTransactionByHash")
+        out = {}
+        for entry in order_entries(data):
+            if len(entry) > 33:
+                out[int.from_bytes(keccak256(entry[33 : 33 + entry[32]]), "big")] = entry
+        return out
+
+    # -- writing one range -----------------------------------------------------------------------------
+
+    def _write(self, db: Database, cursor: int, last: int, logs: list[dict[str, Any]]) -> tuple[int, int]:
+        """Write the range's rows and the cursor in one transaction; (orders added, status changes)."""
+        blocks = {number: self._block(number) for number in sorted({log["block"] for log in logs} | {last})}
+        for log in logs:
+            if blocks[log["block"]][0] != log["block_hash"]:
+                raise ChainRefused(f"block {log['block']} changed while it was read (a reorganisation)",
+                                   hint="run the mirror again")
+        registered = {(log["tx"], log["index"]): log for log in logs if log["topics"][0] == ORDER_REGISTERED}
+        records: dict[str, dict[int, bytes]] = {}
+        orders: dict[str, dict[str, Any]] = {}
+        items: list[dict[str, Any]] = []
+        parties: dict[str, dict[str, Any]] = {}
+        changes: list[dict[str, Any]] = []
+        roles: list[dict[str, Any]] = []
+        updates: list[tuple[str, list[Any]]] = []
+        for log in logs:
+            kind, topics, when = log["topics"][0], log["topics"], _iso(blocks[log["block"]][1])
+            where = {"block_number": log["block"], "log_index": log["index"], "tx_hash": log["tx"]}
+            if kind == TRANSFER and len(topics) == 4 and topics[1] == _ZERO_WORD:
+                if log["tx"] not in records:
+                    records[log["tx"]] = self._records(log["tx"])
+                token = int(topics[3], 16)
+                paired = registered.get((log["tx"], log["index"] + 1))
+                row = self._order_row(token, records[log["tx"]].get(token), paired, when, where, items, parties)
+                orders[row["token_id"]] = row
+            elif kind == ORDER_ANNULLED and len(topics) == 3:
+                (reason_bytes,) = abi_decode(["bytes"], log["data"])
+                token_hex_id, reason = token_hex(int(topics[1], 16)), bytes(reason_bytes).decode("utf-8", "replace")
+                changes.append({"token_id": token_hex_id, "change": "annulled", "reason": reason,
+                                "replaced_by": None, "account": _address(topics[2]), "changed_at": when, **where})
+                self._status(orders, updates, token_hex_id, status="annulled", status_changed_at=when,
+                             annul_reason=reason)
+            elif kind == ORDER_SUPERSEDED and len(topics) == 4:
+                old, new = token_hex(int(topics[1], 16)), token_hex(int(topics[2], 16))
+                changes.append({"token_id": old, "change": "superseded", "reason": None, "replaced_by": new,
+                                "account": _address(topics[3]), "changed_at": when, **where})
+                self._status(orders, updates, old, status="superseded", status_changed_at=when, replaced_by=new)
+                self._status(orders, updates, new, replaces=old)
+            elif kind in (ROLE_GRANTED, ROLE_REVOKED) and len(topics) == 4:
+                roles.append({"role": _ROLE_OF.get(topics[1], topics[1]), "account": _address(topics[2]),
+                              "action": "granted" if kind == ROLE_GRANTED else "revoked",
+                              "sender": _address(topics[3]), "changed_at": when, **where})
+        with db.atomic():
+            (found,) = db.execute("SELECT last_block FROM mirror WHERE id = 1").fetchone()
+            if found != cursor:
+                raise InvalidInput(f"another run moved {str(self.path)!r} to block {found} meanwhile",
+                                   hint="run one mirror at a time per file")
+            db.table("parties").upsert_all(parties.values(), pk="id")
+            db.table("orders").insert_all(orders.values(), batch_size=200)
+            db.table("items").insert_all(items, batch_size=500)
+            db.table("status_changes").insert_all(changes)
+            db.table("registrars").insert_all(roles)
+            for sql, args in updates:
+                db.execute(sql, args)
+            db.execute("UPDATE mirror SET last_block = ?, last_block_hash = ?, updated_at = ? WHERE id = 1",
+                       [last, blocks[last][0], _iso(blocks[last][1])])
+        return len(orders), len(changes)
+
+    @staticmethod
+    def _status(orders: dict[str, dict[str, Any]], updates: list[tuple[str, list[Any]]], token: str,
+                **values: Any) -> None:
+        """Apply a status change to a row of this range, else to the file's row."""
+        if token in orders:
+            orders[token].update(values)
+        else:
+            names = ", ".join(f"{name} = ?" for name in values)
+            updates.append((f"UPDATE orders SET {names} WHERE token_id = ?", [*values.values(), token]))
+
+    def _order_row(self, token: int, entry: bytes | None, registered: dict[str, Any] | None, when: str,
+                   where: dict[str, Any], items: list[dict[str, Any]], parties: dict[str, dict[str, Any]]
+                   ) -> dict[str, Any]:
+        """The `orders` row of one registration (and its items and parties); an entry that cannot be read
+        gets a row with `record_error` saying why."""
+        digest = bytes.fromhex(registered["topics"][1][2:]) if registered else None
+        row: dict[str, Any] = {"token_id": token_hex(token), "status": "valid", "registered_at": when,
+                               "registrar": _address(registered["topics"][2]) if registered else None,
+                               "document_sha256": digest.hex() if digest else None,
+                               "document_hashlink": hashlink(digest) if digest else None, **where}
+        order: Order | None = None
+        error = None
+        if entry is None:
+            error = ("its record is not in the registering transaction's calldata (a call shape this version "
+                     "cannot read)")
+        else:
+            try:
+                entry_digest, order = decode_entry(entry)
+                if digest is not None and entry_digest != digest:
+                    error, order = "the calldata's document hash is not the one the event logged", None
+            except RecursionError:
+                error = "the record is nested too deeply"
+            except PeruComprasError as exc:
+                error = exc.message
+            except Exception as exc:  # noqa: BLE001 — a registrar's bytes: any shape, reported on the row
+                error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if order is None:
+            self.unreadable += 1
+            return {**row, "record_error": (error or "unreadable")[:500]}
+        for role, party in (("buyer", order.buyer), ("entity", order.entity), ("supplier", order.supplier)):
+            if party.id is not None:
+                key = f"{party.scheme}:{party.id}"
+                parties[key] = {"id": key, "scheme": party.scheme, "identifier": party.id, "name": party.name}
+                row[f"{role}_id"] = key
+            row[f"{role}_name"] = party.name
+        for position, item in enumerate(order.items, 1):
+            items.append({"token_id": row["token_id"], "position": position, "description": item.description,
+                          "quantity": item.quantity, "unit": item.unit, "unit_price": item.unit_price,
+                          "cubso": item.cubso})
+        url = order.document_url or (self.base + row["document_hashlink"])
+        row.update(order_key=order.key, order_number=order.order_number, issued_on=order.issued_on,
+                   total_amount=order.total_amount, total_value=float(order.total_amount), currency=order.currency,
+                   items_count=len(order.items), delivery_place=order.delivery.place,
+                   delivery_term_days=order.delivery.term_days, delivery_deadline=order.delivery.deadline,
+                   document_url=order.document_url, published_url=url,
+                   record_json=order.canonical_bytes().decode())
+        return row
+
+
+def mirror(registry: Registry, path: Path, *, progress: Progress | None = None, span: int = FIRST_SPAN,
+           to_block: int | None = None) -> MirrorSummary:
+    """Build or bring up to date the mirror of `registry` at `path` (see the module docstring)."""
+    return Mirror(registry, path, span=span, progress=progress).run(to_block=to_block)

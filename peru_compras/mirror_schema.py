@@ -1,0 +1,79 @@
+"""The mirror's SQLite schema (see :mod:`.mirror`), made with sqlite-utils in one transaction.
+
+Column names are the record's field names (``order_number``, ``issued_on``, ``total_amount`` …); party
+columns are ``<role>_id`` (``PE-RUC:20131370998``, a key of ``parties``) and ``<role>_name`` (the name as that
+order gives it). Token ids are written ``0x`` + 64 hex digits, times as ISO 8601 UTC. ``audit`` belongs to
+:mod:`.audit` and is made by it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.db import Database
+
+from .errors import InvalidInput
+
+FORMAT = "peru-compras-mirror/1"
+_TOKENIZE = "unicode61 remove_diacritics 2"  # "logistica" finds "Logística"
+
+__all__ = ["FORMAT", "Database", "create_schema", "open_database"]
+
+_ORDERS: dict[str, type] = {
+    "token_id": str, "order_key": str, "order_number": str, "issued_on": str,
+    "entity_id": str, "entity_name": str, "buyer_id": str, "buyer_name": str, "supplier_id": str,
+    "supplier_name": str, "total_amount": str, "total_value": float, "currency": str, "items_count": int,
+    "delivery_place": str, "delivery_term_days": int, "delivery_deadline": str,
+    "document_url": str, "document_sha256": str, "document_hashlink": str, "published_url": str,
+    "status": str, "status_changed_at": str, "annul_reason": str, "replaced_by": str, "replaces": str,
+    "registrar": str, "block_number": int, "log_index": int, "registered_at": str, "tx_hash": str,
+    "record_json": str, "record_error": str,
+}
+_CHANGE: dict[str, type] = {"block_number": int, "log_index": int, "changed_at": str, "tx_hash": str}
+
+
+def open_database(path: Path) -> Database:
+    """The SQLite file at `path` (created when missing), in WAL mode so a reader such as Datasette can read
+    while a run writes; a file that is not SQLite is one clear InvalidInput."""
+    if path.exists() and not path.is_file():
+        raise InvalidInput(f"{str(path)!r} is not a file", hint="give the mirror's file name with --out")
+    try:
+        db = sqlite_utils.Database(path)
+        db.execute("PRAGMA busy_timeout = 10000")
+        db.enable_wal()
+        db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a killed process loses no committed range
+        db.table_names()
+    except sqlite3.DatabaseError as exc:
+        raise InvalidInput(f"{str(path)!r} is not an SQLite file ({exc})",
+                           hint="give a new file name with --out") from None
+    return db
+
+
+def create_schema(db: Database) -> None:
+    """Every table, index and full-text index of a new mirror (call inside ``db.atomic()``)."""
+    db.table("mirror").create({"id": int, "format": str, "chain_id": int, "registry": str, "from_block": int,
+                         "last_block": int, "last_block_hash": str, "document_base_uri": str, "updated_at": str},
+                        pk="id")
+    db.table("parties").create({"id": str, "scheme": str, "identifier": str, "name": str}, pk="id")
+    db.table("orders").create(_ORDERS, pk="token_id", not_null={"status", "block_number", "tx_hash"},
+                        foreign_keys=[("entity_id", "parties", "id"), ("buyer_id", "parties", "id"),
+                                      ("supplier_id", "parties", "id")])
+    db.table("items").create({"token_id": str, "position": int, "description": str, "quantity": str, "unit": str,
+                        "unit_price": str, "cubso": str}, pk=("token_id", "position"),
+                       foreign_keys=[("token_id", "orders", "token_id")])
+    db.table("status_changes").create({"token_id": str, "change": str, "reason": str, "replaced_by": str,
+                                 "account": str, **_CHANGE}, pk=("block_number", "log_index"),
+                                foreign_keys=[("token_id", "orders", "token_id")])
+    db.table("registrars").create({"role": str, "account": str, "action": str, "sender": str, **_CHANGE},
+                            pk=("block_number", "log_index"))
+    for table, columns in (("orders", ["entity_id"]), ("orders", ["supplier_id"]), ("orders", ["buyer_id"]),
+                           ("orders", ["status"]), ("orders", ["issued_on"]), ("orders", ["document_sha256"]),
+                           ("orders", ["order_number"]), ("orders", ["registered_at"]),
+                           ("items", ["cubso"]), ("status_changes", ["token_id"]),
+                           ("registrars", ["account"]), ("parties", ["identifier"])):
+        db.table(table).create_index(columns)
+    for table, columns in (("orders", ["order_number", "entity_name", "buyer_name", "supplier_name", "delivery_place"]),
+                           ("items", ["description"]), ("parties", ["name", "identifier"])):
+        db.table(table).enable_fts(columns, create_triggers=True, tokenize=_TOKENIZE)
