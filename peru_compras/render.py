@@ -15,7 +15,6 @@ letters outside that set lose their accents rather than print as boxes.
 from __future__ import annotations
 
 import io
-import unicodedata
 from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
@@ -28,42 +27,10 @@ from reportlab.pdfgen import canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from .order import Order, Party
+from .pdf.text import fit_text, winansi
 
 #: kept free at the bottom of every page: the QR stamp (14 pt + 78 pt) and the page footer
 BOTTOM_MARGIN = 36 * mm
-
-
-def winansi(text: str) -> str:
-    """`text` with the characters the standard PDF fonts cannot draw replaced (accents dropped, else '?')."""
-    try:
-        text.encode("cp1252")
-        return text
-    except UnicodeEncodeError:
-        pass
-    out = []
-    for char in text:
-        try:
-            char.encode("cp1252")
-            out.append(char)
-        except UnicodeEncodeError:
-            plain = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-            try:
-                plain.encode("cp1252")
-                out.append(plain or "?")
-            except UnicodeEncodeError:
-                out.append("?")
-    return "".join(out)
-
-
-def _fit(text: str, size: float, limit: float) -> str:
-    """`text` cut with an ellipsis to fit `limit` points of Helvetica at `size`."""
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-
-    if stringWidth(text, "Helvetica", size) <= limit:
-        return text
-    while text and stringWidth(text + "…", "Helvetica", size) > limit:
-        text = text[:-1]
-    return text.rstrip() + "…"
 
 
 def _t(text: str) -> str:
@@ -111,7 +78,7 @@ class _NumberedCanvas(canvas.Canvas):  # type: ignore[misc]  # ReportLab is unty
             self.setFillColor(colors.HexColor("#555555"))
             self.drawString(18 * mm, 12 * mm, f"Página {self._pageNumber} de {total}")
             if self.footer:
-                self.drawString(18 * mm, 8.5 * mm, _fit(self.footer, 7, 80 * mm))
+                self.drawString(18 * mm, 8.5 * mm, fit_text(self.footer, 7, 80 * mm))
             super().showPage()
         super().save()
 

@@ -1,0 +1,44 @@
+"""The markers a peru-compras stamp leaves (never trusted: they only say where an earlier stamp is)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pikepdf
+
+#: the verify URL, in the document information dictionary
+INFO_KEY = "/PeruComprasVerify"
+#: the verify URL, on each stream, annotation and page the stamp added
+STAMP_KEY = "/PeruComprasStamp"
+
+
+def page_contents(page: pikepdf.Page) -> list[pikepdf.Object]:
+    """The page's content streams (one, or an array of them)."""
+    contents = page.obj.get("/Contents")
+    if contents is None:
+        return []
+    if isinstance(contents, pikepdf.Array):
+        return list(contents)
+    return [contents]
+
+
+def stamp_marker(obj: pikepdf.Object) -> str | None:
+    """The verify URL `obj` is marked with, or None."""
+    try:
+        value = obj.get(STAMP_KEY)
+    except (AttributeError, pikepdf.PdfError, ValueError):
+        return None
+    return str(value) if value is not None else None
+
+
+def stamp_urls(pdf: pikepdf.Pdf) -> Iterator[tuple[str, int]]:
+    """(verify URL, page index) of every stamp peru-compras put on page 1 or the last page."""
+    for index in sorted({0, len(pdf.pages) - 1}):
+        page = pdf.pages[index]
+        found = stamp_marker(page.obj)
+        if found:
+            yield found, index
+        for stream in page_contents(page):
+            found = stamp_marker(stream)
+            if found:
+                yield found, index

@@ -1,0 +1,331 @@
+"""Opening untrusted PDFs: the size, page and decoding limits, and the damage check.
+
+:func:`read_pdf` and :func:`check_pdf` refuse, with :class:`~peru_compras.errors.InvalidDocument` (exit 2)
+and one line naming the file and the next step: a file that is not a PDF, zero bytes, a truncated file (no
+``%%EOF`` near the end), an encrypted file (with or without an opening password: stamping would override
+its owner's restrictions, so we register none), more bytes than the size limit (50 MB by default), more
+pages than the page limit (1,000), a page larger than twice A0, and a damaged file. A PDF with incremental
+updates is read as its last revision.
+
+Damage is judged as ``qpdf --check`` judges it, without qpdf's repairs: the file is opened strictly and
+every object in its cross-reference table read (qpdf reads those reachable from the trailer: these and any
+orphan) and every stream's data decoded (:func:`check_objects`); any warning on the way (an object not at
+its cross-reference offset, a loop of cross-reference tables, a missing or truncated object, a stream whose
+/Length is wrong, data that does not decode) refuses the file. Decoding is bounded: 256 MiB for any one
+stream (qpdf's own limit) and in all, and 20 s. Not done: tokenising page content streams (qpdf does, at
+about a second per thousand pages; a content stream with a syntax error is accepted by us and warned about
+by qpdf) and decoding images (JPEG and other image codecs are left encoded, as qpdf's default).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pikepdf
+import pikepdf.settings
+
+from ..errors import InvalidDocument, setting_source
+
+MAX_PDF_BYTES = 50 * 1024 * 1024
+MAX_PAGES = 1000
+MAX_DECODED_BYTES = 256 * 1024 * 1024  # every stream decoded, in all, and qpdf's bound on any one stream
+MAX_PAGE_AREA = 2 * 2384.0 * 3370.0  # pt²: twice A0
+CHECK_SECONDS = 20.0  # reading the whole file, decoded
+_EOF_WINDOW = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much untrusted PDF we accept."""
+
+    max_bytes: int = MAX_PDF_BYTES
+    max_pages: int = MAX_PAGES
+    max_decoded: int = MAX_DECODED_BYTES
+
+    @classmethod
+    def from_env(cls, max_bytes: int | None = None, max_pages: int | None = None) -> Limits:
+        """Arguments, else ``PERU_COMPRAS_MAX_PDF_BYTES`` / ``PERU_COMPRAS_MAX_PDF_PAGES`` /
+        ``PERU_COMPRAS_MAX_PDF_DECODED_BYTES``, else defaults."""
+        return cls(max_bytes if max_bytes is not None else _env_int("PERU_COMPRAS_MAX_PDF_BYTES", MAX_PDF_BYTES),
+                   max_pages if max_pages is not None else _env_int("PERU_COMPRAS_MAX_PDF_PAGES", MAX_PAGES),
+                   _env_int("PERU_COMPRAS_MAX_PDF_DECODED_BYTES", MAX_DECODED_BYTES))
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip().replace("_", "")
+    if not raw:
+        return default
+    units = {"kb": 1024, "mb": 1024**2, "gb": 1024**3}
+    factor = 1
+    for suffix, value in units.items():
+        if raw.lower().endswith(suffix):
+            raw, factor = raw[: -len(suffix)].strip(), value
+    if not raw.isdigit() or int(raw) <= 0:
+        raise InvalidDocument(f"{setting_source(name)} is {os.environ[name]!r}, not a positive whole number",
+                              hint="give e.g. 52428800 or 50MB")
+    return int(raw) * factor
+
+
+def read_pdf(path: Path, *, max_bytes: int | None = None, max_pages: int | None = None) -> bytes:
+    """The bytes of a PDF file after checking it is one we accept; InvalidDocument (exit 2) otherwise."""
+    limits = Limits.from_env(max_bytes, max_pages)
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise InvalidDocument(f"{name!r} is a folder, not a PDF", hint="give the order's PDF file")
+    except OSError as exc:
+        raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}", hint="check the path") from None
+    check_size(size, name, limits)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limits.max_bytes + 1)
+    except OSError as exc:
+        raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}",
+                              hint="check the file's permissions") from None
+    check_size(len(data), name, limits)
+    check_pdf(data, name=name, max_pages=limits.max_pages)
+    return data
+
+
+def check_size(size: int, name: str, limits: Limits) -> None:
+    if size > limits.max_bytes:
+        raise InvalidDocument(f"PDF {name!r} has {size:,} bytes, over the {limits.max_bytes:,}-byte limit",
+                              hint=f"compress it, or raise {setting_source('PERU_COMPRAS_MAX_PDF_BYTES')}")
+
+
+def check_pdf(data: bytes, *, name: str = "document", max_pages: int | None = None,
+              max_bytes: int | None = None) -> int:
+    """Check `data` is a PDF we accept (see the module docstring); returns its page count."""
+    limits = Limits.from_env(max_bytes, max_pages)
+    check_size(len(data), name, limits)
+    pdf = open_strict(data, name)
+    try:
+        pages = check_pages(pdf, name, limits)
+        check_objects(pdf, name, limits)
+    except BaseException:
+        pdf.close()
+        raise
+    forget_checked()
+    _CHECKED[id(data)] = (data, pdf)
+    return pages
+
+
+#: the bytes check_pdf last accepted in this process, and the PDF it opened and read whole: stamp_pdf,
+#: given these very bytes (read_pdf's, then the stamp's), uses it instead of reading them all again
+_CHECKED: dict[int, tuple[bytes, pikepdf.Pdf]] = {}
+
+
+def forget_checked() -> None:
+    for _, pdf in _CHECKED.values():
+        pdf.close()
+    _CHECKED.clear()
+
+
+def checked_pdf(document: bytes, *, keep: bool = False) -> pikepdf.Pdf | None:
+    """The open PDF check_pdf just accepted, if `document` is the very object it checked: taken out, or
+    with `keep` only looked at (the caller must not close or change it)."""
+    kept = _CHECKED.get(id(document)) if keep else _CHECKED.pop(id(document), None)
+    if kept is not None and kept[0] is document:
+        return kept[1]
+    if kept is not None and not keep:
+        kept[1].close()
+    return None
+
+
+def check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
+    try:
+        pages = len(pdf.pages)
+    except pikepdf.PdfError as exc:
+        raise damaged(name, exc) from None
+    refuse_warnings(pdf, name)  # a page tree through an object that did not resolve: damaged, not empty
+    if pages == 0:
+        raise InvalidDocument(f"PDF {name!r} has no pages", hint="give the order's PDF file")
+    if pages > limits.max_pages:
+        raise InvalidDocument(f"PDF {name!r} has {pages:,} pages, over the {limits.max_pages:,}-page limit",
+                              hint=f"split it, or raise {setting_source('PERU_COMPRAS_MAX_PDF_PAGES')}")
+    for number, page in enumerate(pdf.pages, start=1):
+        try:
+            media = pikepdf.Rectangle(page.mediabox)  # inherited from the page tree if need be
+            area = abs(media.width * media.height)
+        except (TypeError, ValueError, pikepdf.PdfError):
+            area = MAX_PAGE_AREA + 1  # look at the visible box below
+        if area > MAX_PAGE_AREA:
+            x0, y0, x1, y1 = visible_box(page)  # the visible box (a crop box may show less): what is drawn
+            if (x1 - x0) * (y1 - y0) <= MAX_PAGE_AREA:
+                continue
+            raise InvalidDocument(f"PDF {name!r}: page {number} is {x1 - x0:,.0f} × {y1 - y0:,.0f} pt, over the "
+                                  f"page-size limit (twice A0, {MAX_PAGE_AREA:,.0f} pt²)",
+                                  hint="give the order as printed on paper (A4, letter, legal, up to A0)")
+    return pages
+
+
+#: the filters qpdf's generalized and specialized levels decode (image codecs stay encoded)
+_DECODED_FILTERS = frozenset({"/FlateDecode", "/LZWDecode", "/RunLengthDecode", "/ASCII85Decode", "/ASCIIHexDecode",
+                              "/Fl", "/LZW", "/RL", "/A85", "/AHx"})
+
+
+def check_objects(pdf: pikepdf.Pdf, name: str, limits: Limits) -> None:
+    """What qpdf --check does, bounded: every object in the cross-reference table read, strictly (qpdf
+    reads those reachable from the trailer: this is those and any orphan), and every stream's data decoded
+    (Flate, LZW, RunLength, ASCII85, ASCIIHex and predictors; JPEG and the other image codecs stay encoded,
+    as qpdf's default level leaves them). qpdf stops any one stream at the decoded-bytes limit; all streams
+    together are held to it too, and the whole to CHECK_SECONDS. Any warning qpdf gives on the way (an
+    object not where the table says, a loop of tables, a stream whose /Length is wrong, a truncated object)
+    or data that does not decode refuses the file."""
+    _qpdf_limits(limits.max_decoded)
+    deadline = time.monotonic() + CHECK_SECONDS
+    decoded = 0
+    scratch = pikepdf.new()  # holds the ASCII85 layers decoded apart (never the checked file itself)
+    try:
+        for obj in pdf.objects:
+            if not isinstance(obj, pikepdf.Stream):
+                continue
+            filters = obj.get("/Filter")
+            names = [filters] if isinstance(filters, pikepdf.Name) else filters if isinstance(
+                filters, pikepdf.Array) else []
+            if [str(f) for f in names] == ["/ASCII85Decode", "/FlateDecode"] and "/DecodeParms" not in obj:
+                decoded += _a85_flate_size(scratch, obj, name, limits.max_decoded - decoded)
+            elif all(str(f) in _DECODED_FILTERS for f in names):
+                decoded += len(obj.read_bytes(decode_level=pikepdf.StreamDecodeLevel.specialized))  # + RunLength
+            if decoded > limits.max_decoded:
+                raise _bomb(name, limits)
+            if time.monotonic() > deadline:
+                raise InvalidDocument(f"PDF {name!r} takes over {CHECK_SECONDS:.0f} s to read",
+                                      hint="export or print it to PDF again from its source")
+    except InvalidDocument:
+        raise
+    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
+        if "memory limit exceeded" in str(exc):
+            raise _bomb(name, limits) from None
+        raise damaged(name, exc) from None
+    finally:
+        scratch.close()
+    refuse_warnings(pdf, name, limits)
+
+
+def _a85_flate_size(scratch: pikepdf.Pdf, stream: pikepdf.Stream, name: str, room: int) -> int:
+    """The decoded size of an ASCII85 + Flate stream (ReportLab writes every stream so), decoded as qpdf
+    would but faster: qpdf's ASCII85 decoder feeds its Flate decoder four bytes at a time, which costs
+    twice the stamp on a 200-page order. ASCII85 by qpdf, then zlib with at most `room` bytes out."""
+    ascii85 = pikepdf.Stream(scratch, stream.read_raw_bytes())
+    ascii85.Filter = pikepdf.Name.ASCII85Decode
+    inflate = zlib.decompressobj()
+    try:
+        size = len(inflate.decompress(ascii85.read_bytes(), room + 1))
+    except (zlib.error, pikepdf.PdfError) as exc:
+        raise damaged(name, RuntimeError(f"error decoding stream data for object {stream.objgen[0]} "
+                                          f"{stream.objgen[1]}: {_ADDRESS.sub('', str(exc)).strip()}")) from None
+    if size <= room and not inflate.eof:
+        raise damaged(name, RuntimeError(f"error decoding stream data for object {stream.objgen[0]} "
+                                          f"{stream.objgen[1]}: the compressed data ends early"))
+    return size
+
+
+def _bomb(name: str, limits: Limits) -> InvalidDocument:
+    return InvalidDocument(f"PDF {name!r} decompresses to more than {limits.max_decoded:,} bytes (the limit): "
+                           "a compression bomb, or a file far larger than an order",
+                           hint="export it to PDF again from its source, or raise "
+                                + setting_source("PERU_COMPRAS_MAX_PDF_DECODED_BYTES"))
+
+
+def refuse_warnings(pdf: pikepdf.Pdf, name: str, limits: Limits | None = None) -> None:
+    warnings = pdf.get_warnings()
+    if not warnings:
+        return
+    if limits is not None and any("memory limit exceeded" in w for w in warnings):
+        raise _bomb(name, limits)
+    raise damaged(name, RuntimeError(warnings[0]))
+
+
+def _qpdf_limits(max_decoded: int) -> None:
+    """qpdf's own bounds on decoding one stream (process-wide; the same value every time)."""
+    pikepdf.settings.set_qpdf_limits(flate_max_memory=max_decoded, run_length_max_memory=max_decoded,
+                                     png_max_memory=max_decoded, tiff_max_memory=max_decoded,
+                                     dct_max_memory=max_decoded)
+
+
+_ADDRESS = re.compile(r"(stream )?<_io\.BytesIO object at 0x[0-9a-fA-F]+>:? ?")
+_XREF_WORDS = ("xref", "cross-reference", "expected n n obj", "not found", "loop detected")
+
+
+def damaged(name: str, exc: Exception, data: bytes | None = None) -> InvalidDocument:
+    """The error for a PDF that does not open strictly, or that qpdf would have to repair (reconstruct its
+    cross-reference table, recover a stream's length, guess a truncated object): we do not accept a guess.
+    With `data` (a file that did not even open), whether qpdf could rebuild it says if the table is at fault."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = _ADDRESS.sub("", detail).strip()
+    xref = any(word in detail.lower() for word in _XREF_WORDS)
+    if not xref and data is not None:
+        try:
+            with pikepdf.open(io.BytesIO(data), attempt_recovery=True):
+                xref = True
+        except Exception:  # noqa: BLE001 — any failure: not just the table
+            xref = False
+    what = "its cross-reference table is damaged" if xref else "it is damaged"
+    return InvalidDocument(f"PDF {name!r} cannot be read: {what} ({detail[:160]})",
+                           hint="export or print it to PDF again from its source (or repair it: qpdf in.pdf out.pdf)")
+
+
+def open_strict(data: bytes, name: str) -> pikepdf.Pdf:
+    """Open untrusted bytes strictly (no reconstruction of damaged files); InvalidDocument on any problem."""
+    if not data:
+        raise InvalidDocument(f"PDF {name!r} is empty (0 bytes)", hint="give the real file; the copy may have failed")
+    if b"%PDF-" not in data[:1024]:
+        raise InvalidDocument(f"{name!r} is not a PDF (no %PDF- header)", hint="give the order's PDF file")
+    if b"%%EOF" not in data[-_EOF_WINDOW:]:
+        raise InvalidDocument(f"PDF {name!r} is truncated (no %%EOF end marker)",
+                              hint="download or copy the file again")
+    try:
+        pdf = pikepdf.open(io.BytesIO(data), attempt_recovery=False)
+    except pikepdf.PasswordError:
+        raise InvalidDocument(f"PDF {name!r} is encrypted with a password",
+                              hint="give a copy without an opening password") from None
+    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
+        raise damaged(name, exc, data) from None
+    try:
+        if pdf.is_encrypted:
+            raise InvalidDocument(
+                f"PDF {name!r} is encrypted (its owner's restrictions: {_restrictions(pdf)}); peru-compras "
+                "does not stamp or register encrypted files",
+                hint="ask its author for an unencrypted copy (or, if you may: qpdf --decrypt in.pdf out.pdf)")
+        if not isinstance(pdf.Root.get("/Pages"), pikepdf.Dictionary):
+            raise ValueError("the catalog has no page tree")
+    except (pikepdf.PdfError, ValueError, RuntimeError, InvalidDocument) as exc:
+        pdf.close()
+        if isinstance(exc, InvalidDocument):
+            raise
+        raise damaged(name, exc) from None
+    return pdf
+
+
+def _restrictions(pdf: pikepdf.Pdf) -> str:
+    allowed = pdf.allow
+    denied = [label for label, ok in (("modify", allowed.modify_other), ("annotate", allowed.modify_annotation),
+                                      ("print", allowed.print_highres), ("copy", allowed.extract))
+              if not ok]
+    return "no " + ", no ".join(denied) if denied else "none"
+
+
+def visible_box(page: pikepdf.Page) -> tuple[float, float, float, float]:
+    """The visible box (crop box within the media box) as x0, y0, x1, y1."""
+    media = [float(v) for v in page.obj.get("/MediaBox", pikepdf.Array([0, 0, 612, 792]))]
+    mx0, mx1 = min(media[0], media[2]), max(media[0], media[2])
+    my0, my1 = min(media[1], media[3]), max(media[1], media[3])
+    crop = page.obj.get("/CropBox")
+    if crop is None:
+        return mx0, my0, mx1, my1
+    c = [float(v) for v in crop]
+    x0, y0 = max(mx0, min(c[0], c[2])), max(my0, min(c[1], c[3]))
+    x1, y1 = min(mx1, max(c[0], c[2])), min(my1, max(c[1], c[3]))
+    if x1 - x0 < 100 or y1 - y0 < 100:
+        return mx0, my0, mx1, my1
+    return x0, y0, x1, y1
+
+
