@@ -372,15 +372,16 @@ def test_non_ascii_in_identifiers_is_marked_with_its_code_point(hostile: Hostile
     the order number and ids is highlighted with its U+ code and a warning says so."""
     import dataclasses
 
-    from peru_compras.web.chainview import Facts, Status, View
+    from peru_compras.chain.client import OnChainOrder, OrderState
+    from peru_compras.web.chainview import View
 
     page = hostile_page.app.page
     genuine = hostile.good
     fake = dataclasses.replace(genuine, order_number="OC\u20112026\u3164GOOD-1")
     html = {}
     for name, order in (("genuine", genuine), ("fake", fake)):
-        view = View(Facts(order.token_id, order, b"\x11" * 32, "0x" + "22" * 32, 1, "0x" + "33" * 20,
-                          BASE + "/d/x", None), Status("valid", 0, None, None, None))
+        state = OrderState(order.token_id, b"\x11" * 32, "valid", 0, None, None)
+        view = View(OnChainOrder(state, order, "0x" + "22" * 32, 1, "0x" + "33" * 20, BASE + "/d/x", None), None)
         html[name] = page.render("order.html", **page.context("es", False, order.verify_path),
                                  p=page.order_values(view, "es", False, None, {})).body.decode()
     assert '<mark class="nonascii"' not in html["genuine"] and 'class="lookalike"' not in html["genuine"]

@@ -15,9 +15,10 @@ from starlette.routing import BaseRoute, Route
 
 from ..chain.rpc import RpcError
 from ..errors import NodeUnavailable, PeruComprasError
+from ..urls import parse_token, token_hex
 from .chainview import View
-from .page import Page, client_address, parse_token
-from .presenters import _hex, dumps, is_web_url
+from .page import Page, client_address
+from .presenters import dumps, is_web_url
 from .published import DocumentCheck
 from .security import Handler
 
@@ -176,7 +177,7 @@ async def view_or_problem(page: Page, token: str) -> View | Response:
         return problem(400, "invalid", "a token id is decimal digits or 0x followed by hex digits")
     view = await page.view(token_id)
     if view is None:
-        return problem(404, "not_registered", f"no order is registered as token {_hex(token_id)}")
+        return problem(404, "not_registered", f"no order is registered as token {token_hex(token_id)}")
     return view
 
 
@@ -203,11 +204,11 @@ def routes(page: Page) -> list[BaseRoute]:
         found = await view_or_problem(page, request.path_params["token_id"])
         if isinstance(found, Response):
             return found
-        url = found.facts.document_url
+        url = found.record.document_url
         if not is_web_url(url):
             result = DocumentCheck("refused", url, 0.0, detail="not an http(s) URL")
         else:
-            result = await page.checker.check(found.token_id, url, found.facts.document_hash,
+            result = await page.checker.check(found.token_id, url, found.state.document_hash,
                                               client_address(request))
         body = result.to_json()
         if result.outcome == "rate_limited":

@@ -36,10 +36,11 @@ from starlette.routing import BaseRoute
 
 from ..chain.client import Registry
 from ..errors import PeruComprasError, UnreadableRecord
+from ..urls import parse_token
 from . import api, views
 from .api import openapi_schema
 from .chainview import ChainView
-from .page import Page, PageSettings, Unavailable, parse_token, token_of
+from .page import Page, PageSettings, Unavailable, token_of
 from .presenters import isolated, marked
 from .security import DOCUMENT_CSP, HSTS, MAX_BODY, MAX_URL, Guard, Handler, content_security_policy
 

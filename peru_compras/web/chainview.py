@@ -17,17 +17,17 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from eth_utils.crypto import keccak
 from starlette.concurrency import run_in_threadpool
 
-from ..chain.client import ORDER_ANNULLED, ORDER_SUPERSEDED, OnChainOrder, Registry
+from ..chain.client import ORDER_ANNULLED, ORDER_SUPERSEDED, OnChainOrder, OrderState, Registry
 from ..errors import OrderNotRegistered, UnreadableRecord
 from ..order import Order
+from ..urls import keccak256
 
-DOCUMENT_BASE_URI_CHANGED = "0x" + keccak(b"DocumentBaseURIChanged(string)").hex()
+DOCUMENT_BASE_URI_CHANGED = "0x" + keccak256(b"DocumentBaseURIChanged(string)").hex()
 #: above this many new blocks at once, drop every cached status instead of reading the logs
 MAX_LOG_RANGE = 5_000
 
@@ -65,47 +65,30 @@ class LRU(Generic[K, V]):
 
 
 @dataclass(frozen=True, slots=True)
-class Facts:
-    """What never changes about a registered order."""
-
-    token_id: int
-    order: Order
-    document_hash: bytes
-    tx_hash: str
-    block_number: int
-    registrar: str
-    document_url: str
-    registered_at: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """An order's current status (``valid``, ``annulled``, ``superseded``)."""
-
-    status: str
-    changed_at: int
-    replaced_by: int | None
-    replaces: int | None
-    annul_reason: str | None
-
-    @property
-    def key(self) -> tuple[str, int, int | None, int | None]:
-        return self.status, self.changed_at, self.replaced_by, self.replaces
-
-
-@dataclass(frozen=True, slots=True)
 class View:
-    facts: Facts
-    status: Status
+    """An order as the page shows it: the chain's record (its `state` is the current status) and the time of
+    the block that registered it (None when the node did not say)."""
+
+    record: OnChainOrder
+    registered_at: int | None
 
     @property
     def token_id(self) -> int:
-        return self.facts.token_id
+        return self.record.state.token_id
 
+    @property
+    def order(self) -> Order:
+        return self.record.order
 
-def _status_of(record: OnChainOrder) -> Status:
-    state = record.state
-    return Status(state.status, state.status_changed_at, state.replaced_by, state.replaces, record.annul_reason)
+    @property
+    def state(self) -> OrderState:
+        return self.record.state
+
+    @property
+    def status_key(self) -> tuple[str, int, int | None, int | None]:
+        """What changes when the status does (pages and JSON bodies are cached by it)."""
+        state = self.record.state
+        return state.status, state.status_changed_at, state.replaced_by, state.replaces
 
 
 class ChainView:
@@ -121,8 +104,8 @@ class ChainView:
         self._registry: Registry | None = None
         self.sync_interval = sync_interval
         self._clock = clock
-        self._facts: LRU[int, Facts] = LRU(max_records)
-        self._status: LRU[int, Status] = LRU(max_records)
+        self._facts: LRU[int, View] = LRU(max_records)  # as first read: all but the state stays true
+        self._current: LRU[int, View] = LRU(max_records)  # with the current state
         self._missing: LRU[int, int] = LRU(10_000)  # token id -> block at which it was not registered
         self._broken: LRU[int, UnreadableRecord] = LRU(10_000)  # records that do not decode (they never will)
         self._by_hash: LRU[bytes, tuple[int, ...]] = LRU(10_000)
@@ -172,15 +155,16 @@ class ChainView:
         chain_id, latest, logs = await run_in_threadpool(self._poll, self.block)
         self.chain_id = chain_id
         if logs is None:
-            self._status.clear()
+            self._current.clear()
         for log in logs or []:
             topics = log.get("topics") or []
             if topics and topics[0] == DOCUMENT_BASE_URI_CHANGED:
                 self._facts.clear()
+                self._current.clear()
                 self.epoch += 1
                 continue
             for topic in topics[1:3]:
-                self._status.pop(int(topic, 16))
+                self._current.pop(int(topic, 16))
         self.block = max(self.block, latest)
         self._synced_at = self._clock()
 
@@ -204,21 +188,20 @@ class ChainView:
     # -- orders ---------------------------------------------------------------------------------------
 
     async def order(self, token_id: int) -> View | None:
-        """The order's facts and current status, or None when no order is registered as `token_id`."""
+        """The order's record and current status, or None when no order is registered as `token_id`."""
         await self.sync()
-        facts = self._facts.get(token_id)
-        status = self._status.get(token_id)
-        if facts is not None and status is not None:
-            return View(facts, status)
+        current = self._current.get(token_id)
+        if current is not None:
+            return current
         missing_at = self._missing.get(token_id)
         if missing_at is not None and missing_at >= self.block:
             return None
         broken = self._broken.get(token_id)
         if broken is not None:
             raise broken
-        if facts is None:
+        known = self._facts.get(token_id)
+        if known is None:
             return await self._once(("read", token_id), lambda: self._load(token_id))
-        known = facts
         return await self._once(("status", token_id), lambda: self._load_status(known))
 
     async def _load(self, token_id: int) -> View | None:
@@ -231,8 +214,8 @@ class ChainView:
         if view is None:
             self._missing.put(token_id, block)
         elif epoch == self.epoch:
-            self._facts.put(token_id, view.facts)
-            self._status.put(token_id, view.status)
+            self._facts.put(token_id, view)
+            self._current.put(token_id, view)
             self._missing.pop(token_id)
         return view
 
@@ -247,19 +230,18 @@ class ChainView:
             registered_at = int(header["timestamp"], 16) if header else None
         except Exception:  # noqa: BLE001 — the timestamp is a nicety; the page works without it
             registered_at = None
-        facts = Facts(token_id, record.order, record.state.document_hash, record.tx_hash, record.block_number,
-                      record.registrar, record.document_url, registered_at)
-        return View(facts, _status_of(record))
+        return View(record, registered_at)
 
-    async def _load_status(self, facts: Facts) -> View:
-        status = await run_in_threadpool(self._read_status, facts.token_id)
-        self._status.put(facts.token_id, status)
-        return View(facts, status)
+    async def _load_status(self, known: View) -> View:
+        state, reason = await run_in_threadpool(self._read_status, known.token_id)
+        view = View(replace(known.record, state=state, annul_reason=reason), known.registered_at)
+        self._current.put(known.token_id, view)
+        return view
 
-    def _read_status(self, token_id: int) -> Status:
+    def _read_status(self, token_id: int) -> tuple[OrderState, str | None]:
         state = self.registry.state(token_id)
         reason = self.registry.read(token_id).annul_reason if state.status == "annulled" else None
-        return Status(state.status, state.status_changed_at, state.replaced_by, state.replaces, reason)
+        return state, reason
 
     async def find_by_hash(self, digest: bytes) -> tuple[int, ...]:
         """Token ids registered with this document hash (positive answers kept; negative per block)."""
@@ -283,4 +265,4 @@ class ChainView:
         return await self._once(("hash", digest), load)
 
     def stats(self) -> dict[str, int]:
-        return {"records": len(self._facts), "statuses": len(self._status), "block": self.block}
+        return {"records": len(self._facts), "statuses": len(self._current), "block": self.block}

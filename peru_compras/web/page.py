@@ -12,7 +12,6 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from eth_utils.crypto import keccak
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +19,7 @@ from starlette.responses import Response
 from ..chain.rpc import RpcError
 from ..errors import ConfigurationError, NodeUnavailable
 from ..store import LocalStore
+from ..urls import token_id_of_key
 from . import i18n, presenters
 from .assets import static_files, templates
 from .chainview import LRU, ChainView, View
@@ -52,25 +52,10 @@ class PageSettings:
                                      hint="e.g. https://explorer.example/{kind}/{id}")
 
 
-def parse_token(text: str) -> int | None:
-    """A token id from decimal digits or 0x-prefixed hex; None when it is neither or out of range."""
-    value = text.strip()
-    try:
-        if value.lower().startswith("0x") and 2 < len(value) <= 66:
-            number = int(value[2:], 16)
-        elif value.isdigit() and value.isascii() and len(value) <= 78:
-            number = int(value)
-        else:
-            return None
-    except ValueError:
-        return None
-    return number if number < 2**256 else None
-
-
 @lru_cache(maxsize=65_536)
 def token_of(entity: str, order_number: str) -> int:
-    """``uint256(keccak256("<entity>/<order number>"))``, remembered (keccak is a third of a page view)."""
-    return int.from_bytes(keccak(f"{entity}/{order_number}".encode()), "big")
+    """The token id of ``<entity>/<order number>``, remembered (keccak is a third of a page view)."""
+    return token_id_of_key(f"{entity}/{order_number}")
 
 
 def client_address(request: Request) -> str:
@@ -164,7 +149,7 @@ class Page:
     # -- JSON (rendered once per token, status and base URI epoch) ------------------------------------
 
     def record_json(self, view: View) -> bytes:
-        key = (view.token_id, view.status.key, self.chain.epoch)
+        key = (view.token_id, view.status_key, self.chain.epoch)
         cached = self._json.get(key)
         if cached is None:
             cached = presenters.dumps(presenters.record_json(
@@ -174,7 +159,7 @@ class Page:
         return cached
 
     def metadata_json(self, view: View) -> bytes:
-        key = ("meta", view.token_id, view.status.key, self.chain.epoch)
+        key = ("meta", view.token_id, view.status_key, self.chain.epoch)
         cached = self._json.get(key)
         if cached is None:
             cached = presenters.dumps(presenters.metadata_json(view, base_url=self.settings.base_url))

@@ -16,13 +16,10 @@ from markupsafe import Markup, escape
 
 from ..hashing import hashlink
 from ..order import Party
+from ..urls import token_hex
 from . import i18n
 from .chainview import View
 from .published import DocumentCheck
-
-
-def _hex(token_id: int) -> str:
-    return f"0x{token_id:064x}"
 
 
 def dumps(value: dict[str, Any]) -> bytes:
@@ -90,27 +87,27 @@ def order_values(view: View, lang: str, explicit: bool, check: DocumentCheck | N
     `linked` maps the replacing/replaced token ids to (order number, verify path), None when unreadable;
     `explorer` is the block-explorer template (or None)."""
     t = i18n.MESSAGES[lang]
-    facts, status = view.facts, view.status
-    order = facts.order
+    record, state = view.record, view.state
+    order = record.order
 
     def other_order(token: int) -> tuple[str, str | None]:
         found = linked.get(token)
         if found is None:
-            return _hex(token), with_lang(f"/t/{_hex(token)}", lang, explicit)
+            return token_hex(token), with_lang(f"/t/{token_hex(token)}", lang, explicit)
         return i18n.fill(t["order_token"], number=found[0]), with_lang(found[1], lang, explicit)
 
-    changed = i18n.format_timestamp(status.changed_at, lang) if status.changed_at else ""
+    changed = i18n.format_timestamp(state.status_changed_at, lang) if state.status_changed_at else ""
     link = None
     rows: list[dict[str, str | None]] = []
-    if status.status == "annulled":
-        reason = isolated(status.annul_reason or "—")  # an annuller's bytes: may hold U+202E
+    if state.status == "annulled":
+        reason = isolated(record.annul_reason or "—")  # an annuller's bytes: may hold U+202E
         verdict = {"kind": "bad", "mark": "✗", "title": t["verdict_annulled"],
                    "body": Markup(escape(t["verdict_annulled_body"])).format(date=changed, reason=reason)}
         status_block = {"kind": "bad", "mark": "✗", "title": t["check_status_annulled"], "body": ""}
         rows += [{"label": t["annul_reason"], "value": reason, "url": None},
                  {"label": t["annul_date"], "value": changed, "url": None}]
-    elif status.status == "superseded" and status.replaced_by:
-        text, url = other_order(status.replaced_by)
+    elif state.status == "superseded" and state.replaced_by:
+        text, url = other_order(state.replaced_by)
         verdict = {"kind": "warn", "mark": "!", "title": t["verdict_superseded"],
                    "body": i18n.fill(t["verdict_superseded_body"], date=changed)}
         link = {"url": url, "text": t["see_replacement"]}
@@ -121,8 +118,8 @@ def order_values(view: View, lang: str, explicit: bool, check: DocumentCheck | N
         verdict = {"kind": "ok", "mark": "✓", "title": t["verdict_valid"], "body": t["verdict_valid_body"]}
         status_block = {"kind": "ok", "mark": "✓", "title": t["check_status_valid"],
                         "body": t["status_valid_body"]}
-    if status.replaces:
-        text, url = other_order(status.replaces)
+    if state.replaces:
+        text, url = other_order(state.replaces)
         rows.append({"label": t["replaces"], "value": text, "url": url})
     status_values: dict[str, Any] = {**status_block, "rows": rows}
     verdict_values: dict[str, Any] = {**verdict, "link": link}
@@ -132,9 +129,9 @@ def order_values(view: View, lang: str, explicit: bool, check: DocumentCheck | N
         term = t["term_day"] if delivery.term_days == 1 else i18n.fill(t["term_days"], days=delivery.term_days)
     else:
         term = i18n.fill(t["deadline"], date=i18n.format_date(delivery.deadline or "", lang))
-    token_hex = _hex(facts.token_id)
-    check_url = f"/api/orders/{token_hex}/document"
-    doc = document_values(check, facts.document_url, lang, explicit, order.verify_path)
+    hex_id = token_hex(view.token_id)
+    check_url = f"/api/orders/{hex_id}/document"
+    doc = document_values(check, record.document_url, lang, explicit, order.verify_path)
     messages = {key: t[key] for key in t if key.startswith(("file_", "hash_", "doc_")) or key == "no_subtle"}
     return {
         "title": i18n.fill(t["title_order"], number=order.order_number, entity=order.entity.name),
@@ -156,26 +153,26 @@ def order_values(view: View, lang: str, explicit: bool, check: DocumentCheck | N
                    "unit": item.unit, "cubso": item.cubso,
                    "price": i18n.format_amount(item.unit_price, order.currency) if item.unit_price else "—"}
                   for item in order.items],
-        "document_url": facts.document_url,
-        "document_link": is_web_url(facts.document_url),
-        "hashlink": hashlink(facts.document_hash),
-        "sha256": facts.document_hash.hex(),
-        "block": f"{facts.block_number:,}".replace(",", "\u202f") if lang == "es" else f"{facts.block_number:,}",
-        "block_link": explorer_link(explorer, "block", str(facts.block_number)),
-        "registered_at": i18n.format_timestamp(facts.registered_at, lang) if facts.registered_at else "",
-        "tx": facts.tx_hash,
-        "tx_link": explorer_link(explorer, "tx", facts.tx_hash),
-        "registrar": facts.registrar,
-        "registrar_link": explorer_link(explorer, "address", facts.registrar) if facts.registrar.startswith("0x")
+        "document_url": record.document_url,
+        "document_link": is_web_url(record.document_url),
+        "hashlink": hashlink(state.document_hash),
+        "sha256": state.document_hash.hex(),
+        "block": f"{record.block_number:,}".replace(",", "\u202f") if lang == "es" else f"{record.block_number:,}",
+        "block_link": explorer_link(explorer, "block", str(record.block_number)),
+        "registered_at": i18n.format_timestamp(view.registered_at, lang) if view.registered_at else "",
+        "tx": record.tx_hash,
+        "tx_link": explorer_link(explorer, "tx", record.tx_hash),
+        "registrar": record.registrar,
+        "registrar_link": explorer_link(explorer, "address", record.registrar) if record.registrar.startswith("0x")
         else None,
         "contract": contract,
         "contract_link": explorer_link(explorer, "address", contract),
         "chain_id": chain_id,
-        "token_hex": token_hex,
+        "token_hex": hex_id,
         "status": status_values,
         "doc": doc,
-        "api_url": f"/api/orders/{token_hex}",
-        "data": {"sha256": facts.document_hash.hex(), "status": status.status, "check_url": check_url,
+        "api_url": f"/api/orders/{hex_id}",
+        "data": {"sha256": state.document_hash.hex(), "status": state.status, "check_url": check_url,
                  "messages": messages},
     }
 
@@ -201,23 +198,23 @@ def document_values(check: DocumentCheck | None, url: str, lang: str, explicit: 
 
 def record_json(view: View, *, base_url: str, contract: str, chain_id: int | None) -> dict[str, Any]:
     """``GET /api/orders/{token_id}``: the record, its status and the facts of its registration."""
-    facts, status = view.facts, view.status
-    out: dict[str, Any] = {"token_id": _hex(facts.token_id)}
-    out.update(facts.order.to_json())
+    record, state = view.record, view.state
+    out: dict[str, Any] = {"token_id": token_hex(view.token_id)}
+    out.update(record.order.to_json())
     out.update(
-        status=status.status,
-        status_changed_at=status.changed_at or None,
-        annul_reason=status.annul_reason,
-        replaced_by=_hex(status.replaced_by) if status.replaced_by else None,
-        supersedes=_hex(status.replaces) if status.replaces else None,
-        sha256=facts.document_hash.hex(),
-        hashlink=hashlink(facts.document_hash),
-        document_url=facts.document_url,
-        verify_url=base_url + facts.order.verify_path,
-        tx_hash=facts.tx_hash,
-        block_number=facts.block_number,
-        registered_at=facts.registered_at,
-        registrar=facts.registrar,
+        status=state.status,
+        status_changed_at=state.status_changed_at or None,
+        annul_reason=record.annul_reason,
+        replaced_by=token_hex(state.replaced_by) if state.replaced_by else None,
+        supersedes=token_hex(state.replaces) if state.replaces else None,
+        sha256=state.document_hash.hex(),
+        hashlink=hashlink(state.document_hash),
+        document_url=record.document_url,
+        verify_url=base_url + record.order.verify_path,
+        tx_hash=record.tx_hash,
+        block_number=record.block_number,
+        registered_at=view.registered_at,
+        registrar=record.registrar,
         contract=contract,
         chain_id=chain_id,
     )
@@ -226,8 +223,8 @@ def record_json(view: View, *, base_url: str, contract: str, chain_id: int | Non
 
 def metadata_json(view: View, *, base_url: str) -> dict[str, Any]:
     """``GET /api/tokens/{token_id}``: the ERC-721 metadata (what ``tokenURI`` points to)."""
-    facts, order = view.facts, view.facts.order
-    status_es = {"valid": "vigente", "annulled": "anulada", "superseded": "reemplazada"}[view.status.status]
+    record, order = view.record, view.order
+    status_es = {"valid": "vigente", "annulled": "anulada", "superseded": "reemplazada"}[view.state.status]
     total = i18n.format_amount(order.total_amount, order.currency)
     return {
         "name": f"Orden de compra {order.order_number}",
@@ -243,8 +240,8 @@ def metadata_json(view: View, *, base_url: str) -> dict[str, Any]:
             {"trait_type": "issued_on", "value": order.issued_on},
             {"trait_type": "total", "value": order.total_amount},
             {"trait_type": "currency", "value": order.currency},
-            {"trait_type": "status", "value": view.status.status},
-            {"trait_type": "sha256", "value": facts.document_hash.hex()},
-            {"trait_type": "document_url", "value": facts.document_url},
+            {"trait_type": "status", "value": view.state.status},
+            {"trait_type": "sha256", "value": record.state.document_hash.hex()},
+            {"trait_type": "document_url", "value": record.document_url},
         ],
     }

@@ -17,9 +17,10 @@ from starlette.routing import BaseRoute, Route
 from ..chain.rpc import RpcError
 from ..errors import NodeUnavailable
 from ..hashing import parse_digest
+from ..urls import parse_token
 from . import i18n
 from .chainview import View
-from .page import Page, Unavailable, client_address, parse_token, token_of
+from .page import Page, Unavailable, client_address, token_of
 from .presenters import is_web_url
 from .published import DocumentCheck
 from .security import DOCUMENT_CSP, Handler
@@ -43,22 +44,22 @@ async def order_page(page: Page, request: Request, entity: str, order_number: st
         response = page.respond_html(cached, request, lang, 404)
         response.headers["Cache-Control"] = "no-store"
         return response
-    facts, status = view.facts, view.status
+    record, state = view.record, view.state
     check: DocumentCheck | None
-    if request.query_params.get("doc") == "1" and is_web_url(facts.document_url):
-        check = await page.checker.check(token_id, facts.document_url, facts.document_hash, client_address(request))
+    if request.query_params.get("doc") == "1" and is_web_url(record.document_url):
+        check = await page.checker.check(token_id, record.document_url, state.document_hash, client_address(request))
     else:
-        check = page.checker.cached(token_id, facts.document_url)
+        check = page.checker.cached(token_id, record.document_url)
     linked = {}
-    for other in (status.replaced_by, status.replaces):
+    for other in (state.replaced_by, state.replaces):
         if other:
             found = await page.view(other)
-            linked[other] = (found.facts.order.order_number, found.facts.order.verify_path) if found else None
-    key = (token_id, lang, explicit, status.key, page.chain.epoch,
+            linked[other] = (found.order.order_number, found.order.verify_path) if found else None
+    key = (token_id, lang, explicit, view.status_key, page.chain.epoch,
            (check.outcome, int(check.checked_at)) if check else None)
     cached = page.html_cache.get(key)
     if cached is None:
-        cached = page.render("order.html", **page.context(lang, explicit, facts.order.verify_path),
+        cached = page.render("order.html", **page.context(lang, explicit, view.order.verify_path),
                              p=page.order_values(view, lang, explicit, check, linked))
         page.html_cache.put(key, cached)
     return page.respond_html(cached, request, lang)
@@ -85,12 +86,12 @@ async def search_page(page: Page, request: Request) -> Response:
         else:
             view = await page.view(token_of(entity, number))
             if view is not None:
-                return RedirectResponse(page.with_lang(view.facts.order.verify_path, lang, explicit), status_code=303)
+                return RedirectResponse(page.with_lang(view.order.verify_path, lang, explicit), status_code=303)
             message, status = i18n.fill(t["search_not_found"], query=f"{entity}/{number}"), 404
     elif query:
         found = await lookup(page, query)
         if isinstance(found, View):
-            return RedirectResponse(page.with_lang(found.facts.order.verify_path, lang, explicit), status_code=303)
+            return RedirectResponse(page.with_lang(found.order.verify_path, lang, explicit), status_code=303)
         message, status = i18n.fill(t[found], query=query), (400 if found == "search_bad" else 404)
     cached = page.render("search.html", **page.context(lang, explicit, "/buscar"), form=form, message=message,
                          message_kind="bad" if status >= 400 else "info")
@@ -153,7 +154,7 @@ def routes(page: Page) -> list[BaseRoute]:
         if found is None:
             return page.error_page(request, 400 if token_id is None else 404, "error_not_found")
         lang, explicit = i18n.pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
-        return RedirectResponse(page.with_lang(found.facts.order.verify_path, lang, explicit), status_code=303)
+        return RedirectResponse(page.with_lang(found.order.verify_path, lang, explicit), status_code=303)
 
     async def static(request: Request) -> Response:
         item = page.static.get(request.path_params["name"])
