@@ -1,15 +1,22 @@
 """Every error peru-compras raises, with the exit code the command line gives it.
 
-Each message names the bad value and says what to do next. The tree::
+Each message names the bad value and says what to do next. Every module raises these (the modules named
+in brackets re-export theirs under the old names). The tree::
 
     PeruComprasError                         exit 1
     ├── InvalidInput (ValueError)            exit 2  bad usage, file or record
     │   ├── InvalidOrder                     every broken field of a record, each named
     │   ├── InvalidJSON                      JSON from outside: too large, too deep, repeated key, bad syntax
     │   ├── InvalidDocument                  a PDF that cannot be accepted
-    │   └── ConfigurationError               settings, keys, addresses
+    │   ├── ConfigurationError               settings, keys, addresses (a bad setting, whatever it sets)
+    │   └── FetchRefused [fetch]             the download rules forbid it (host, local address, size)
+    │       └── FetchTooLarge [fetch]        over the size limit
     ├── NodeUnavailable (ConnectionError)    exit 3  the node or a service cannot be reached
+    │   ├── FetchFailed [fetch]              the published document could not be downloaded
+    │   └── Unavailable [web]                the page could not read the chain (it answers 503)
     ├── InvalidNodeAnswer                    exit 1  the node answered something that is not JSON-RPC
+    ├── RpcError [chain.rpc]                 exit 1  the node answered a request with a JSON-RPC error
+    ├── DocumentMissing [fetch]              exit 1  the published document is gone (HTTP 404 / 410)
     └── ChainRefused (RuntimeError)          exit 1  the chain (or the relay) said no
         ├── OrderAlreadyRegistered           same entity and order number, or same document
         ├── OrderNotRegistered (LookupError)
@@ -21,6 +28,7 @@ Each message names the bad value and says what to do next. The tree::
         ├── InvalidReason
         ├── TokenLocked
         └── RelayRefused                     LACNet's relay refused the transaction
+            └── HubRefused [chain.lacnet]    the hub did not run our call (its ErrorCode)
 """
 
 from __future__ import annotations
@@ -74,6 +82,58 @@ class NodeUnavailable(PeruComprasError, ConnectionError):
     """The node (or another service) cannot be reached."""
 
     exit_code = 3
+
+
+class FetchRefused(InvalidInput):
+    """The download rules forbid this download (host not allowed, local address, too large, ...); see
+    :mod:`peru_compras.fetch`."""
+
+
+class FetchTooLarge(FetchRefused):
+    """The published document is over the size limit; `size` is how many bytes were declared or read."""
+
+    def __init__(self, message: str, *, size: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.size = size
+
+
+class FetchFailed(NodeUnavailable):
+    """The published document could not be downloaded (unreachable, too slow, HTTP error)."""
+
+
+class Unavailable(NodeUnavailable):
+    """The verification page could not read the chain (it answers 503 and says so)."""
+
+
+class DocumentMissing(PeruComprasError):
+    """The server says the document is not there (HTTP 404 or 410)."""
+
+
+class RpcError(PeruComprasError):
+    """The node answered a request with a JSON-RPC error: `method`, `code`, the node's `message` and `data`."""
+
+    def __init__(self, method: str, code: int, message: str, data: object) -> None:
+        super().__init__(f"{method}: {message} (code {code})")
+        self.method = method
+        self.code = code
+        self.message = message  # the node's own words (callers match on them), not the whole line
+        self.data = data
+
+    def __str__(self) -> str:
+        return f"{self.method}: {self.message} (code {self.code})"
+
+    @property
+    def revert_data(self) -> bytes | None:
+        """The revert payload, when the error carries one (eth_call / eth_estimateGas)."""
+        data = self.data
+        if isinstance(data, dict):
+            data = data.get("data")
+        if isinstance(data, str) and data.startswith("0x"):
+            try:
+                return bytes.fromhex(data[2:])
+            except ValueError:
+                return None
+        return None
 
 
 class InvalidNodeAnswer(PeruComprasError):
@@ -132,6 +192,15 @@ class TokenLocked(ChainRefused):
 class RelayRefused(ChainRefused):
     """LACNet's relay hub refused the transaction (bad nonce, signature, gas, ...)."""
 
+
+class HubRefused(RelayRefused):
+    """The hub did not run our call: `code` is its ErrorCode (NotEnoughGas also when it returned early,
+    before any event)."""
+
+    def __init__(self, message: str, *, code: int, hint: str | None = None, block: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.block = block  # the block of the hub transaction that said so, when there was one
 
 
 def setting_key(variable: str) -> str:

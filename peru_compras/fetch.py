@@ -5,7 +5,7 @@ which runs :func:`check_published` in a worker thread) download through here, un
 Rules, for the first URL and for every redirect:
 
 1. ``http`` or ``https`` only, no ``user:password`` in the URL, and the host must be allowed. For
-   ``verify --fetch`` (:meth:`FetchPolicy.from_env`) that is the base URL's host (``--base-url``), or one
+   ``verify --fetch`` (:meth:`FetchPolicy.from_settings`) that is the base URL's host (``--base-url``), or one
    listed in ``PERU_COMPRAS_FETCH_HOSTS`` (comma-separated; ``host`` or ``host:port``) or ``--fetch-host``.
    The page (:meth:`FetchPolicy.for_page`, ``any_host``) checks whatever URL is registered, so any host
    name is allowed there — rule 2 is what keeps it off the server's own network.
@@ -33,47 +33,31 @@ the verification page uses too: ``original``, ``altered``, ``missing``, ``unreac
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import socket
 import ssl
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from .errors import InvalidInput, NodeUnavailable, PeruComprasError, setting_source
+from .errors import DocumentMissing as DocumentMissing  # the fetch errors are defined in errors.py;
+from .errors import FetchFailed as FetchFailed  # fetch.FetchRefused etc. stay
+from .errors import FetchRefused as FetchRefused
+from .errors import FetchTooLarge as FetchTooLarge
 from .hashing import sha256
 
 if TYPE_CHECKING:
     import httpx
 
+    from .settings import Settings
+
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 MAX_REDIRECTS = 3
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-class FetchRefused(InvalidInput):
-    """The rules above forbid this download (host not allowed, local address, too large, ...)."""
-
-
-class FetchTooLarge(FetchRefused):
-    """The published document is over the size limit; `size` is how many bytes were declared or read."""
-
-    def __init__(self, message: str, *, size: int, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.size = size
-
-
-class FetchFailed(NodeUnavailable):
-    """The published document could not be downloaded (unreachable, too slow, HTTP error)."""
-
-
-class DocumentMissing(PeruComprasError):
-    """The server says the document is not there (HTTP 404 or 410)."""
 
 
 def _origin(url: str) -> tuple[str, int]:
@@ -105,17 +89,25 @@ class FetchPolicy:
     user_agent: str = "peru-compras-verify"
 
     @classmethod
+    def from_settings(cls, settings: Settings, hosts: Iterable[str] = (), *, max_bytes: int | None = None,
+                      timeout: float | None = None) -> FetchPolicy:
+        """``verify --fetch``'s policy: the base URL's host plus `settings.fetch_hosts` and `hosts`
+        (``--fetch-host``); limits from the arguments, else the settings."""
+        listed = (*settings.fetch_hosts, *hosts)
+        extra = frozenset(h.strip().lower().rstrip(".") for h in listed if h.strip())
+        return cls(settings.base_url, extra, settings.fetch_max_bytes if max_bytes is None else max_bytes,
+                   settings.fetch_timeout if timeout is None else timeout)
+
+    @classmethod
     def from_env(cls, base_url: str, hosts: Iterable[str] = (), *, max_bytes: int | None = None,
                  timeout: float | None = None) -> FetchPolicy:
-        """The base URL's host, plus `hosts` and ``PERU_COMPRAS_FETCH_HOSTS``; limits from the arguments,
-        else ``PERU_COMPRAS_FETCH_MAX_BYTES`` / ``PERU_COMPRAS_FETCH_TIMEOUT``, else the defaults."""
-        listed = [h for h in os.environ.get("PERU_COMPRAS_FETCH_HOSTS", "").split(",")] + list(hosts)
-        extra = frozenset(h.strip().lower().rstrip(".") for h in listed if h.strip())
-        limit = max_bytes if max_bytes is not None else int(
-            _env_number("PERU_COMPRAS_FETCH_MAX_BYTES", DEFAULT_MAX_BYTES, int))
-        seconds = timeout if timeout is not None else float(
-            _env_number("PERU_COMPRAS_FETCH_TIMEOUT", DEFAULT_TIMEOUT, float))
-        return cls(base_url, extra, limit, seconds)
+        """:meth:`from_settings` with the ``PERU_COMPRAS_FETCH_*`` variables alone (no file, nothing else
+        from the environment); a bad value is a ConfigurationError naming the variable."""
+        from .settings import load_settings
+
+        fetch_only = {name: value for name, value in os.environ.items() if name.startswith("PERU_COMPRAS_FETCH_")}
+        settings = replace(load_settings(env=fetch_only, read_file=False), base_url=base_url)
+        return cls.from_settings(settings, hosts, max_bytes=max_bytes, timeout=timeout)
 
     @classmethod
     def for_page(cls, base_url: str, *, max_bytes: int, timeout: float, allow_private: bool = False) -> FetchPolicy:
@@ -137,19 +129,6 @@ class FetchPolicy:
 
     def describe_allowed(self) -> str:
         return ", ".join(sorted({self.trusted_origin[0], *self.extra_hosts}))
-
-
-def _env_number(name: str, default: float, kind: type[int] | type[float]) -> int | float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = 0
-    if not 0 < value < math.inf:  # also refuses nan and inf, which would switch the time limit off
-        raise FetchRefused(f"{setting_source(name)} is {raw!r}, not a positive number", hint="unset it or give e.g. 20")
-    return value
 
 
 def address_is_public(address: str) -> bool:

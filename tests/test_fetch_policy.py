@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from peru_compras.errors import PeruComprasError
+from peru_compras.errors import ConfigurationError, PeruComprasError
 from peru_compras.fetch import (
     DocumentMissing,
     FetchFailed,
@@ -521,12 +521,12 @@ def test_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert FetchPolicy.from_env("https://oc.example.pe", max_bytes=7, timeout=1.0).timeout == 1.0
     for bad in ("0", "-5", "abc", "1e3x", "2.5"):
         monkeypatch.setenv("PERU_COMPRAS_FETCH_MAX_BYTES", bad)
-        with pytest.raises(FetchRefused, match=f"PERU_COMPRAS_FETCH_MAX_BYTES.*{re.escape(repr(bad))}"):
+        with pytest.raises(ConfigurationError, match=f"PERU_COMPRAS_FETCH_MAX_BYTES.*{re.escape(repr(bad))}"):
             FetchPolicy.from_env("https://oc.example.pe")
     monkeypatch.setenv("PERU_COMPRAS_FETCH_MAX_BYTES", "")
     for bad in ("0", "-1", "nan", "inf", "-inf", "soon"):  # nan or inf would switch the time limit off
         monkeypatch.setenv("PERU_COMPRAS_FETCH_TIMEOUT", bad)
-        with pytest.raises(FetchRefused, match="PERU_COMPRAS_FETCH_TIMEOUT"):
+        with pytest.raises(ConfigurationError, match="PERU_COMPRAS_FETCH_TIMEOUT"):
             FetchPolicy.from_env("https://oc.example.pe")
 
 
@@ -756,7 +756,7 @@ def test_human_lines_never_show_a_missing_detail() -> None:
 
 def test_the_remaining_refusals_name_the_next_step(web: Routes, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PERU_COMPRAS_FETCH_TIMEOUT", "never")
-    with pytest.raises(FetchRefused) as setting:
+    with pytest.raises(ConfigurationError) as setting:
         FetchPolicy.from_env("https://oc.example.pe")
     _one_line(setting.value, "'never', not a positive number")
     monkeypatch.delenv("PERU_COMPRAS_FETCH_TIMEOUT")

@@ -24,15 +24,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import rlp  # type: ignore[import-untyped]  # rlp 5 ships no type information
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from ..errors import ConfigurationError, InvalidInput, RelayRefused
+from ..errors import HubRefused as HubRefused  # defined in errors.py; lacnet.HubRefused stays
+from ..errors import InvalidInput
+from ..settings import check_address as check_address  # defined in settings.py; lacnet.check_address stays
 from .contract import selector as _selector
 from .contract import topic as _topic
+from .keys import TxSigner
 
 #: bytes LACNet appends to the data: abi.encode(address nodeAddress, uint256 expirationTime)
 SUFFIX_BYTES = 64
@@ -87,30 +88,6 @@ RELAY_ERRORS: dict[int, tuple[str, str, str]] = {
 }
 
 
-class HubRefused(RelayRefused):
-    """The hub did not run our call: `code` is its ErrorCode (NotEnoughGas also when it returned early,
-    before any event)."""
-
-    def __init__(self, message: str, *, code: int, hint: str | None = None, block: int | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.code = code
-        self.block = block  # the block of the hub transaction that said so, when there was one
-
-
-def check_address(value: str, *, what: str, setting: str) -> str:
-    """`value` as a checksummed address, or one clear ConfigurationError naming the setting."""
-    text = value.strip() if isinstance(value, str) else ""
-    body = text.removeprefix("0x").removeprefix("0X")
-    if not text.lower().startswith("0x") or len(body) != 40 or any(c not in "0123456789abcdefABCDEF" for c in body):
-        raise ConfigurationError(f"{what} {value!r} is not an address",
-                                 hint=f"set {setting} to 0x followed by 40 hex digits")
-    try:
-        return str(to_checksum_address(text))
-    except ValueError:
-        raise ConfigurationError(f"{what} {value!r} is not an address",
-                                 hint=f"set {setting} to 0x followed by 40 hex digits") from None
-
-
 def expiration_after(seconds: int, *, now: float | None = None) -> int:
     """The expiration time (seconds since the epoch) `seconds` from `now`."""
     return int(time.time() if now is None else now) + seconds
@@ -132,7 +109,7 @@ def relay_gas(payload_bytes: bytes, gas: int) -> int:
     return len(payload_bytes) * RELAY_GAS_PER_BYTE + RELAY_BASE_GAS + gas
 
 
-def sign(account: LocalAccount, *, to: str | None, data: bytes, gas: int, nonce: int, node_address: str,
+def sign(account: TxSigner, *, to: str | None, data: bytes, gas: int, nonce: int, node_address: str,
          expiration: int) -> tuple[bytes, str]:
     """The raw LACNet transaction and its hash, for exactly these values: legacy, gas price 0, value 0,
     data + suffix, signed without a chain id (v = 27/28)."""
@@ -149,6 +126,8 @@ def sign(account: LocalAccount, *, to: str | None, data: bytes, gas: int, nonce:
 
 def rlp_items(data: bytes) -> list[Any]:
     """Decode one RLP list (strings as bytes, nested lists as lists); ValueError when malformed."""
+    import rlp  # type: ignore[import-untyped]  # rlp 5 ships no type information; loaded for relayed txs only
+
     try:
         item = rlp.decode(data, strict=True)
     except rlp.DecodingError as exc:

@@ -24,8 +24,6 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
-from eth_account.messages import encode_typed_data
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -33,6 +31,7 @@ from ..errors import ChainRefused, ConfigurationError, NodeUnavailable, NotAutho
 from .contract import revert_error
 from .contract import selector as _selector
 from .contract import topic as _topic
+from .keys import MessageSigner, TxSigner
 from .lacnet import check_address
 from .networks import Network
 from .rpc import Rpc, RpcError
@@ -88,8 +87,10 @@ def typed_data(forward: Forward, chain_id: int, hub: str) -> dict[str, Any]:
     }
 
 
-def sign_forward(account: LocalAccount, forward: Forward, chain_id: int, hub: str) -> tuple[bytes, bytes]:
+def sign_forward(account: MessageSigner, forward: Forward, chain_id: int, hub: str) -> tuple[bytes, bytes]:
     """(65-byte signature r ‖ s ‖ v, the EIP-712 digest) of `forward` by `account`."""
+    from eth_account.messages import encode_typed_data  # eth-account is loaded by the metatx model only
+
     signed = account.sign_message(encode_typed_data(full_message=typed_data(forward, chain_id, hub)))
     return bytes(signed.signature), bytes(signed.message_hash)
 
@@ -145,12 +146,12 @@ class MetaTxTransactor(Transactor):
     A subclass of :class:`Transactor` for its interface only: it does not call ``Transactor.__init__`` and
     overrides every method the client and the batch use."""
 
-    def __init__(self, rpc: Rpc, account: LocalAccount, relayer: LocalAccount, network: Network, *,
+    def __init__(self, rpc: Rpc, account: MessageSigner, relayer: TxSigner, network: Network, *,
                  hub: str | None = None, space: int = 0) -> None:
         # Transactor.__init__ is not called: this model has no writer node (see the class docstring).
         self.node_rpc = rpc
         self.rpc = _RelayerRpc(rpc, self)
-        self.account = account
+        self.account: MessageSigner = account
         self.relayer = relayer
         self.network = network
         self.gas_price = 0

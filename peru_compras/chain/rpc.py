@@ -23,6 +23,7 @@ import urllib3
 
 from .. import __version__
 from ..errors import InvalidJSON, InvalidNodeAnswer, NodeUnavailable
+from ..errors import RpcError as RpcError  # defined in errors.py; chain.rpc.RpcError stays
 from ..safejson import loads
 
 #: the largest answer read from a node (a full eth_getLogs page of records fits well below it)
@@ -39,30 +40,6 @@ _QUANTITY_METHODS = frozenset({"eth_chainId", "eth_blockNumber", "eth_getTransac
                                "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_getBalance"})
 _DATA_METHODS = frozenset({"eth_call", "eth_getCode", "eth_getStorageAt"})
 _LIST_METHODS = frozenset({"eth_getLogs", "eth_accounts"})
-
-
-class RpcError(Exception):
-    """The node answered a request with a JSON-RPC error."""
-
-    def __init__(self, method: str, code: int, message: str, data: Any) -> None:
-        super().__init__(f"{method}: {message} (code {code})")
-        self.method = method
-        self.code = code
-        self.message = message
-        self.data = data
-
-    @property
-    def revert_data(self) -> bytes | None:
-        """The revert payload, when the error carries one (eth_call / eth_estimateGas)."""
-        data = self.data
-        if isinstance(data, dict):
-            data = data.get("data")
-        if isinstance(data, str) and data.startswith("0x"):
-            try:
-                return bytes.fromhex(data[2:])
-            except ValueError:
-                return None
-        return None
 
 
 def host_of(url: str) -> str:

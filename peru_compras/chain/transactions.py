@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-
 from ..errors import ChainRefused, ConfigurationError, NodeUnavailable, NotAuthorized, RelayRefused
 from . import lacnet
 from .contract import revert_error
+from .keys import TxSigner
 from .networks import Network
 from .rpc import Rpc, RpcError, host_of
 
@@ -68,7 +67,7 @@ def checked_chain_id(rpc: Rpc, network: Network) -> int:
 class Transactor:
     """Signs with `account` and sends through `rpc` following `network`'s rules."""
 
-    def __init__(self, rpc: Rpc, account: LocalAccount, network: Network, *, node_address: str | None = None,
+    def __init__(self, rpc: Rpc, account: TxSigner, network: Network, *, node_address: str | None = None,
                  gas_price: int | None = None) -> None:
         self.rpc = rpc
         self.account = account
