@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -26,9 +26,7 @@ from .security import Handler
 # Models (for the OpenAPI document only: handlers return ready-made JSON)
 
 
-class Party(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str
+_PARTY = "an entity, buyer or supplier as the record holds it: name, and ruc (or scheme and id)"
 
 
 class OrderRecord(BaseModel):
@@ -38,9 +36,9 @@ class OrderRecord(BaseModel):
     token_id: str
     order_number: str
     issued_on: str
-    entity: Party
-    buyer: Party
-    supplier: Party
+    entity: dict[str, str] = Field(description=_PARTY)
+    buyer: dict[str, str] = Field(description=_PARTY)
+    supplier: dict[str, str] = Field(description=_PARTY)
     items: list[dict[str, str]]
     total: dict[str, str]
     delivery: dict[str, Any]
@@ -74,18 +72,6 @@ class TokenMetadata(BaseModel):
     external_url: str
     image: str
     attributes: list[Attribute]
-
-
-class PublishedCheck(BaseModel):
-    """Whether the PDF at ``document_url`` is still the registered original."""
-
-    outcome: str
-    url: str
-    checked_at: int
-    sha256: str | None
-    size: int | None
-    detail: str | None
-    source: str
 
 
 class Health(BaseModel):
@@ -137,7 +123,7 @@ def openapi_schema() -> dict[str, Any]:
     api.get("/api/orders/{token_id}", tags=["orders"], response_model=None,
             responses={200: {"model": OrderRecord}, **problems})(order)
     api.get("/api/orders/{token_id}/document", tags=["orders"], response_model=None,
-            responses={200: {"model": PublishedCheck}, 429: {"model": PublishedCheck}, **problems})(document)
+            responses={200: {"model": DocumentCheck}, 429: {"model": DocumentCheck}, **problems})(document)
     api.get("/api/tokens/{token_id}", tags=["tokens"], response_model=None,
             responses={200: {"model": TokenMetadata}, **problems})(token)
     api.get("/healthz", tags=["service"], response_model=None,

@@ -34,6 +34,10 @@ OUTCOMES = ("original", "altered", "missing", "unreachable", "too_large", "refus
 
 @dataclass(frozen=True, slots=True)
 class DocumentCheck:
+    """Whether the PDF at document_url is still the registered original. outcome: original, altered,
+    missing, unreachable, too_large, refused or rate_limited; source: url (downloaded) or store (read from
+    the built-in store). The answer of GET /api/orders/{token_id}/document, and its OpenAPI schema."""
+
     outcome: str
     url: str
     checked_at: float

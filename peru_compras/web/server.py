@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..chain.node import free_port, pid_alive, port_in_use
 from ..errors import ConfigurationError, NodeUnavailable, PeruComprasError, setting_source
+from ..store import write_atomic
 
 if TYPE_CHECKING:
     from ..config import Workspace
@@ -208,14 +209,6 @@ class Served:
         return self.url + verify_path
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def _answers(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url + "/healthz", timeout=timeout) as response:  # noqa: S310 - loopback
@@ -226,37 +219,22 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def start_detached(ws: Workspace, *, host: str | None = None, port: int | None = None,
                    timeout: float = 20.0) -> Served:
     """Start ``peru-compras serve`` in its own session so it outlives this process (or reuse the one
-    already running for this home folder). Its pid and URL go to ``<home>/web.json``, its output to
-    ``<home>/web/server.log``."""
+    already running for this home folder). Its pid and URL go to ``<home>/web.json`` (written whole, once
+    the server answers), its output to ``<home>/web/server.log``."""
     state_file = ws.home / STATE_FILE
     try:
         known = json.loads(state_file.read_text())
-        if _alive(int(known["pid"])) and _answers(str(known["url"])):
+        if pid_alive(int(known["pid"])) and _answers(str(known["url"])):
             return Served(str(known["url"]), int(known["pid"]), True)
     except (OSError, ValueError, KeyError, TypeError):
         pass
     default_host, default_port = default_address(ws.settings.base_url)
     host = host or default_host
     if port is None:
-        port = default_port if _port_free(host, default_port) else _free_port(host)
+        port = free_port() if port_in_use(host, default_port) else default_port
     settings = ws.settings
     flags = ["--home", str(ws.home), "--base-url", settings.base_url, "--network", settings.network.name]
     if settings.rpc:
@@ -280,7 +258,7 @@ def start_detached(ws: Workspace, *, host: str | None = None, port: int | None =
             raise NodeUnavailable(f"the verification page did not start on {url}: {tail[0]}",
                                   hint=f"see {log}")
         time.sleep(0.1)
-    state_file.write_text(json.dumps({"url": url, "pid": process.pid, "host": host, "port": port}) + "\n")
+    write_atomic(state_file, (json.dumps({"url": url, "pid": process.pid, "host": host, "port": port}) + "\n").encode())
     return Served(url, process.pid, False)
 
 
@@ -292,7 +270,7 @@ def stop_detached(home: Path) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     state_file.unlink(missing_ok=True)
-    if not _alive(pid):
+    if not pid_alive(pid):
         return False
     try:
         os.kill(pid, signal.SIGTERM)
