@@ -839,6 +839,60 @@ def stop() -> None:
           "stopped " + " and ".join(stopped) if stopped else "nothing was running for this folder")
 
 
+# -- the signed QR, offline (H7: the logic is in qr_check.py, signed_qr.py and trust.py) ---------------
+
+
+@app.command("verify-qr")
+def verify_qr_command(
+    text_or_image: str = typer.Argument(..., metavar="TEXT_OR_IMAGE", help="The QR's text, or a PNG/JPEG photo of "
+                                        "the paper."),
+    trust: Path = typer.Option(None, "--trust", help="Trust pack file (from `trust-pack`): check offline. Without "
+                               "it, the pack is read from the chain now."),
+) -> None:
+    """Check a QR's signed facts offline and print them to compare with the paper. Exit 0 only when it is signed
+    by a current registrar, points to the registry's page, and the order is neither annulled nor superseded as
+    of the pack's block.
+
+    Example:
+        peru-compras verify-qr foto-orden.jpg --trust pack.json
+    """
+    from .qr_check import check, describe, pack_for
+    from .signed_qr import url_host
+
+    registry = None
+    hosts: tuple[str, ...] = ()
+    if trust is None:
+        ws = _workspace()
+        registry, hosts = ws.registry(), tuple(filter(None, [url_host(ws.settings.base_url)]))
+    verdict = check(text_or_image, pack_for(trust, registry, hosts))
+    _emit(verdict.to_json(), describe(verdict))
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+@app.command("trust-pack")
+def trust_pack_command(
+    out: Path = typer.Option(Path("trust-pack.json"), "--out", help="Write the pack here."),
+    block: int = typer.Option(None, "--block", min=0, help="As of this block [default: the latest]."),
+) -> None:
+    """Write what offline QR checks need, read from the chain alone as of one block: the registry, chain id,
+    the page's host(s), every registrar (with the blocks it held the role) and the annulled and superseded
+    token ids.
+
+    Example:
+        peru-compras trust-pack --out pack.json
+    """
+    from .qr_check import write_pack
+    from .signed_qr import url_host
+
+    ws = _workspace()
+    pack = write_pack(ws.registry(), out, hosts=tuple(filter(None, [url_host(ws.settings.base_url)])), block=block)
+    current = sum(1 for period in pack.registrars if period.until_block is None)
+    _emit({"file": str(out), "block": pack.block, "registrars": [period.to_json() for period in pack.registrars]},
+          f"trust pack written to {out} as of block {pack.block} ({pack.time}): {current} registrar(s), "
+          f"{len(pack.annulled)} annulled, {len(pack.superseded)} superseded")
+
+
 GLOBAL_HELP = ("Settings, before or after the command: " + ", ".join((*GLOBAL_FLAGS, *GLOBAL_VALUE_OPTIONS))
                + "; see `peru-compras --help`.")
 for _typer in (app, roles_app):

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +22,12 @@ from peru_compras import signed_qr
 from peru_compras.chain.client import Registry
 from peru_compras.chain.rpc import Rpc
 from peru_compras.order import Order, parse_order
+from peru_compras.qr import png
 from peru_compras.signed_qr import QrSigner, facts_of, from_text, qr_text, to_text, verify_qr
 from peru_compras.trust import TrustPack, build_trust_pack, load_trust_pack
 from peru_compras.urls import token_hex
 
-from .conftest import ROOT, funded_account, reference_order
+from .conftest import ROOT, Runner, funded_account, reference_order
 
 BASE = "https://oc.example.pe"
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -328,3 +330,79 @@ def _key_and_payload(text: str) -> tuple[str, bytes]:
     key = order_key_from_verify_url(url)
     assert key is not None
     return key, from_text(fragment)
+
+
+# -- the commands -----------------------------------------------------------------------------------------
+
+
+def test_trust_pack_and_verify_qr_commands(cli: Runner, registry: Registry, admin: LocalAccount, chain_id: int,
+                                           tmp_path: Path) -> None:
+    pack_file = tmp_path / "pack.json"
+    made = cli("trust-pack", "--out", str(pack_file), "--registry", registry.address, "--json")
+    assert made.code == 0, made.stderr
+    answer = made.json()
+    assert answer["file"] == str(pack_file)
+    assert {"address": admin.address, "from_block": registry.from_block, "until_block": None} in answer["registrars"]
+    pack = load_trust_pack(pack_file.read_bytes())
+    assert pack.block == answer["block"] and pack.hosts == ("oc.example.pe",)
+
+    the_order = order()
+    text = signed_text(admin, chain_id, registry.address, the_order)
+    photo = tmp_path / "foto.png"
+    photo.write_bytes(png(text, scale=4))
+    for argument in (text, str(photo)):
+        checked = cli("verify-qr", argument, "--trust", str(pack_file), "--json",
+                      env={"PERU_COMPRAS_RPC": "http://127.0.0.1:9"})
+        assert checked.code == 0, checked.stderr  # offline: the node given is dead and never asked
+        verdict = checked.json()
+        assert verdict["status"] == "signed" and verdict["signer"] == admin.address
+        assert verdict["facts"]["total"] == "5890.00" and verdict["facts"]["order_number"] == "OC-2026-004512"
+        assert verdict["trust_block"] == pack.block and verdict["trust_time"] == pack.time
+    human = cli("verify-qr", text, "--trust", str(pack_file))
+    assert human.code == 0 and human.stdout.startswith(f"SIGNED by registrar {admin.address}")
+    assert "total 5890.00 PEN" in human.stdout
+
+    stranger = cli("verify-qr", signed_text(Account.create(), chain_id, registry.address), "--trust", str(pack_file),
+                   "--json")
+    assert stranger.code == 1 and stranger.json()["status"] == "unknown_signer"
+    plain = cli("verify-qr", BASE + the_order.verify_path, "--trust", str(pack_file), "--json")
+    assert plain.code == 1 and plain.json()["status"] == "not_signed"
+    cut = cli("verify-qr", text[:-7], "--trust", str(pack_file))
+    assert cut.code == 1 and cut.stdout.startswith("BAD SIGNATURE") and "Traceback" not in cut.stderr
+    fake = cli("verify-qr", text.replace("oc.example.pe", "oc.example.pe.evil.test"), "--trust", str(pack_file))
+    assert fake.code == 1 and "fake QR" in fake.stdout
+    online = cli("verify-qr", text, "--registry", registry.address, "--json")  # no pack: read from the chain now
+    assert online.code == 0 and online.json()["status"] == "signed"
+
+
+def test_verify_qr_bad_input(cli: Runner, tmp_path: Path) -> None:
+    pack_file = tmp_path / "pack.json"
+    pack_file.write_text('{"format": "peru-compras-trust-pack/1"}')
+    bad_pack = cli("verify-qr", "https://oc.example.pe/o/1/2#AAAA", "--trust", str(pack_file))
+    assert bad_pack.code == 2 and "missing" in bad_pack.stderr
+    not_image = tmp_path / "foto.jpg"
+    not_image.write_bytes(b"GIF89a not a photo")
+    good_file = tmp_path / "good.json"
+    good_file.write_text(json.dumps(good_pack()))
+    refused = cli("verify-qr", str(not_image), "--trust", str(good_file))
+    assert refused.code == 2 and "not a PNG or JPEG" in refused.stderr
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(png_blank())
+    none_found = cli("verify-qr", str(blank), "--trust", str(good_file))
+    assert none_found.code == 2 and "no QR code" in none_found.stderr
+
+
+def good_pack() -> dict[str, Any]:
+    from .test_trust_pack import GOOD
+
+    return GOOD
+
+
+def png_blank() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (200, 200), 255).save(out, format="PNG")
+    return out.getvalue()

@@ -1,0 +1,137 @@
+"""The offline QR check's use cases (`verify-qr`, `trust-pack`): read the QR from its text or from a photo of
+the paper, get the trust pack (a file, or the chain now), check, and say it in words for the clerk.
+
+A photo is decoded by ZBar's ``zbarimg`` like a rendered page (:mod:`.qr`): a private temporary folder, at most
+:data:`MAX_IMAGE_BYTES` read, the tool run with :data:`~peru_compras.qr.RENDER_MEMORY` of address space and
+:data:`~peru_compras.qr.RENDER_SECONDS` of time. The QR text given on the command line is at most
+:data:`MAX_TEXT` characters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import InvalidInput
+
+if TYPE_CHECKING:
+    from .chain.client import Registry
+    from .signed_qr import QrVerdict
+    from .trust import TrustPack
+
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+MAX_TEXT = 4096
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+
+
+def qr_text_of(argument: str) -> str:
+    """The QR text: `argument` itself, or — when it names a PNG or JPEG file — the one QR decoded from it."""
+    path = Path(argument)
+    if "://" not in argument and len(argument) < 4096 and path.is_file():
+        return _decode_photo(path)
+    if len(argument) > MAX_TEXT:
+        raise InvalidInput(f"the QR text has {len(argument):,} characters, over {MAX_TEXT:,}",
+                           hint="give the text a QR holds (at most 200 characters for ours), or a photo of it")
+    return argument
+
+
+def _decode_photo(path: Path) -> str:
+    import subprocess
+    import tempfile
+
+    from . import qr
+
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {str(path)!r}: {exc.strerror}", hint="check the path") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InvalidInput(f"{str(path)!r} is over {MAX_IMAGE_BYTES // 2**20} MiB", hint="give a smaller photo")
+    if not data.startswith(_IMAGE_MAGIC):
+        raise InvalidInput(f"{str(path)!r} is not a PNG or JPEG image", hint="give a photo of the QR, or its text")
+    hint = "take the photo again, closer and in focus, or give the QR's text"
+    with tempfile.TemporaryDirectory(prefix="peru-compras-photo-") as folder:
+        image = os.path.join(folder, "photo.png" if data[:1] == b"\x89" else "photo.jpg")
+        with open(image, "wb") as handle:
+            handle.write(data)
+        command = ["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", image]
+        try:
+            result = subprocess.run(command, capture_output=True, timeout=qr.RENDER_SECONDS,
+                                    preexec_fn=qr._limit_memory,
+                                    env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"})
+        except FileNotFoundError:
+            raise InvalidInput("reading a photo needs zbarimg (Debian: zbar-tools)", hint="or give the QR's text") \
+                from None
+        except subprocess.TimeoutExpired:
+            raise InvalidInput(f"{str(path)!r} could not be read within {qr.RENDER_SECONDS:.0f} s (the limit)",
+                               hint=hint) from None
+    if result.returncode < 0:
+        raise InvalidInput(f"{str(path)!r} could not be read within {qr.RENDER_MEMORY // 2**20:,} MiB of memory "
+                           "(the limit)", hint=hint)
+    found = [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
+    if len(found) != 1:
+        raise InvalidInput(f"{str(path)!r} shows {'no' if not found else len(found)} QR code"
+                           f"{'' if len(found) == 1 else 's'}: one is needed", hint=hint)
+    return found[0][:MAX_TEXT]
+
+
+def pack_for(trust_file: Path | None, registry: Registry | None, hosts: tuple[str, ...] = ()) -> TrustPack:
+    """The pack to check against: the file given, else one read from the chain now."""
+    from .trust import read_trust_file, read_trust_pack
+
+    if trust_file is not None:
+        return read_trust_file(trust_file)
+    if registry is None:
+        raise InvalidInput("verify-qr needs a trust pack or a node", hint="give --trust PACK (offline) or --rpc")
+    return read_trust_pack(registry, hosts=hosts)
+
+
+def check(argument: str, pack: TrustPack) -> QrVerdict:
+    from .signed_qr import verify_qr
+
+    return verify_qr(qr_text_of(argument), pack)
+
+
+def describe(verdict: QrVerdict) -> str:
+    """The verdict in words for the clerk: a headline, the signed facts to compare with the paper, warnings."""
+    as_of = f"as of block {verdict.trust_block} ({verdict.trust_time})"
+    headline = {
+        "signed": f"SIGNED by registrar {verdict.signer} ({as_of})",
+        "unknown_signer": f"UNKNOWN SIGNER: {verdict.problem} ({as_of}) — do not accept this paper",
+        "bad_signature": f"BAD SIGNATURE: {verdict.problem} — do not accept this paper",
+        "not_signed": f"NOT SIGNED: {verdict.problem}",
+    }[verdict.status]
+    lines = [headline]
+    facts = verdict.facts
+    if facts is not None:
+        entity, _, number = facts.order_key.partition("/")
+        lines += [f"  order {number} of entity {entity}", f"  issued on {facts.issued_on}",
+                  f"  supplier {facts.supplier}", f"  total {facts.total} {facts.currency}",
+                  f"  {facts.items} item{'s' if facts.items != 1 else ''}"]
+        if verdict.status == "signed":
+            lines.append("  compare each line with the paper in hand")
+    if verdict.host_trusted is False:
+        lines.append(f"WARNING: the QR points to {verdict.host or 'no host'}, not the registry's page — a fake QR? "
+                     "Do not open its link")
+    if verdict.order_status == "annulled":
+        lines.append(f"ANNULLED {as_of}")
+    elif verdict.order_status == "superseded":
+        lines.append(f"SUPERSEDED by token {verdict.replaced_by} {as_of}")
+    return "\n".join(lines)
+
+
+def write_pack(registry: Registry, out: Path, *, hosts: tuple[str, ...] = (), block: int | None = None) -> TrustPack:
+    """Read the pack from the chain and write it to `out` (atomically)."""
+    import json
+
+    from .store import write_atomic
+    from .trust import read_trust_pack
+
+    pack = read_trust_pack(registry, hosts=hosts, block=block)
+    try:
+        write_atomic(out, (json.dumps(pack.to_json(), indent=1) + "\n").encode())
+    except OSError as exc:
+        raise InvalidInput(f"cannot write --out {str(out)!r}: {exc.strerror}", hint="choose another --out") from None
+    return pack
