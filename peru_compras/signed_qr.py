@@ -151,9 +151,9 @@ def digest(facts: Facts, chain_id: int, registry: str) -> bytes:
 
 def address_of(public_key: bytes) -> str:
     """The checksummed address of an uncompressed public key (64 bytes, no 0x04 prefix)."""
-    raw = keccak256(public_key)[-20:].hex()
-    hashed = keccak256(raw.encode()).hex()
-    return "0x" + "".join(c.upper() if int(h, 16) >= 8 else c for c, h in zip(raw, hashed[:40], strict=True))
+    from eth_utils.address import to_checksum_address
+
+    return str(to_checksum_address(keccak256(public_key)[-20:]))
 
 
 # -- the compact payload -----------------------------------------------------------------------------------
