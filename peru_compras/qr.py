@@ -10,7 +10,7 @@ compares them over versions 1 to 38) in about 0.85 ms: segno's encoder still bui
 bits go through a placement order cached per version, and each mask is scored on the whole matrix held
 as one integer (a byte per module) with shifts and ``bytes.find`` instead of a loop per module.
 
-Reading back (:func:`decode_page`) uses the real tools a clerk's checks would: Poppler's ``pdftoppm``
+Reading back (:func:`decode_pages`) uses the real tools a clerk's checks would: Poppler's ``pdftoppm``
 renders the page in grey at 150 dpi (never over 1,754 pixels a side) and ZBar's ``zbarimg`` decodes it,
 each with 1 GiB of memory and 10 s. Both are optional at run time; without them the function returns an
 empty list.
@@ -18,13 +18,14 @@ empty list.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -278,25 +279,38 @@ def _limit_memory() -> None:  # runs in the child, before exec
 
 
 def decode_page(document: bytes, page: int = 1, *, dpi: int = 150, timeout: float = RENDER_SECONDS) -> list[str]:
-    """The QR codes on page `page` (1-based) of a PDF, rendered in grey by pdftoppm and read by zbarimg.
+    """The QR codes on page `page` (1-based) of a PDF (see :func:`decode_pages`)."""
+    return next((texts for _, texts in decode_pages(document, [page], dpi=dpi, timeout=timeout)), [])
 
-    Returns [] when nothing is found or the tools are missing. The PDF is untrusted: the page is rendered
-    at `dpi` but never over :data:`RENDER_PIXELS` pixels on its longer side (a 10,000-point page is drawn
-    small, not at 150 dpi), and both tools run as subprocesses in a private temporary folder with
-    :data:`RENDER_MEMORY` of address space and `timeout` seconds each. A tool that runs out of either
-    raises :class:`RenderError` (exit 2), which names the page and the limit.
+
+def decode_pages(document: bytes, pages: Iterable[int], *, dpi: int = 150,
+                 timeout: float = RENDER_SECONDS) -> Iterator[tuple[int, list[str]]]:
+    """(page, QR codes found) for each of `pages` (1-based) of a PDF, rendered in grey by pdftoppm and read
+    by zbarimg, one page at a time (stop early: the later pages are not rendered). The file is written once.
+
+    Yields nothing when the tools are missing; a page where nothing is found gives []. The PDF is untrusted:
+    each page is rendered at `dpi` but never over :data:`RENDER_PIXELS` pixels on its longer side (a
+    10,000-point page is drawn small, not at 150 dpi), and both tools run as subprocesses in a private
+    temporary folder with :data:`RENDER_MEMORY` of address space and `timeout` seconds each. A tool that runs
+    out of either raises :class:`RenderError` (exit 2), which names the page and the limit.
     """
     if not tools_available():
-        return []
+        return
     with tempfile.TemporaryDirectory(prefix="peru-compras-qr-") as folder:
         source = os.path.join(folder, "in.pdf")
         with open(source, "wb") as handle:
             handle.write(document)
-        prefix = os.path.join(folder, "page")
-        image = prefix + ".pgm"
-        steps = (["pdftoppm", "-r", str(dpi), "-scale-to", str(RENDER_PIXELS), "-gray", "-f", str(page), "-l",
-                  str(page), "-singlefile", source, prefix],
-                 ["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", image])
+        for page in pages:
+            yield page, _decode_one(source, folder, page, dpi, timeout)
+
+
+def _decode_one(source: str, folder: str, page: int, dpi: int, timeout: float) -> list[str]:
+    prefix = os.path.join(folder, f"page-{page}")
+    image = prefix + ".pgm"
+    steps = (["pdftoppm", "-r", str(dpi), "-scale-to", str(RENDER_PIXELS), "-gray", "-f", str(page), "-l",
+              str(page), "-singlefile", source, prefix],
+             ["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", image])
+    try:
         for step, command in enumerate(steps):
             try:
                 result = subprocess.run(command, capture_output=True, timeout=timeout, preexec_fn=_limit_memory,
@@ -311,7 +325,10 @@ def decode_page(document: bytes, page: int = 1, *, dpi: int = 150, timeout: floa
                                   f"{RENDER_MEMORY // 2**20:,} MiB of memory (the limit)", hint=_RENDER_HINT)
             if result.returncode != 0 or (step == 0 and not os.path.exists(image)):
                 return []
-    return [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
+        return [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(image)
 
 
 _RENDER_HINT = "export or print it to PDF again from its source; to verify it by number, give --token or --order-number"

@@ -23,20 +23,22 @@ from .open import (
     MAX_PAGE_AREA,
     MAX_PAGES,
     MAX_PDF_BYTES,
+    CheckedPdf,
     Limits,
     check_pdf,
+    open_checked,
+    read_checked,
     read_pdf,
 )
 from .open import check_objects as _check_objects  # old private names, for benchmarks/stamp.py
-from .open import forget_checked as _forget_checked
 from .open import open_strict as _open
 from .stamp import CAPTION_SIZE, MARGIN_X, MARGIN_Y, PAGE_QR_SIZE, PLACEMENTS, QR_SIZE, caption_lines, stamp_pdf
 from .text import pdf_text
 
 __all__ = [
     "CAPTION_SIZE", "CHECK_SECONDS", "INFO_KEY", "MARGIN_X", "MARGIN_Y", "MAX_DECODED_BYTES", "MAX_PAGES",
-    "MAX_PAGE_AREA", "MAX_PDF_BYTES", "PAGE_QR_SIZE", "PLACEMENTS", "QR_SIZE", "STAMP_KEY", "Limits",
+    "MAX_PAGE_AREA", "MAX_PDF_BYTES", "PAGE_QR_SIZE", "PLACEMENTS", "QR_SIZE", "STAMP_KEY", "CheckedPdf", "Limits",
     "caption_lines", "check_pdf", "check_registrable", "claimed_order_key", "claimed_verify_url",
-    "order_key_from_url", "pdf_text", "read_pdf", "stamp_pdf",
+    "open_checked", "order_key_from_url", "pdf_text", "read_checked", "read_pdf", "stamp_pdf",
 ]
-_PRIVATE = (_check_objects, _forget_checked, _open)
+_PRIVATE = (_check_objects, _open)

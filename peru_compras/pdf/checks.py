@@ -18,8 +18,8 @@ import pikepdf
 from .. import qr
 from ..errors import InvalidDocument
 from ..terminal import safe
-from .markers import INFO_KEY, page_contents, stamp_marker
-from .open import checked_pdf, damaged, open_strict
+from .markers import INFO_KEY, page_contents, plain_url, stamp_marker
+from .open import CheckedPdf, damaged, open_strict
 
 #: actions that run code, open other files or programs, or send data
 _ACTIVE_ACTIONS = {"/JavaScript": "JavaScript", "/Launch": "a Launch action (opens a program or file)",
@@ -103,8 +103,8 @@ def _scan(pdf: pikepdf.Pdf) -> tuple[list[str], list[tuple[str, str]]]:
     return found, urls
 
 
-def check_registrable(document: bytes, verify_url: str, *, name: str = "document", allow_other_urls: bool = False,
-                      warn: Callable[[str], None] | None = None) -> None:
+def check_registrable(document: bytes | CheckedPdf, verify_url: str, *, name: str = "document",
+                      allow_other_urls: bool = False, warn: Callable[[str], None] | None = None) -> None:
     """Refuse (InvalidDocument, exit 2) a PDF we will not register for `verify_url`:
 
     - active content: JavaScript (on opening, in the document, in links or form fields), additional
@@ -113,12 +113,18 @@ def check_registrable(document: bytes, verify_url: str, *, name: str = "document
       clerks and the public; it must not run anything or carry other files;
     - a link, a peru-compras marker or a printed QR code (page 1 and the last page, read by pdftoppm and
       zbarimg when installed) for any address but `verify_url`: the paper's QR must lead to this order.
-      With `allow_other_urls` such a PDF is accepted and each address goes to `warn`.
+      With `allow_other_urls` such a PDF is accepted and each address goes to `warn`. A fragment (a signed
+      QR's payload, ``#…``) is not part of the address: `verify_url` with or without one is this order's.
 
-    The PDF itself must already have passed :func:`check_pdf`; given the very bytes check_pdf accepted, the
-    PDF it opened is read again instead of parsing the bytes a second time (0.04 ms of ~1 ms per batch order)."""
-    opened = checked_pdf(document, keep=True)
-    with contextlib.nullcontext(opened) if opened is not None else open_strict(document, name) as pdf:
+    `document`: a :class:`CheckedPdf` (its open PDF is read, not parsed again: 0.04 ms of ~1 ms per batch
+    order; it stays open), or bytes that already passed :func:`check_pdf` (opened strictly here)."""
+    if isinstance(document, CheckedPdf):
+        name, data = document.name, document.data
+        opened: contextlib.AbstractContextManager[pikepdf.Pdf] = contextlib.nullcontext(document.pdf)
+    else:
+        data, opened = document, open_strict(document, name)
+    own = plain_url(verify_url)
+    with opened as pdf:
         try:
             found, urls = _scan(pdf)
             qr_pages = [index + 1 for index in sorted({0, len(pdf.pages) - 1}) if _may_show_qr(pdf.pages[index])]
@@ -129,23 +135,23 @@ def check_registrable(document: bytes, verify_url: str, *, name: str = "document
                               " — peru-compras registers no PDF that runs code or carries files",
                               hint="print it to PDF again from a viewer (a printed copy has no scripts, actions "
                                    "or attachments), or export it without them")
-    if allow_other_urls or all(url == verify_url for url, _ in urls):  # else refused already: no need to render
-        for page in qr_pages:
-            urls += [(text, f"QR printed on page {page}") for text in qr.decode_page(document, page)]
+    if allow_other_urls or all(plain_url(url) == own for url, _ in urls):  # else refused already: no rendering
+        for page, texts in qr.decode_pages(data, qr_pages):
+            urls += [(text, f"QR printed on page {page}") for text in texts]
     other: dict[str, list[str]] = {}
     for url, where in urls:
-        if url != verify_url and where not in other.setdefault(url, []):
+        if plain_url(url) != own and where not in other.setdefault(url, []):
             other[url].append(where)
     if not other:
         return
     listed = "; ".join(f"{safe(url[:200])} ({', '.join(wheres)})" for url, wheres in other.items())[:400]
     if not allow_other_urls:
-        raise InvalidDocument(f"PDF {name!r} already carries another address than this order's {verify_url}: "
+        raise InvalidDocument(f"PDF {name!r} already carries another address than this order's {own}: "
                               f"{listed}", hint="give the order's own PDF without another order's QR or links, or "
                               "register it on its own with --allow-other-urls (each address is then printed as a "
                               "warning)")
     if warn is not None:
-        warn(f"warning: PDF {name!r} carries another address than {verify_url}: {listed}")
+        warn(f"warning: PDF {name!r} carries another address than {own}: {listed}")
 
 
 _PATH_OPS = re.compile(rb"(?<![A-Za-z*])(?:re|l|c|v|y)(?![A-Za-z*])")

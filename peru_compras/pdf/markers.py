@@ -42,3 +42,9 @@ def stamp_urls(pdf: pikepdf.Pdf) -> Iterator[tuple[str, int]]:
             found = stamp_marker(stream)
             if found:
                 yield found, index
+
+
+def plain_url(text: str) -> str:
+    """A QR's or link's text without its fragment: a signed QR is ``verify_url#payload``, and the payload
+    does not change which order the address names."""
+    return text.split("#", 1)[0]

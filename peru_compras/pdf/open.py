@@ -24,7 +24,7 @@ import os
 import re
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pikepdf
@@ -72,9 +72,53 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) * factor
 
 
-def read_pdf(path: Path, *, max_bytes: int | None = None, max_pages: int | None = None) -> bytes:
-    """The bytes of a PDF file after checking it is one we accept; InvalidDocument (exit 2) otherwise."""
-    limits = Limits.from_env(max_bytes, max_pages)
+class CheckedPdf:
+    """A PDF :func:`open_checked` accepted, still open and read whole: its bytes, name, page count and the
+    :class:`pikepdf.Pdf`. Give it to :func:`~peru_compras.pdf.check_registrable`, :func:`~peru_compras.pdf.
+    stamp_pdf` and :func:`~peru_compras.pdf.claimed_verify_url` instead of the bytes to spare them a second
+    parse and damage check (the whole cost of a small stamp). :func:`~peru_compras.pdf.stamp_pdf` changes the
+    PDF and uses it up; otherwise close it (``with``). Not shared between threads: each caller opens its own."""
+
+    __slots__ = ("_pdf", "data", "limits", "name", "pages")
+
+    def __init__(self, data: bytes, name: str, pdf: pikepdf.Pdf, pages: int, limits: Limits) -> None:
+        self.data, self.name, self.pages, self.limits = data, name, pages, limits
+        self._pdf: pikepdf.Pdf | None = pdf
+
+    @property
+    def pdf(self) -> pikepdf.Pdf:
+        """The open PDF, to read (not to change or close)."""
+        if self._pdf is None:
+            raise ValueError(f"PDF {self.name!r} was closed (stamp_pdf uses a checked PDF up)")
+        return self._pdf
+
+    def take(self) -> pikepdf.Pdf:
+        """The open PDF, handed over: the caller changes and closes it; this object is spent."""
+        pdf = self.pdf
+        self._pdf = None
+        return pdf
+
+    def close(self) -> None:
+        if self._pdf is not None:
+            self._pdf.close()
+            self._pdf = None
+
+    def __enter__(self) -> CheckedPdf:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _limits(limits: Limits | None, max_bytes: int | None, max_pages: int | None) -> Limits:
+    base = limits if limits is not None else Limits.from_env()
+    return replace(base, **({"max_bytes": max_bytes} if max_bytes is not None else {}),
+                   **({"max_pages": max_pages} if max_pages is not None else {}))
+
+
+def read_checked(path: Path, *, limits: Limits | None = None) -> CheckedPdf:
+    """A PDF file read and checked (see the module docstring), open; InvalidDocument (exit 2) otherwise."""
+    limits = _limits(limits, None, None)
     name = str(path)
     try:
         size = path.stat().st_size
@@ -89,9 +133,14 @@ def read_pdf(path: Path, *, max_bytes: int | None = None, max_pages: int | None 
     except OSError as exc:
         raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}",
                               hint="check the file's permissions") from None
-    check_size(len(data), name, limits)
-    check_pdf(data, name=name, max_pages=limits.max_pages)
-    return data
+    return open_checked(data, name=name, limits=limits)
+
+
+def read_pdf(path: Path, *, limits: Limits | None = None, max_bytes: int | None = None,
+             max_pages: int | None = None) -> bytes:
+    """The bytes of a PDF file after checking it is one we accept; InvalidDocument (exit 2) otherwise."""
+    with read_checked(path, limits=_limits(limits, max_bytes, max_pages)) as checked:
+        return checked.data
 
 
 def check_size(size: int, name: str, limits: Limits) -> None:
@@ -100,10 +149,10 @@ def check_size(size: int, name: str, limits: Limits) -> None:
                               hint=f"compress it, or raise {setting_source('PERU_COMPRAS_MAX_PDF_BYTES')}")
 
 
-def check_pdf(data: bytes, *, name: str = "document", max_pages: int | None = None,
-              max_bytes: int | None = None) -> int:
-    """Check `data` is a PDF we accept (see the module docstring); returns its page count."""
-    limits = Limits.from_env(max_bytes, max_pages)
+def open_checked(data: bytes, *, name: str = "document", limits: Limits | None = None) -> CheckedPdf:
+    """`data` opened and checked (see the module docstring): the open :class:`CheckedPdf`; InvalidDocument
+    (exit 2) for a PDF we do not accept."""
+    limits = _limits(limits, None, None)
     check_size(len(data), name, limits)
     pdf = open_strict(data, name)
     try:
@@ -112,31 +161,14 @@ def check_pdf(data: bytes, *, name: str = "document", max_pages: int | None = No
     except BaseException:
         pdf.close()
         raise
-    forget_checked()
-    _CHECKED[id(data)] = (data, pdf)
-    return pages
+    return CheckedPdf(data, name, pdf, pages, limits)
 
 
-#: the bytes check_pdf last accepted in this process, and the PDF it opened and read whole: stamp_pdf,
-#: given these very bytes (read_pdf's, then the stamp's), uses it instead of reading them all again
-_CHECKED: dict[int, tuple[bytes, pikepdf.Pdf]] = {}
-
-
-def forget_checked() -> None:
-    for _, pdf in _CHECKED.values():
-        pdf.close()
-    _CHECKED.clear()
-
-
-def checked_pdf(document: bytes, *, keep: bool = False) -> pikepdf.Pdf | None:
-    """The open PDF check_pdf just accepted, if `document` is the very object it checked: taken out, or
-    with `keep` only looked at (the caller must not close or change it)."""
-    kept = _CHECKED.get(id(document)) if keep else _CHECKED.pop(id(document), None)
-    if kept is not None and kept[0] is document:
-        return kept[1]
-    if kept is not None and not keep:
-        kept[1].close()
-    return None
+def check_pdf(data: bytes, *, name: str = "document", limits: Limits | None = None, max_pages: int | None = None,
+              max_bytes: int | None = None) -> int:
+    """Check `data` is a PDF we accept (see the module docstring); returns its page count."""
+    with open_checked(data, name=name, limits=_limits(limits, max_bytes, max_pages)) as checked:
+        return checked.pages
 
 
 def check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:

@@ -31,17 +31,7 @@ from .. import qr
 from ..errors import InvalidDocument
 from ..order import Order
 from .markers import INFO_KEY, STAMP_KEY, page_contents, stamp_marker, stamp_urls
-from .open import (
-    Limits,
-    check_objects,
-    check_pages,
-    check_size,
-    checked_pdf,
-    damaged,
-    open_strict,
-    refuse_warnings,
-    visible_box,
-)
+from .open import CheckedPdf, Limits, damaged, open_checked, refuse_warnings, visible_box
 from .text import fit_text, num, pdf_text, text_width, wrap_text
 
 QR_SIZE = 78.0  # points (~27.5 mm): a phone reads it at arm's length, zbarimg at 150 dpi
@@ -225,20 +215,24 @@ def _stream(pdf: pikepdf.Pdf, data: bytes, verify_url: str) -> pikepdf.Stream:
     return stream
 
 
-def stamp_pdf(document: bytes, verify_url: str, *, order: Order | None = None,
-              placement: str = "bottom-right", name: str = "document") -> bytes:
+def stamp_pdf(document: bytes | CheckedPdf, verify_url: str, *, order: Order | None = None,
+              placement: str = "bottom-right", name: str = "document", limits: Limits | None = None) -> bytes:
     """`document` with the order's QR (it encodes `verify_url`) stamped as described in the module
-    docstring; `placement` is one of :data:`PLACEMENTS`. InvalidDocument for a PDF we do not accept."""
+    docstring; `placement` is one of :data:`PLACEMENTS`. InvalidDocument for a PDF we do not accept.
+
+    `document` is the bytes (checked here against `limits`, default :class:`Limits`) or a :class:`CheckedPdf`
+    (checked already: used up, its name and limits used)."""
     if placement not in PLACEMENTS:
         raise InvalidDocument(f"stamp placement {placement!r} is not one of: " + ", ".join(PLACEMENTS),
                               hint="e.g. bottom-right (the default) or last-page")
-    limits = Limits.from_env()
-    check_size(len(document), name, limits)
-    checked = checked_pdf(document)
-    with checked or open_strict(document, name) as pdf:
-        if checked is None:  # read_pdf / check_pdf did not just check these very bytes
-            check_pages(pdf, name, limits)
-            check_objects(pdf, name, limits)
+    if isinstance(document, CheckedPdf):
+        name, limits = document.name, document.limits
+        opened = document.take()
+    else:
+        with open_checked(document, name=name, limits=limits) as checked:
+            limits = checked.limits
+            opened = checked.take()
+    with opened as pdf:
         try:
             # never trusted: whatever carries our markers (an earlier stamp, or a look-alike) is taken off
             # and the stamp drawn again, so the QR on the result is always the one drawn here
