@@ -21,6 +21,7 @@ from peru_compras.order import Order, parse_order
 from peru_compras.pdf import (
     INFO_KEY,
     PLACEMENTS,
+    Limits,
     check_pdf,
     check_registrable,
     claimed_order_key,
@@ -28,6 +29,7 @@ from peru_compras.pdf import (
     read_pdf,
     stamp_pdf,
 )
+from peru_compras.settings import load_settings
 
 from . import pdfs
 from .conftest import Runner, write_json
@@ -229,14 +231,16 @@ def test_size_and_page_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     six = tmp_path / "seis.pdf"
     six.write_bytes(pdfs.big_order_pdf())
     assert read_pdf(six)
-    monkeypatch.setenv("PERU_COMPRAS_MAX_PDF_PAGES", "5")
+    monkeypatch.setenv("PERU_COMPRAS_MAX_PDF_PAGES", "5")  # the library reads no environment: the defaults hold
+    assert read_pdf(six)
     with pytest.raises(InvalidDocument, match="6 pages, over the 5-page limit"):
-        read_pdf(six)
+        read_pdf(six, limits=Limits.from_settings(load_settings({}, read_file=False)))
     monkeypatch.delenv("PERU_COMPRAS_MAX_PDF_PAGES")
-    monkeypatch.setenv("PERU_COMPRAS_MAX_PDF_BYTES", "40KB")
+    forty = Limits.from_settings(load_settings({}, env={"PERU_COMPRAS_MAX_PDF_BYTES": "40KB"}, read_file=False))
     with pytest.raises(InvalidDocument, match="over the 40,960-byte limit"):
-        read_pdf(six)
-    monkeypatch.delenv("PERU_COMPRAS_MAX_PDF_BYTES")
+        read_pdf(six, limits=forty)
+    with pytest.raises(InvalidDocument, match="over the 40,960-byte limit"):
+        stamp_pdf(six.read_bytes(), f"{BASE}/o/20131370998/X", limits=forty)
     many = tmp_path / "muchas.pdf"
     many.write_bytes(pdfs.many_pages(1001))
     with pytest.raises(InvalidDocument, match="1,001 pages, over the 1,000-page limit"):

@@ -20,21 +20,25 @@ by qpdf) and decoding images (JPEG and other image codecs are left encoded, as q
 from __future__ import annotations
 
 import io
-import os
 import re
 import time
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pikepdf
 import pikepdf.settings
 
 from ..errors import InvalidDocument, setting_source
+from ..settings import DEFAULT_MAX_PDF_BYTES, DEFAULT_MAX_PDF_DECODED_BYTES, DEFAULT_MAX_PDF_PAGES
 
-MAX_PDF_BYTES = 50 * 1024 * 1024
-MAX_PAGES = 1000
-MAX_DECODED_BYTES = 256 * 1024 * 1024  # every stream decoded, in all, and qpdf's bound on any one stream
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+MAX_PDF_BYTES = DEFAULT_MAX_PDF_BYTES  # 50 MiB
+MAX_PAGES = DEFAULT_MAX_PDF_PAGES  # 1,000
+MAX_DECODED_BYTES = DEFAULT_MAX_PDF_DECODED_BYTES  # 256 MiB: every stream decoded, in all, and qpdf's bound on one
 MAX_PAGE_AREA = 2 * 2384.0 * 3370.0  # pt²: twice A0
 CHECK_SECONDS = 20.0  # reading the whole file, decoded
 _EOF_WINDOW = 1024
@@ -49,27 +53,12 @@ class Limits:
     max_decoded: int = MAX_DECODED_BYTES
 
     @classmethod
-    def from_env(cls, max_bytes: int | None = None, max_pages: int | None = None) -> Limits:
-        """Arguments, else ``PERU_COMPRAS_MAX_PDF_BYTES`` / ``PERU_COMPRAS_MAX_PDF_PAGES`` /
-        ``PERU_COMPRAS_MAX_PDF_DECODED_BYTES``, else defaults."""
-        return cls(max_bytes if max_bytes is not None else _env_int("PERU_COMPRAS_MAX_PDF_BYTES", MAX_PDF_BYTES),
-                   max_pages if max_pages is not None else _env_int("PERU_COMPRAS_MAX_PDF_PAGES", MAX_PAGES),
-                   _env_int("PERU_COMPRAS_MAX_PDF_DECODED_BYTES", MAX_DECODED_BYTES))
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip().replace("_", "")
-    if not raw:
-        return default
-    units = {"kb": 1024, "mb": 1024**2, "gb": 1024**3}
-    factor = 1
-    for suffix, value in units.items():
-        if raw.lower().endswith(suffix):
-            raw, factor = raw[: -len(suffix)].strip(), value
-    if not raw.isdigit() or int(raw) <= 0:
-        raise InvalidDocument(f"{setting_source(name)} is {os.environ[name]!r}, not a positive whole number",
-                              hint="give e.g. 52428800 or 50MB")
-    return int(raw) * factor
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits a :class:`~peru_compras.settings.Settings` gives (``max_pdf_bytes``, ``max_pdf_pages``,
+        ``max_pdf_decoded_bytes``: flags, environment, peru-compras.toml or defaults, read by
+        :func:`~peru_compras.settings.load_settings`). The library reads no environment itself: a caller
+        that passes no limits gets the defaults."""
+        return cls(settings.max_pdf_bytes, settings.max_pdf_pages, settings.max_pdf_decoded_bytes)
 
 
 class CheckedPdf:
@@ -111,7 +100,7 @@ class CheckedPdf:
 
 
 def _limits(limits: Limits | None, max_bytes: int | None, max_pages: int | None) -> Limits:
-    base = limits if limits is not None else Limits.from_env()
+    base = limits if limits is not None else Limits()
     return replace(base, **({"max_bytes": max_bytes} if max_bytes is not None else {}),
                    **({"max_pages": max_pages} if max_pages is not None else {}))
 
