@@ -11,13 +11,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from ..chain.rpc import RpcError
 from ..errors import NodeUnavailable, PeruComprasError
 from ..urls import parse_token, token_hex
 from .chainview import View
-from .page import Page, client_address
+from .page import Page, client_address, get_routes
 from .presenters import dumps, is_web_url
 from .published import DocumentCheck
 from .security import Handler
@@ -213,14 +213,9 @@ def routes(page: Page) -> list[BaseRoute]:
     async def openapi_json(request: Request) -> Response:
         return json_response(openapi)
 
-    get = ["GET"]
-    return [
-        Route("/api/orders/{token_id}", order, methods=get),
-        Route("/api/tokens/{token_id}", token, methods=get),
-        Route("/api/orders/{token_id}/document", document, methods=get),
-        Route("/healthz", healthz, methods=get),
-        Route("/openapi.json", openapi_json, methods=get),
-    ]
+    return get_routes({"/api/orders/{token_id}": order, "/api/tokens/{token_id}": token,
+                       "/api/orders/{token_id}/document": document, "/healthz": healthz,
+                       "/openapi.json": openapi_json})
 
 
 def fast(page: Page, path: str) -> Handler | None:

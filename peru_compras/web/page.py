@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -15,6 +16,7 @@ from urllib.parse import quote, urlencode
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from ..chain.rpc import RpcError
 from ..errors import ConfigurationError, NodeUnavailable
@@ -56,6 +58,11 @@ class PageSettings:
 def token_of(entity: str, order_number: str) -> int:
     """The token id of ``<entity>/<order number>``, remembered (keccak is a third of a page view)."""
     return token_id_of_key(f"{entity}/{order_number}")
+
+
+def get_routes(handlers: dict[str, Callable[[Request], Awaitable[Response]]]) -> list[BaseRoute]:
+    """GET routes (Starlette answers HEAD with them too), path -> handler, in the order they are tried."""
+    return [Route(path, handler, methods=["GET"]) for path, handler in handlers.items()]
 
 
 def client_address(request: Request) -> str:

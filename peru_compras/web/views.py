@@ -12,7 +12,7 @@ from urllib.parse import quote
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from ..chain.rpc import RpcError
 from ..errors import NodeUnavailable
@@ -20,7 +20,7 @@ from ..hashing import parse_digest
 from ..urls import parse_token
 from . import i18n
 from .chainview import View
-from .page import Page, Unavailable, client_address, token_of
+from .page import Page, Unavailable, client_address, get_routes, token_of
 from .presenters import is_web_url
 from .published import DocumentCheck
 from .security import DOCUMENT_CSP, Handler
@@ -194,17 +194,9 @@ def routes(page: Page) -> list[BaseRoute]:
             return page.error_page(request, 500, "error_generic")
         return Response(data, media_type="application/pdf", headers=headers)
 
-    get = ["GET"]
-    return [
-        Route("/o/{entity}/{order_number:path}", order, methods=get),
-        Route("/static/{name}", static, methods=get),
-        Route("/d/{name}", document, methods=get),
-        Route("/", search, methods=get),
-        Route("/buscar", search, methods=get),
-        Route("/search", search, methods=get),
-        Route("/t/{token_id}", token, methods=get),
-        Route("/favicon.ico", favicon, methods=get),
-    ]
+    return get_routes({"/o/{entity}/{order_number:path}": order, "/static/{name}": static, "/d/{name}": document,
+                       "/": search, "/buscar": search, "/search": search, "/t/{token_id}": token,
+                       "/favicon.ico": favicon})
 
 
 def fast(page: Page, path: str) -> Handler | None:
