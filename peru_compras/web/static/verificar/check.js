@@ -1,0 +1,111 @@
+// The order page's fourth check: when the page was opened from a signed QR (its URL ends in #<payload>),
+// check the signature in this browser and show it beside the chain record, the status and the document.
+// The fragment never reaches the server. Nothing happens for a plain QR. Text is set with textContent only.
+import { readQr, QrError } from "./payload.js";
+import { parsePack, judge } from "./verdict.js";
+import { fill } from "./strings.js";
+
+const WORDS = {
+  es: {
+    title: "Firma del código QR", checking: "Comprobando la firma del QR…",
+    signed: "El QR lleva una firma válida del registrador {signer} y sus datos coinciden con el registro.",
+    mismatch: "El QR está firmado, pero sus datos NO coinciden con este registro: {what}.",
+    bad_signature: "El QR NO lleva una firma válida: sus datos pudieron ser alterados.",
+    unknown_signer: "El QR lo firmó una cuenta que NO es registradora ({signer}): no confíe en el papel.",
+    revoked: "El QR lo firmó {signer}, que dejó de ser registradora en el bloque {block}.",
+    fake_host: "El QR apunta a {host}, que no es la página del registro.",
+    unavailable: "No se pudo comprobar la firma ({detail}).",
+    record: "el hash del registro", registrar: "el registrador", facts: "los datos",
+  },
+  en: {
+    title: "The QR code's signature", checking: "Checking the QR's signature…",
+    signed: "The QR carries a valid signature by registrar {signer} and its facts match the record.",
+    mismatch: "The QR is signed, but its facts do NOT match this record: {what}.",
+    bad_signature: "The QR does NOT carry a valid signature: its facts may have been altered.",
+    unknown_signer: "The QR was signed by an account that is NOT a registrar ({signer}): do not trust the paper.",
+    revoked: "The QR was signed by {signer}, which stopped being a registrar at block {block}.",
+    fake_host: "The QR points to {host}, which is not the registry's page.",
+    unavailable: "The signature could not be checked ({detail}).",
+    record: "the record hash", registrar: "the registrar", facts: "the facts",
+  },
+};
+
+function item() {
+  let li = document.getElementById("firma");
+  if (!li) {
+    const list = document.querySelector("ul.checks");
+    if (!list) { return null; }
+    li = document.createElement("li");
+    li.id = "firma";
+    const h3 = document.createElement("h3");
+    const mark = document.createElement("span");
+    mark.className = "mark";
+    mark.setAttribute("aria-hidden", "true");
+    const title = document.createElement("span");
+    title.id = "firma-title";
+    h3.append(mark, " ", title);
+    const text = document.createElement("p");
+    text.id = "firma-text";
+    text.setAttribute("aria-live", "polite");
+    const detail = document.createElement("p");
+    detail.id = "firma-detail";
+    detail.className = "sub";
+    li.append(h3, text, detail);
+    list.appendChild(li);
+  }
+  return li;
+}
+
+function show(li, kind, state, text, detail) {
+  li.hidden = false;
+  li.className = kind;
+  li.dataset.state = state;
+  li.querySelector(".mark").textContent = kind === "ok" ? "✓" : kind === "bad" ? "✗" : kind === "warn" ? "!" : "?";
+  document.getElementById("firma-text").textContent = text;
+  document.getElementById("firma-detail").textContent = detail || "";
+}
+
+async function main() {
+  if (location.hash.length < 2) { return; }
+  const li = item();
+  if (!li) { return; }
+  const w = WORDS[document.documentElement.lang === "en" ? "en" : "es"];
+  document.getElementById("firma-title").textContent = w.title;
+  show(li, "info", "checking", w.checking);
+  const node = document.getElementById("pc-data");
+  const data = node ? JSON.parse(node.textContent) : {};
+  let qr;
+  try { qr = readQr(location.href); } catch (e) {
+    if (!(e instanceof QrError)) { throw e; }
+    show(li, "bad", "bad_signature", w.bad_signature, e.code);
+    return;
+  }
+  let crypto, pack;
+  try {
+    crypto = await import("./crypto.js");
+    const response = await fetch("/trust-pack.json", { credentials: "omit", headers: { Accept: "application/json" } });
+    if (!response.ok) { throw new Error("HTTP " + response.status); }
+    pack = parsePack(await response.text());
+  } catch (e) {
+    show(li, "warn", "unavailable", fill(w.unavailable, { detail: String(e.message).slice(0, 80) }));
+    return;
+  }
+  const v = judge(qr, pack, crypto, { now: Date.now(), maxAgeDays: 36500 });
+  const signer = v.signer || "";
+  if (v.hostOk === false) { show(li, "bad", "fake_host", fill(w.fake_host, { host: v.target.host })); return; }
+  if (v.status === "bad_signature") { show(li, "bad", v.status, w.bad_signature); return; }
+  if (v.status === "unknown_signer") {
+    show(li, "bad", v.revokedBlock !== null ? "revoked" : "unknown_signer",
+         fill(v.revokedBlock !== null ? w.revoked : w.unknown_signer, { signer, block: v.revokedBlock }));
+    return;
+  }
+  // online, the page holds the record itself: the signed hash and signer must be this record's
+  const wrong = [];
+  if (data.record_hash && crypto.hex(v.facts.recordHash) !== data.record_hash.toLowerCase()) { wrong.push(w.record); }
+  if (data.registrar && data.registrar.toLowerCase() !== signer) { wrong.push(w.registrar); }
+  if (data.contract && data.contract.toLowerCase() !== pack.registry.toLowerCase()) { wrong.push(w.facts); }
+  if (wrong.length) { show(li, "bad", "mismatch", fill(w.mismatch, { what: wrong.join(", ") }), signer); return; }
+  show(li, "ok", "signed", fill(w.signed, { signer }), "");
+}
+
+main();
