@@ -257,7 +257,7 @@ def png(verify_url: str, *, scale: int = 10) -> bytes:
 # -- reading a QR back from a PDF page ----------------------------------------------------------------
 
 def tools_available() -> bool:
-    """Whether pdftoppm and zbarimg are installed (needed by :func:`decode_page`)."""
+    """Whether pdftoppm and zbarimg are installed (needed by :func:`decode_pages`)."""
     return shutil.which("pdftoppm") is not None and shutil.which("zbarimg") is not None
 
 
@@ -307,28 +307,52 @@ def decode_pages(document: bytes, pages: Iterable[int], *, dpi: int = 150,
 def _decode_one(source: str, folder: str, page: int, dpi: int, timeout: float) -> list[str]:
     prefix = os.path.join(folder, f"page-{page}")
     image = prefix + ".pgm"
-    steps = (["pdftoppm", "-r", str(dpi), "-scale-to", str(RENDER_PIXELS), "-gray", "-f", str(page), "-l",
-              str(page), "-singlefile", source, prefix],
-             ["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", image])
     try:
-        for step, command in enumerate(steps):
-            try:
-                result = subprocess.run(command, capture_output=True, timeout=timeout, preexec_fn=_limit_memory,
-                                        env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"})
-            except subprocess.TimeoutExpired:
-                raise RenderError(f"page {page} of the PDF could not be {('rendered', 'read')[step]} within "
-                                  f"{timeout:.0f} s (the limit)", hint=_RENDER_HINT) from None
-            except OSError:
-                return []
-            if result.returncode < 0 or (step == 0 and b"out of memory" in result.stderr.lower()):
-                raise RenderError(f"page {page} of the PDF could not be {('rendered', 'read')[step]} within "
-                                  f"{RENDER_MEMORY // 2**20:,} MiB of memory (the limit)", hint=_RENDER_HINT)
-            if result.returncode != 0 or (step == 0 and not os.path.exists(image)):
-                return []
-        return [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
+        rendered = _run(["pdftoppm", "-r", str(dpi), "-scale-to", str(RENDER_PIXELS), "-gray", "-f", str(page),
+                         "-l", str(page), "-singlefile", source, prefix], f"page {page} of the PDF", "rendered",
+                        timeout)
+        if rendered is None or not os.path.exists(image):
+            return []
+        return _zbar(image, f"page {page} of the PDF", timeout)
     finally:
         with contextlib.suppress(OSError):
             os.remove(image)
+
+
+def decode_image(image: bytes, *, timeout: float = RENDER_SECONDS) -> list[str]:
+    """The QR codes in a photo or scan (PNG, JPEG, … as zbarimg reads them), bounded like
+    :func:`decode_pages` (a private folder, :data:`RENDER_MEMORY`, `timeout`); [] without zbarimg."""
+    if shutil.which("zbarimg") is None:
+        return []
+    with tempfile.TemporaryDirectory(prefix="peru-compras-qr-") as folder:
+        path = os.path.join(folder, "image")
+        with open(path, "wb") as handle:
+            handle.write(image)
+        return _zbar(path, "the image", timeout)
+
+
+def _zbar(image: str, what: str, timeout: float) -> list[str]:
+    result = _run(["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", image], what, "read", timeout)
+    if result is None:
+        return []
+    return [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
+
+
+def _run(command: list[str], what: str, done: str, timeout: float) -> subprocess.CompletedProcess[bytes] | None:
+    """`command` with the memory and time limits: its result, None when it failed (or is missing), or
+    RenderError when it ran out of time or memory."""
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=timeout, preexec_fn=_limit_memory,
+                                env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"})
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"{what} could not be {done} within {timeout:.0f} s (the limit)",
+                          hint=_RENDER_HINT) from None
+    except OSError:
+        return None
+    if result.returncode < 0 or (done == "rendered" and b"out of memory" in result.stderr.lower()):
+        raise RenderError(f"{what} could not be {done} within {RENDER_MEMORY // 2**20:,} MiB of memory (the limit)",
+                          hint=_RENDER_HINT)
+    return result if result.returncode == 0 else None
 
 
 _RENDER_HINT = "export or print it to PDF again from its source; to verify it by number, give --token or --order-number"
