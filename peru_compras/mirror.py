@@ -96,12 +96,16 @@ class _Refused(Exception):
 class Mirror:
     """Mirror `registry` into the SQLite file at `path` (created on the first run)."""
 
-    def __init__(self, registry: Registry, path: Path, *, span: int = FIRST_SPAN,
+    def __init__(self, registry: Registry, path: Path, *, max_blocks: int = MAX_SPAN,
                  progress: Progress | None = None) -> None:
+        if not 1 <= max_blocks <= MAX_SPAN:
+            raise InvalidInput(f"--max-blocks {max_blocks} is out of range",
+                               hint=f"give 1 to {MAX_SPAN} blocks per eth_getLogs request")
         self.registry = registry
         self.rpc = registry.rpc
         self.path = path
-        self.span = max(1, min(span, MAX_SPAN))
+        self.max_span = max_blocks
+        self.span = min(FIRST_SPAN, max_blocks)
         self.progress = progress
         self.unreadable = 0
 
@@ -145,7 +149,7 @@ class Mirror:
                 if len(logs) > TARGET_LOGS:
                     self.span = max(1, self.span // 2)
                 elif len(logs) < TARGET_LOGS // 4:
-                    self.span = min(MAX_SPAN, self.span * 2)
+                    self.span = min(self.max_span, self.span * 2)
                 if self.progress:
                     self.progress(cursor - first, end - first, added)
             if self.progress:
@@ -381,7 +385,8 @@ class Mirror:
         return row
 
 
-def mirror(registry: Registry, path: Path, *, progress: Progress | None = None, span: int = FIRST_SPAN,
+def mirror(registry: Registry, path: Path, *, progress: Progress | None = None, max_blocks: int = MAX_SPAN,
            to_block: int | None = None) -> MirrorSummary:
-    """Build or bring up to date the mirror of `registry` at `path` (see the module docstring)."""
-    return Mirror(registry, path, span=span, progress=progress).run(to_block=to_block)
+    """Build or bring up to date the mirror of `registry` at `path` (see the module docstring); `max_blocks`:
+    the most blocks one ``eth_getLogs`` asks for (a node's own limit)."""
+    return Mirror(registry, path, max_blocks=max_blocks, progress=progress).run(to_block=to_block)

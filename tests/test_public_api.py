@@ -8,17 +8,38 @@ import sys
 import peru_compras
 
 EXPECTED = [
-    "ChainRefused", "ConfigurationError", "DocumentStore", "InvalidDocument", "InvalidInput", "InvalidOrder",
-    "LocalNode", "LocalStore", "Network", "NodeUnavailable", "NotAuthorized", "OnChainOrder", "Order",
-    "OrderAlreadyRegistered", "OrderNotRegistered", "OrderNotValid", "OrderState", "PeruComprasError",
-    "Registration", "Registry", "RegistryPaused", "RelayRefused", "Rpc", "Transactor", "Verdict", "hashlink",
-    "load_order", "network", "parse_digest", "parse_order", "render_order", "ruc_is_valid", "sha256", "stamp_pdf",
-    "verify_document",
+    "BatchRegistrar", "ChainRefused", "ConfigurationError", "DocumentMissing", "DocumentStore", "FetchFailed",
+    "FetchPolicy", "FetchRefused", "FetchTooLarge", "HubRefused", "InvalidDocument", "InvalidInput", "InvalidJSON",
+    "InvalidNodeAnswer", "InvalidOrder", "InvalidReason", "LocalNode", "LocalStore", "MalformedOrder", "Network",
+    "NodeUnavailable", "NotAuthorized", "OnChainOrder", "Order", "OrderAlreadyRegistered", "OrderNotRegistered",
+    "OrderNotValid", "OrderState", "PeruComprasError", "Prepared", "Registration", "Registry", "RegistryPaused",
+    "RelayRefused", "Row", "Rpc", "RpcError", "Session", "Settings", "Signer", "Summary", "TokenLocked",
+    "Transactor", "Unavailable", "UnreadableRecord", "Verdict", "Workspace", "count_rows", "export_package",
+    "hashlink", "load_order", "load_settings", "manifest_kind", "network", "parse_digest", "parse_order", "prepare",
+    "read_manifest", "record_json", "register", "render_order", "resolve", "ruc_is_valid", "sha256", "stamp_pdf",
+    "verify_document", "verify_pdf"
 ]
 
 
 def test_all_is_sorted_and_pinned() -> None:
     assert peru_compras.__all__ == sorted(peru_compras.__all__) == EXPECTED
+
+
+def test_the_type_checkers_imports_name_the_same_objects() -> None:
+    """The TYPE_CHECKING imports in __init__.py (what mypy and editors see) list exactly the exported names,
+    each from the module the lazy lookup uses."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(peru_compras.__file__).read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    seen = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        for alias in node.names:
+            seen[alias.asname or alias.name] = node.module if alias.asname in (None, alias.name) else \
+                f"{node.module}:{alias.name}"
+    assert seen == peru_compras._EXPORTS
 
 
 def test_every_public_name_resolves() -> None:
@@ -30,6 +51,22 @@ def test_errors_share_one_root_and_their_builtin() -> None:
     assert issubclass(peru_compras.InvalidOrder, (peru_compras.PeruComprasError, ValueError))
     assert issubclass(peru_compras.NodeUnavailable, ConnectionError)
     assert issubclass(peru_compras.OrderNotRegistered, LookupError)
+    import peru_compras.errors as errors
+
+    every = [value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, Exception)]
+    assert every and all(issubclass(error, peru_compras.PeruComprasError) for error in every)
+    assert all(error.__name__ in peru_compras.__all__ for error in every)  # the whole tree is public
+
+
+def test_old_import_paths_name_the_same_errors() -> None:
+    from peru_compras import errors, fetch
+    from peru_compras.chain import lacnet, rpc
+
+    assert rpc.RpcError is errors.RpcError and lacnet.HubRefused is errors.HubRefused
+    assert (fetch.FetchRefused, fetch.FetchTooLarge, fetch.FetchFailed, fetch.DocumentMissing) == (
+        errors.FetchRefused, errors.FetchTooLarge, errors.FetchFailed, errors.DocumentMissing)
+    assert issubclass(errors.RpcError, errors.PeruComprasError) and issubclass(errors.Unavailable,
+                                                                                 errors.NodeUnavailable)
 
 
 def test_importing_the_cli_does_not_load_web3() -> None:

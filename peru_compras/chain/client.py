@@ -302,7 +302,7 @@ class Registry:
         out = []
         for log in self._logs([ORDER_REGISTERED, "0x" + document_hash.hex()]):
             tx = self.rpc.call("eth_getTransactionByHash", [log["transactionHash"]])
-            for entry in _entries(self.rpc.data_field(tx, "input", "eth_getTransactionByHash")):
+            for entry in order_entries(self.rpc.data_field(tx, "input", "eth_getTransactionByHash")):
                 if entry[:32] == document_hash and len(entry) > 33:
                     out.append(int.from_bytes(keccak(entry[33 : 33 + entry[32]]), "big"))
         return out
@@ -340,7 +340,7 @@ class Registry:
 
     def _order_from_input(self, data: bytes, token_id: int, document_hash: bytes) -> Order:
         """Find `token_id`'s entry in a registering transaction's calldata and decode it."""
-        for entry in _entries(data):
+        for entry in order_entries(data):
             if len(entry) > 33 and int.from_bytes(keccak(entry[33 : 33 + entry[32]]), "big") == token_id:
                 digest, order = _decode(entry, token_id)
                 if digest != document_hash:
@@ -395,7 +395,7 @@ def _decode(entry: bytes, token_id: int) -> tuple[bytes, Order]:
                            "register the order again") from None
 
 
-def _entries(data: bytes) -> list[bytes]:
+def order_entries(data: bytes) -> list[bytes]:
     """The order entries in calldata of register / registerBatch / supersede (direct or inside a relay).
 
     Through LACNet's relay the transaction a node returns is the hub's ``relayMetaTx`` (5-argument form, or
@@ -423,3 +423,6 @@ def _entries(data: bytes) -> list[bytes]:
     except Exception:  # noqa: BLE001 — not our call shape
         return []
     return []
+
+
+_entries = order_entries  # the old name (mirror.py may still import it)
