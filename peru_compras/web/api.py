@@ -13,8 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ..chain.rpc import RpcError
-from ..errors import NodeUnavailable, PeruComprasError
+from ..errors import NodeUnavailable, PeruComprasError, RpcError
 from ..urls import parse_token, token_hex
 from .chainview import View
 from .page import Page, client_address, get_routes

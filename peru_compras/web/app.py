@@ -24,7 +24,6 @@ Content-Security-Policy backs that up.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -35,12 +34,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ..chain.client import Registry
-from ..errors import PeruComprasError, UnreadableRecord
+from ..errors import PeruComprasError, Unavailable, UnreadableRecord
 from ..urls import parse_token
 from . import api, views
 from .api import openapi_schema
 from .chainview import ChainView
-from .page import Page, PageSettings, Unavailable, token_of
+from .page import Page, PageSettings, token_of
 from .presenters import isolated, marked
 from .security import DOCUMENT_CSP, HSTS, MAX_BODY, MAX_URL, Guard, Handler, content_security_policy
 
@@ -108,10 +107,9 @@ def create_app(registry: Callable[[], Registry], settings: PageSettings) -> Guar
 
 
 def app_from_workspace(ws: Any, *, explorer: str | None = None) -> Guard:
-    """The page for a :class:`~peru_compras.config.Workspace`: its registry, its document store, its base URL.
-
-    The block-explorer template comes from `explorer` or ``PERU_COMPRAS_EXPLORER_URL``.
-    """
+    """The page for a :class:`~peru_compras.workspace.Workspace`: its registry, its document store, its base
+    URL. The block-explorer template comes from `explorer` or the settings' ``explorer_url``
+    (``PERU_COMPRAS_EXPLORER_URL``)."""
     from ..chain.rpc import Rpc
 
     settings = ws.settings
@@ -123,5 +121,5 @@ def app_from_workspace(ws: Any, *, explorer: str | None = None) -> Guard:
         return Registry(rpc, found.address, from_block=found.from_block)
 
     page_settings = PageSettings(base_url=settings.base_url, store=ws.store,
-                                 explorer=explorer or os.environ.get("PERU_COMPRAS_EXPLORER_URL") or None)
+                                 explorer=explorer or settings.explorer_url or None)
     return create_app(registry, page_settings)

@@ -18,18 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..chain.rpc import RpcError
-from ..errors import ConfigurationError, NodeUnavailable
+from ..errors import ConfigurationError, NodeUnavailable, RpcError, Unavailable
 from ..store import LocalStore
 from ..urls import token_id_of_key
 from . import i18n, presenters
 from .assets import static_files, templates
 from .chainview import LRU, ChainView, View
 from .published import DocumentCheck, DocumentChecker
-
-
-class Unavailable(Exception):
-    """The chain could not be read."""
 
 
 @dataclass

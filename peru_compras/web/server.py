@@ -22,11 +22,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..chain.node import free_port, pid_alive, port_in_use
-from ..errors import ConfigurationError, NodeUnavailable, PeruComprasError, setting_source
+from ..errors import NodeUnavailable, PeruComprasError
+from ..settings import (
+    DEFAULT_KEEP_ALIVE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_TRUSTED_PROXIES,
+    Settings,
+)
 from ..store import write_atomic
 
 if TYPE_CHECKING:
-    from ..config import Workspace
+    from ..workspace import Workspace
 
 STATE_FILE = "web.json"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -40,34 +47,9 @@ def default_address(base_url: str) -> tuple[str, int]:
     return "127.0.0.1", 8000
 
 
-#: a request's head (request line and headers) and body must arrive within this many seconds of the
-#: connection opening or of the previous response (slow clients cannot hold connections open)
-REQUEST_TIMEOUT = 10.0
-#: an idle keep-alive connection is closed after this many seconds
-KEEP_ALIVE_TIMEOUT = 5
-#: open connections one client address may hold; more are closed at once (behind a proxy every visitor
-#: shares the proxy's address: raise it there with PERU_COMPRAS_MAX_CONNECTIONS_PER_CLIENT)
-MAX_CONNECTIONS_PER_CLIENT = 32
-#: proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's proxy headers)
-TRUSTED_PROXIES = "127.0.0.1,::1"
 #: variables `serve` never needs: the process drops them from its environment before it listens
 SECRET_VARIABLES = ("PERU_COMPRAS_PRIVATE_KEY", "PERU_COMPRAS_KEYSTORE_PASSWORD", "PERU_COMPRAS_RELAYER_PRIVATE_KEY",
                     "PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD")
-
-
-def _number(variable: str, default: float, *, whole: bool = False) -> float:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw) if whole else float(raw)
-    except ValueError:
-        value = 0
-    if not 0 < value < 10**6:
-        raise ConfigurationError(f"{setting_source(variable)} is {raw[:40]!r}, not a positive "
-                                 + ("whole number" if whole else "number of seconds"),
-                                 hint=f"unset it or give e.g. {default:g}")
-    return value
 
 
 def protocol_class(request_timeout: float, max_per_client: int) -> type[Any]:
@@ -133,12 +115,20 @@ def protocol_class(request_timeout: float, max_per_client: int) -> type[Any]:
     return GuardedProtocol
 
 
-def uvicorn_config(app: Any, host: str, port: int, *, log_level: str = "warning",
+def uvicorn_config(app: Any, host: str, port: int, *, settings: Settings | None = None, log_level: str = "warning",
                    request_timeout: float | None = None, keep_alive: int | None = None,
                    max_per_client: int | None = None, trusted_proxies: str | None = None) -> Any:
-    """uvicorn's settings for the page; the limits default to PERU_COMPRAS_REQUEST_TIMEOUT,
-    PERU_COMPRAS_KEEP_ALIVE_TIMEOUT, PERU_COMPRAS_MAX_CONNECTIONS_PER_CLIENT and PERU_COMPRAS_TRUSTED_PROXIES
-    (else the constants above)."""
+    """uvicorn's settings for the page. Each limit is the argument given, else `settings`' (its
+    ``PERU_COMPRAS_…`` variable or ``peru-compras.toml`` key), else its default:
+
+    - `request_timeout` (``request_timeout``, 10 s): a request's head (request line and headers) and body must
+      arrive within this many seconds of the connection opening or of the previous response (slow clients
+      cannot hold connections open)
+    - `keep_alive` (``keep_alive_timeout``, 5 s): an idle keep-alive connection is closed after this long
+    - `max_per_client` (``max_connections_per_client``, 32): open connections one client address may hold;
+      more are closed at once (behind a proxy every visitor shares the proxy's address: raise it there)
+    - `trusted_proxies` (``trusted_proxies``, loopback): whose X-Forwarded-For / X-Forwarded-Proto are believed
+    """
     import uvicorn
 
     try:
@@ -148,11 +138,10 @@ def uvicorn_config(app: Any, host: str, port: int, *, log_level: str = "warning"
         loop = "uvloop"
     except ImportError:  # pragma: no cover - the [web] extra installs both
         loop = "auto"
-    timeout = request_timeout or _number("PERU_COMPRAS_REQUEST_TIMEOUT", REQUEST_TIMEOUT)
-    idle = keep_alive or int(_number("PERU_COMPRAS_KEEP_ALIVE_TIMEOUT", KEEP_ALIVE_TIMEOUT, whole=True))
-    cap = max_per_client or int(_number("PERU_COMPRAS_MAX_CONNECTIONS_PER_CLIENT", MAX_CONNECTIONS_PER_CLIENT,
-                                        whole=True))
-    proxies = trusted_proxies or os.environ.get("PERU_COMPRAS_TRUSTED_PROXIES") or TRUSTED_PROXIES
+    timeout = request_timeout or (settings.request_timeout if settings else DEFAULT_REQUEST_TIMEOUT)
+    idle = keep_alive or (settings.keep_alive_timeout if settings else DEFAULT_KEEP_ALIVE_TIMEOUT)
+    cap = max_per_client or (settings.max_connections_per_client if settings else DEFAULT_MAX_CONNECTIONS_PER_CLIENT)
+    proxies = trusted_proxies or (settings.trusted_proxies if settings else DEFAULT_TRUSTED_PROXIES)
     return uvicorn.Config(app, host=host, port=port, loop=loop, http=protocol_class(timeout, cap), lifespan="off",
                           access_log=False, log_level=log_level, server_header=False, proxy_headers=True,
                           forwarded_allow_ips=proxies, limit_concurrency=4096, timeout_keep_alive=idle)
@@ -190,7 +179,7 @@ def serve(ws: Workspace, host: str | None = None, port: int | None = None) -> No
     shown = "[" + host + "]" if ":" in host else host
     print(f"verification page at http://{shown}:{port} (orders at {ws.settings.base_url}/o/…); Ctrl-C stops it",
           file=sys.stderr)
-    uvicorn.Server(uvicorn_config(app, host, port)).run()
+    uvicorn.Server(uvicorn_config(app, host, port, settings=ws.settings)).run()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,13 +14,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
 
-from ..chain.rpc import RpcError
-from ..errors import NodeUnavailable
+from ..errors import NodeUnavailable, RpcError, Unavailable
 from ..hashing import parse_digest
 from ..urls import parse_token
 from . import i18n
 from .chainview import View
-from .page import Page, Unavailable, client_address, get_routes, token_of
+from .page import Page, client_address, get_routes, token_of
 from .presenters import is_web_url
 from .published import DocumentCheck
 from .security import DOCUMENT_CSP, Handler
