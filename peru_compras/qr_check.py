@@ -1,15 +1,13 @@
 """The offline QR check's use cases (`verify-qr`, `trust-pack`): read the QR from its text or from a photo of
 the paper, get the trust pack (a file, or the chain now), check, and say it in words for the clerk.
 
-A photo is decoded by ZBar's ``zbarimg`` like a rendered page (:mod:`.qr`): a private temporary folder, at most
-:data:`MAX_IMAGE_BYTES` read, the tool run with :data:`~peru_compras.qr.RENDER_MEMORY` of address space and
-:data:`~peru_compras.qr.RENDER_SECONDS` of time. The QR text given on the command line is at most
-:data:`MAX_TEXT` characters.
+A photo (at most :data:`MAX_IMAGE_BYTES`, PNG or JPEG by its first bytes) is decoded by ZBar's ``zbarimg``
+through :func:`peru_compras.qr.decode_image` (a private temporary folder, 1 GiB of address space, 10 s).
+The QR text given on the command line is at most :data:`MAX_TEXT` characters.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,8 +35,7 @@ def qr_text_of(argument: str) -> str:
 
 
 def _decode_photo(path: Path) -> str:
-    import subprocess
-    import tempfile
+    import shutil
 
     from . import qr
 
@@ -51,29 +48,12 @@ def _decode_photo(path: Path) -> str:
         raise InvalidInput(f"{str(path)!r} is over {MAX_IMAGE_BYTES // 2**20} MiB", hint="give a smaller photo")
     if not data.startswith(_IMAGE_MAGIC):
         raise InvalidInput(f"{str(path)!r} is not a PNG or JPEG image", hint="give a photo of the QR, or its text")
-    hint = "take the photo again, closer and in focus, or give the QR's text"
-    with tempfile.TemporaryDirectory(prefix="peru-compras-photo-") as folder:
-        image = os.path.join(folder, "photo.png" if data[:1] == b"\x89" else "photo.jpg")
-        with open(image, "wb") as handle:
-            handle.write(data)
-        command = ["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", image]
-        try:
-            result = subprocess.run(command, capture_output=True, timeout=qr.RENDER_SECONDS,
-                                    preexec_fn=qr._limit_memory,
-                                    env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"})
-        except FileNotFoundError:
-            raise InvalidInput("reading a photo needs zbarimg (Debian: zbar-tools)", hint="or give the QR's text") \
-                from None
-        except subprocess.TimeoutExpired:
-            raise InvalidInput(f"{str(path)!r} could not be read within {qr.RENDER_SECONDS:.0f} s (the limit)",
-                               hint=hint) from None
-    if result.returncode < 0:
-        raise InvalidInput(f"{str(path)!r} could not be read within {qr.RENDER_MEMORY // 2**20:,} MiB of memory "
-                           "(the limit)", hint=hint)
-    found = [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
+    if shutil.which("zbarimg") is None:
+        raise InvalidInput("reading a photo needs zbarimg (Debian: zbar-tools)", hint="or give the QR's text")
+    found = qr.decode_image(data)  # bounded: RenderError (exit 2) past its memory or time
     if len(found) != 1:
-        raise InvalidInput(f"{str(path)!r} shows {'no' if not found else len(found)} QR code"
-                           f"{'' if len(found) == 1 else 's'}: one is needed", hint=hint)
+        raise InvalidInput(f"{str(path)!r} shows {'no' if not found else len(found)} QR codes: one is needed",
+                           hint="take the photo again, closer and in focus, or give the QR's text")
     return found[0][:MAX_TEXT]
 
 
