@@ -239,14 +239,33 @@ def test_page_reads_without_javascript(client: Client, deployment: Deployment) -
     html = client.get(deployment.orders["valid"].verify_path).text
     tags = elements(html)
     scripts = [attrs for tag, attrs in tags if tag == "script"]
-    assert [s.get("type") for s in scripts] == ["application/json", None]
+    assert [s.get("type") for s in scripts] == ["application/json", None, "module"]
     assert scripts[1]["src"].startswith("/static/app.js?v=") and "defer" in scripts[1]
+    assert scripts[2]["src"] == "/verificar/check.js"  # the signed QR's check: only with a #fragment
     assert "<noscript>" in html and deployment.reader().state(deployment.orders["valid"].token_id).document_hash.hex() \
         in html.split("<noscript>")[1]
     # the file input is a plain form control; the published-document check has a no-JS link
     assert ("input", {"id": "pdf", "name": "pdf", "type": "file", "accept": "application/pdf,.pdf"}) in tags
     checked = client.get(deployment.orders["valid"].verify_path + "?doc=1")
     assert "El PDF publicado es el original registrado." in page_text(checked.text)
+
+
+def test_order_page_gives_the_signed_qr_check_what_the_signature_covers(client: Client,
+                                                                        deployment: Deployment) -> None:
+    """/verificar/check.js compares a signed QR's payload with the page's record: the keccak of the record's
+    canonical bytes, the registrar, the registry and the chain (issue 17's fourth check)."""
+    from eth_utils.crypto import keccak
+
+    valid = deployment.orders["valid"]
+    html = client.get(valid.verify_path).text
+    data = json.loads(html.split('<script type="application/json" id="pc-data">')[1].split("</script>")[0])
+    record = deployment.reader().read(valid.token_id)
+    assert data["record_hash"] == "0x" + keccak(record.order.canonical_bytes()).hex()
+    assert (data["registrar"], data["contract"], data["chain_id"]) == \
+        (record.registrar, deployment.registry.address, 31337)
+    assert 'id="firma" data-state="none" hidden' in html
+    script = client.get("/verificar/check.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
 
 
 def test_english_by_accept_language_and_by_switch(client: Client, deployment: Deployment) -> None:
@@ -317,7 +336,9 @@ def test_markup_from_the_chain_is_escaped_everywhere(client: Client, deployment:
     for shown in (PAYLOAD_SCRIPT, PAYLOAD_IMG, PAYLOAD_ATTR, "<u>UNIDAD</u>", "OC-XSS-1", "{{7*7}}"):
         assert shown in text, shown  # the registrar's text is shown exactly, as text
     tags = elements(html)
-    assert [tag for tag, _ in tags].count("script") == 2
+    scripts = [attrs for tag, attrs in tags if tag == "script"]  # only ours: the data block and two files
+    assert [(attrs.get("type"), (attrs.get("src") or "").split("?")[0]) for attrs in scripts] == \
+        [("application/json", ""), (None, "/static/app.js"), ("module", "/verificar/check.js")]
     assert not [(tag, name) for tag, attrs in tags for name in attrs if name.startswith("on")]
     assert {tag for tag, _ in tags} <= {"html", "head", "meta", "title", "link", "style", "body", "header", "a",
                                        "nav", "main", "section", "h1", "h2", "h3", "span", "p", "strong", "label",

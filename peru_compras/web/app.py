@@ -9,6 +9,7 @@ Routes (the JSON ones are described at ``/openapi.json``):
 - ``GET /d/{hashlink}``: a PDF from the built-in document store
 - ``GET /api/orders/{token_id}``, ``GET /api/orders/{token_id}/document``, ``GET /api/tokens/{token_id}``
   (the ERC-721 metadata ``tokenURI`` points to), ``GET /healthz``, ``GET /openapi.json``
+- ``GET /verificar`` (the offline verifier of signed QR codes) and ``GET /trust-pack.json``: :mod:`.verifier`
 
 This module only wires the parts together:
 
@@ -36,7 +37,7 @@ from starlette.routing import BaseRoute
 from ..chain.client import Registry
 from ..errors import PeruComprasError, Unavailable, UnreadableRecord
 from ..urls import parse_token
-from . import api, views
+from . import api, verifier, views
 from .api import openapi_schema
 from .chainview import ChainView
 from .page import Page, PageSettings, token_of
@@ -49,7 +50,7 @@ __all__ = ["DOCUMENT_CSP", "HSTS", "MAX_BODY", "MAX_URL", "Guard", "Page", "Page
 
 #: where the routes come from, each ``(page) -> routes``, in the order Starlette tries them (a module that
 #: adds pages — the offline verifier, list pages — adds its ``routes`` function here: one line)
-ROUTE_SOURCES: tuple[Callable[[Page], list[BaseRoute]], ...] = (views.routes, api.routes)
+ROUTE_SOURCES: tuple[Callable[[Page], list[BaseRoute]], ...] = (views.routes, api.routes, verifier.routes)
 #: the hottest GET routes, answered without the router: each ``(page, path) -> handler or None``
 FAST_SOURCES: tuple[Callable[[Page, str], Handler | None], ...] = (views.fast, api.fast)
 

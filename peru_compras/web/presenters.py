@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from ..hashing import hashlink
 from ..order import Party
-from ..urls import token_hex
+from ..urls import keccak256, token_hex
 from . import i18n
 from .chainview import View
 from .published import DocumentCheck
@@ -173,7 +173,10 @@ def order_values(view: View, lang: str, explicit: bool, check: DocumentCheck | N
         "doc": doc,
         "api_url": f"/api/orders/{hex_id}",
         "data": {"sha256": state.document_hash.hex(), "status": state.status, "check_url": check_url,
-                 "messages": messages},
+                 "messages": messages,
+                 # for the signed QR's check in the browser (/verificar/check.js): what the signature covers
+                 "record_hash": "0x" + keccak256(order.canonical_bytes()).hex(), "registrar": record.registrar,
+                 "contract": contract, "chain_id": chain_id},
     }
 
 
