@@ -414,3 +414,27 @@ def test_fast_keccak_is_keccak() -> None:
     assert signed_qr._fast is not None  # the fast path is the one measured and used
     for data in (b"", b"a", bytes(range(256)) * 9, "Ñandú".encode()):
         assert signed_qr.keccak256(data) == keccak(data)
+
+
+def test_order_registered_before_signed_qrs(cli: Runner, registry: Registry, tmp_path: Path) -> None:
+    """An order stamped and registered with the plain QR (as before signed QRs) keeps it: `verify` says
+    authentic online, `verify-qr` says not_signed (verify online) and exits 1."""
+    from peru_compras.hashing import sha256
+    from peru_compras.pdf import stamp_pdf
+    from peru_compras.qr import decode_page
+    from peru_compras.render import render_order
+
+    the_order = order(order_number="OC-ANTES-1")
+    url = BASE + the_order.verify_path
+    stamped = stamp_pdf(render_order(the_order), url, order=the_order)
+    registry.register(the_order, sha256(stamped))
+    pdf = tmp_path / "antes.pdf"
+    pdf.write_bytes(stamped)
+    verified = cli("verify", str(pdf), "--registry", registry.address, "--json")
+    assert verified.code == 0, verified.stderr
+    assert verified.json()["status"] == "authentic"
+    (printed,) = decode_page(stamped)
+    assert printed == url
+    checked = cli("verify-qr", printed, "--registry", registry.address, "--json")
+    assert checked.code == 1 and checked.json()["status"] == "not_signed"
+    assert "online" in checked.json()["problem"]
