@@ -13,16 +13,19 @@ import sys
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .chain.client import Registry
-from .config import Workspace
+from . import service
 from .errors import ConfigurationError
 from .hashing import hashlink, sha256
 from .order import Item, Order, parse_order
 from .render import render_order
 from .store import write_atomic
-from .verify import verify_document
+from .urls import token_hex
+
+if TYPE_CHECKING:
+    from .chain.client import Registry
+    from .workspace import Workspace
 
 
 def sample_orders() -> list[Order]:
@@ -97,39 +100,38 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
         registry = ws.registry(write=True)
         _say(f"registry: {registry.address} (already deployed)")
     except ConfigurationError:
-        registry, receipt = Registry.deploy(ws.transactor, document_base_uri=ws.settings.base_url + "/d/")
-        ws.remember_deployment(registry, ws.transactor.chain_id)
+        registry, receipt = service.deploy(ws)
         _say(f"registry: {registry.address} (deployed, {receipt.gas_used:,} gas)")
     out_dir = _shown(ws.home / "demo")
     registered: list[dict[str, Any]] = []
     for order in sample_orders():
-        verify_url = ws.verify_url(order.verify_path)
         current = registry.state(order.token_id)
         if current.registered:
+            verify_url = ws.verify_url(order.verify_path)
             document = ws.store.get(current.document_hash)
             if document is None:
                 raise ConfigurationError(f"order {order.order_number} is on chain but its PDF is not in "
                                          f"{ws.store.root}", hint="remove ./.peru-compras to start over")
             digest, note = current.document_hash, "already registered"
-        else:
-            document = render_order(order, verify_url=verify_url)  # render prints the QR itself
-            digest = ws.store.put(document)
-            registration = registry.register(order, digest)
+        else:  # drawn with its QR printed, stored, minted: what `register` does
+            prepared = service.prepare(order, None, base_url=ws.base_url, qr_fragment=ws.qr_signer)
+            registration = service.register(ws, prepared).registration
+            verify_url, document, digest = prepared.verify_url, prepared.document, prepared.sha256
             note = f"registered in block {registration.block_number}, {registration.gas_used:,} gas"
         path = out_dir / f"{order.order_number}.pdf"
         write_atomic(path, document)
         write_atomic(out_dir / f"{order.order_number}.json",  # the record, to try the commands with
                      (json.dumps(order.to_json(), ensure_ascii=False, indent=2) + "\n").encode())
         _say(f"  {order.order_number:<20} {note}  {hashlink(digest)}")
-        registered.append({"order_number": order.order_number, "token_id": f"0x{order.token_id:064x}",
+        registered.append({"order_number": order.order_number, "token_id": token_hex(order.token_id),
                            "verify_url": verify_url, "stamped_pdf": str(path), "sha256": digest.hex()})
     first = sample_orders()[0]
     original = (out_dir / f"{first.order_number}.pdf").read_bytes()
     forged = altered_copy(first, ws.verify_url(first.verify_path))
     forged_path = out_dir / f"{first.order_number}-ALTERADA.pdf"
     write_atomic(forged_path, forged)
-    authentic = verify_document(registry, original, token_id=first.token_id)
-    altered = verify_document(registry, forged, token_id=first.token_id)
+    authentic = service.verify_pdf(registry, original, token_id=first.token_id)
+    altered = service.verify_pdf(registry, forged, token_id=first.token_id)
     summary: dict[str, Any] = {
         "rpc": rpc.url,
         "registry": registry.address,

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 #: a QR of version 4 at error-correction level M holds 80 bytes: the verify URL must fit
 MAX_VERIFY_URL = 80
+#: where the built-in store publishes documents, under the base URL (the registry's documentBaseURI)
+DOCUMENT_PATH = "/d/"
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -69,7 +71,7 @@ def document_url(base_url: str, sha256: bytes) -> str:
     """Where the built-in store publishes the document with this SHA-256: ``<base_url>/d/<hashlink>``."""
     from .hashing import hashlink
 
-    return f"{base_url.rstrip('/')}/d/{hashlink(sha256)}"
+    return base_url.rstrip("/") + DOCUMENT_PATH + hashlink(sha256)
 
 
 def order_key_from_verify_url(url: str) -> str | None:

@@ -1,14 +1,19 @@
 """Is this PDF the registered original? The verdict compares the file's SHA-256 with the chain's.
 
 ``status`` is one of ``authentic``, ``altered``, ``not_registered``, ``annulled``, ``superseded``.
+:func:`peru_compras.service.verify_pdf` adds the lookup of the order a PDF claims to be.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .chain.client import OnChainOrder, Registry
 from .hashing import hashlink, sha256
+from .urls import token_hex
+
+if TYPE_CHECKING:
+    from .chain.client import OnChainOrder, Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +33,7 @@ class Verdict:
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
             "status": self.status,
-            "token_id": self.token_id,
+            "token_id": None if self.token_id is None else token_hex(self.token_id),
             "sha256": self.sha256.hex(),
             "hashlink": hashlink(self.sha256),
             "expected_sha256": self.expected_sha256.hex() if self.expected_sha256 else None,
@@ -39,7 +44,7 @@ class Verdict:
             if self.record.annul_reason:
                 out["annul_reason"] = self.record.annul_reason
             if self.record.state.replaced_by:
-                out["replaced_by"] = f"0x{self.record.state.replaced_by:064x}"
+                out["replaced_by"] = token_hex(self.record.state.replaced_by)
         return out
 
 

@@ -21,15 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .config import Settings, load_private_key, load_relayer_key, load_settings
 from .errors import ConfigurationError
+from .settings import Settings, load_private_key, load_relayer_key, load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from eth_account.signers.local import LocalAccount
-
     from .chain.client import Registry
+    from .chain.keys import Signer
     from .chain.node import ChainInfo, FolderChain
     from .chain.rpc import Rpc
     from .chain.transactions import Transactor
@@ -44,7 +43,7 @@ class Session:
     """A node, a registry, a document store and (to write) a signer: what :mod:`.service` works with.
 
     ``Session()`` reads the settings as the command line does; pass `settings` (see
-    :func:`~peru_compras.config.load_settings`) or ready parts (`rpc`, `transactor`, `store`) to choose.
+    :func:`~peru_compras.settings.load_settings`) or ready parts (`rpc`, `transactor`, `store`) to choose.
     `qr_signer` (a :class:`~peru_compras.signed_qr.QrSigner`) signs the QR of the orders registered.
     """
 
@@ -55,7 +54,7 @@ class Session:
         self._rpc = rpc if rpc is not None else (transactor.rpc if transactor is not None else None)
         self._transactor = transactor
         self._store = store
-        self._account: LocalAccount | None = transactor.account if transactor is not None else None
+        self._account: Signer | None = None
         self._registries: dict[bool, Registry] = {}
         self.qr_signer = qr_signer
 
@@ -85,7 +84,7 @@ class Session:
         token = self.settings.rpc_token
         return Rpc(url, headers={"Authorization": f"Bearer {token}"} if token else None)
 
-    def account(self) -> LocalAccount:
+    def account(self) -> Signer:
         """The signer: ``--keystore`` (its password in ``PERU_COMPRAS_KEYSTORE_PASSWORD``, else asked) or
         ``PERU_COMPRAS_PRIVATE_KEY``."""
         if self._account is None:
@@ -256,7 +255,7 @@ class Workspace(Session):
 
     # -- the signer ------------------------------------------------------------------------------------
 
-    def account(self) -> LocalAccount:
+    def account(self) -> Signer:
         """The configured signer, else (on this folder's own local chain only) the embedded one."""
         if self._account is None:
             account = load_private_key(self.settings)
@@ -272,11 +271,11 @@ class Workspace(Session):
             self._account = account
         return self._account
 
-    def _local_dev_account(self) -> LocalAccount:
+    def _local_dev_account(self) -> Signer:
         """The embedded chain's signer: a key made here once (file mode 0600)."""
         import secrets
 
-        from eth_account import Account
+        from .settings import account_from_key
 
         path = self.home / "local-signer.key"
         if not path.exists():
@@ -284,8 +283,7 @@ class Workspace(Session):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
-        account: LocalAccount = Account.from_key(bytes.fromhex(path.read_text().strip()))
-        return account
+        return account_from_key(bytes.fromhex(path.read_text().strip()))
 
     def start_writing(self) -> Transactor:
         """Be ready to send: the signer checked (a bad key or keystore fails before any chain is started),

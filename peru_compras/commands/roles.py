@@ -1,0 +1,49 @@
+"""`peru-compras roles grant | revoke | list`: who may register and annul."""
+
+from __future__ import annotations
+
+import typer
+
+from .base import emit, workspace
+
+roles_app = typer.Typer(no_args_is_help=True, help="Manage registrars and annullers.")
+
+
+@roles_app.command("grant")
+def roles_grant(role: str = typer.Argument(..., help="registrar | annuller | admin"),
+                account: str = typer.Argument(..., help="0x address")) -> None:
+    """Give ROLE to ACCOUNT (needs the admin role).
+
+    Example:
+        peru-compras roles grant registrar 0x1234…
+    """
+    receipt = workspace().registry(write=True).grant(role, account)
+    emit({"tx_hash": receipt.tx_hash, "role": role, "account": account, "granted": True},
+         f"{role} granted to {account} (tx {receipt.tx_hash})")
+
+
+@roles_app.command("revoke")
+def roles_revoke(role: str = typer.Argument(..., help="registrar | annuller | admin"),
+                 account: str = typer.Argument(..., help="0x address")) -> None:
+    """Take ROLE from ACCOUNT (needs the admin role).
+
+    Example:
+        peru-compras roles revoke registrar 0x1234…
+    """
+    receipt = workspace().registry(write=True).revoke(role, account)
+    emit({"tx_hash": receipt.tx_hash, "role": role, "account": account, "granted": False},
+         f"{role} revoked from {account} (tx {receipt.tx_hash})")
+
+
+@roles_app.command("list")
+def roles_list() -> None:
+    """List who holds each role now.
+
+    Example:
+        peru-compras roles list
+    """
+    from ..chain.contract import ROLE_NAMES
+
+    registry = workspace().registry()
+    data = {role: registry.members(role) for role in ROLE_NAMES}
+    emit(data, "\n".join(f"{role}: {', '.join(members) or '—'}" for role, members in data.items()))

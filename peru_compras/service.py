@@ -1,0 +1,307 @@
+"""The use cases, one function each, called by every face (the command line, the batch, the demo, the page,
+a back-office program)::
+
+    session = Session()                                  # settings as the CLI reads them (workspace.py)
+    prepared = prepare(order, pdf, base_url=session.base_url, qr_fragment=session.qr_signer)
+    registered = register(session, prepared)             # store the stamped PDF, then mint
+    verdict = verify_pdf(session.registry(), pdf_in_hand)
+
+- :func:`prepare` validates, stamps and hashes one order's PDF. It is pure (no chain, no store, no file
+  written) and every argument pickles, so batch workers call it too.
+- :func:`register` stores the prepared PDF and mints the order's token (or supersedes an earlier one),
+  finishing the job of an earlier run that minted the very same thing and then stopped.
+- :func:`resolve` turns what a person types (token id, document hash, ``ENTITY/ORDER``) into a token id.
+- :func:`verify_pdf` answers "is this PDF the registered original?", finding the order the PDF claims to be
+  so that a tampered copy reads ``altered`` (not ``not_registered``).
+- :func:`record_json` and :meth:`Registered.to_json` are the one JSON of a record and of a registration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidInput, OrderNotRegistered, PeruComprasError
+from .urls import token_hex
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from .chain.client import OnChainOrder, Registration, Registry
+    from .chain.transactions import Receipt
+    from .order import Order
+    from .pdf import CheckedPdf, Limits
+    from .verify import Verdict
+    from .workspace import Session
+
+
+# -- registering ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One order ready to register: its PDF as it will be stored (stamped, or as given) and what it encodes."""
+
+    order: Order
+    document: bytes
+    sha256: bytes
+    verify_url: str
+    #: what the QR encodes: the verify URL, or verify URL + "#" + the signed facts (signed_qr.py)
+    qr_text: str
+    #: one line each (no "warning: " prefix), e.g. a total that differs from the items' sum
+    warnings: tuple[str, ...] = ()
+
+
+def prepare(order: Order, document: bytes | CheckedPdf | None, *, base_url: str, stamp: bool = True,
+            placement: str = "bottom-right", allow_other_urls: bool = False, name: str = "document",
+            limits: Limits | None = None, qr_fragment: Callable[[Order], str | None] | None = None) -> Prepared:
+    """Validate `order` and its PDF, stamp the QR (unless `stamp` is false: the PDF already carries it) and
+    hash the result.
+
+    `document` is the PDF's bytes (checked here within `limits`, default :class:`~peru_compras.pdf.Limits`),
+    or a :class:`~peru_compras.pdf.CheckedPdf` (read_checked / open_checked: not parsed again; used up), or
+    None: the order is drawn (:func:`~peru_compras.render.render_order`) with its QR printed. `qr_fragment`
+    (a :class:`~peru_compras.signed_qr.QrSigner`) signs the QR; None: a plain QR.
+
+    Refuses (exit 2) a verify URL over 80 characters, a PDF we do not accept, one with active content or
+    (unless `allow_other_urls`) a link or QR for another address. Touches no chain, store or file."""
+    from .hashing import sha256
+    from .urls import verify_url as make_verify_url
+
+    url = make_verify_url(base_url, order)
+    warnings: list[str] = []
+    mismatch = total_mismatch(order)
+    if mismatch:
+        warnings.append(f"{order.order_number}: {mismatch}")
+    text = url
+    if qr_fragment is not None:
+        from .signed_qr import qr_text
+
+        text, unsigned = qr_text(url, order, qr_fragment)
+        if unsigned:
+            warnings.append(unsigned)
+    if document is None:
+        from .render import render_order
+
+        data = render_order(order, verify_url=text, placement=placement)
+    else:
+        from .pdf import CheckedPdf, check_registrable, open_checked, stamp_pdf
+
+        checked = document if isinstance(document, CheckedPdf) else open_checked(document, name=name, limits=limits)
+        with checked:
+            check_registrable(checked, url, name=name, allow_other_urls=allow_other_urls,
+                              warn=lambda line: warnings.append(line.removeprefix("warning: ")))
+            data = stamp_pdf(checked, text, order=order, placement=placement) if stamp else checked.data
+    return Prepared(order, data, sha256(data), url, text, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What :func:`register` did: the registration on chain, where the PDF is published and whether an
+    earlier run had minted it already (this one finished the job)."""
+
+    registration: Registration
+    prepared: Prepared
+    document_url: str
+    resumed: bool = False
+    out: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``register --json`` answer."""
+        data = registration_json(self.registration, self.prepared.verify_url, self.document_url,
+                                 str(self.out) if self.out is not None else None)
+        if self.resumed:
+            data["resumed"] = True
+        return data
+
+
+def register(session: Session, prepared: Prepared, *, supersedes: int | None = None,
+             out: Path | None = None) -> Registered:
+    """Store the prepared PDF, then mint its order (as the correction of token `supersedes` when given).
+    With `out`, the stamped PDF is written there before the transaction is sent (a crash while the receipt
+    is awaited loses nothing) and removed again when the chain refuses. Running the same registration again
+    after a crash finishes it (``resumed``) instead of failing as a duplicate."""
+    order, digest = prepared.order, prepared.sha256
+    registry = session.registry(write=True)
+    session.store.put(prepared.document)
+    earlier = registered_before(registry, order, digest, supersedes)
+    if out is not None:
+        from .store import write_atomic
+
+        try:
+            write_atomic(out, prepared.document)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write --out {str(out)!r}: {exc.strerror}",
+                               hint="free some space or choose another --out; nothing was registered") from None
+    try:
+        registration = earlier or (registry.supersede(supersedes, order, digest) if supersedes is not None
+                                   else registry.register(order, digest))
+    except PeruComprasError:
+        if out is not None:  # refused: a stamped PDF whose order is not on chain would mislead
+            out.unlink(missing_ok=True)
+        raise
+    return Registered(registration, prepared, order.document_url or session.store.url(digest),
+                      resumed=earlier is not None, out=out)
+
+
+def registered_before(registry: Registry, order: Order, digest: bytes, supersedes: int | None) -> Registration | None:
+    """The registration of this very order with this very (stamped) PDF, when an earlier run minted it and did
+    not finish (killed while waiting for the receipt): running the same command again completes it."""
+    from .chain.client import Registration
+
+    state = registry.state(order.token_id)
+    if not state.registered or state.document_hash != digest:
+        return None
+    record = registry.read(order.token_id, state=state)
+    if record.order.canonical_bytes() != order.canonical_bytes():
+        return None
+    receipt = registry.rpc.call("eth_getTransactionReceipt", [record.tx_hash]) or {}
+    return Registration(order.token_id, order, digest, record.tx_hash, record.block_number,
+                        int(receipt.get("gasUsed", "0x0"), 16), 1, supersedes=supersedes)
+
+
+def registration_json(reg: Registration, verify_url: str, document_url: str, stamped: str | None) -> dict[str, Any]:
+    """One registration as JSON (``register``'s answer; the batch writes the same fields per order)."""
+    out: dict[str, Any] = {
+        "token_id": token_hex(reg.token_id), "order_number": reg.order.order_number,
+        "entity_ruc": reg.order.entity.key, "tx_hash": reg.tx_hash, "block_number": reg.block_number,
+        "gas_used": reg.gas_used, "sha256": reg.sha256.hex(), "hashlink": reg.hashlink,
+        "document_url": document_url, "verify_url": verify_url, "stamped_pdf": stamped, "tx_orders": reg.tx_orders,
+    }
+    if reg.supersedes is not None:
+        out["supersedes"] = token_hex(reg.supersedes)
+    return out
+
+
+def total_mismatch(order: Order) -> str | None:
+    """One line when the order's total differs from the sum of its items (quantity × unit price), or None
+    (also when an item has no unit price). Taxes such as IGV may explain a difference, so it is a warning."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        if any(item.unit_price is None for item in order.items):
+            return None
+        items = sum((Decimal(item.quantity) * Decimal(item.unit_price or 0) for item in order.items), Decimal(0))
+        difference = Decimal(order.total_amount) - items
+    except InvalidOperation:
+        return None
+    if difference == 0:
+        return None
+    return (f"the total {Decimal(order.total_amount):,.2f} {order.currency} differs from the items' sum "
+            f"{items:,.2f} by {difference:+,.2f} (taxes may explain it; registered as given)")
+
+
+def deploy(session: Session) -> tuple[Registry, Receipt]:
+    """Deploy a registry whose documents are published at ``<base URL>/d/``; the signer gets the admin,
+    registrar and annuller roles, and the session remembers it (a Workspace, in deployment.json)."""
+    from .chain.client import Registry
+    from .urls import DOCUMENT_PATH
+
+    transactor = session.start_writing()
+    registry, receipt = Registry.deploy(transactor, document_base_uri=session.base_url + DOCUMENT_PATH)
+    session.remember_deployment(registry, transactor.chain_id)
+    return registry, receipt
+
+
+def annul(session: Session, ref: str, reason: str) -> tuple[int, Receipt]:
+    """Mark the order `ref` names void with `reason` (1 to 1,000 bytes, the record's text rules); its token
+    stays, its status becomes annulled."""
+    from .order import check_text
+
+    reason = check_text(reason.strip(), "--reason", limit=1000)  # no ESC, U+202E, …
+    if len(reason.encode()) > 1000:
+        raise InvalidInput(f"--reason has {len(reason.encode())} bytes; it needs 1 to 1000",
+                           hint="write a short reason")
+    registry = session.registry(write=True)
+    token_id = resolve(registry, ref)
+    return token_id, registry.annul(token_id, reason)
+
+
+# -- reading -------------------------------------------------------------------------------------------
+
+
+def resolve(registry: Registry, ref: str) -> int:
+    """A token id from TOKEN_ID (decimal or 0x hex), HASH (hl:… or 64 hex: a registered token id first, else
+    the document hash) or ENTITY/ORDER_NUMBER. OrderNotRegistered for a hashlink no order has."""
+    from .urls import parse_token, token_id_of_key
+
+    text = ref.strip()
+    if text.startswith("hl:"):
+        from .hashing import parse_digest
+
+        found = registry.find_by_hash(parse_digest(text))
+        if not found:
+            raise OrderNotRegistered(f"no order is registered with document {text}")
+        return found[0]
+    if "/" in text:
+        return token_id_of_key(text)
+    if text.isascii() and text.isdigit():
+        number = parse_token(text)
+        if number is None:
+            raise InvalidInput(f"token id {text[:80]!r} is over 2**256 - 1", hint="give the token id as printed")
+        return number
+    hexa = text.lower().removeprefix("0x")
+    if len(hexa) == 64 and all(c in "0123456789abcdef" for c in hexa):
+        token_id = int(hexa, 16)
+        if registry.state(token_id).registered:
+            return token_id
+        found = registry.find_by_hash(bytes.fromhex(hexa))
+        return found[0] if found else token_id
+    number = parse_token(text)
+    if number is None:
+        raise InvalidInput(f"{ref!r} is not a token id, document hash or ENTITY/ORDER_NUMBER",
+                           hint="e.g. 0x5f…, hl:zQm…, or 20131370998/OC-2026-004512")
+    return number
+
+
+def claimed_token(registry: Registry, document: bytes | CheckedPdf) -> int | None:
+    """The registered token of the order a PDF claims to be (its QR's verify URL, kept in its metadata, link
+    and stamp, or decoded from the printed QR), or None. A tampered copy still claims its order."""
+    from .pdf import claimed_verify_url
+    from .urls import order_key_from_verify_url, token_id_of_key
+
+    url = claimed_verify_url(document)
+    key = order_key_from_verify_url(url) if url else None
+    if key is None:
+        return None
+    token_id = token_id_of_key(key)
+    return token_id if registry.state(token_id).registered else None
+
+
+def verify_pdf(registry: Registry, document: bytes | CheckedPdf, *, token_id: int | None = None) -> Verdict:
+    """Is `document` (bytes, or a :class:`~peru_compras.pdf.CheckedPdf`: not parsed again) the registered
+    original? Against `token_id` when given, else against the order the PDF claims to be (so that an altered
+    copy reads ``altered``), else by the file's own hash."""
+    from .verify import verify_document
+
+    if token_id is None:
+        token_id = claimed_token(registry, document)
+    data = document if isinstance(document, bytes) else document.data
+    return verify_document(registry, data, token_id=token_id)
+
+
+def registered_as(registry: Registry, digest: bytes, other_than: int | None) -> OnChainOrder | None:
+    """The order this exact file (SHA-256 `digest`) is registered as, when it is not `other_than`."""
+    found = [token_id for token_id in registry.find_by_hash(digest) if token_id != other_than]
+    return registry.read(found[0]) if found else None
+
+
+def record_json(record: OnChainOrder, base_url: str) -> dict[str, Any]:
+    """An on-chain record as JSON (``show``): the order's fields, then its token, status and registration."""
+    from .hashing import hashlink
+
+    out = record.order.to_json()
+    out.update(
+        token_id=token_hex(record.token_id), status=record.state.status, tx_hash=record.tx_hash,
+        block_number=record.block_number, registrar=record.registrar, sha256=record.state.document_hash.hex(),
+        hashlink=hashlink(record.state.document_hash), document_url=record.document_url,
+        verify_url=base_url.rstrip("/") + record.order.verify_path,
+    )
+    if record.annul_reason is not None:
+        out["annul_reason"] = record.annul_reason
+    if record.state.replaced_by:
+        out["replaced_by"] = token_hex(record.state.replaced_by)
+    if record.state.replaces:
+        out["supersedes"] = token_hex(record.state.replaces)
+    return out
