@@ -16,7 +16,7 @@ import pytest
 import segno
 
 from peru_compras import qr
-from peru_compras.errors import InvalidDocument
+from peru_compras.errors import InvalidDocument, InvalidInput
 from peru_compras.order import Order, parse_order
 from peru_compras.pdf import (
     INFO_KEY,
@@ -458,3 +458,61 @@ def test_verify_refuses_bombs_quickly_by_name(maker: str, cli: Runner, tmp_path:
     result = cli("verify", str(path), timeout=60)  # a regression fails here instead of hanging
     assert result.code == 2, result.stdout + result.stderr
     assert ("over the page-size limit" if maker == "huge_page" else "decompresses to more than") in result.stderr
+
+
+# -- signed QR codes: verify URL + "#" + payload --------------------------------------------------------------
+
+def signed_text(order: Order, url: str) -> str:
+    """The QR text registration stamps with a signer (peru_compras.signed_qr): `url` + "#" + payload."""
+    from peru_compras.signed_qr import QrSigner, qr_text
+
+    text, warning = qr_text(url, order, QrSigner(bytes.fromhex("11" * 32), 31337, "0x" + "22" * 20))
+    assert warning is None and text.startswith(url + "#") and len(text) <= 200
+    return text
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_signed_qr_is_stamped_whole_and_the_claim_ignores_its_fragment(placement: str, tmp_path: Path) -> None:
+    order, url = order_of(pdfs.record())
+    text = signed_text(order, url)
+    stamped = stamp_pdf(pdfs.order_pdf(pdfs.record()), text, order=order, placement=placement)
+    page = 2 if placement == "last-page" else 1
+    assert decode(stamped, page) == [text]  # 197 characters, QR version 10, read at 150 dpi
+    qpdf_check(stamped, tmp_path)
+    with pikepdf.open(io.BytesIO(stamped)) as pdf:
+        assert str(pdf.docinfo[INFO_KEY]) == url  # the markers name the order, never the payload
+        assert str(pdf.pages[page - 1].obj.Annots[-1].A.URI) == text  # the link opens the page with it
+    for copy in (stamped, pdfs.strip_docinfo(stamped), pdfs.strip_markers(stamped)):
+        assert claimed_verify_url(copy) == url
+        assert claimed_order_key(copy) == "20131370998/OC-2026-004512"
+    check_registrable(stamped, url)  # our own signed QR is this order's address
+    check_registrable(stamped, text)
+
+
+def test_signed_and_plain_stamps_replace_each_other() -> None:
+    order, url = order_of(pdfs.record())
+    text = signed_text(order, url)
+    plain = stamp_pdf(pdfs.order_pdf(pdfs.record()), url, order=order)
+    signed = stamp_pdf(plain, text, order=order)
+    assert decode(signed) == [text]
+    again = stamp_pdf(signed, url, order=order)
+    assert decode(again) == [url]  # one QR, the new one
+    fragment = text.split("#", 1)[1].encode()
+    assert fragment in signed and fragment not in again  # the signed stamp's link is gone with it
+    with pikepdf.open(io.BytesIO(again)) as pdf:
+        assert len(pdf.pages[0].obj.Annots) == 1
+    assert claimed_order_key(plain) == claimed_order_key(signed) == "20131370998/OC-2026-004512"
+
+
+def test_another_orders_signed_qr_is_still_another_address() -> None:
+    order, url = order_of(pdfs.record())
+    other_order, other = order_of(pdfs.record("OC-2026-999999"))
+    stamped = stamp_pdf(pdfs.order_pdf(pdfs.record()), signed_text(other_order, other), order=other_order)
+    with pytest.raises(InvalidDocument, match=r"another address .*OC-2026-999999"):
+        check_registrable(stamped, url)
+
+
+def test_a_qr_text_over_200_characters_is_refused() -> None:
+    order, url = order_of(pdfs.record())
+    with pytest.raises(InvalidInput, match="201 characters, over 200"):
+        stamp_pdf(pdfs.order_pdf(pdfs.record()), url + "#" + "A" * (200 - len(url)), order=order)

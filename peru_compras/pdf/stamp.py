@@ -1,14 +1,15 @@
 """The stamp: the order's QR drawn on page 1 (or on an added last page), without touching the page's content.
 
 - on page 1, in a corner (bottom right by default; ``bottom-left``, ``top-right``, ``top-left``), a white
-  square with the QR code of ``verify_url`` and a short line beside it, drawn by a small content stream
-  of its own (one ``re`` per run of dark modules, Helvetica for the words): nothing is rasterised, and the
-  page's content is wrapped in ``q … Q`` so its graphics state cannot leak into the stamp. The corner takes
+  square with the QR code (of ``verify_url``, or for a signed QR ``verify_url#payload``) and a short line
+  beside it, drawn by a small content stream of its own (one ``re`` per run of dark modules, Helvetica for
+  the words): nothing is rasterised, and the page's content is wrapped in ``q … Q`` so its graphics state cannot leak into the stamp. The corner takes
   the page's ``/Rotate`` and crop box into account, so it is the corner the reader sees;
 - or, with ``last-page``, a new last page "Constancia de registro en blockchain" with a large QR and a
   summary of the order, for PDFs whose corners are all taken;
-- a link annotation over the QR (the QR is clickable on screen) and ``verify_url`` in the document
-  information dictionary (``/PeruComprasVerify``) and in the stamp stream's dictionary.
+- a link annotation over the QR (the QR is clickable on screen; it carries the QR's whole text) and
+  ``verify_url`` (never a fragment) in the document information dictionary (``/PeruComprasVerify``) and in
+  the stamp stream's dictionary.
 
 The line beside the QR: the order number, the entity and "verifique con el QR". The hashlink cannot be
 printed there: it is the hash of the stamped file, which the line is part of.
@@ -28,13 +29,20 @@ from typing import Any
 import pikepdf
 
 from .. import qr
-from ..errors import InvalidDocument
+from ..errors import InvalidDocument, InvalidInput
 from ..order import Order
-from .markers import INFO_KEY, STAMP_KEY, page_contents, stamp_marker, stamp_urls
+from .markers import INFO_KEY, STAMP_KEY, page_contents, plain_url, stamp_marker, stamp_urls
 from .open import CheckedPdf, Limits, damaged, open_checked, refuse_warnings, visible_box
 from .text import fit_text, num, pdf_text, text_width, wrap_text
 
-QR_SIZE = 78.0  # points (~27.5 mm): a phone reads it at arm's length, zbarimg at 150 dpi
+#: points (~27.5 mm): a phone reads it at arm's length, zbarimg at 150 dpi. Measured 14:25 UTC (pdftoppm -r 150
+#: -gray + zbarimg, 10 different 200-character signed-QR texts, QR version 10, 1.2 pt a module): 10/10 decode
+#: at 66, 70, 74 and 78 pt on A4, letter and legal, 20/20 in each corner at 78 pt, 0/10 at 62 pt and below —
+#: 78 pt keeps an 18 % margin. (The read-back caps a page at 1,754 pixels a side, so an A3 page renders at
+#: ~106 dpi: a 200-character QR then needs 100 pt; plain verify URLs, version <= 5, decode there at 78 pt.)
+QR_SIZE = 78.0
+#: the longest text the stamp's QR encodes: a verify URL (<= 80) + "#" + a signed payload
+MAX_QR_TEXT = 200
 PAGE_QR_SIZE = 200.0  # on the added last page
 MARGIN_X = 18.0  # from the page's side edge to the QR
 MARGIN_Y = 14.0  # from the page's top or bottom edge to the QR
@@ -105,7 +113,7 @@ def _apply(matrix: tuple[float, ...], u: float, v: float) -> tuple[float, float]
     return a * u + c * v + e, b * u + d * v + f
 
 
-def _link(pdf: pikepdf.Pdf, verify_url: str, matrix: tuple[float, ...],
+def _link(pdf: pikepdf.Pdf, qr_text: str, matrix: tuple[float, ...],
           rect: tuple[float, float, float, float]) -> pikepdf.Object:
     corners = [_apply(matrix, u, v) for u in (rect[0], rect[2]) for v in (rect[1], rect[3])]
     xs, ys = [p[0] for p in corners], [p[1] for p in corners]
@@ -113,9 +121,9 @@ def _link(pdf: pikepdf.Pdf, verify_url: str, matrix: tuple[float, ...],
         Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link,
         Rect=pikepdf.Array([round(min(xs), 3), round(min(ys), 3), round(max(xs), 3), round(max(ys), 3)]),
         Border=pikepdf.Array([0, 0, 0]), F=4,
-        A=pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String(verify_url)),
+        A=pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String(qr_text)),  # a signed QR's fragment too
     )
-    annotation[STAMP_KEY] = pikepdf.String(verify_url)
+    annotation[STAMP_KEY] = pikepdf.String(plain_url(qr_text))
     return pdf.make_indirect(annotation)
 
 
@@ -215,13 +223,21 @@ def _stream(pdf: pikepdf.Pdf, data: bytes, verify_url: str) -> pikepdf.Stream:
     return stream
 
 
-def stamp_pdf(document: bytes | CheckedPdf, verify_url: str, *, order: Order | None = None,
+def stamp_pdf(document: bytes | CheckedPdf, qr_text: str, *, order: Order | None = None,
               placement: str = "bottom-right", name: str = "document", limits: Limits | None = None) -> bytes:
-    """`document` with the order's QR (it encodes `verify_url`) stamped as described in the module
-    docstring; `placement` is one of :data:`PLACEMENTS`. InvalidDocument for a PDF we do not accept.
+    """`document` with the order's QR stamped as described in the module docstring; `placement` is one of
+    :data:`PLACEMENTS`. InvalidDocument for a PDF we do not accept.
+
+    `qr_text` is what the QR encodes: the verify URL, or for a signed QR the verify URL + ``#`` + the
+    signed payload (at most :data:`MAX_QR_TEXT` characters). The QR and its link carry the whole text;
+    the markers and the printed summary carry the verify URL alone (a fragment never names another order).
 
     `document` is the bytes (checked here against `limits`, default :class:`Limits`) or a :class:`CheckedPdf`
     (checked already: used up, its name and limits used)."""
+    if len(qr_text) > MAX_QR_TEXT:
+        raise InvalidInput(f"QR text has {len(qr_text)} characters, over {MAX_QR_TEXT} (what the stamp's QR is "
+                           "read at)", hint="stamp the plain verify URL, or a shorter signed payload")
+    verify_url = plain_url(qr_text)
     if placement not in PLACEMENTS:
         raise InvalidDocument(f"stamp placement {placement!r} is not one of: " + ", ".join(PLACEMENTS),
                               hint="e.g. bottom-right (the default) or last-page")
@@ -238,11 +254,11 @@ def stamp_pdf(document: bytes | CheckedPdf, verify_url: str, *, order: Order | N
             # and the stamp drawn again, so the QR on the result is always the one drawn here
             if any(True for _ in stamp_urls(pdf)):
                 _remove_stamps(pdf)
-            symbol = qr.qr_matrix(verify_url)
+            symbol = qr.qr_matrix(qr_text)
             if placement == "last-page":
-                _add_constancia(pdf, verify_url, symbol, order)
+                _add_constancia(pdf, qr_text, symbol, order)
             else:
-                _add_corner(pdf, pdf.pages[0], verify_url, symbol, order, placement)
+                _add_corner(pdf, pdf.pages[0], qr_text, symbol, order, placement)
             pdf.docinfo[INFO_KEY] = pikepdf.String(verify_url)
             out = io.BytesIO()
             # every stream copied as it is: the fast path; every reachable object is read on the way
@@ -254,15 +270,16 @@ def stamp_pdf(document: bytes | CheckedPdf, verify_url: str, *, order: Order | N
             raise damaged(name, exc) from None
 
 
-def _add_corner(pdf: pikepdf.Pdf, page: pikepdf.Page, verify_url: str, symbol: tuple[bytes, ...],
+def _add_corner(pdf: pikepdf.Pdf, page: pikepdf.Page, qr_text: str, symbol: tuple[bytes, ...],
                 order: Order | None, placement: str) -> None:
     matrix, view_w, view_h = _view_matrix(page)
     font = _add_font(pdf, page, _FONT_NAME)
     matrix_ops = " ".join(num(v) for v in matrix).encode() + b" cm"
     ops, rect = _corner_ops(placement, view_w, view_h, matrix_ops, symbol, font, caption_lines(order))
+    verify_url = plain_url(qr_text)
     page.contents_add(_stream(pdf, b"q\n", verify_url), prepend=True)
     page.contents_add(_stream(pdf, b"Q\n" + ops, verify_url), prepend=False)
-    _append_annotation(page, _link(pdf, verify_url, matrix, rect))
+    _append_annotation(page, _link(pdf, qr_text, matrix, rect))
 
 
 def _append_annotation(page: pikepdf.Page, annotation: pikepdf.Object) -> None:
@@ -273,7 +290,8 @@ def _append_annotation(page: pikepdf.Page, annotation: pikepdf.Object) -> None:
         page.obj.Annots = pikepdf.Array([annotation])
 
 
-def _add_constancia(pdf: pikepdf.Pdf, verify_url: str, symbol: tuple[bytes, ...], order: Order | None) -> None:
+def _add_constancia(pdf: pikepdf.Pdf, qr_text: str, symbol: tuple[bytes, ...], order: Order | None) -> None:
+    verify_url = plain_url(qr_text)
     _, width, height = _view_matrix(pdf.pages[0])
     page = pdf.add_blank_page(page_size=(width, height))
     page.obj[STAMP_KEY] = pikepdf.String(verify_url)
@@ -281,6 +299,6 @@ def _add_constancia(pdf: pikepdf.Pdf, verify_url: str, symbol: tuple[bytes, ...]
     bold = _add_font(pdf, page, _BOLD_NAME, bold=True)
     ops, rect = _constancia_ops(width, height, symbol, font, bold, order, verify_url)
     page.obj.Contents = _stream(pdf, ops, verify_url)
-    _append_annotation(page, _link(pdf, verify_url, (1, 0, 0, 1, 0, 0), rect))
+    _append_annotation(page, _link(pdf, qr_text, (1, 0, 0, 1, 0, 0), rect))
 
 
