@@ -3,8 +3,9 @@
 - on page 1, in a corner (bottom right by default; ``bottom-left``, ``top-right``, ``top-left``), a white
   square with the QR code (of ``verify_url``, or for a signed QR ``verify_url#payload``) and a short line
   beside it, drawn by a small content stream of its own (one ``re`` per run of dark modules, Helvetica for
-  the words): nothing is rasterised, and the page's content is wrapped in ``q … Q`` so its graphics state cannot leak into the stamp. The corner takes
-  the page's ``/Rotate`` and crop box into account, so it is the corner the reader sees;
+  the words): nothing is rasterised, and the page's content is wrapped in ``q … Q`` so its graphics state
+  cannot leak into the stamp. The corner takes the page's ``/Rotate`` and crop box into account, so it is
+  the corner the reader sees;
 - or, with ``last-page``, a new last page "Constancia de registro en blockchain" with a large QR and a
   summary of the order, for PDFs whose corners are all taken;
 - a link annotation over the QR (the QR is clickable on screen; it carries the QR's whole text) and
