@@ -36,7 +36,7 @@ from .markers import INFO_KEY, STAMP_KEY, page_contents, plain_url, stamp_marker
 from .open import CheckedPdf, Limits, damaged, open_checked, refuse_warnings, visible_box
 from .text import fit_text, num, pdf_text, text_width, wrap_text
 
-#: points (~27.5 mm): a phone reads it at arm's length, zbarimg at 150 dpi. Measured 14:25 UTC (pdftoppm -r 150
+#: points (~27.5 mm): a phone reads it at arm's length, zbarimg at 150 dpi. Measured 13:45 UTC (pdftoppm -r 150
 #: -gray + zbarimg, 10 different 200-character signed-QR texts, QR version 10, 1.2 pt a module): 10/10 decode
 #: at 66, 70, 74 and 78 pt on A4, letter and legal, 20/20 in each corner at 78 pt, 0/10 at 62 pt and below —
 #: 78 pt keeps an 18 % margin. (The read-back caps a page at 1,754 pixels a side, so an A3 page renders at
