@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from markupsafe import Markup, escape
 
+from .. import service
 from ..hashing import hashlink
 from ..order import Party
 from ..urls import keccak256, token_hex
@@ -200,27 +201,13 @@ def document_values(check: DocumentCheck | None, url: str, lang: str, explicit: 
 
 
 def record_json(view: View, *, base_url: str, contract: str, chain_id: int | None) -> dict[str, Any]:
-    """``GET /api/orders/{token_id}``: the record, its status and the facts of its registration."""
-    record, state = view.record, view.state
-    out: dict[str, Any] = {"token_id": token_hex(view.token_id)}
-    out.update(record.order.to_json())
-    out.update(
-        status=state.status,
-        status_changed_at=state.status_changed_at or None,
-        annul_reason=record.annul_reason,
-        replaced_by=token_hex(state.replaced_by) if state.replaced_by else None,
-        supersedes=token_hex(state.replaces) if state.replaces else None,
-        sha256=state.document_hash.hex(),
-        hashlink=hashlink(state.document_hash),
-        document_url=record.document_url,
-        verify_url=base_url + record.order.verify_path,
-        tx_hash=record.tx_hash,
-        block_number=record.block_number,
-        registered_at=view.registered_at,
-        registrar=record.registrar,
-        contract=contract,
-        chain_id=chain_id,
-    )
+    """``GET /api/orders/{token_id}``: the one record JSON (:func:`peru_compras.service.record_json`, as
+    ``show --json`` prints it), with the status fields always present and what only the page knows."""
+    out: dict[str, Any] = {"token_id": token_hex(view.token_id), **service.record_json(view.record, base_url)}
+    for absent in ("annul_reason", "replaced_by", "supersedes"):
+        out.setdefault(absent, None)
+    out.update(status_changed_at=view.state.status_changed_at or None, registered_at=view.registered_at,
+               contract=contract, chain_id=chain_id)
     return out
 
 
