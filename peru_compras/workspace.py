@@ -56,7 +56,7 @@ class Session:
         self._store = store
         self._account: Signer | None = None
         self._registries: dict[bool, Registry] = {}
-        self.qr_signer = qr_signer
+        self._qr_signer = qr_signer
 
     @property
     def base_url(self) -> str:
@@ -121,6 +121,20 @@ class Session:
         """Be ready to send: the signer checked and its sender built. (A :class:`Workspace` also starts its
         folder's local chain here.)"""
         return self.transactor
+
+    def qr_signer(self) -> QrFragment | None:
+        """What signs the QR of the orders this session registers (issue 17's signed QR): the one given, else
+        the registrar's key for this chain and registry (:class:`~peru_compras.signed_qr.QrSigner`). Calling it
+        means "about to register": like :meth:`start_writing`, it may start a Workspace's local chain."""
+        if self._qr_signer is None:
+            from .signed_qr import QrSigner
+
+            registry = self.registry(write=True)
+            key = getattr(self.transactor.account, "key", None)  # the registrar's: Signer, or eth-account's
+            if not isinstance(key, bytes):  # a signer that does not show its key (a vault): plain QRs
+                return None
+            self._qr_signer = QrSigner(bytes(key), self.transactor.chain_id, registry.address)
+        return self._qr_signer
 
     # -- the registry ----------------------------------------------------------------------------------
 

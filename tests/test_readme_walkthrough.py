@@ -254,7 +254,7 @@ def test_the_readme_walkthrough(shell: Shell) -> None:
     example = subprocess.run([str(VENV_BIN / "python"), "example.py"], cwd=shell.cwd, env=shell.env,
                              capture_output=True, text=True, timeout=120)
     assert example.returncode == 0, example.stderr
-    printed = re.fullmatch(r"valid (http://127\.0\.0\.1:\d+/d/hl:zQm\w+)\n", example.stdout)
+    printed = re.fullmatch(r"authentic (http://127\.0\.0\.1:\d+/d/hl:zQm\w+)\n", example.stdout)
     assert printed, example.stdout
     published = httpx.get(printed.group(1), timeout=10)
     assert published.status_code == 200 and published.content.startswith(b"%PDF")

@@ -54,8 +54,7 @@ def register(
     ws = workspace()
     record = load_order(order)
     prepared = service.prepare(record, read_document(pdf), base_url=ws.base_url, stamp=not no_stamp,
-                               placement=stamp_at, allow_other_urls=allow_other_urls, name=str(pdf),
-                               qr_fragment=ws.qr_signer)
+                               placement=stamp_at, allow_other_urls=allow_other_urls, name=str(pdf))
     warn(prepared.warnings)
     old = service.resolve(ws.registry(write=True), supersedes) if supersedes else None
     registered = service.register(ws, prepared, supersedes=old, out=out)
