@@ -364,7 +364,8 @@ class Mirror:
                 error = f"{type(exc).__name__}: {str(exc)[:200]}"
         if order is None:
             self.unreadable += 1
-            return {**row, "record_error": (error or "unreadable")[:500]}
+            store = self.base + row["document_hashlink"] if digest else None  # the document is still checkable
+            return {**row, "published_url": store, "record_error": (error or "unreadable")[:500]}
         for role, party in (("buyer", order.buyer), ("entity", order.entity), ("supplier", order.supplier)):
             if party.id is not None:
                 key = f"{party.scheme}:{party.id}"

@@ -34,7 +34,7 @@ _ORDERS: dict[str, type] = {
 _CHANGE: dict[str, type] = {"block_number": int, "log_index": int, "changed_at": str, "tx_hash": str}
 
 
-def open_database(path: Path) -> Database:
+def open_database(path: Path, *, hint: str = "give a new file name with --out") -> Database:
     """The SQLite file at `path` (created when missing), in WAL mode so a reader such as Datasette can read
     while a run writes; a file that is not SQLite is one clear InvalidInput."""
     if path.exists() and not path.is_file():
@@ -46,8 +46,7 @@ def open_database(path: Path) -> Database:
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a killed process loses no committed range
         db.table_names()
     except sqlite3.DatabaseError as exc:
-        raise InvalidInput(f"{str(path)!r} is not an SQLite file ({exc})",
-                           hint="give a new file name with --out") from None
+        raise InvalidInput(f"{str(path)!r} is not an SQLite file ({exc})", hint=hint) from None
     return db
 
 
