@@ -37,15 +37,15 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chain import lacnet
 from .chain.client import ORDER_REGISTERED, Registry
 from .chain.rpc import RpcError
 from .chain.transactions import NONCE_RESYNCS, Receipt, Transactor
-from .config import Workspace
 from .errors import (
     ChainRefused,
+    ConfigurationError,
     InvalidInput,
     NodeUnavailable,
     OrderAlreadyRegistered,
@@ -56,7 +56,11 @@ from .hashing import hashlink
 from .journal import Journal
 from .manifest import Row, count_rows, manifest_kind, pdf_inside, read_manifest
 from .store import LocalStore, Packed, PackWriter
-from .urls import token_hex
+from .urls import document_url, token_hex
+
+if TYPE_CHECKING:
+    from .pdf import Limits
+    from .workspace import QrFragment, Session
 
 __all__ = ["RELAY_RETRIES", "BatchRegistrar", "Journal", "Prepared", "Row", "Summary", "count_rows",
            "manifest_kind", "pdf_inside", "prepare", "preview", "read_manifest"]
@@ -73,6 +77,9 @@ Emit = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
+    """One row after a worker prepared it: what the journal and the chain need (never the document's bytes,
+    which the worker appended to a pack of the store), or why it is refused or skipped."""
+
     number: int
     key: str = ""
     order_number: str = ""
@@ -88,36 +95,36 @@ class Prepared:
     packed: Packed | None = None  # where its document was appended (committed before its batch is signed)
 
 
-def prepare(row: Row, base_url: str, stamp: bool, store_root: Path) -> Prepared:
-    """Validate, (stamp,) hash, append to a pack of the store (not yet committed) and encode one row. Never
-    raises: a refusal is `error`. Runs in worker processes, so the document's bytes never travel back."""
+def prepare(row: Row, base_url: str, stamp: bool, store_root: Path, *, limits: Limits | None = None,
+            qr_fragment: QrFragment | None = None) -> Prepared:
+    """One row through :func:`peru_compras.service.prepare` (validate, stamp unless `stamp` is false, hash),
+    its document appended to a pack of the store (not yet committed) and its entry encoded. Never raises: a
+    refusal is `error`. Runs in worker processes, so the document's bytes never travel back."""
+    from . import service
     from .order import parse_order
-    from .pdf import check_registrable, read_pdf, stamp_pdf
+    from .pdf import read_checked
 
     number_hint = str((row.record or {}).get("order_number", "") or "")
     if row.skipped:
         return Prepared(row.number, error=row.error, skipped=True, source=row.source)
     if row.error or row.record is None or (row.pdf is None and not row.render):
         return Prepared(row.number, order_number=number_hint, error=row.error or "unreadable row", source=row.source)
+    if not stamp and row.pdf is not None:
+        qr_fragment = None  # its QR is printed already: nothing to sign
     try:
         order = parse_order(row.record)  # each line names its row already
-        verify_url = base_url + order.verify_path
-        if len(verify_url) > 80:
-            raise InvalidInput(f"verify URL {verify_url!r} is over 80 characters", hint="use a shorter base URL")
-        if row.pdf is None:  # drawn with its QR already printed: nothing to stamp
-            from .render import render_order
-
-            document = render_order(order, verify_url=verify_url)
-        else:
-            document = read_pdf(row.pdf)
-            check_registrable(document, verify_url, name=str(row.pdf))  # no active content, no other order's QR
-            if stamp:
-                document = stamp_pdf(document, verify_url, order=order, name=str(row.pdf))
-        packed = _writer(store_root, base_url).add(document)
+        document = read_checked(row.pdf, limits=limits) if row.pdf is not None else None  # None: drawn
+        try:
+            ready = service.prepare(order, document, base_url=base_url, stamp=stamp, limits=limits,
+                                    name=str(row.pdf) if row.pdf is not None else "document", qr_fragment=qr_fragment)
+        finally:
+            if document is not None:
+                document.close()  # (prepare uses it up; this is for a refusal before it got there)
+        packed = _writer(store_root, base_url).add(ready.document)
         digest = packed.digest
         return Prepared(row.number, order.key, order.order_number, order.entity.key, order.token_id, digest,
-                        order.encode_entry(digest), verify_url,
-                        order.document_url or f"{base_url}/d/{hashlink(digest)}", source=row.source, packed=packed)
+                        order.encode_entry(digest), ready.verify_url,
+                        order.document_url or document_url(base_url, digest), source=row.source, packed=packed)
     except PeruComprasError as exc:
         return Prepared(row.number, order_number=number_hint, error=str(exc), source=row.source)
     except (ValueError, TypeError, RecursionError, MemoryError) as exc:  # a row no rule foresaw: its line only
@@ -140,20 +147,43 @@ def _writer(root: Path, base_url: str) -> PackWriter:
     return _WRITERS[key]
 
 
-def _die_with_parent() -> None:
-    """Worker initializer: on Linux, ask the kernel to kill this worker when the batch process dies (a crash
-    or SIGKILL must not leave workers behind holding its output pipes)."""
-    try:
-        import ctypes
-        import signal
+@dataclass(frozen=True)
+class _Job:
+    """What every row of a run is prepared with; handed to each worker once, by the pool's initializer
+    (never through argv or the environment: `qr_fragment` holds the registrar's signing key)."""
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    base_url: str
+    stamp: bool
+    store_root: Path
+    limits: Limits | None = None
+    qr_fragment: QrFragment | None = None
 
 
-def _prepare_chunk(rows: list[Row], base_url: str, stamp: bool, store_root: Path) -> list[Prepared]:
-    return [prepare(row, base_url, stamp, store_root) for row in rows]
+_JOB: _Job | None = None
+
+
+def _start_worker(job: _Job, own_process: bool) -> None:
+    """Pool initializer: keep `job`; in a worker process, die with the batch process (a crash or SIGKILL must
+    not leave workers behind holding its output pipes) and load the modules rows need while the batch
+    process is still setting up (reading the registry, reconciling the journal)."""
+    global _JOB
+    _JOB = job
+    if own_process:
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        from . import order, pdf, service  # noqa: F401
+
+
+def _prepare_chunk(rows: list[Row]) -> list[Prepared]:
+    job = _JOB
+    assert job is not None, "the pool's initializer sets the job"
+    return [prepare(row, job.base_url, job.stamp, job.store_root, limits=job.limits, qr_fragment=job.qr_fragment)
+            for row in rows]
 
 
 # -- the run -------------------------------------------------------------------------------------------
@@ -191,13 +221,16 @@ class Summary:
         return {"summary": out}
 
 
-def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callable[[int], None] | None = None
-            ) -> Summary:
+def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callable[[int], None] | None = None,
+            limits: Limits | None = None) -> Summary:
     """``--dry-run``: each row's mapped record (or its refusal, or why it is skipped) as one line, checked
-    as ``register-batch`` would check it (record rules, verify URL length, the PDF readable) but nothing
-    drawn, stamped, stored, journaled or sent."""
+    as ``register-batch`` would check it (record rules, verify URL length, the PDF within `limits` and
+    registrable: :func:`peru_compras.service.prepare` without the stamp) but nothing drawn, stamped, stored,
+    journaled or sent."""
+    from . import service
     from .order import parse_order
-    from .pdf import check_registrable, read_pdf
+    from .pdf import read_checked
+    from .urls import verify_url as make_verify_url
 
     summary = Summary(dry_run=True)
     seen: dict[str, int] = {}
@@ -215,11 +248,10 @@ def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callabl
             if row.error or row.record is None or (row.pdf is None and not row.render):
                 raise InvalidInput(row.error or "unreadable row")
             order = parse_order(row.record)  # each line names its row already
-            verify_url = base_url + order.verify_path
-            if len(verify_url) > 80:
-                raise InvalidInput(f"verify URL {verify_url!r} is over 80 characters", hint="use a shorter base URL")
+            verify_url = make_verify_url(base_url, order)
             if row.pdf is not None:
-                check_registrable(read_pdf(row.pdf), verify_url, name=str(row.pdf))
+                with read_checked(row.pdf, limits=limits) as checked:
+                    service.prepare(order, checked, base_url=base_url, stamp=False, limits=limits, name=str(row.pdf))
             if order.key in seen:
                 raise InvalidInput(f"order {order.order_number!r} appears again (row {seen[order.key]})")
             seen[order.key] = row.number
@@ -251,16 +283,29 @@ def _retrying(action: Callable[[], Any], *, what: str, patience: float = 60.0) -
 
 
 class BatchRegistrar:
-    """Runs one manifest through the journal to the chain."""
+    """Runs one manifest through the journal to the chain, for a :class:`~peru_compras.workspace.Session`
+    whose store is a :class:`~peru_compras.store.LocalStore` (workers append to its packs). `qr_fragment`
+    (default: the session's ``qr_signer``) signs each order's QR; it reaches the workers through the pool's
+    initializer only."""
 
-    def __init__(self, ws: Workspace, *, batch_size: int = 100, stamp: bool = True, in_flight: int = 4,
-                 workers: int | None = None, emit: Emit, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, session: Session, *, batch_size: int = 100, stamp: bool = True, in_flight: int = 4,
+                 workers: int | None = None, emit: Emit, progress: Callable[[int], None] | None = None,
+                 qr_fragment: QrFragment | None = None) -> None:
+        from .pdf import Limits
+
         if not 1 <= batch_size <= 500:
             raise InvalidInput(f"--batch-size {batch_size} is out of range", hint="use 1 to 500 orders per transaction")
-        self.ws = ws
-        self.registry: Registry = _retrying(partial(ws.registry, write=True), what="reach the registry")
-        self.transactor: Transactor = ws.transactor
-        self.journal = Journal(ws.home / "journal.sqlite", self.registry.address)
+        store = session.store
+        if not isinstance(store, LocalStore):
+            raise ConfigurationError("register-batch keeps its documents in a local store (packs)",
+                                     hint="give the Session a LocalStore (the default)")
+        self.ws = session
+        self.store = store
+        self.registry: Registry = _retrying(partial(session.registry, write=True), what="reach the registry")
+        self.job = _Job(session.base_url, stamp, store.root, Limits.from_settings(session.settings),
+                        qr_fragment if qr_fragment is not None else session.qr_signer())
+        self.transactor: Transactor = session.transactor
+        self.journal = Journal(session.settings.home / "journal.sqlite", self.registry.address)
         self.batch_size = batch_size
         self.stamp = stamp
         self.in_flight_limit = in_flight
@@ -340,15 +385,16 @@ class BatchRegistrar:
             if receipt is None:
                 flight = Flight(tx_hash, raw, [])
                 try:
-                    sent = self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False)
-                    self._follow(flight, sent)
+                    sent = self.transactor.send_signed(raw)
                 except RpcError:
-                    # already known, or its nonce is taken: the receipt check below decides. A LACNet relay
-                    # never knows the hash of the signed bytes, and refused them again (expired, ...): the
-                    # chain alone can tell which orders made it
-                    if self.transactor.network.is_lacnet:
-                        self._recheck_orders(tx_hash)
-                        continue
+                    sent = None
+                if sent is None and self.transactor.network.is_lacnet:
+                    # Already held, or refused (its nonce taken, ...): elsewhere the receipt check below
+                    # decides. A LACNet relay never knows the hash of the signed bytes, and refused them again
+                    # (expired, ...): the chain alone can tell which orders made it
+                    self._recheck_orders(tx_hash)
+                    continue
+                self._follow(flight, sent)
                 try:
                     self._settle(flight.tx_hash, self._await_receipt(flight, patience=30))
                     continue
@@ -381,9 +427,9 @@ class BatchRegistrar:
 
     def run(self, rows: Iterator[Row]) -> Summary:
         self.reconcile()
-        base_url, stamp, root = self.ws.settings.base_url, self.stamp, self.ws.store.root
-        pool: Executor = (ProcessPoolExecutor(self.workers, initializer=_die_with_parent) if self.workers > 1
-                          else ThreadPoolExecutor(1))
+        pool: Executor = (ProcessPoolExecutor(self.workers, initializer=_start_worker, initargs=(self.job, True))
+                          if self.workers > 1 else
+                          ThreadPoolExecutor(1, initializer=_start_worker, initargs=(self.job, False)))
         ahead: deque[Future[list[Prepared]]] = deque()
         chunks = _chunks(rows, max(self.batch_size // max(self.workers, 1), 1))
         try:
@@ -395,7 +441,7 @@ class BatchRegistrar:
                     if chunk is None:
                         exhausted = True
                     else:
-                        ahead.append(pool.submit(_prepare_chunk, chunk, base_url, stamp, root))
+                        ahead.append(pool.submit(_prepare_chunk, chunk))
                 if not ahead:
                     break
                 for item in ahead.popleft().result():
@@ -525,7 +571,7 @@ class BatchRegistrar:
 
     def _send(self, batch: list[Prepared]) -> None:
         # The documents the workers appended are on disk and indexed before the chain can point at them.
-        self.ws.store.commit(p.packed for p in batch if p.packed is not None)
+        self.store.commit(p.packed for p in batch if p.packed is not None)
         self._send_retries()
         self._send_checked(batch)
 
@@ -549,13 +595,9 @@ class BatchRegistrar:
             self.journal.signed(tx_hash, self.transactor.address, nonce, raw, batch)
             flight = Flight(tx_hash, raw, batch)
             try:
-                sent = _retrying(partial(self.transactor.rpc.call, "eth_sendRawTransaction", ["0x" + raw.hex()],
-                                         retry=False), what="send a batch")
-                self._follow(flight, sent)
-                break
+                self._follow(flight, _retrying(partial(self.transactor.send_signed, raw), what="send a batch"))
+                break  # (None: the node already holds these very bytes)
             except RpcError as exc:
-                if "already known" in exc.message.lower():
-                    break
                 self.journal.dropped(tx_hash)
                 refusal = self.transactor.send_refusal(exc, f"register a batch of {len(batch)} orders")
                 allowance = isinstance(refusal, lacnet.HubRefused) and refusal.code == lacnet.NOT_ENOUGH_GAS
@@ -592,8 +634,7 @@ class BatchRegistrar:
                     raise
             try:
                 if self.transactor.rpc.call("eth_getTransactionByHash", [flight.tx_hash]) is None:
-                    sent = self.transactor.rpc.call("eth_sendRawTransaction", ["0x" + flight.raw.hex()], retry=False)
-                    self._follow(flight, sent)
+                    self._follow(flight, self.transactor.send_signed(flight.raw))
             except NodeUnavailable:
                 time.sleep(0.5)
             except RpcError as exc:
