@@ -462,3 +462,62 @@ def test_a_reorganisation_below_the_cursor_is_refused(rpc: Rpc, tmp_path: Path) 
     with pytest.raises(ChainRefused, match="reorganised below the mirror"):
         mirror(reader(registry), out)
 
+
+
+# -- Datasette: the public explorer -------------------------------------------------------------------------
+
+
+def test_datasette_serves_the_mirror_with_the_shipped_metadata_and_its_canned_queries(rpc: Rpc,
+                                                                                      tmp_path: Path) -> None:
+    from peru_compras.chain.node import free_port
+
+    from .conftest import ROOT
+
+    registry = fresh_registry(rpc, funded_account(rpc))
+    registered = populate(registry, 2, 3, "D")
+    other = parse_order(reference_order(order_number="OC-D-OTRO", supplier={"name": "Servicios Generales Lima "
+                                                                            "E.I.R.L.", "ruc": "20100070970"}))
+    registry.register(other, sha256(b"otro"))
+    registry.annul(registered[0].token_id, "Duplicada")
+    out = tmp_path / "registro.sqlite"
+    mirror(reader(registry), out)
+    metadata = ROOT / "peru_compras" / "data" / "datasette-metadata.json"
+    port = free_port()
+    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "datasette"), "serve", str(out), "-m", str(metadata),
+                               "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/-/versions.json", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "datasette did not start"
+            time.sleep(0.2)
+        answer = httpx.get(base + "/registro/ordenes_de_un_proveedor.json",
+                           params={"ruc": "20608712411", "_shape": "array"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        found = answer.json()
+        assert sorted(row["orden"] for row in found) == sorted(r.order.order_number for r in registered)
+        assert {row["estado"] for row in found} == {"valid", "annulled"}
+        assert all(row["proveedor"] == "Distribuidora Andina del Perú S.A.C." for row in found)
+        grouped = httpx.get(base + "/registro/ordenes_por_proveedor.json", params={"_shape": "array"}).json()
+        assert [(g["proveedor_id"], g["ordenes"], g["anuladas"]) for g in grouped] == [
+            ("PE-RUC:20608712411", 6, 1), ("PE-RUC:20100070970", 1, 0)]
+        annulled = httpx.get(base + "/registro/anulaciones_por_entidad.json", params={"_shape": "array"}).json()
+        assert [(a["entidad_id"], a["anulaciones"], a["ordenes"]) for a in annulled] == [
+            ("PE-RUC:20131370998", 1, 7)]
+        months = httpx.get(base + "/registro/ordenes_por_mes.json", params={"_shape": "array"}).json()
+        assert [(m["mes"], m["ordenes"]) for m in months] == [("2026-11", 7)]
+        page = httpx.get(base + "/registro/ordenes_de_un_proveedor", params={"ruc": "20608712411"}).text
+        assert "Todas las órdenes de un proveedor" in page
+        table = httpx.get(base + "/registro/orders").text
+        assert "Órdenes de compra" in table and "Número de orden de compra" in table
+        search = httpx.get(base + "/registro/orders.json", params={"_search": "logistica", "_shape": "array"}).json()
+        assert len(search) == 7  # full-text search through Datasette, accents folded
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
