@@ -199,7 +199,7 @@ function render(v, problem) {
       facts.appendChild(factRow("f_items", String(f.items)));
     }
     if (v.hostOk) {
-      const li = el("li");
+      const li = el("li", "link");
       const a = el("a", null, T.see_online);
       a.href = v.target.url;
       a.rel = "noopener noreferrer";

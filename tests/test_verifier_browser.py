@@ -1,0 +1,448 @@
+"""The offline verifier (/verificar) and the order page's fourth check in real Chromium (Debian's, driven by
+PyPI playwright) at phone size, against a real uvicorn server and a real Anvil.
+
+Signed QRs are made here with eth_account's sign_typed_data and an encoder written from the README's
+description of the payload — independent of peru_compras.signed_qr — so the browser is checked against the
+format, not against our own Python. The camera test feeds Chromium's fake capture device a video made with
+ffmpeg from a 150-dpi render (pdftoppm) of a stamped page.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+
+from peru_compras.chain.client import Registry
+from peru_compras.chain.networks import network
+from peru_compras.chain.node import free_port
+from peru_compras.chain.rpc import Rpc
+from peru_compras.chain.transactions import Transactor
+from peru_compras.demo import sample_orders
+from peru_compras.order import Order, parse_order
+from peru_compras.pdf import stamp_pdf
+from peru_compras.render import render_order
+from peru_compras.store import LocalStore
+from peru_compras.web.app import PageSettings, create_app
+from peru_compras.web.server import uvicorn_config
+
+from .conftest import funded_account
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+DOCS = ROOT / "docs"
+PHONE = {"width": 360, "height": 780}
+VENDOR = ROOT / "peru_compras" / "web" / "static" / "verificar" / "vendor"
+GREEN, RED = "rgb(11, 93, 42)", "rgb(161, 17, 27)"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
+                                                     "(apt-get install -y chromium; scripts/bootstrap --test)"),
+    pytest.mark.skipif(not (VENDOR / "noble-secp256k1" / "index.js").exists(),
+                       reason="the verifier's vendor files are missing: run scripts/bootstrap"),
+]
+
+
+# -- signed QRs, written from the README's description -----------------------------------------------------
+
+ORDER_TYPE = [("orderKey", "string"), ("issuedOn", "string"), ("supplier", "string"), ("total", "string"),
+              ("currency", "string"), ("items", "uint16"), ("recordHash", "bytes32")]
+
+
+def facts_of(order: Order) -> dict[str, Any]:
+    supplier = order.supplier
+    return {"orderKey": order.key, "issuedOn": order.issued_on,
+            "supplier": supplier.id if supplier.scheme == "PE-RUC" else f"{supplier.scheme}:{supplier.id}",
+            "total": order.total_amount, "currency": order.currency, "items": len(order.items),
+            "recordHash": keccak(order.canonical_bytes())}
+
+
+def sign(facts: dict[str, Any], key: bytes, chain_id: int, registry: str) -> bytes:
+    message = encode_typed_data(full_message={
+        "types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                   {"name": "chainId", "type": "uint256"},
+                                   {"name": "verifyingContract", "type": "address"}],
+                  "Order": [{"name": name, "type": kind} for name, kind in ORDER_TYPE]},
+        "primaryType": "Order",
+        "domain": {"name": "peru-compras", "version": "1", "chainId": chain_id, "verifyingContract": registry},
+        "message": facts})
+    return bytes(Account.sign_message(message, key).signature)
+
+
+def leb128(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def payload(facts: dict[str, Any], signature: bytes) -> bytes:
+    text_supplier = not (facts["supplier"].isdigit() and len(facts["supplier"]) == 11)
+    other_currency = facts["currency"] != "PEN"
+    header = 0b0010_0000 | (0b1000 if text_supplier else 0) | (0b100 if other_currency else 0) | (signature[64] - 27)
+    days = (datetime.date.fromisoformat(facts["issuedOn"]) - datetime.date(1970, 1, 1)).days
+    out = bytes([header]) + days.to_bytes(2, "big")
+    if text_supplier:
+        name = facts["supplier"].encode()
+        out += bytes([len(name)]) + name
+    else:
+        out += int(facts["supplier"]).to_bytes(5, "big")
+    if other_currency:
+        out += facts["currency"].encode()
+    whole, _, fraction = facts["total"].partition(".")
+    out += bytes([len(fraction)]) + leb128(int(whole + fraction))
+    return out + leb128(facts["items"]) + facts["recordHash"] + signature[:64]
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signed_text(url: str, facts: dict[str, Any], key: bytes, chain_id: int, registry: str) -> str:
+    return url + "#" + b64(payload(facts, sign(facts, key, chain_id, registry)))
+
+
+# -- the site ------------------------------------------------------------------------------------------------
+
+
+class ThreadedServer:
+    def __init__(self, app: Any, port: int) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class Site:
+    base_url: str
+    registry: Registry
+    chain_id: int
+    account: LocalAccount
+    orders: dict[str, Order] = field(default_factory=dict)
+    pdfs: dict[str, bytes] = field(default_factory=dict)
+
+    def qr(self, name: str, *, base_url: str | None = None, key: bytes | None = None, **changes: Any) -> str:
+        """The signed QR text of an order (its facts changed by `changes` before signing)."""
+        order = self.orders[name]
+        facts = {**facts_of(order), **changes}
+        return signed_text((base_url or self.base_url) + order.verify_path, facts, key or bytes(self.account.key),
+                           self.chain_id, self.registry.address)
+
+
+def tampered(text: str, facts: dict[str, Any]) -> str:
+    """`text` with its payload rebuilt from `facts` but keeping the original signature."""
+    url, _, fragment = text.partition("#")
+    raw = base64.urlsafe_b64decode(fragment + "=" * (-len(fragment) % 4))
+    signature = raw[-64:] + bytes([27 + (raw[0] & 1)])
+    return url + "#" + b64(payload(facts, signature))
+
+
+@pytest.fixture(scope="module")
+def site(rpc: Rpc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    account = funded_account(rpc)
+    registry, _ = Registry.deploy(Transactor(rpc, account, network("local")), document_base_uri=base_url + "/d/")
+    store = LocalStore(tmp_path_factory.mktemp("verifier") / "documents", base_url)
+    result = Site(base_url, registry, int(rpc.call("eth_chainId"), 16), account)
+    samples = sample_orders()
+    replacement = parse_order({**samples[2].to_json(), "order_number": samples[2].order_number + "-R1"})
+    for name, order in (("valid", samples[0]), ("annulled", samples[1]), ("old", samples[2]),
+                        ("replacement", replacement)):
+        result.orders[name] = order
+        text = result.qr(name)  # over 200 characters (a long order number): registration stamps the plain URL
+        text = text if len(text) <= 200 else base_url + order.verify_path
+        document = stamp_pdf(render_order(order, verify_url=base_url + order.verify_path), text, order=order)
+        digest = store.put(document)
+        if name == "replacement":
+            registry.supersede(samples[2].token_id, order, digest)
+        else:
+            registry.register(order, digest)
+        result.pdfs[name] = document
+    registry.annul(samples[1].token_id, "Monto errado")
+    app = create_app(lambda: Registry(Rpc(rpc.url), registry.address, from_block=registry.from_block),
+                     PageSettings(base_url=base_url, store=store))
+    with ThreadedServer(app, port):
+        yield result
+
+
+@pytest.fixture(scope="module")
+def camera_video(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-second y4m video of the stamped page's lower half as a phone held over the paper sees it."""
+    folder = tmp_path_factory.mktemp("camera")
+    (folder / "page.pdf").write_bytes(site.pdfs["valid"])
+    subprocess.run(["pdftoppm", "-r", "150", "-f", "1", "-l", "1", "-png", "-singlefile", str(folder / "page.pdf"),
+                    str(folder / "page")], check=True, timeout=60)
+    video = folder / "camera.y4m"
+    # the page at 150 dpi is 1240 x 1754 px: the camera frames the lower half (where the corner stamp is)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", str(folder / "page.png"), "-t", "2",
+                    "-r", "10", "-vf", "crop=1240:876:0:878,scale=1280:-2,format=yuv420p", str(video)],
+                   check=True, timeout=120)
+    return video
+
+
+@pytest.fixture(scope="module")
+def browser(camera_video: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                  f"--use-file-for-fake-video-capture={camera_video}"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def phone(browser: Any, site: Site) -> Iterator[Any]:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                  locale="es-PE", permissions=["camera"])
+    yield context
+    context.close()
+
+
+def shot(page: Any, name: str, *, docs: bool = False) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / name))
+    if docs:
+        shutil.copyfile(ARTIFACTS / name, DOCS / name)
+
+
+def open_app(context: Any, site: Site) -> Any:
+    page = context.new_page()
+    page.goto(site.base_url + "/verificar")
+    page.locator("body[data-ready='1']").wait_for(timeout=15_000)
+    return page
+
+
+def paste(page: Any, text: str) -> Any:
+    """Verify `text` through the paste box and return the verdict box."""
+    box = page.locator("#paste-box")
+    if box.get_attribute("open") is None:
+        page.locator("#paste-box summary").click()
+    page.fill("#paste", text)
+    page.locator("#verdict").evaluate("e => e.removeAttribute('data-overall')")
+    page.locator("#paste-go").click()
+    verdict = page.locator("#verdict[data-overall]")
+    verdict.wait_for(timeout=10_000)
+    # nothing shown (a 42-character address, a long order number) makes the page wider than the phone
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    return verdict
+
+
+def facts_text(page: Any) -> str:
+    return str(page.locator("#facts").inner_text())
+
+
+# -- the tests -------------------------------------------------------------------------------------------------
+
+
+def test_camera_finds_the_qr_on_the_printed_page_and_shows_the_signed_facts(site: Site, phone: Any) -> None:
+    page = open_app(phone, site)
+    assert page.locator("body").get_attribute("data-decoder") in ("jsqr", "barcodedetector")
+    page.get_by_role("button", name="Escanear con la cámara").click()
+    verdict = page.locator("#verdict[data-overall]")
+    verdict.wait_for(timeout=30_000)
+    order = site.orders["valid"]
+    assert verdict.get_attribute("data-overall") == "ok", verdict.inner_text()
+    assert verdict.get_attribute("data-status") == "signed"
+    assert page.locator("#verdict-title").inner_text() == "Firma válida: compare los datos con el papel"
+    assert page.locator("#verdict").evaluate("e => getComputedStyle(e).backgroundColor") == GREEN
+    facts = facts_text(page)
+    day = order.issued_on.split("-")
+    for expected in (order.order_number, f"RUC {order.entity.key}", f"RUC {order.supplier.id}",
+                     f"{day[2]}/{day[1]}/{day[0]}", str(len(order.items))):
+        assert expected in facts, (expected, facts)
+    whole, _, cents = order.total_amount.partition(".")
+    assert f"S/ {int(whole):,}" in facts
+    assert site.account.address.lower() in page.locator("#checks").inner_text()
+    assert page.locator("#camera").is_hidden()  # the camera is stopped once the QR is read
+    shot(page, "verificar-online.png", docs=True)
+
+
+def test_offline_after_one_visit_it_verifies_a_signed_qr_and_refuses_a_tampered_one(site: Site, phone: Any) -> None:
+    page = open_app(phone, site)
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()", timeout=15_000)
+    block = page.locator("#pack").get_attribute("data-block")
+    assert block is not None
+    phone.set_offline(True)
+    try:
+        page.reload()
+        page.locator("body[data-ready='1']").wait_for(timeout=15_000)
+        assert page.evaluate("navigator.onLine") is False
+        assert page.locator("#pack").get_attribute("data-block") == block  # the kept pack, its age shown
+        assert "Sin conexión" in page.locator("#pack").inner_text()
+
+        good = site.qr("valid")
+        verdict = paste(page, good)
+        assert verdict.get_attribute("data-overall") == "ok", verdict.inner_text()
+        assert site.orders["valid"].order_number in facts_text(page)
+        shot(page, "verificar-offline.png", docs=True)
+
+        facts = facts_of(site.orders["valid"])
+        verdict = paste(page, tampered(good, {**facts, "total": "1.00"}))
+        assert verdict.get_attribute("data-overall") == "bad"
+        assert verdict.get_attribute("data-status") == "unknown_signer"
+        assert page.locator("#verdict-title").inner_text() == "Firma de alguien que NO es registrador"
+        assert page.locator("#verdict").evaluate("e => getComputedStyle(e).backgroundColor") == RED
+
+        stranger = Account.create()
+        verdict = paste(page, site.qr("valid", key=bytes(stranger.key)))
+        assert verdict.get_attribute("data-status") == "unknown_signer"
+        assert stranger.address.lower() not in page.locator("#checks").inner_text()
+        for broken in (good[:-20], good + "A" * 10_000, good.split("#")[0] + "#" + "!" * 146):
+            verdict = paste(page, broken[:1024])
+            assert verdict.get_attribute("data-overall") == "bad", broken[:60]
+        verdict = paste(page, site.base_url + site.orders["valid"].verify_path)  # a plain QR
+        assert verdict.get_attribute("data-overall") == "warn"
+        assert verdict.get_attribute("data-status") == "not_signed"
+    finally:
+        phone.set_offline(False)
+
+
+def test_a_qr_pointing_to_another_host_is_flagged_even_with_a_valid_signature(site: Site, phone: Any) -> None:
+    page = open_app(phone, site)
+    fake = site.qr("valid", base_url="https://oc-verifica.example")
+    verdict = paste(page, fake)
+    assert verdict.get_attribute("data-overall") == "bad"
+    assert verdict.get_attribute("data-status") == "signed"  # a registrar's QR, re-pointed elsewhere
+    assert page.locator("#verdict-title").inner_text() == "QR FALSO: apunta a otro sitio"
+    assert "oc-verifica.example" in page.locator("#verdict-body").inner_text()
+    assert page.locator("#checks a").count() == 0  # no link to the fake site
+    shot(page, "verificar-qr-falso.png", docs=True)
+
+
+def test_status_as_of_the_packs_block_annulled_and_superseded(site: Site, phone: Any) -> None:
+    page = open_app(phone, site)
+    verdict = paste(page, site.qr("annulled"))
+    assert verdict.get_attribute("data-overall") == "bad"
+    assert page.locator("#verdict-title").inner_text() == "Orden ANULADA"
+    verdict = paste(page, site.qr("old"))
+    assert verdict.get_attribute("data-overall") == "warn"
+    assert page.locator("#verdict-title").inner_text() == "Orden REEMPLAZADA"
+    new_token = "0x" + f"{site.orders['replacement'].token_id:064x}"
+    assert "Reemplazada por " + new_token[:10] in page.locator("#checks").inner_text()
+
+
+def test_an_old_trust_pack_is_said_in_red_and_the_verdict_is_not_green(site: Site, phone: Any) -> None:
+    def old_pack(route: Any) -> None:
+        response = route.fetch()
+        pack = json.loads(response.text())
+        stamp = datetime.datetime.fromisoformat(pack["time"].replace("Z", "+00:00")) - datetime.timedelta(days=9)
+        pack["time"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        route.fulfill(response=response, body=json.dumps(pack))
+
+    phone.route("**/trust-pack.json", old_pack)
+    page = open_app(phone, site)
+    line = page.locator("#pack")
+    assert line.get_attribute("data-stale") == "true"
+    assert "más de 7 días" in line.inner_text()
+    assert line.evaluate("e => getComputedStyle(e).color") == "rgb(138, 15, 24)"
+    verdict = paste(page, site.qr("valid"))
+    assert verdict.get_attribute("data-overall") == "warn"
+    # a longer limit (the setting) makes the same pack acceptable
+    page.locator("#settings summary").click()
+    page.fill("#max-age", "30")
+    page.locator("#max-age").dispatch_event("change")
+    assert page.locator("#verdict").get_attribute("data-overall") == "ok"
+
+
+def test_without_the_vendor_folder_it_says_what_it_cannot_do_and_never_shows_green(site: Site, browser: Any) -> None:
+    context = browser.new_context(viewport=PHONE, locale="es-PE", service_workers="block")
+    context.route("**/verificar/vendor/**", lambda route: route.fulfill(status=404, body="not found"))
+    try:
+        page = open_app(context, site)
+        notes = page.locator("#notes").inner_text()
+        assert "no tiene instalado el lector de QR" in notes
+        assert "no tiene instalado el verificador de firmas" in notes
+        verdict = paste(page, site.qr("valid"))
+        assert verdict.get_attribute("data-overall") == "warn"
+        assert verdict.get_attribute("data-status") == "unchecked"
+        assert site.orders["valid"].order_number in facts_text(page)
+    finally:
+        context.close()
+
+
+def test_english_one_hand_at_360_px_and_installable(site: Site, phone: Any) -> None:
+    page = open_app(phone, site)
+    assert page.locator("html").get_attribute("lang") == "es"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for name in ("Escanear con la cámara", "Usar una foto del papel"):
+        box = page.get_by_text(name).bounding_box()
+        assert box["height"] >= 48 and box["y"] + box["height"] <= PHONE["height"]  # within the thumb's reach
+    assert page.locator("#verdict").get_attribute("aria-live") == "assertive"
+    page.get_by_role("button", name="Switch to English").click()
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("h1").inner_text() == "Verify a purchase order"
+    verdict = paste(page, site.qr("valid"))
+    assert page.locator("#verdict-title").inner_text() == "Valid signature: compare the facts with the paper"
+    assert verdict.get_attribute("data-overall") == "ok"
+    page.get_by_role("button", name="Cambiar a español").click()
+    assert page.locator("#verdict-title").inner_text() == "Firma válida: compare los datos con el papel"
+    # installable: a manifest Chromium parses without errors, with its icons, and a service worker in control
+    # (Page.getInstallabilityErrors only says "in-incognito" in a Playwright context)
+    cdp = phone.new_cdp_session(page)
+    manifest = cdp.send("Page.getAppManifest")
+    assert manifest["errors"] == [], manifest["errors"]
+    parsed = json.loads(manifest["data"])
+    assert parsed["start_url"] == "/verificar" and parsed["display"] == "standalone" and parsed["lang"] == "es"
+    for icon in parsed["icons"]:
+        assert page.request.get(site.base_url + icon["src"]).ok, icon
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15_000)
+
+
+def test_the_order_page_checks_the_qr_signature_as_a_fourth_check(site: Site, phone: Any) -> None:
+    page = phone.new_page()
+    good = site.qr("valid")
+    page.goto(good)
+    check = page.locator("#firma[data-state]:not([data-state='checking']):not([data-state='none'])")
+    check.wait_for(timeout=15_000)
+    assert check.get_attribute("data-state") == "signed", check.inner_text()
+    assert "ok" in (check.get_attribute("class") or "")
+    assert site.account.address.lower() in check.inner_text()
+    assert page.locator("ul.checks > li").count() == 4
+    facts = facts_of(site.orders["valid"])
+    page.goto(tampered(good, {**facts, "items": 9}))
+    page.reload()
+    check.wait_for(timeout=15_000)
+    assert check.get_attribute("data-state") == "unknown_signer"
+    assert "bad" in (check.get_attribute("class") or "")
+    page.goto(site.base_url + site.orders["valid"].verify_path)  # a plain QR: nothing to show
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#firma:visible").count() == 0
