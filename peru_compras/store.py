@@ -299,19 +299,30 @@ def current_umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Write `data` to `path` through a temporary file and a rename: never a half-written file.
+def write_atomic(path: Path, data: bytes, *, private: bool = False, durable: bool = False) -> None:
+    """Write `data` to `path` through a temporary file and a rename: never a half-written file (the one
+    atomic-write helper).
 
     The file gets the mode any new file gets (0666 less the umask): stamped PDFs, QR codes and exports are
-    meant to be shared. `private` (keys, secrets): 0600 whatever the umask."""
+    meant to be shared. `private` (keys, secrets): 0600 whatever the umask. `durable` (the local chain's
+    state): the data and the rename are flushed to disk (fsync of the file, then of the folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, 0o600 if private else 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 

@@ -335,8 +335,8 @@ class Registry:
                 (raw_reason,) = abi_decode(["bytes"], bytes.fromhex(annulled[-1]["data"][2:]))
                 reason = raw_reason.decode("utf-8", "replace")  # an annuller's bytes: not always UTF-8
         url = order.document_url or (self.document_base_uri() + hashlink(state.document_hash))
-        return OnChainOrder(state, order, log["transactionHash"], int(log["blockNumber"], 16), registrar, url,
-                            reason)
+        return OnChainOrder(state, order, log["transactionHash"], self.rpc.int_field(log, "blockNumber", "eth_getLogs"),
+                            registrar, url, reason)
 
     def _order_from_input(self, data: bytes, token_id: int, document_hash: bytes) -> Order:
         """Find `token_id`'s entry in a registering transaction's calldata and decode it."""

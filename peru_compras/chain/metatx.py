@@ -27,7 +27,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from ..errors import ChainRefused, ConfigurationError, NodeUnavailable, NotAuthorized, RelayRefused
+from ..errors import ChainRefused, ConfigurationError, NotAuthorized, RelayRefused
 from .contract import revert_error
 from .contract import selector as _selector
 from .contract import topic as _topic
@@ -35,7 +35,7 @@ from .keys import MessageSigner, TxSigner
 from .lacnet import check_address
 from .networks import Network
 from .rpc import Rpc, RpcError
-from .transactions import _ALREADY_HELD, Receipt, Transactor, checked_chain_id
+from .transactions import _ALREADY_HELD, Receipt, Transactor, checked_chain_id, wait_for_receipt
 
 FORWARD_FIELDS = (("from", "address"), ("to", "address"), ("value", "uint256"), ("space", "uint32"),
                   ("nonce", "uint256"), ("deadline", "uint256"), ("dataHash", "bytes32"), ("caller", "address"))
@@ -353,17 +353,7 @@ class MetaTxTransactor(Transactor):
 
     def wait(self, tx_hash: str, *, action: str, timeout: float = 120.0) -> Receipt:
         """Wait for the relayer transaction's receipt (polling as :class:`Transactor` does)."""
-        deadline = time.monotonic() + timeout
-        delay = 0.002
-        while True:
-            receipt = self.node_rpc.call("eth_getTransactionReceipt", [tx_hash])
-            if receipt:
-                return self.read_receipt(tx_hash, receipt, action=action)
-            if time.monotonic() > deadline:
-                raise NodeUnavailable(f"transaction {tx_hash} was not confirmed within {timeout:.0f} s",
-                                      hint="check the node; it may still be mined: look it up before retrying")
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        return self.read_receipt(tx_hash, wait_for_receipt(self.node_rpc, tx_hash, timeout=timeout), action=action)
 
     def _forward_of(self, tx_hash: str) -> Forward | None:
         known = self._sent.get(tx_hash.lower())
@@ -378,7 +368,7 @@ class MetaTxTransactor(Transactor):
         used the Forward's nonce (its source is not published: status alone is not trusted); a deployment's
         address comes from the hub's ContractDeployed event."""
         logs = list(receipt.get("logs") or [])
-        if int(receipt["status"], 16) != 1:
+        if self.node_rpc.int_field(receipt, "status", "eth_getTransactionReceipt") != 1:
             raise self._failed(tx_hash, receipt, action)
         forward = self._forward_of(tx_hash)
         if forward is None or not self.is_nonce_used(forward):
@@ -391,8 +381,10 @@ class MetaTxTransactor(Transactor):
                     and len(topics) > 1 and int(topics[1], 16) == int(forward.sender, 16)):
                 (deployed, _hash) = abi_decode(["address", "bytes32"], bytes.fromhex(str(log["data"])[2:]))
                 address = to_checksum_address(deployed)
-        return Receipt(tx_hash=tx_hash, block_number=int(receipt["blockNumber"], 16),
-                       gas_used=int(receipt["gasUsed"], 16), contract_address=address, logs=logs)
+        field = self.node_rpc.int_field
+        return Receipt(tx_hash=tx_hash, block_number=field(receipt, "blockNumber", "eth_getTransactionReceipt"),
+                       gas_used=field(receipt, "gasUsed", "eth_getTransactionReceipt"), contract_address=address,
+                       logs=logs)
 
     def _failed(self, tx_hash: str, receipt: dict[str, Any], action: str) -> ChainRefused:
         reason = receipt.get("revertReason")

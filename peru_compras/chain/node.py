@@ -27,6 +27,8 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError, InvalidInput, NodeUnavailable, PeruComprasError
+from ..retry import every, poll, retry
+from ..store import write_atomic
 from .rpc import Rpc
 
 _REPO_ANVIL = Path(__file__).resolve().parents[2] / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
@@ -42,6 +44,7 @@ def anvil_binary() -> str:
 
 
 def free_port() -> int:
+    """A loopback TCP port free right now (for a server this process starts next)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -70,14 +73,8 @@ def stop_process(process: subprocess.Popen[bytes] | None, *, grace: float = 10.0
 def wait_ready(url: str, timeout: float = 15.0) -> int:
     """Wait until the node answers; returns its chain id."""
     rpc = Rpc(url, timeout=2.0, attempts=1)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return int(rpc.call("eth_chainId"), 16)
-        except NodeUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    return retry(lambda: int(rpc.call("eth_chainId"), 16), retry_on=NodeUnavailable, deadline=timeout,
+                 delays=every(0.05))
 
 
 def set_balance(rpc: Rpc, address: str, wei: int) -> None:
@@ -186,21 +183,6 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file, fsync it, rename it over `path`, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Anvil gets SIGTERM when its owner dies, even by SIGKILL (Linux), so it never outlives it."""
     if sys.platform == "linux":
@@ -276,17 +258,15 @@ class FolderChain:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "peru_compras.chain.node", str(self.home), started_by],
                     stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-            deadline = time.monotonic() + timeout
-            while True:
-                info = self.running()
-                if info is not None:
-                    return info, True
-                if process.poll() is not None or time.monotonic() > deadline:
-                    if process.poll() is None:
-                        process.terminate()
-                    tail = self.log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-                    raise NodeUnavailable(f"the local chain did not start: {tail[0]}", hint=f"see {self.log_file}")
-                time.sleep(0.05)
+            # its answer, or "ended" when the owner exits first (then its log says why)
+            answer = poll(lambda: self.running() or ("ended" if process.poll() is not None else None),
+                          timeout=timeout, delays=every(0.05))
+            if isinstance(answer, ChainInfo):
+                return answer, True
+            if process.poll() is None:
+                process.terminate()
+            tail = self.log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            raise NodeUnavailable(f"the local chain did not start: {tail[0]}", hint=f"see {self.log_file}")
 
     def run(self, *, port: int | None = None, started_by: str = "node",
             ready: Callable[[ChainInfo], None] | None = None) -> None:
@@ -324,7 +304,7 @@ class FolderChain:
         try:
             chain_id = wait_ready(url)
             info = ChainInfo(url, port, os.getpid(), anvil.pid, chain_id, started_by)
-            _write_atomic(self.info_file, (json.dumps(info.to_json()) + "\n").encode())
+            write_atomic(self.info_file, (json.dumps(info.to_json()) + "\n").encode(), durable=True)
             if ready is not None:
                 ready(info)
             self._keep_state(Rpc(url, timeout=30.0, attempts=1), anvil, lambda: stop)
@@ -344,7 +324,7 @@ class FolderChain:
             data = gzip.decompress(bytes.fromhex(str(rpc.call("anvil_dumpState"))[2:]))
             digest = hashlib.sha256(data).digest()
             if digest != last_digest:
-                _write_atomic(self.state_file, data)
+                write_atomic(self.state_file, data, durable=True)
                 last_digest = digest
             next_dump = time.monotonic() + 4 * (time.monotonic() - started)
 
@@ -373,15 +353,13 @@ class FolderChain:
             return None
         with contextlib.suppress(ProcessLookupError):
             os.kill(info.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while self._owned() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self._owned():  # an owner that does not answer SIGTERM
-            for pid in (info.pid, info.anvil_pid):
+        if not poll(lambda: True if not self._owned() else None, timeout=grace, delays=every(0.05)):
+            for pid in (info.pid, info.anvil_pid):  # an owner that does not answer SIGTERM
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        while any(pid_alive(pid) for pid in (info.pid, info.anvil_pid)) and time.monotonic() < deadline + 5:
-            time.sleep(0.05)  # the processes end just after the lock is freed
+        # the processes end just after the lock is freed
+        poll(lambda: True if not any(pid_alive(pid) for pid in (info.pid, info.anvil_pid)) else None, timeout=5,
+             delays=every(0.05))
         return info
 
 

@@ -24,6 +24,8 @@ import urllib3
 from .. import __version__
 from ..errors import InvalidJSON, InvalidNodeAnswer, NodeUnavailable
 from ..errors import RpcError as RpcError  # defined in errors.py; chain.rpc.RpcError stays
+from ..retry import backoff
+from ..retry import retry as retry_calls
 from ..safejson import loads
 
 #: the largest answer read from a node (a full eth_getLogs page of records fits well below it)
@@ -33,6 +35,8 @@ MAX_RESPONSE_DEPTH = 32
 _CHUNK = 64 * 1024
 _HINT = "check --rpc / PERU_COMPRAS_RPC: it must be an Ethereum JSON-RPC endpoint"
 _ids = itertools.count(1)
+#: transport failures worth another try (the node may be restarting); NodeUnavailable (an HTTP error) is not
+_TRANSPORT = (requests.ConnectionError, requests.Timeout, OSError)
 _QUANTITY = re.compile(r"0[xX][0-9a-fA-F]{1,64}")  # at most 256 bits
 _DATA = re.compile(r"0[xX](?:[0-9a-fA-F]{2})*")
 # Methods whose result is checked here, so that every caller gets a named error for a malformed one.
@@ -85,20 +89,18 @@ class Rpc:
 
     def call(self, method: str, params: list[Any] | None = None, *, retry: bool = True) -> Any:
         """The `result` of `method`; transport failures are retried with backoff (bounded)."""
-        attempts = self.attempts if retry else 1
-        for attempt in range(attempts):
-            try:
-                body = self._post(method, params or [])
-                break
-            except NodeUnavailable:  # an HTTP error status: the node is there, retrying will not help
-                raise
-            except (requests.ConnectionError, requests.Timeout, OSError) as exc:
-                if attempt + 1 == attempts:
-                    raise NodeUnavailable(
-                        f"cannot reach the node at {host_of(self.url)} ({type(exc).__name__})",
-                        hint="start it with `peru-compras node`, or check --rpc / PERU_COMPRAS_RPC",
-                    ) from None
-                time.sleep(0.2 * 2**attempt)
+        try:
+            body = retry_calls(lambda: self._post(method, params or []), attempts=self.attempts if retry else 1,
+                               retry_on=_TRANSPORT, delays=backoff(0.2),
+                               # an HTTP error status: the node is there, retrying will not help
+                               give_up=lambda exc: isinstance(exc, NodeUnavailable))
+        except NodeUnavailable:
+            raise
+        except _TRANSPORT as exc:
+            raise NodeUnavailable(
+                f"cannot reach the node at {host_of(self.url)} ({type(exc).__name__})",
+                hint="start it with `peru-compras node`, or check --rpc / PERU_COMPRAS_RPC",
+            ) from None
         try:
             response = loads(body, source="answer", max_bytes=MAX_RESPONSE_BYTES, max_depth=MAX_RESPONSE_DEPTH)
         except InvalidJSON as exc:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ChainRefused, ConfigurationError, NodeUnavailable, NotAuthorized, RelayRefused
+from ..retry import backoff, every, poll, retry
 from . import lacnet
 from .contract import revert_error
 from .keys import TxSigner
@@ -33,6 +33,7 @@ BLOCK_SECONDS = 2.0
 #: the relay's own refusal when the node's allowance for this block cannot take the transaction
 _ALLOWANCE_USED = "transaction gas limit exceeds block gas limit"
 #: how geth ("already known"), Anvil ("already imported") and Besu ("known transaction") say they hold it
+_RECEIPT = "eth_getTransactionReceipt"
 _ALREADY_HELD = re.compile(r"already known|already imported|known transaction")
 
 
@@ -237,41 +238,33 @@ class Transactor:
         ``BAD NONCE``) is re-read and the transaction signed again, at most :data:`NONCE_RESYNCS` times."""
         if gas is None:
             gas = lacnet.user_gas(self.estimate_gas(to, data, action=action))
-        last = ""
-        for attempt in range(NONCE_RESYNCS + 1):
+
+        def attempt() -> str:
             nonce = self.take_nonce()
             raw, signed_hash = self.sign(to, data, gas, nonce)
             try:
                 return str(self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()], retry=False))
             except RpcError as exc:
                 self.resync_nonce()
-                last = exc.message
                 if _ALREADY_HELD.search(exc.message.lower()) and not self.network.is_lacnet:
                     return signed_hash  # the node holds these very bytes: sending another would double it
                 if not (lacnet.is_bad_nonce(exc.message) or "underpriced" in exc.message.lower()):
                     raise self.send_refusal(exc, action) from None
-                if attempt < NONCE_RESYNCS:
-                    time.sleep(min(0.1 * 2**attempt, BLOCK_SECONDS))  # a transaction of ours may be mining
-        raise RelayRefused(
-            f"the node refused nonce {nonce} of account {self.address} {NONCE_RESYNCS + 1} times while trying to "
-            f"{action} (its last answer: {last})",
-            hint="another program may be sending with this account: stop it, then run the command again")
+                raise _StaleNonce(nonce, exc.message) from None
+
+        try:  # a transaction of ours may be mining: wait a little longer each time
+            return retry(attempt, retry_on=_StaleNonce, attempts=NONCE_RESYNCS + 1,
+                         delays=backoff(0.1, cap=BLOCK_SECONDS))
+        except _StaleNonce as stale:
+            raise RelayRefused(
+                f"the node refused nonce {stale.nonce} of account {self.address} {NONCE_RESYNCS + 1} times while "
+                f"trying to {action} (its last answer: {stale.answer})",
+                hint="another program may be sending with this account: stop it, then run the command again",
+            ) from None
 
     def wait(self, tx_hash: str, *, action: str, timeout: float = 120.0) -> Receipt:
         """Wait for the receipt; a failed transaction becomes the contract's named exception."""
-        deadline = time.monotonic() + timeout
-        delay = 0.002  # a dev node mines at once; a 2-second LACNet block is reached in ~10 polls
-        while True:
-            receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
-            if receipt:
-                break
-            if time.monotonic() > deadline:
-                raise NodeUnavailable(
-                    f"transaction {tx_hash} was not confirmed within {timeout:.0f} s",
-                    hint="check the node; the transaction may still be mined: look it up before retrying",
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        receipt = wait_for_receipt(self.rpc, tx_hash, timeout=timeout)
         return self.read_receipt(tx_hash, receipt, action=action)
 
     def read_receipt(self, tx_hash: str, receipt: dict[str, Any], *, action: str) -> Receipt:
@@ -282,15 +275,15 @@ class Transactor:
         :class:`~peru_compras.chain.lacnet.HubRefused` with the hub's error code."""
         logs = list(receipt.get("logs") or [])
         address = receipt.get("contractAddress")
-        status = int(receipt["status"], 16)
+        status = self.rpc.int_field(receipt, "status", _RECEIPT)
         if self.network.is_lacnet and status == 1:
             address = self._relayed(tx_hash, receipt, logs, action)
         if status != 1:
             raise self._failed(tx_hash, receipt, action)
         return Receipt(
             tx_hash=tx_hash,
-            block_number=int(receipt["blockNumber"], 16),
-            gas_used=int(receipt["gasUsed"], 16),
+            block_number=self.rpc.int_field(receipt, "blockNumber", _RECEIPT),
+            gas_used=self.rpc.int_field(receipt, "gasUsed", _RECEIPT),
             contract_address=address if address and int(address, 16) else None,
             logs=logs,
         )
@@ -300,7 +293,7 @@ class Transactor:
         """Check the hub's verdict in a status-1 LACNet receipt; the deployed address, if any."""
         hub = receipt.get("to")
         outcome = lacnet.relay_outcome(logs, sender=self.address, hub=str(hub) if hub else None)
-        block = int(receipt["blockNumber"], 16)
+        block = self.rpc.int_field(receipt, "blockNumber", _RECEIPT)
         if outcome.reverted is not None:  # a relay that left the receipt as it was
             raise revert_error(outcome.reverted, action=action)
         if outcome.refused is not None:
@@ -346,23 +339,46 @@ class Transactor:
         """Wait until the chain is `count` blocks past `after` (the current block when None), at most
         `count` LACNet block times: a quiet chain makes no blocks, so then go on anyway."""
         start = int(self.rpc.call("eth_blockNumber"), 16) if after is None else after
-        deadline = time.monotonic() + count * BLOCK_SECONDS
-        while time.monotonic() < deadline:
-            if int(self.rpc.call("eth_blockNumber"), 16) >= start + count:
-                return
-            time.sleep(BLOCK_SECONDS / 4)  # a block every BLOCK_SECONDS: no need to ask 40 times per block
+        # a block every BLOCK_SECONDS: no need to ask 40 times per block
+        poll(lambda: True if int(self.rpc.call("eth_blockNumber"), 16) >= start + count else None,
+             timeout=count * BLOCK_SECONDS, delays=every(BLOCK_SECONDS / 4))
 
     def transact(self, to: str | None, data: bytes, *, action: str, gas: int | None = None) -> Receipt:
         """Send and wait. On LACNet a NotEnoughGas from the hub (or the relay) is retried 1, 2, then 4 blocks
         later; after :data:`NOT_ENOUGH_GAS_ATTEMPTS` attempts it is a clear refusal."""
-        for attempt in range(NOT_ENOUGH_GAS_ATTEMPTS):
-            try:
-                return self.wait(self.send(to, data, action=action, gas=gas), action=action)
-            except lacnet.HubRefused as refusal:
-                if refusal.code != lacnet.NOT_ENOUGH_GAS or not self.network.is_lacnet:
-                    raise
-                if attempt + 1 == NOT_ENOUGH_GAS_ATTEMPTS:
-                    refusal.message += f" (tried {NOT_ENOUGH_GAS_ATTEMPTS} times over the next blocks)"
-                    raise
-                self.wait_for_blocks(refusal.block, 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        def gas_used_up(refusal: BaseException) -> bool:
+            return (isinstance(refusal, lacnet.HubRefused) and refusal.code == lacnet.NOT_ENOUGH_GAS
+                    and self.network.is_lacnet)
+
+        try:
+            return retry(lambda: self.wait(self.send(to, data, action=action, gas=gas), action=action),
+                         retry_on=lacnet.HubRefused, attempts=NOT_ENOUGH_GAS_ATTEMPTS,
+                         give_up=lambda refusal: not gas_used_up(refusal),
+                         between=lambda failures, refusal: self.wait_for_blocks(
+                             getattr(refusal, "block", None), 2**failures))
+        except lacnet.HubRefused as refusal:
+            if gas_used_up(refusal):
+                refusal.message += f" (tried {NOT_ENOUGH_GAS_ATTEMPTS} times over the next blocks)"
+            raise
+
+
+class _StaleNonce(Exception):
+    """One send refused for its nonce (retried with a fresh one)."""
+
+    def __init__(self, nonce: int, answer: str) -> None:
+        super().__init__(answer)
+        self.nonce = nonce
+        self.answer = answer
+
+
+def wait_for_receipt(rpc: Rpc, tx_hash: str, *, timeout: float) -> dict[str, Any]:
+    """The receipt of `tx_hash` once the node has one, polled quickly at first (a dev node mines at once; a
+    2-second LACNet block is reached in ~10 polls); NodeUnavailable after `timeout` seconds."""
+    receipt: dict[str, Any] | None = poll(lambda: rpc.call("eth_getTransactionReceipt", [tx_hash]) or None,
+                                          timeout=timeout, delays=backoff(0.002, cap=1.0))
+    if receipt is None:
+        raise NodeUnavailable(
+            f"transaction {tx_hash} was not confirmed within {timeout:.0f} s",
+            hint="check the node; the transaction may still be mined: look it up before retrying",
+        )
+    return receipt
