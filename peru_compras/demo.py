@@ -22,6 +22,7 @@ from .order import Item, Order, parse_order
 from .render import render_order
 from .store import write_atomic
 from .urls import token_hex
+from .urls import verify_url as make_verify_url
 
 if TYPE_CHECKING:
     from .chain.client import Registry
@@ -107,7 +108,7 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
     for order in sample_orders():
         current = registry.state(order.token_id)
         if current.registered:
-            verify_url = ws.verify_url(order.verify_path)
+            verify_url = make_verify_url(ws.base_url, order)
             document = ws.store.get(current.document_hash)
             if document is None:
                 raise ConfigurationError(f"order {order.order_number} is on chain but its PDF is not in "
@@ -127,7 +128,7 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
                            "verify_url": verify_url, "stamped_pdf": str(path), "sha256": digest.hex()})
     first = sample_orders()[0]
     original = (out_dir / f"{first.order_number}.pdf").read_bytes()
-    forged = altered_copy(first, ws.verify_url(first.verify_path))
+    forged = altered_copy(first, make_verify_url(ws.base_url, first))
     forged_path = out_dir / f"{first.order_number}-ALTERADA.pdf"
     write_atomic(forged_path, forged)
     authentic = service.verify_pdf(registry, original, token_id=first.token_id)

@@ -86,7 +86,9 @@ def prepare(order: Order, document: bytes | CheckedPdf | None, *, base_url: str,
 
         data = render_order(order, verify_url=text, placement=placement)
     else:
-        from .pdf import CheckedPdf, check_registrable, open_checked, stamp_pdf
+        from .pdf.checks import check_registrable
+        from .pdf.open import CheckedPdf, open_checked
+        from .pdf.stamp import stamp_pdf
 
         checked = document if isinstance(document, CheckedPdf) else open_checked(document, name=name, limits=limits)
         with checked:
@@ -258,7 +260,7 @@ def resolve(registry: Registry, ref: str) -> int:
 def claimed_token(registry: Registry, document: bytes | CheckedPdf) -> int | None:
     """The registered token of the order a PDF claims to be (its QR's verify URL, kept in its metadata, link
     and stamp, or decoded from the printed QR), or None. A tampered copy still claims its order."""
-    from .pdf import claimed_verify_url
+    from .pdf.claims import claimed_verify_url
     from .urls import order_key_from_verify_url, token_id_of_key
 
     url = claimed_verify_url(document)

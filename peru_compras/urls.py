@@ -58,7 +58,11 @@ def token_id_of_key(key: str) -> int:
 
 def verify_url(base_url: str, order: Order) -> str:
     """The URL the order's QR encodes: `base_url` + ``/o/<entity>/<order number>``, at most 80 characters."""
-    url = base_url.rstrip("/") + order.verify_path
+    return check_verify_url(base_url.rstrip("/") + order.verify_path)
+
+
+def check_verify_url(url: str) -> str:
+    """`url` when it fits the QR (at most 80 characters); ConfigurationError naming the base URL to shorten."""
     if len(url) > MAX_VERIFY_URL:
         raise ConfigurationError(
             f"verify URL {url!r} has {len(url)} characters, over {MAX_VERIFY_URL} (the QR limit)",

@@ -188,15 +188,9 @@ class Session:
 
     def verify_url(self, path: str) -> str:
         """The base URL + `path` (an order's ``verify_path``), refused over 80 characters (the QR limit)."""
-        from .urls import MAX_VERIFY_URL
+        from .urls import check_verify_url
 
-        url = self.base_url + path
-        if len(url) > MAX_VERIFY_URL:
-            raise ConfigurationError(
-                f"verify URL {url!r} has {len(url)} characters, over {MAX_VERIFY_URL} (the QR limit)",
-                hint="use a shorter --base-url (e.g. https://oc.example.pe)",
-            )
-        return url
+        return check_verify_url(self.base_url + path)
 
 
 class Workspace(Session):

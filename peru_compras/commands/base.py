@@ -64,14 +64,14 @@ def hex_id(token_id: int | None) -> str | None:
 
 def limits() -> Limits:
     """This run's PDF limits (``max-pdf-bytes``, ``max-pdf-pages``, ``max-pdf-decoded-bytes``)."""
-    from ..pdf import Limits
+    from ..pdf.open import Limits
 
     return Limits.from_settings(workspace().settings)
 
 
 def read_document(path: Path) -> CheckedPdf:
     """The PDF at `path`, read and checked within this run's limits, still open (use it in ``with``)."""
-    from ..pdf import read_checked
+    from ..pdf.open import read_checked
 
     return read_checked(path, limits=limits())
 
