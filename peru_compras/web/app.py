@@ -44,6 +44,7 @@ from .page import Page, PageSettings, token_of
 from .presenters import isolated, marked
 from .security import DOCUMENT_CSP, HSTS, MAX_BODY, MAX_URL, Guard, Handler, content_security_policy
 
+# what app.py defined before the split, still importable from here (a shim: new code imports the module)
 __all__ = ["DOCUMENT_CSP", "HSTS", "MAX_BODY", "MAX_URL", "Guard", "Page", "PageSettings", "Unavailable",
            "app_from_workspace", "content_security_policy", "create_app", "isolated", "marked", "openapi_schema",
            "parse_token", "token_of"]
