@@ -128,7 +128,7 @@ def check_registrable(document: bytes | CheckedPdf, verify_url: str, *, name: st
         try:
             found, urls = _scan(pdf)
             qr_pages = [index + 1 for index in sorted({0, len(pdf.pages) - 1}) if _may_show_qr(pdf.pages[index])]
-        except (pikepdf.PdfError, ValueError, RuntimeError, AttributeError, TypeError) as exc:
+        except (pikepdf.PdfError, ValueError, RuntimeError, AttributeError, TypeError, IndexError) as exc:
             raise damaged(name, exc) from None
     if found:
         raise InvalidDocument(f"PDF {name!r} carries active content: " + "; ".join(dict.fromkeys(found))[:400] +

@@ -1,0 +1,800 @@
+"""The PDF acceptance rules, one by one, on small PDFs built here (peru_compras.pdf.open and .checks).
+
+Fast unit tests (no CLI, no chain; the printed-QR reader is replaced by a recorder except in one test) so
+that the mutation benchmark (benchmarks/mutation.py) can run them for every mutant of these two modules.
+Each rule at its edge: the size, page and page-area limits exactly at and one past the limit, every kind of
+active content, every place another address can hide, the damage a strict reader must refuse.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+import pytest
+
+from peru_compras import qr
+from peru_compras.errors import InvalidDocument
+from peru_compras.pdf import checks
+from peru_compras.pdf import open as pdf_open
+from peru_compras.pdf.checks import check_registrable
+from peru_compras.pdf.markers import INFO_KEY, STAMP_KEY
+from peru_compras.pdf.open import (
+    MAX_DECODED_BYTES,
+    MAX_PAGE_AREA,
+    MAX_PAGES,
+    MAX_PDF_BYTES,
+    CheckedPdf,
+    Limits,
+    check_pdf,
+    damaged,
+    open_checked,
+    read_checked,
+    read_pdf,
+    visible_box,
+)
+from peru_compras.settings import load_settings
+
+URL = "https://oc.example.pe/o/20131370998/OC-1"
+OTHER = "https://evil.example/o/20131370998/OC-1"
+
+
+def build(pages: int = 1, *, edit: Callable[[pikepdf.Pdf], None] | None = None, size: tuple[float, float] = (595, 842),
+          encryption: pikepdf.Encryption | None = None) -> bytes:
+    """A small PDF: `pages` blank pages with a short content stream each, then `edit`."""
+    pdf = pikepdf.new()
+    for number in range(pages):
+        page = pdf.add_blank_page(page_size=size)
+        page.obj.Contents = pdf.make_stream(f"BT /F1 12 Tf 72 720 Td (p{number}) Tj ET".encode())
+    if edit is not None:
+        edit(pdf)
+    out = io.BytesIO()
+    if encryption is not None:
+        pdf.save(out, encryption=encryption)
+    else:  # every stream exactly as made here
+        pdf.save(out, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+    return out.getvalue()
+
+
+@cache
+def plain() -> bytes:
+    return build()
+
+
+def stream(pdf: pikepdf.Pdf, raw: bytes, filters: Iterable[str], **extra: Any) -> pikepdf.Stream:
+    """A stream holding `raw` as it is (already encoded) under `filters`, reachable from page 1."""
+    made = pikepdf.Stream(pdf, raw)
+    names = [pikepdf.Name(f) for f in filters]
+    if names:
+        made.Filter = names[0] if len(names) == 1 else pikepdf.Array(names)
+    for key, value in extra.items():
+        made[f"/{key}"] = value
+    page = pdf.pages[0].obj
+    page.Resources = page.get("/Resources", pikepdf.Dictionary())
+    page.Resources.Extra = pikepdf.Array([*page.Resources.get("/Extra", pikepdf.Array()), made])
+    return made
+
+
+def with_streams(*specs: tuple[bytes, list[str]]) -> bytes:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        for raw, filters in specs:
+            stream(pdf, raw, filters)
+    return build(edit=edit)
+
+
+def refused(data: bytes, words: str, *, limits: Limits | None = None, name: str = "orden.pdf") -> str:
+    with pytest.raises(InvalidDocument) as caught:
+        check_pdf(data, name=name, limits=limits)
+    message = str(caught.value)
+    assert words in message, message
+    assert f"{name!r}" in message and "\n" not in message and caught.value.exit_code == 2
+    return message
+
+
+# -- limits ---------------------------------------------------------------------------------------------------
+
+def test_default_limits_and_limits_from_settings() -> None:
+    assert (Limits().max_bytes, Limits().max_pages, Limits().max_decoded) == (50 * 2**20, 1000, 256 * 2**20)
+    assert (MAX_PDF_BYTES, MAX_PAGES, MAX_DECODED_BYTES) == (50 * 2**20, 1000, 256 * 2**20)
+    settings = load_settings({}, env={"PERU_COMPRAS_MAX_PDF_BYTES": "3KB", "PERU_COMPRAS_MAX_PDF_PAGES": "7",
+                                      "PERU_COMPRAS_MAX_PDF_DECODED_BYTES": "9000"}, read_file=False)
+    assert Limits.from_settings(settings) == Limits(3072, 7, 9000)
+
+
+def test_the_library_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERU_COMPRAS_MAX_PDF_BYTES", "10")
+    monkeypatch.setenv("PERU_COMPRAS_MAX_PDF_PAGES", "0")
+    assert check_pdf(plain()) == 1
+
+
+def test_size_limit_at_the_byte() -> None:
+    data = plain()
+    assert check_pdf(data, limits=Limits(max_bytes=len(data))) == 1
+    message = refused(data, f"has {len(data):,} bytes, over the {len(data) - 1:,}-byte limit",
+                      limits=Limits(max_bytes=len(data) - 1))
+    assert message.startswith("PDF 'orden.pdf' has")
+    assert check_pdf(data, max_bytes=len(data)) == 1
+    with pytest.raises(InvalidDocument, match="-byte limit"):
+        check_pdf(data, max_bytes=len(data) - 1)
+    with pytest.raises(InvalidDocument, match="-byte limit"):  # the argument wins over the limits given
+        check_pdf(data, limits=Limits(max_bytes=10**9), max_bytes=len(data) - 1)
+
+
+def test_page_limit_at_the_page() -> None:
+    three = build(3)
+    assert check_pdf(three, limits=Limits(max_pages=3)) == 3
+    refused(three, "has 3 pages, over the 2-page limit", limits=Limits(max_pages=2))
+    assert check_pdf(three, max_pages=3) == 3
+    with pytest.raises(InvalidDocument, match="over the 2-page limit"):
+        check_pdf(three, max_pages=2)
+    with pytest.raises(InvalidDocument, match="over the 2-page limit"):
+        check_pdf(three, limits=Limits(max_pages=50), max_pages=2)
+    many = build(1001)
+    refused(many, "has 1,001 pages, over the 1,000-page limit")
+
+
+def test_no_pages_is_refused() -> None:
+    def drop(pdf: pikepdf.Pdf) -> None:
+        del pdf.pages[0]
+    refused(build(edit=drop), "has no pages")
+
+
+def test_page_area_at_twice_a0() -> None:
+    side = MAX_PAGE_AREA ** 0.5
+    assert MAX_PAGE_AREA == 2 * 2384.0 * 3370.0
+    assert check_pdf(build(size=(2 * 2384.0, 3370.0))) == 1
+    message = refused(build(size=(2 * 2384.0, 3371.0)), "page 1 is 4,768 × 3,371 pt, over the page-size limit")
+    assert "twice A0" in message
+    assert check_pdf(build(size=(side, side))) == 1
+
+    def small_crop(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.CropBox = pikepdf.Array([0, 0, 595, 842])
+    assert check_pdf(build(size=(10_000, 10_000), edit=small_crop)) == 1  # only the crop box is seen
+
+    def second_page_huge(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[1].obj.MediaBox = pikepdf.Array([0, 0, 10_000, 10_000])
+    refused(build(2, edit=second_page_huge), "page 2 is 10,000 × 10,000 pt")
+
+    def bad_box(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.MediaBox = pikepdf.Array([0, 0, pikepdf.Name.X, 842])
+    refused(build(edit=bad_box), "damaged")
+
+
+def test_the_visible_box_is_the_crop_box_inside_the_media_box() -> None:
+    kept: list[pikepdf.Pdf] = []
+
+    def page(media: list[float], crop: list[float] | None = None) -> pikepdf.Page:
+        pdf = pikepdf.new()
+        kept.append(pdf)
+        made = pdf.add_blank_page()
+        made.obj.MediaBox = pikepdf.Array(media)
+        if crop is not None:
+            made.obj.CropBox = pikepdf.Array(crop)
+        return made
+
+    assert visible_box(page([0, 0, 600, 800])) == (0, 0, 600, 800)
+    assert visible_box(page([600, 800, 0, 0])) == (0, 0, 600, 800)
+    assert visible_box(page([0, 0, 600, 800], [50, 60, 450, 560])) == (50, 60, 450, 560)
+    assert visible_box(page([0, 0, 600, 800], [450, 560, 50, 60])) == (50, 60, 450, 560)
+    assert visible_box(page([0, 0, 600, 800], [-50, -60, 700, 900])) == (0, 0, 600, 800)  # clamped
+    assert visible_box(page([0, 0, 600, 800], [10, 10, 109, 500])) == (0, 0, 600, 800)  # under 100 pt: ignored
+    assert visible_box(page([0, 0, 600, 800], [10, 10, 500, 109])) == (0, 0, 600, 800)
+    assert visible_box(page([0, 0, 600, 800], [10, 10, 110, 110])) == (10, 10, 110, 110)
+    pdf = pikepdf.new()
+    bare = pdf.add_blank_page()
+    del bare.obj["/MediaBox"]
+    assert visible_box(bare) == (0, 0, 612, 792)  # letter, the PDF default
+
+
+# -- opening: not a PDF, empty, truncated, encrypted -----------------------------------------------------------
+
+def test_empty_not_a_pdf_and_truncated() -> None:
+    refused(b"", "is empty (0 bytes)")
+    refused(b"hello" * 300, "is not a PDF (no %PDF- header)")
+    data = plain()
+    late = b" " * 1019 + data  # the header within the first 1,024 bytes
+    assert check_pdf(late) == 1
+    refused(b" " * 1020 + data, "no %PDF- header")
+    assert data.endswith(b"%%EOF\n")
+    assert check_pdf(data + b" " * 1018) == 1  # %%EOF within the last 1,024 bytes
+    refused(data + b" " * 1019, "is truncated (no %%EOF end marker)")
+    refused(data[:-10], "truncated")
+
+
+def test_encrypted_files_are_refused_with_their_restrictions() -> None:
+    locked = build(encryption=pikepdf.Encryption(owner="dueño", user="clave"))
+    refused(locked, "is encrypted with a password")
+    for allow, shown in (
+        (pikepdf.Permissions(modify_other=False), "no modify"),
+        (pikepdf.Permissions(modify_annotation=False), "no annotate"),
+        (pikepdf.Permissions(print_highres=False, print_lowres=False), "no print"),
+        (pikepdf.Permissions(extract=False), "no copy"),
+        (pikepdf.Permissions(modify_other=False, extract=False), "no modify, no copy"),
+        (pikepdf.Permissions(), "none"),
+    ):
+        data = build(encryption=pikepdf.Encryption(owner="dueño", user="", allow=allow))
+        message = refused(data, f"is encrypted (its owner's restrictions: {shown}); peru-compras does not stamp")
+        if shown == "none":
+            assert "no " not in message.split("restrictions: ")[1].split(")")[0]
+
+
+def test_a_catalog_without_a_page_tree_is_damaged() -> None:
+    def no_pages(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.Pages = pikepdf.Array([1])
+    refused(build(edit=no_pages), "it is damaged")
+
+
+def test_damaged_names_the_cross_reference_table_only_when_it_is_at_fault() -> None:
+    assert "its cross-reference table is damaged (xref stream broken)" in str(
+        damaged("a.pdf", RuntimeError("xref stream broken\nsecond line")))
+    for words in ("cross-reference", "expected n n obj", "not found", "loop detected", "XREF"):
+        assert "cross-reference table is damaged" in str(damaged("a.pdf", RuntimeError(f"object {words} here")))
+    plainly = damaged("a.pdf", RuntimeError("bad stream")).message
+    assert plainly == "PDF 'a.pdf' cannot be read: it is damaged (bad stream)"
+    assert damaged("a.pdf", KeyError()).message.endswith("it is damaged (KeyError)")
+    cut = str(damaged("a.pdf", RuntimeError("x" * 300)))
+    assert "x" * 160 + ")" in cut and "x" * 161 not in cut
+    address = damaged("a.pdf", RuntimeError("<_io.BytesIO object at 0x7f00aa>: bad token")).message
+    assert address.endswith("it is damaged (bad token)") and "0x" not in address
+    stream_address = damaged("a.pdf", RuntimeError("stream <_io.BytesIO object at 0xABCDEF> bad")).message
+    assert stream_address.endswith("(bad)")
+    assert "cross-reference table" in str(damaged("a.pdf", RuntimeError("odd"), plain()))  # qpdf rebuilds it
+    assert "it is damaged" in str(damaged("a.pdf", RuntimeError("odd"), b"%PDF-1.4 nothing"))
+    error = damaged("a.pdf", RuntimeError("odd"))
+    assert error.exit_code == 2 and "qpdf in.pdf out.pdf" in (error.hint or "")
+
+
+def test_a_broken_cross_reference_table_is_refused_not_rebuilt() -> None:
+    data = plain()
+    start = data.rindex(b"startxref")
+    broken = data[:start] + b"startxref\n9\n%%EOF\n"
+    message = refused(broken, "cross-reference table is damaged")
+    assert "0x" not in message and "BytesIO" not in message
+
+
+# -- the damage check: every stream decoded, bounded ------------------------------------------------------------
+
+def test_streams_are_decoded_and_counted_to_the_limit() -> None:
+    zeros = zlib.compress(b"\0" * 6000)
+    one = with_streams((zeros, ["/FlateDecode"]))
+    base = check_decoded(one)
+    assert check_pdf(one, limits=Limits(max_decoded=base)) == 1
+    refused(one, f"decompresses to more than {base - 1:,} bytes (the limit)", limits=Limits(max_decoded=base - 1))
+    two = with_streams((zeros, ["/FlateDecode"]), (zeros, ["/Fl"]))  # the sum counts, and short names decode
+    assert check_decoded(two) == base + 6000
+    refused(two, "a compression bomb", limits=Limits(max_decoded=base + 5999))
+
+
+def check_decoded(data: bytes) -> int:
+    """The decoded total check_objects counts for `data`: the smallest max_decoded it accepts."""
+    low, high = 0, 10**7
+    while low < high:
+        middle = (low + high) // 2
+        try:
+            check_pdf(data, limits=Limits(max_decoded=middle))
+            high = middle
+        except InvalidDocument:
+            low = middle + 1
+    return low
+
+
+@pytest.mark.parametrize("filters", [["/ASCIIHexDecode"], ["/AHx"], ["/ASCII85Decode"], ["/A85"], ["/LZWDecode"],
+                                     ["/LZW"]])
+def test_every_generic_filter_is_decoded(filters: list[str]) -> None:
+    raw = {"/ASCIIHexDecode": b"zz>", "/AHx": b"zz>", "/RunLengthDecode": b"\x05", "/RL": b"\x05",
+           "/ASCII85Decode": b"\xff~>", "/A85": b"\xff~>", "/LZWDecode": b"\xff\xff\xff\xff\xff",
+           "/LZW": b"\xff\xff\xff\xff\xff"}[filters[0]]
+    refused(with_streams((raw, filters)), "damaged")  # its data was decoded: the broken data was seen
+
+
+def test_image_codecs_and_unknown_filters_stay_encoded() -> None:
+    for filters in (["/DCTDecode"], ["/JPXDecode"], ["/FlateDecode", "/DCTDecode"], ["/Crypt"], ["/Nonsense"]):
+        assert check_pdf(with_streams((b"\x00 not an image", filters))) == 1, filters
+
+
+def test_runlength_counts_what_it_decodes() -> None:
+    big = with_streams((b"\x81A" * 500 + b"\x80", ["/RunLengthDecode"]))  # 500 runs of 128 bytes
+    refused(big, "decompresses to more than", limits=Limits(max_decoded=60_000))
+    assert check_pdf(big, limits=Limits(max_decoded=70_000)) == 1
+
+
+def a85_flate(data: bytes) -> bytes:
+    return base64.a85encode(zlib.compress(data)) + b"~>"
+
+
+def test_ascii85_flate_streams_are_decoded_fast_and_bounded() -> None:
+    one = with_streams((a85_flate(b"\0" * 50_000), ["/ASCII85Decode", "/FlateDecode"]))
+    base = check_decoded(one)
+    assert 50_000 <= base < 51_000
+    refused(one, "decompresses to more than", limits=Limits(max_decoded=base - 1))
+    short = with_streams((a85_flate(b"\0" * 50_000)[:-40] + b"~>", ["/ASCII85Decode", "/FlateDecode"]))
+    message = refused(short, "damaged")
+    assert "error decoding stream data for object" in message and "ends early" in message
+    garbage = with_streams((base64.a85encode(b"not zlib at all") + b"~>", ["/ASCII85Decode", "/FlateDecode"]))
+    message = refused(garbage, "damaged")
+    assert "error decoding stream data for object" in message and "0x" not in message
+    bad85 = with_streams((b"\x7f\x7f not ascii85", ["/ASCII85Decode", "/FlateDecode"]))
+    refused(bad85, "damaged")
+
+
+def test_ascii85_flate_with_predictor_parameters_goes_through_qpdf() -> None:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        stream(pdf, a85_flate(b"\0" * 1000), ["/ASCII85Decode", "/FlateDecode"],
+               DecodeParms=pikepdf.Array([None, None]))
+    assert check_pdf(build(edit=edit)) == 1
+
+
+def test_broken_flate_data_is_damage() -> None:
+    message = refused(with_streams((b"definitely not deflate", ["/FlateDecode"])), "damaged")
+    assert "0x" not in message
+
+
+def test_one_huge_stream_is_a_bomb_by_qpdfs_own_limit() -> None:
+    bomb = with_streams((zlib.compress(b"\0" * 3_000_000), ["/FlateDecode"]))
+    refused(bomb, "decompresses to more than 100,000 bytes (the limit): a compression bomb",
+            limits=Limits(max_decoded=100_000))
+    assert check_pdf(bomb) == 1  # the defaults (256 MiB) for the next test too
+
+
+def test_the_check_is_bounded_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf_open, "CHECK_SECONDS", -1.0)
+    message = refused(with_streams((zlib.compress(b"x"), ["/FlateDecode"])), "takes over -1 s to read")
+    assert message.endswith("takes over -1 s to read — export or print it to PDF again from its source")
+    monkeypatch.setattr(pdf_open, "CHECK_SECONDS", 20.0)
+    assert check_pdf(plain()) == 1
+
+
+def test_a_wrong_stream_length_is_refused_as_qpdf_warns() -> None:
+    data = plain()
+    marker = b"/Length "
+    at = data.index(marker) + len(marker)
+    end = data.index(b">>", at)
+    length = int(data[at:end].split()[0])
+    wrong = data[:at] + str(length + 3).encode() + data[end:]
+    refused(wrong, "damaged")
+
+
+def test_a_missing_object_is_refused() -> None:
+    def dangling(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.Contents = pdf.make_indirect(pikepdf.Dictionary())
+    data = build(edit=dangling)
+    number = data.rindex(b" 0 obj", 0, data.rindex(b"endobj"))
+    start = data.rindex(b"\n", 0, number) + 1
+    end = data.index(b"endobj", number) + len(b"endobj")
+    blanked = data[:start] + b" " * (end - start) + data[end:]
+    refused(blanked, "damaged")
+
+
+# -- CheckedPdf, read_checked, read_pdf ---------------------------------------------------------------------
+
+def test_checked_pdf_is_open_until_taken_or_closed() -> None:
+    data = build(2)
+    with open_checked(data, name="dos.pdf", limits=Limits(max_pages=5)) as checked:
+        assert (checked.data, checked.name, checked.pages, checked.limits) == (data, "dos.pdf", 2, Limits(max_pages=5))
+        assert len(checked.pdf.pages) == 2
+        taken = checked.take()
+        with pytest.raises(ValueError, match="'dos.pdf' was closed"):
+            checked.pdf  # noqa: B018 — the property raises
+        checked.close()  # nothing left to close
+    assert len(taken.pages) == 2
+    taken.close()
+    closed = open_checked(data)
+    closed.close()
+    with pytest.raises(ValueError):
+        closed.pdf  # noqa: B018
+    with open_checked(data) as context:
+        assert len(context.pdf.pages) == 2
+    with pytest.raises(ValueError):
+        context.pdf  # noqa: B018 — closed on leaving the block
+    assert isinstance(context, CheckedPdf) and context.limits == Limits()
+
+
+def test_read_checked_and_read_pdf(tmp_path: Path) -> None:
+    path = tmp_path / "orden.pdf"
+    path.write_bytes(build(2))
+    assert read_pdf(path) == path.read_bytes()
+    with read_checked(path) as checked:
+        assert checked.pages == 2 and checked.name == str(path) and checked.data == path.read_bytes()
+    with pytest.raises(InvalidDocument, match="over the 1-page limit"):
+        read_pdf(path, max_pages=1)
+    with pytest.raises(InvalidDocument, match="over the 1-page limit"):
+        read_pdf(path, limits=Limits(max_pages=1))
+    size = path.stat().st_size
+    assert read_pdf(path, max_bytes=size)
+    with pytest.raises(InvalidDocument, match=f"has {size:,} bytes, over the {size - 1:,}-byte limit"):
+        read_pdf(path, max_bytes=size - 1)
+    with pytest.raises(InvalidDocument, match="-byte limit"):
+        read_checked(path, limits=Limits(max_bytes=size - 1))
+    with pytest.raises(InvalidDocument) as folder:
+        read_pdf(tmp_path)
+    assert "is a folder, not a PDF" in str(folder.value) and folder.value.hint == "give the order's PDF file"
+    with pytest.raises(InvalidDocument) as missing:
+        read_pdf(tmp_path / "no-existe.pdf")
+    assert "cannot read PDF" in str(missing.value) and missing.value.hint == "check the path"
+
+
+def test_read_stops_at_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "crece.pdf"
+    path.write_bytes(plain())
+    real = Path.stat
+
+    def shrunk(self: Path, **kwargs: Any) -> Any:  # the file grows after it was measured
+        result = real(self, **kwargs)
+        return type("Stat", (), {"st_size": 10, "st_mode": result.st_mode})() if self == path else result
+    monkeypatch.setattr(Path, "stat", shrunk)
+    with pytest.raises(InvalidDocument, match="over the 100-byte limit"):
+        read_pdf(path, max_bytes=100)
+
+
+def test_an_unreadable_file_names_its_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "cerrado.pdf"
+    path.write_bytes(plain())
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(Path, "open", denied)  # (chmod 0 does not stop root, who runs CI containers)
+    with pytest.raises(InvalidDocument) as caught:
+        read_pdf(path)
+    assert caught.value.message == f"cannot read PDF {str(path)!r}: Permission denied"
+    assert caught.value.hint == "check the file's permissions"
+
+
+# -- check_registrable: active content ------------------------------------------------------------------------
+
+class Decoded:
+    """Stands in for qr.decode_pages: records which pages were asked for and answers `texts` per page."""
+
+    def __init__(self, texts: dict[int, list[str]] | None = None) -> None:
+        self.texts = texts or {}
+        self.asked: list[list[int]] = []
+
+    def __call__(self, document: bytes, pages: Iterable[int]) -> Iterator[tuple[int, list[str]]]:
+        asked = list(pages)
+        self.asked.append(asked)
+        for page in asked:
+            yield page, self.texts.get(page, [])
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> Decoded:
+    fake = Decoded()
+    monkeypatch.setattr(checks.qr, "decode_pages", fake)
+    return fake
+
+
+def js(code: str = "app.alert(1)") -> pikepdf.Dictionary:
+    return pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String(code))
+
+
+def link(pdf: pikepdf.Pdf, action: pikepdf.Object, page: int = 0, **extra: Any) -> None:
+    annot = pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link,
+                               Rect=pikepdf.Array([0, 0, 10, 10]), A=action, **extra)
+    target = pdf.pages[page].obj
+    target.Annots = pikepdf.Array([*target.get("/Annots", pikepdf.Array()), pdf.make_indirect(annot)])
+
+
+def uri(address: str) -> pikepdf.Dictionary:
+    return pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String(address))
+
+
+def active(edit: Callable[[pikepdf.Pdf], None], pages: int = 1) -> str:
+    """The active-content refusal of a PDF made by `edit`."""
+    with pytest.raises(InvalidDocument) as caught:
+        check_registrable(build(pages, edit=edit), URL, name="activo.pdf")
+    message = caught.value.message
+    assert message.startswith("PDF 'activo.pdf' carries active content: ")
+    assert message.endswith(" — peru-compras registers no PDF that runs code or carries files")
+    assert "print it to PDF again" in (caught.value.hint or "") and caught.value.exit_code == 2
+    return message
+
+
+@pytest.mark.parametrize(("kind", "shown"), sorted(checks._ACTIVE_ACTIONS.items()))
+def test_every_active_action_in_a_link_is_refused(kind: str, shown: str, decoded: Decoded) -> None:
+    message = active(lambda pdf: link(pdf, pikepdf.Dictionary(S=pikepdf.Name(kind))))
+    assert f"{shown} (page 1 link)" in message
+
+
+@pytest.mark.parametrize(("subtype", "shown"), sorted(checks._ACTIVE_ANNOTATIONS.items()))
+def test_every_active_annotation_is_refused(subtype: str, shown: str, decoded: Decoded) -> None:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        annot = pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name(subtype),
+                                   Rect=pikepdf.Array([0, 0, 10, 10]))
+        pdf.pages[-1].obj.Annots = pikepdf.Array([pdf.make_indirect(annot)])
+    assert f"{shown} (page 2)" in active(edit, pages=2)
+
+
+def test_document_level_active_content(decoded: Decoded) -> None:
+    def open_action(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.OpenAction = js()
+    assert "JavaScript (run on opening, /OpenAction)" in active(open_action)
+
+    def catalog_aa(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.AA = pikepdf.Dictionary(WC=js())
+    assert "document actions (/AA)" in active(catalog_aa)
+
+    def names_js(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.Names = pikepdf.Dictionary(JavaScript=pikepdf.Dictionary(Names=pikepdf.Array()))
+    assert "document JavaScript (/Names /JavaScript)" in active(names_js)
+
+    def embedded(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.Names = pikepdf.Dictionary(EmbeddedFiles=pikepdf.Dictionary(Names=pikepdf.Array()))
+    assert "attached files (/Names /EmbeddedFiles)" in active(embedded)
+
+    def xfa(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.AcroForm = pikepdf.Dictionary(Fields=pikepdf.Array(), XFA=pikepdf.Array())
+    assert "an XFA form (/AcroForm /XFA)" in active(xfa)
+
+    def page_aa(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[1].obj.AA = pikepdf.Dictionary(O=js())
+    assert "page actions (page 2 /AA)" in active(page_aa, pages=2)
+
+    def annot_aa(pdf: pikepdf.Pdf) -> None:
+        link(pdf, uri(URL), AA=pikepdf.Dictionary(E=js()))
+    assert "annotation actions (page 1 /AA)" in active(annot_aa)
+
+
+def test_harmless_shapes_of_those_keys_pass(decoded: Decoded) -> None:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.AA = pikepdf.Array()  # not a dictionary: no actions
+        pdf.Root.Names = pikepdf.Dictionary(Dests=pikepdf.Dictionary())
+        pdf.Root.AcroForm = pikepdf.Dictionary(Fields=pikepdf.Array())
+        pdf.Root.OpenAction = pikepdf.Array([pdf.pages[0].obj, pikepdf.Name.Fit])  # a destination
+        pdf.pages[0].obj.AA = pikepdf.Array()
+        pdf.pages[0].obj.Annots = pikepdf.Array([pikepdf.Integer(3)])  # not an annotation
+        annot = pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Text,
+                                   Rect=pikepdf.Array([0, 0, 1, 1]), AA=pikepdf.Array())
+        pdf.pages[0].obj.Annots.append(pdf.make_indirect(annot))
+        link(pdf, pikepdf.Dictionary(S=pikepdf.Name.GoTo, D=pikepdf.Array([pdf.pages[0].obj, pikepdf.Name.Fit])))
+        link(pdf, pikepdf.Dictionary(S=pikepdf.Name.URI))  # a URI action without its URI
+    check_registrable(build(edit=edit), URL)
+
+    def names_not_a_dictionary(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.Names = pikepdf.Array([pikepdf.Name.JavaScript])
+        pdf.Root.AcroForm = pikepdf.Array([pikepdf.Name.XFA])
+    check_registrable(build(edit=names_not_a_dictionary), URL)
+
+
+def test_actions_hidden_behind_next_and_in_arrays(decoded: Decoded) -> None:
+    def chained(pdf: pikepdf.Pdf) -> None:
+        first = uri(URL)
+        first.Next = pikepdf.Array([pikepdf.Dictionary(S=pikepdf.Name.GoTo), pikepdf.Dictionary(Next=js())])
+        link(pdf, first)
+    assert "JavaScript (page 1 link)" in active(chained)
+
+    def listed(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.OpenAction = pikepdf.Array([pikepdf.Integer(1), js()])
+    assert "JavaScript (run on opening, /OpenAction)" in active(listed)
+
+
+def chain(length: int) -> Callable[[pikepdf.Pdf], None]:
+    """A link whose action chain has `length` harmless actions, then JavaScript."""
+    def edit(pdf: pikepdf.Pdf) -> None:
+        action = js()
+        for _ in range(length):
+            action = pikepdf.Dictionary(S=pikepdf.Name.GoTo, Next=action)
+        link(pdf, action)
+    return edit
+
+
+def test_the_action_chain_is_followed_to_its_bound(decoded: Decoded) -> None:
+    assert "JavaScript (page 1 link)" in active(chain(63))  # the 64th action is still read
+    check_registrable(build(edit=chain(64)), URL)  # the 65th is not: the walk is bounded
+
+
+def test_each_finding_is_listed_once_and_the_list_is_bounded(decoded: Decoded) -> None:
+    def many(pdf: pikepdf.Pdf) -> None:
+        for _ in range(3):
+            link(pdf, js())
+        for number in range(2, 40):
+            link(pdf, js(), page=number - 1)
+    message = active(many, pages=40)
+    assert message.count("JavaScript (page 1 link)") == 1
+    listed = message.removeprefix("PDF 'activo.pdf' carries active content: ").split(" — peru-compras")[0]
+    assert len(listed) == 400
+
+
+# -- check_registrable: other addresses -------------------------------------------------------------------
+
+def other_address(data: bytes, *, verify_url: str = URL) -> str:
+    with pytest.raises(InvalidDocument) as caught:
+        check_registrable(data, verify_url, name="otra.pdf")
+    message = caught.value.message
+    assert message.startswith(f"PDF 'otra.pdf' already carries another address than this order's {URL}: ")
+    assert "--allow-other-urls" in (caught.value.hint or "") and caught.value.exit_code == 2
+    return message
+
+
+def test_links_markers_and_information_naming_another_address(decoded: Decoded) -> None:
+    assert f"{OTHER} (page 1 link)" in other_address(build(edit=lambda pdf: link(pdf, uri(OTHER))))
+
+    def info(pdf: pikepdf.Pdf) -> None:
+        pdf.docinfo[INFO_KEY] = pikepdf.String(OTHER)
+    assert f"{OTHER} (document information)" in other_address(build(edit=info))
+
+    def page_marker(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[1].obj[STAMP_KEY] = pikepdf.String(OTHER)
+    assert f"{OTHER} (page 2 stamp marker)" in other_address(build(2, edit=page_marker))
+
+    def stream_marker(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.Contents[STAMP_KEY] = pikepdf.String(OTHER)
+    assert f"{OTHER} (page 1 stamp marker)" in other_address(build(edit=stream_marker))
+
+    def in_array(pdf: pikepdf.Pdf) -> None:
+        page = pdf.pages[0].obj
+        marked = pdf.make_stream(b"")
+        marked[STAMP_KEY] = pikepdf.String(OTHER)
+        page.Contents = pikepdf.Array([page.Contents, marked])
+    assert f"{OTHER} (page 1 stamp marker)" in other_address(build(edit=in_array))
+    assert decoded.asked == []  # refused already: no page was rendered
+
+
+def test_own_address_with_or_without_a_fragment_passes(decoded: Decoded) -> None:
+    def own(pdf: pikepdf.Pdf) -> None:
+        link(pdf, uri(URL + "#AbC-_9"))
+        pdf.docinfo[INFO_KEY] = pikepdf.String(URL)
+        pdf.pages[0].obj[STAMP_KEY] = pikepdf.String(URL)
+    data = build(edit=own)
+    check_registrable(data, URL)
+    check_registrable(data, URL + "#another-payload")
+    message = other_address(build(edit=lambda pdf: link(pdf, uri(OTHER + "#x"))), verify_url=URL + "#y")
+    assert f"{OTHER}#x (page 1 link)" in message
+
+
+def test_allow_other_urls_warns_once_per_address_with_every_place(decoded: Decoded) -> None:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        link(pdf, uri(OTHER))
+        link(pdf, uri(OTHER))
+        link(pdf, uri(URL))
+        pdf.docinfo[INFO_KEY] = pikepdf.String(OTHER)
+        link(pdf, uri("https://b.example/x"), page=1)
+        pdf.pages[0].obj.Contents = pdf.make_stream(drawing(40))
+    decoded.texts = {1: ["https://qr.example/y"]}
+    warnings: list[str] = []
+    check_registrable(build(2, edit=edit), URL, name="otra.pdf", allow_other_urls=True, warn=warnings.append)
+    assert warnings == [f"warning: PDF 'otra.pdf' carries another address than {URL}: {OTHER} (document "
+                        "information, page 1 link); https://b.example/x (page 2 link); https://qr.example/y "
+                        "(QR printed on page 1)"]
+    check_registrable(build(2, edit=edit), URL, allow_other_urls=True)  # no warn: nothing to call
+
+
+def test_the_listing_is_bounded_and_escaped(decoded: Decoded) -> None:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        for number in range(30):
+            link(pdf, uri(f"https://{number}.example/" + "a" * 300))
+        link(pdf, uri("https://x.example/\x1b[31mrojo"))
+    message = other_address(build(edit=edit))
+    listed = message.split(f"this order's {URL}: ", 1)[1]
+    assert len(listed) == 400 and "a" * 201 not in listed
+    warnings: list[str] = []
+    check_registrable(build(edit=lambda pdf: link(pdf, uri("https://x.example/\x1b[31mrojo"))), URL,
+                      allow_other_urls=True, warn=warnings.append)
+    assert "\x1b" not in warnings[0]
+
+
+# -- check_registrable: printed QR codes ----------------------------------------------------------------------
+
+def drawing(segments: int) -> bytes:
+    return b"".join(b"%d 0 1 1 re\n" % n for n in range(segments)) + b"f\n"
+
+
+def with_content(data_by_page: dict[int, bytes], pages: int = 1) -> bytes:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        for index, content in data_by_page.items():
+            pdf.pages[index].obj.Contents = pdf.make_stream(content)
+    return build(pages, edit=edit)
+
+
+def test_pages_that_may_show_a_qr_are_read(decoded: Decoded) -> None:
+    check_registrable(with_content({0: drawing(40)}), URL)
+    assert decoded.asked == [[1]]
+    check_registrable(with_content({0: drawing(39)}), URL)
+    assert decoded.asked[-1] == []  # too few paths for a QR: not rendered
+    check_registrable(with_content({0: drawing(40), 2: drawing(40)}, pages=3), URL)
+    assert decoded.asked[-1] == [1, 3]  # page 1 and the last page
+    check_registrable(with_content({1: drawing(400)}, pages=3), URL)
+    assert decoded.asked[-1] == []  # a middle page is not read
+    check_registrable(with_content({2: drawing(40)}, pages=3), URL)
+    assert decoded.asked[-1] == [3]
+    every_op = b"".join(b"0 0 m 1 1 %s\n" % op for op in (b"l", b"c", b"v", b"y")) * 10
+    check_registrable(with_content({0: every_op}), URL)
+    assert decoded.asked[-1] == [1]
+    words = b"(free lyre cave yy ll) Tj " * 40  # operators only as whole words count
+    check_registrable(with_content({0: words}), URL)
+    assert decoded.asked[-1] == []
+    check_registrable(with_content({0: b"BI /W 1 /H 1 /BPC 8 /CS /G ID \x00 EI"}), URL)
+    assert decoded.asked[-1] == [1]  # an inline image
+    check_registrable(with_content({0: b"(BIG) Tj /BIx 1"}), URL)
+    assert decoded.asked[-1] == []
+
+
+def test_images_and_forms_may_show_a_qr(decoded: Decoded) -> None:
+    def image(pdf: pikepdf.Pdf) -> None:
+        picture = pikepdf.Stream(pdf, b"\x00")
+        picture.Type, picture.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+        picture.Width, picture.Height, picture.BitsPerComponent = 1, 1, 8
+        picture.ColorSpace = pikepdf.Name.DeviceGray
+        pdf.pages[0].obj.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=picture))
+    check_registrable(build(edit=image), URL)
+    assert decoded.asked[-1] == [1]
+
+    def form(segments: int) -> Callable[[pikepdf.Pdf], None]:
+        def edit(pdf: pikepdf.Pdf) -> None:
+            drawn = pikepdf.Stream(pdf, drawing(segments))
+            drawn.Type, drawn.Subtype = pikepdf.Name.XObject, pikepdf.Name.Form
+            drawn.BBox = pikepdf.Array([0, 0, 100, 100])
+            pdf.pages[0].obj.Resources = pikepdf.Dictionary(
+                XObject=pikepdf.Dictionary(Fm0=drawn, Bad=pikepdf.Dictionary()))
+        return edit
+    check_registrable(build(edit=form(40)), URL)
+    assert decoded.asked[-1] == [1]
+    check_registrable(build(edit=form(39)), URL)
+    assert decoded.asked[-1] == []
+
+    def many_streams(pdf: pikepdf.Pdf) -> None:  # only the first 64 streams are looked at
+        page = pdf.pages[0].obj
+        page.Contents = pikepdf.Array([pdf.make_stream(b"") for _ in range(64)] + [pdf.make_stream(drawing(99))])
+    check_registrable(build(edit=many_streams), URL)
+    assert decoded.asked[-1] == []
+
+    def resources_not_a_dictionary(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.Resources = pikepdf.Array()
+        pdf.pages[0].obj.Contents = pdf.make_stream(drawing(45))
+    check_registrable(build(edit=resources_not_a_dictionary), URL)
+    assert decoded.asked[-1] == [1]
+
+
+def test_a_printed_qr_for_another_address_is_refused(decoded: Decoded) -> None:
+    decoded.texts = {1: [URL, OTHER], 2: [OTHER]}
+    message = other_address(with_content({0: drawing(50), 1: drawing(50)}, pages=2))
+    assert f"{OTHER} (QR printed on page 1, QR printed on page 2)" in message
+    decoded.texts = {1: [URL + "#signed-payload"]}
+    check_registrable(with_content({0: drawing(50)}), URL)
+
+
+@pytest.mark.skipif(not qr.tools_available(), reason="needs pdftoppm and zbarimg")
+def test_the_real_reader_finds_a_printed_qr() -> None:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.Contents = pdf.make_stream(qr.pdf_operators(qr.qr_matrix(OTHER), 72, 72, 144))
+    message = other_address(build(edit=edit))
+    assert f"{OTHER} (QR printed on page 1)" in message
+
+
+# -- check_registrable: its input ------------------------------------------------------------------------------
+
+def test_a_checked_pdf_is_read_without_a_second_parse(decoded: Decoded, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = build(edit=lambda pdf: link(pdf, uri(OTHER)))
+    with open_checked(data, name="abierto.pdf") as checked:
+        monkeypatch.setattr(checks, "open_strict", lambda *_: pytest.fail("parsed again"))
+        with pytest.raises(InvalidDocument, match="'abierto.pdf' already carries another address"):
+            check_registrable(checked, URL, name="ignored")
+        assert len(checked.pdf.pages) == 1  # still open for the stamp
+
+
+def test_damage_found_while_scanning_is_named(decoded: Decoded) -> None:
+    def broken_tree(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.Pages.Kids = pikepdf.Array([pikepdf.Integer(5)])
+        pdf.Root.Pages.Count = 1
+    with pytest.raises(InvalidDocument, match="'x.pdf' cannot be read"):
+        check_registrable(build(edit=broken_tree), URL, name="x.pdf")
+    with pytest.raises(InvalidDocument, match="is not a PDF"):
+        check_registrable(b"plain text", URL, name="x.pdf")
+
+
+def test_no_active_content_and_no_other_address_passes_silently(decoded: Decoded) -> None:
+    warnings: list[str] = []
+    check_registrable(build(edit=lambda pdf: link(pdf, uri(URL))), URL, warn=warnings.append)
+    check_registrable(plain(), URL, allow_other_urls=True, warn=warnings.append)
+    assert warnings == []
+
+
+def test_the_reader_of_printed_codes_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    assert list(qr.decode_pages(plain(), [1])) == [] and qr.decode_page(plain()) == []
+    check_registrable(with_content({0: drawing(50)}), URL)
