@@ -123,6 +123,8 @@ def measure(runs: int, orders: int, batch_runs: int) -> dict[str, Any]:
                 raise SystemExit(f"register-batch registered {last['summary']}, expected {orders}")
             seconds.append(elapsed)
             rates.append(orders / elapsed)
+        if not batch_runs:  # --batch-runs 0: the commands only
+            return results
         results["register_batch"] = {
             "command": f"peru-compras --json register-batch MANIFEST --no-stamp ({orders} orders, default batch size)",
             "orders": orders, "runs": batch_runs, "median_orders_per_s": round(statistics.median(rates), 1),

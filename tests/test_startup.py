@@ -1,0 +1,60 @@
+"""A command loads only what its path needs: ``import peru_compras`` and ``peru-compras --help`` load none of
+web3, eth-account or py_ecc, and the commands that read or sign with a plain key do not load eth-account
+(whose eth-keyfile computes py_ecc's BLS constants at import: ~0.6 s of every start, see chain/keys.py).
+Timings are in benchmarks/startup.py; this checks which modules a fresh process ends up with."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "peru_compras" / "samples" / "01-hospital-piura.json"
+HEAVY = ("web3", "eth_account", "eth_keyfile", "py_ecc")
+#: prints, at exit, which of the modules asked for were loaded (JSON on the last line of stderr)
+REPORT = ("import atexit, json, sys\nwatch = sys.argv.pop(1).split(',')\n"
+          "atexit.register(lambda: print(json.dumps(sorted(m for m in watch if m in sys.modules)), file=sys.stderr))\n")
+CLI = REPORT + "from peru_compras.cli import main\nsys.argv[0] = 'peru-compras'\nmain()\n"
+# a node that is not there: a command gets as far as asking it, then exits 3
+DEAD_NODE = {"PERU_COMPRAS_RPC": "http://127.0.0.1:9", "PERU_COMPRAS_REGISTRY": "0x" + "11" * 20,
+             "PERU_COMPRAS_PRIVATE_KEY": "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"}
+
+
+def loaded(code: str, *args: str, cwd: Path, watch: tuple[str, ...] = HEAVY, env: dict[str, str] | None = None,
+           expect: int = 0) -> list[str]:
+    """Which of `watch` a fresh interpreter running `code` with `args` had loaded when it exited."""
+    done = subprocess.run([sys.executable, "-c", code, ",".join(watch), *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=60)
+    assert done.returncode == expect, done.stderr
+    found: list[str] = json.loads(done.stderr.strip().splitlines()[-1])
+    return found
+
+
+def test_importing_the_package_loads_nothing_heavy(tmp_path: Path) -> None:
+    assert loaded(REPORT + "import peru_compras, peru_compras.settings, peru_compras.errors", cwd=tmp_path,
+                  watch=(*HEAVY, "pikepdf", "eth_abi", "requests", "typer")) == []
+
+
+def test_help_loads_nothing_heavy(tmp_path: Path) -> None:
+    assert loaded(CLI, "--help", cwd=tmp_path) == []
+    assert loaded(CLI, "verify", "--help", cwd=tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["verify", "show", "register"])
+def test_reading_and_signing_with_a_plain_key_load_no_eth_account(tmp_path: Path, command: str) -> None:
+    pdf = tmp_path / "orden.pdf"
+    assert loaded(CLI, "render", str(SAMPLE), "--out", str(pdf), cwd=tmp_path) == []
+    args = {"verify": ["verify", str(pdf)], "show": ["show", "20131370998/OC-2026-004512"],
+            "register": ["register", str(SAMPLE), str(pdf), "--no-stamp"]}[command]
+    # exit 3: it got as far as the node (the modules the command's path needs are loaded by then)
+    assert loaded(CLI, *args, cwd=tmp_path, env=DEAD_NODE, expect=3) == []
+
+
+def test_the_watch_would_see_eth_account(tmp_path: Path) -> None:
+    """The check itself: a process that does load eth-account is seen to."""
+    assert loaded(REPORT + "import eth_account", cwd=tmp_path) == ["eth_account", "eth_keyfile", "py_ecc"]
