@@ -24,7 +24,9 @@ from functools import partial
 import httpx
 
 from ..fetch import FetchPolicy, check_published
+from ..hashing import parse_digest
 from ..store import LocalStore
+from ..urls import DOCUMENT_PATH
 from .chainview import LRU
 
 #: outcomes: ``original``, ``altered``, ``missing`` (404/410 or not in the store), ``unreachable``,
@@ -112,10 +114,9 @@ class DocumentChecker:
         """When `url` is this server's own ``/d/<hashlink>``, the digest it names."""
         if self.store is None:
             return None
-        prefix = self.base_url + "/d/"
+        prefix = self.base_url + DOCUMENT_PATH
         if not url.startswith(prefix):
             return None
-        from ..hashing import parse_digest
 
         try:
             return parse_digest(url[len(prefix):])

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute
 
 from ..errors import NodeUnavailable, RpcError, Unavailable
 from ..hashing import parse_digest
-from ..urls import parse_token
+from ..urls import DOCUMENT_PATH, parse_token
 from . import i18n
 from .chainview import View
 from .page import Page, client_address, get_routes, token_of
@@ -193,7 +193,8 @@ def routes(page: Page) -> list[BaseRoute]:
             return page.error_page(request, 500, "error_generic")
         return Response(data, media_type="application/pdf", headers=headers)
 
-    return get_routes({"/o/{entity}/{order_number:path}": order, "/static/{name}": static, "/d/{name}": document,
+    return get_routes({"/o/{entity}/{order_number:path}": order, "/static/{name}": static,
+                       DOCUMENT_PATH + "{name}": document,
                        "/": search, "/buscar": search, "/search": search, "/t/{token_id}": token,
                        "/favicon.ico": favicon})
 
