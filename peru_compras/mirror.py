@@ -26,6 +26,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,19 @@ from .chain.contract import ROLE_NAMES
 from .chain.rpc import RpcError, host_of
 from .errors import ChainRefused, InvalidInput, InvalidNodeAnswer, NodeUnavailable, PeruComprasError
 from .hashing import hashlink
-from .mirror_schema import FORMAT, Database, create_schema, open_database
+from .mirror_schema import (
+    CHANGE_COLUMNS,
+    FORMAT,
+    ITEM_COLUMNS,
+    ORDER_COLUMNS,
+    ROLE_COLUMNS,
+    Database,
+    create_schema,
+    index_new_rows,
+    insert,
+    last_rowids,
+    open_database,
+)
 from .order import Order, decode_entry
 from .urls import keccak256, token_hex
 
@@ -85,7 +98,9 @@ def _iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@cache
 def _address(word: str) -> str:
+    """The checksummed address in a 32-byte topic (a few accounts, seen many times: cached)."""
     return str(to_checksum_address("0x" + word[-40:]))
 
 
@@ -315,11 +330,16 @@ class Mirror:
             if found != cursor:
                 raise InvalidInput(f"another run moved {str(self.path)!r} to block {found} meanwhile",
                                    hint="run one mirror at a time per file")
-            db.table("parties").upsert_all(parties.values(), pk="id")
-            db.table("orders").insert_all(orders.values(), batch_size=200)
-            db.table("items").insert_all(items, batch_size=500)
-            db.table("status_changes").insert_all(changes)
-            db.table("registrars").insert_all(roles)
+            before = last_rowids(db)
+            db.conn.executemany("INSERT INTO parties (id, scheme, identifier, name) VALUES (?, ?, ?, ?) "
+                                "ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                                [(p["id"], p["scheme"], p["identifier"], p["name"]) for p in parties.values()])
+            insert(db, "orders", ORDER_COLUMNS, list(orders.values()))
+            insert(db, "records", ("token_id", "record_json"), [row for row in orders.values() if "record_json" in row])
+            insert(db, "items", ITEM_COLUMNS, items)
+            insert(db, "status_changes", CHANGE_COLUMNS, changes)
+            insert(db, "registrars", ROLE_COLUMNS, roles)
+            index_new_rows(db, before)
             for sql, args in updates:
                 db.execute(sql, args)
             db.execute("UPDATE mirror SET last_block = ?, last_block_hash = ?, updated_at = ? WHERE id = 1",

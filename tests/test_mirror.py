@@ -65,13 +65,13 @@ def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every table's rows in key order (the FTS shadow tables and the cursor's time left out)."""
     with sqlite3.connect(path) as db:
         return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
-                for table in ("orders", "items", "parties", "status_changes", "registrars")}
+                for table in ("orders", "records", "items", "parties", "status_changes", "registrars")}
 
 
 def assert_same_as_show(path: Path, registry: Registry) -> None:
     """Every row of `orders` says what Registry.read (the `show` command) says for its token, and every
     registered token has its row."""
-    found = rows(path, "SELECT * FROM orders")
+    found = rows(path, "SELECT * FROM orders LEFT JOIN records USING (token_id)")
     assert len(found) == registry.total_supply()
     for row in found:
         record = registry.read(int(row["token_id"], 16))
