@@ -8,7 +8,7 @@ Measured in one process on distinct orders (each its own order number, so every 
   the round-trip check of the payload, the EIP-712 digest and the coincurve signature — the median of 5 runs
   over `--orders` orders, in microseconds; ``sign_per_s`` is its inverse for one core;
 - ``eth_account_sign_us``: eth_account's ``sign_typed_data`` on the same typed data (what the fast path avoids);
-- ``verify_us``: :func:`peru_compras.signed_qr.verify_qr` of one QR text against a trust pack (decode, digest,
+- ``verify_us``: :func:`peru_compras.qr_check.verify_qr` of one QR text against a trust pack (decode, digest,
   public-key recovery, registrar lookup);
 - ``batch_share``: the signing time as a share of the time per order at register-batch's goals (1,500
   unstamped and 400 stamped orders/s on this 2-core machine: 2 workers);
@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from peru_compras.order import Order, parse_order  # noqa: E402
-from peru_compras.signed_qr import QrSigner, facts_of, from_text, qr_text, typed_data, verify_qr  # noqa: E402
+from peru_compras.qr_check import verify_qr  # noqa: E402
+from peru_compras.signed_qr import QrSigner, facts_of, from_text, qr_text, typed_data  # noqa: E402
 from peru_compras.trust import Period, TrustPack  # noqa: E402
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

@@ -117,7 +117,7 @@ def verify_qr_command(
         peru-compras verify-qr foto-orden.jpg --trust pack.json
     """
     from .qr_check import check, describe, pack_for
-    from .signed_qr import url_host
+    from .trust import url_host
 
     registry = None
     hosts: tuple[str, ...] = ()
@@ -143,7 +143,7 @@ def trust_pack_command(
         peru-compras trust-pack --out pack.json
     """
     from .qr_check import write_pack
-    from .signed_qr import url_host
+    from .trust import url_host
 
     ws = _workspace()
     pack = write_pack(ws.registry(), out, hosts=tuple(filter(None, [url_host(ws.settings.base_url)])), block=block)

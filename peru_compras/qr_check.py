@@ -1,5 +1,7 @@
 """The offline QR check's use cases (`verify-qr`, `trust-pack`): read the QR from its text or from a photo of
-the paper, get the trust pack (a file, or the chain now), check, and say it in words for the clerk.
+the paper, get the trust pack (a file, or the chain now), check it (:func:`verify_qr`: the signature, the
+signer against the pack's registrars, the host against its hosts, the order against its annulled and
+superseded ids; the statuses are explained in :mod:`.signed_qr`), and say it in words for the clerk.
 
 A photo (at most :data:`MAX_IMAGE_BYTES`, PNG or JPEG by its first bytes) is decoded by ZBar's ``zbarimg``
 through :func:`peru_compras.qr.decode_image` (a private temporary folder, 1 GiB of address space, 10 s).
@@ -8,14 +10,17 @@ The QR text given on the command line is at most :data:`MAX_TEXT` characters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput
+from .trust import url_host
+from .urls import order_key_from_verify_url, token_hex
 
 if TYPE_CHECKING:
     from .chain.client import Registry
-    from .signed_qr import QrVerdict
+    from .signed_qr import Facts
     from .trust import TrustPack
 
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
@@ -69,9 +74,74 @@ def pack_for(trust_file: Path | None, registry: Registry | None, hosts: tuple[st
 
 
 def check(argument: str, pack: TrustPack) -> QrVerdict:
-    from .signed_qr import verify_qr
-
     return verify_qr(qr_text_of(argument), pack)
+
+
+@dataclass(frozen=True, slots=True)
+class QrVerdict:
+    """The offline check of one QR text against a trust pack."""
+
+    status: str
+    signer: str | None = None
+    facts: Facts | None = None
+    trust_block: int | None = None
+    trust_time: str | None = None
+    host: str | None = None
+    host_trusted: bool | None = None
+    order_status: str | None = None
+    replaced_by: str | None = None
+    revoked_block: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Green: signed by a current registrar, pointing at the registry's page, neither annulled nor
+        superseded as of the pack's block."""
+        return self.status == "signed" and bool(self.host_trusted) and self.order_status == "valid"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "signer": self.signer, "facts": self.facts.to_json() if self.facts else None,
+                "trust_block": self.trust_block, "trust_time": self.trust_time, "host": self.host,
+                "host_trusted": self.host_trusted, "order_status": self.order_status,
+                "replaced_by": self.replaced_by, "revoked_block": self.revoked_block, "problem": self.problem}
+
+
+def verify_qr(text: str, pack: TrustPack) -> QrVerdict:
+    """Check a QR text offline: its signature, its signer against `pack`'s registrars, its host against the
+    pack's hosts and its order against the annulled and superseded ids. Never raises on a bad QR: every
+    shape of input is a verdict."""
+    url, hashmark, fragment = text.strip().partition("#")
+    host = url_host(url)
+    base = QrVerdict("not_signed", trust_block=pack.block, trust_time=pack.time, host=host,
+                     host_trusted=host is not None and host in pack.hosts)
+    order_key = order_key_from_verify_url(url) if len(url) <= 2048 else None
+    if not hashmark or not fragment:
+        return replace(base, problem="a plain QR (no signature): verify it online" if order_key else
+                       "not an order's verify URL")
+    if order_key is None:
+        return replace(base, status="bad_signature", problem="the QR's address is not an order's page")
+    from .signed_qr import PayloadError, decode, digest, from_text, recover
+
+    try:
+        facts, signature = decode(order_key, from_text(fragment))
+        signer = recover(digest(facts, pack.chain_id, pack.registry), signature)
+    except PayloadError as exc:
+        return replace(base, status="bad_signature", problem=str(exc))
+    token = token_hex(facts.token_id)
+    order_status, replaced_by = "valid", None
+    if token in pack.annulled:
+        order_status = "annulled"
+    elif token in pack.superseded:
+        order_status, replaced_by = "superseded", pack.superseded[token]
+    held, revoked = pack.registrar(signer)
+    problem = None
+    if not held:
+        problem = (f"{signer} lost the registrar role at block {revoked}" if revoked is not None else
+                   f"{signer} is not a registrar of {pack.registry} (or the facts were altered after signing)")
+    return replace(base, status="signed" if held else "unknown_signer", signer=signer, facts=facts,
+                   order_status=order_status, replaced_by=replaced_by, revoked_block=revoked, problem=problem)
+
+
 
 
 def describe(verdict: QrVerdict) -> str:

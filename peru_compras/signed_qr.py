@@ -30,18 +30,16 @@ import base64
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from .urls import keccak256 as _keccak_eth_hash
-from .urls import order_key_from_verify_url, token_hex, token_id_of_key
+from .urls import token_hex, token_id_of_key
 
 if TYPE_CHECKING:
     from .order import Order
-    from .trust import TrustPack
 
 #: the whole QR text (verify URL, "#" and fragment) fits this many characters, or the plain QR is used
 MAX_QR_TEXT = 200
@@ -421,50 +419,7 @@ def qr_text(verify_url: str, order: Order, signer: Callable[[Order], str | None]
                         "plain QR verifies online")
 
 
-# -- verifying ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class QrVerdict:
-    """The offline check of one QR text against a trust pack."""
-
-    status: str
-    signer: str | None = None
-    facts: Facts | None = None
-    trust_block: int | None = None
-    trust_time: str | None = None
-    host: str | None = None
-    host_trusted: bool | None = None
-    order_status: str | None = None
-    replaced_by: str | None = None
-    revoked_block: int | None = None
-    problem: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Green: signed by a current registrar, pointing at the registry's page, neither annulled nor
-        superseded as of the pack's block."""
-        return self.status == "signed" and bool(self.host_trusted) and self.order_status == "valid"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "signer": self.signer, "facts": self.facts.to_json() if self.facts else None,
-                "trust_block": self.trust_block, "trust_time": self.trust_time, "host": self.host,
-                "host_trusted": self.host_trusted, "order_status": self.order_status,
-                "replaced_by": self.replaced_by, "revoked_block": self.revoked_block, "problem": self.problem}
-
-
-def url_host(url: str) -> str | None:
-    """The host of `url` as a browser's ``URL.host`` gives it: lowercase, the port only when it is not the
-    scheme's default; None when there is none."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname:
-        return None
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return parts.hostname.lower() + (f":{port}" if port is not None and port != default else "")
+# -- verifying (the verdicts: peru_compras.qr_check) -------------------------------------------------------
 
 
 def recover(message_digest: bytes, signature: bytes) -> str:
@@ -481,37 +436,3 @@ def recover(message_digest: bytes, signature: bytes) -> str:
     except Exception:  # noqa: BLE001 — libsecp256k1 refuses an r that is no point's x coordinate
         raise PayloadError("no public key recovers from this signature (not a valid signature)") from None
     return address_of(public.format(compressed=False)[1:])
-
-
-def verify_qr(text: str, pack: TrustPack) -> QrVerdict:
-    """Check a QR text offline: its signature, its signer against `pack`'s registrars, its host against the
-    pack's hosts and its order against the annulled and superseded ids. Never raises on a bad QR: every
-    shape of input is a verdict."""
-    url, hashmark, fragment = text.strip().partition("#")
-    host = url_host(url)
-    base = QrVerdict("not_signed", trust_block=pack.block, trust_time=pack.time, host=host,
-                     host_trusted=host is not None and host in pack.hosts)
-    order_key = order_key_from_verify_url(url) if len(url) <= 2048 else None
-    if not hashmark or not fragment:
-        return replace(base, problem="a plain QR (no signature): verify it online" if order_key else
-                       "not an order's verify URL")
-    if order_key is None:
-        return replace(base, status="bad_signature", problem="the QR's address is not an order's page")
-    try:
-        facts, signature = decode(order_key, from_text(fragment))
-        signer = recover(digest(facts, pack.chain_id, pack.registry), signature)
-    except PayloadError as exc:
-        return replace(base, status="bad_signature", problem=str(exc))
-    token = token_hex(facts.token_id)
-    order_status, replaced_by = "valid", None
-    if token in pack.annulled:
-        order_status = "annulled"
-    elif token in pack.superseded:
-        order_status, replaced_by = "superseded", pack.superseded[token]
-    held, revoked = pack.registrar(signer)
-    problem = None
-    if not held:
-        problem = (f"{signer} lost the registrar role at block {revoked}" if revoked is not None else
-                   f"{signer} is not a registrar of {pack.registry} (or the facts were altered after signing)")
-    return replace(base, status="signed" if held else "unknown_signer", signer=signer, facts=facts,
-                   order_status=order_status, replaced_by=replaced_by, revoked_block=revoked, problem=problem)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .errors import ChainRefused, InvalidInput
 from .urls import token_hex
@@ -90,11 +91,18 @@ class TrustPack:
 # -- building it from the chain ------------------------------------------------------------------------------
 
 
-def host_of_url(url: str) -> str | None:
-    """A URL's host as the pack lists it (lowercase; the port only when not the scheme's default)."""
-    from .signed_qr import url_host
-
-    return url_host(url)
+def url_host(url: str) -> str | None:
+    """The host of `url` as a browser's ``URL.host`` gives it: lowercase, the port only when it is not the
+    scheme's default; None when there is none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.hostname.lower() + (f":{port}" if port is not None and port != default else "")
 
 
 def build_trust_pack(registry: Registry, *, hosts: Sequence[str] = (), block: int | None = None) -> dict[str, Any]:
@@ -129,7 +137,7 @@ def read_trust_pack(registry: Registry, *, hosts: Sequence[str] = (), block: int
     annulled = frozenset(token_hex(_topic_int(registry, log, 1)) for log in annul_logs)
     superseded = {token_hex(_topic_int(registry, log, 1)): token_hex(_topic_int(registry, log, 2))
                   for log in supersede_logs}
-    listed = [host for host in [host_of_url(str(base_uri)), *hosts] if host]
+    listed = [host for host in [url_host(str(base_uri)), *hosts] if host]
     if _block(registry, block)[0] != block_hash:
         raise ChainRefused(f"block {block} changed while the trust pack was read (a reorganisation)",
                            hint="run trust-pack again")

@@ -23,7 +23,8 @@ from peru_compras.chain.client import Registry
 from peru_compras.chain.rpc import Rpc
 from peru_compras.order import Order, parse_order
 from peru_compras.qr import png
-from peru_compras.signed_qr import QrSigner, facts_of, from_text, qr_text, to_text, verify_qr
+from peru_compras.qr_check import verify_qr
+from peru_compras.signed_qr import QrSigner, facts_of, from_text, qr_text, to_text
 from peru_compras.trust import TrustPack, build_trust_pack, load_trust_pack
 from peru_compras.urls import token_hex
 
