@@ -38,7 +38,7 @@ from peru_compras.render import render_order
 from peru_compras.store import LocalStore
 from peru_compras.web.app import Guard, PageSettings, create_app
 from peru_compras.web.published import DocumentChecker, TokenBucket
-from peru_compras.web.server import start_detached, stop_detached
+from peru_compras.web.server import start_detached, stop_detached, uvicorn_config
 
 from .conftest import funded_account, reference_order
 
@@ -710,6 +710,20 @@ def test_block_clock_is_read_at_most_once_per_interval(deployment: Deployment) -
 
 # --------------------------------------------------------------------------------------------------
 # The detached server (what `peru-compras demo` starts)
+
+
+def test_server_limits_come_from_the_settings_not_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """The server reads its limits from the Settings it is given (flags > env > toml, resolved once by
+    load_settings), never from os.environ itself: a stale variable in the process changes nothing."""
+    monkeypatch.setenv("PERU_COMPRAS_KEEP_ALIVE_TIMEOUT", "not a number")
+    monkeypatch.setenv("PERU_COMPRAS_TRUSTED_PROXIES", "10.9.9.9")
+    app = create_app(lambda: pytest.fail("no chain read"), PageSettings(base_url=BASE))
+    given = uvicorn_config(app, "127.0.0.1", 8000, settings=Settings(home=tmp_path, keep_alive_timeout=7,
+                                                                     trusted_proxies="192.0.2.1"))
+    assert (given.timeout_keep_alive, given.forwarded_allow_ips) == (7, "192.0.2.1")
+    default = uvicorn_config(app, "127.0.0.1", 8000)
+    assert (default.timeout_keep_alive, default.forwarded_allow_ips) == (5, "127.0.0.1,::1")
 
 
 def test_start_detached_serves_the_workspace_and_is_reused(deployment: Deployment, tmp_path: Path) -> None:
