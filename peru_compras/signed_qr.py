@@ -92,13 +92,16 @@ class _Keccak(threading.local):
 
 def keccak256(data: bytes) -> bytes:
     """Ethereum's Keccak-256 (the fast path of :class:`_Keccak`; eth_hash when pycryptodome's is missing)."""
-    return _fast(data) if _fast is not None else _keccak_eth_hash(data)
+    fast = _fast()
+    return fast(data) if fast is not None else _keccak_eth_hash(data)
 
 
-try:
-    _fast: _Keccak | None = _Keccak()
-except Exception:  # noqa: BLE001 — another pycryptodome build: eth_hash still gives the same digests
-    _fast = None
+@cache
+def _fast() -> _Keccak | None:
+    try:
+        return _Keccak()
+    except Exception:  # noqa: BLE001 — another pycryptodome build: eth_hash still gives the same digests
+        return None
 
 
 class PayloadError(ValueError):
