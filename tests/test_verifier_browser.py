@@ -169,13 +169,13 @@ def tampered(text: str, facts: dict[str, Any]) -> str:
     return url + "#" + b64(payload(facts, signature))
 
 
-@pytest.fixture(scope="module")
-def site(rpc: Rpc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    port = free_port()
+def deploy_site(rpc: Rpc, folder: Path, port: int) -> tuple[Site, Any]:
+    """A registry on `rpc` with a valid, an annulled, a superseded order and its replacement, their stamped PDFs
+    (the QR signed where it fits 200 characters) in a built-in store, and the page's app for them."""
     base_url = f"http://127.0.0.1:{port}"
     account = funded_account(rpc)
     registry, _ = Registry.deploy(Transactor(rpc, account, network("local")), document_base_uri=base_url + "/d/")
-    store = LocalStore(tmp_path_factory.mktemp("verifier") / "documents", base_url)
+    store = LocalStore(folder / "documents", base_url)
     result = Site(base_url, registry, int(rpc.call("eth_chainId"), 16), account)
     samples = sample_orders()
     replacement = parse_order({**samples[2].to_json(), "order_number": samples[2].order_number + "-R1"})
@@ -194,23 +194,39 @@ def site(rpc: Rpc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     registry.annul(samples[1].token_id, "Monto errado")
     app = create_app(lambda: Registry(Rpc(rpc.url), registry.address, from_block=registry.from_block),
                      PageSettings(base_url=base_url, store=store))
+    return result, app
+
+
+def make_camera_video(pdf: bytes, folder: Path) -> Path:
+    """A 2-second y4m video of the stamped page's lower half as a phone held over the paper sees it: the page
+    rendered at 150 dpi by pdftoppm (1240 x 1754 px), cropped and scaled to a 1280-px-wide camera frame."""
+    (folder / "page.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "150", "-f", "1", "-l", "1", "-png", "-singlefile", str(folder / "page.pdf"),
+                    str(folder / "page")], check=True, timeout=60)
+    video = folder / "camera.y4m"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", str(folder / "page.png"), "-t", "2",
+                    "-r", "10", "-vf", "crop=1240:876:0:878,scale=1280:-2,format=yuv420p", str(video)],
+                   check=True, timeout=120)
+    return video
+
+
+def chromium_args(video: Path) -> list[str]:
+    return ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}"]
+
+
+@pytest.fixture(scope="module")
+def site(rpc: Rpc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    port = free_port()
+    result, app = deploy_site(rpc, tmp_path_factory.mktemp("verifier"), port)
     with ThreadedServer(app, port):
         yield result
 
 
 @pytest.fixture(scope="module")
 def camera_video(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-second y4m video of the stamped page's lower half as a phone held over the paper sees it."""
-    folder = tmp_path_factory.mktemp("camera")
-    (folder / "page.pdf").write_bytes(site.pdfs["valid"])
-    subprocess.run(["pdftoppm", "-r", "150", "-f", "1", "-l", "1", "-png", "-singlefile", str(folder / "page.pdf"),
-                    str(folder / "page")], check=True, timeout=60)
-    video = folder / "camera.y4m"
-    # the page at 150 dpi is 1240 x 1754 px: the camera frames the lower half (where the corner stamp is)
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", str(folder / "page.png"), "-t", "2",
-                    "-r", "10", "-vf", "crop=1240:876:0:878,scale=1280:-2,format=yuv420p", str(video)],
-                   check=True, timeout=120)
-    return video
+    return make_camera_video(site.pdfs["valid"], tmp_path_factory.mktemp("camera"))
 
 
 @pytest.fixture(scope="module")
@@ -218,11 +234,7 @@ def browser(camera_video: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                  f"--use-file-for-fake-video-capture={camera_video}"])
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(camera_video))
         yield chromium
         chromium.close()
 
