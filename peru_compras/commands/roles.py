@@ -17,9 +17,7 @@ def roles_grant(role: str = typer.Argument(..., help="registrar | annuller | adm
     Example:
         peru-compras roles grant registrar 0x1234…
     """
-    receipt = workspace().registry(write=True).grant(role, account)
-    emit({"tx_hash": receipt.tx_hash, "role": role, "account": account, "granted": True},
-         f"{role} granted to {account} (tx {receipt.tx_hash})")
+    _change(role, account, granted=True)
 
 
 @roles_app.command("revoke")
@@ -30,9 +28,14 @@ def roles_revoke(role: str = typer.Argument(..., help="registrar | annuller | ad
     Example:
         peru-compras roles revoke registrar 0x1234…
     """
-    receipt = workspace().registry(write=True).revoke(role, account)
-    emit({"tx_hash": receipt.tx_hash, "role": role, "account": account, "granted": False},
-         f"{role} revoked from {account} (tx {receipt.tx_hash})")
+    _change(role, account, granted=False)
+
+
+def _change(role: str, account: str, *, granted: bool) -> None:
+    registry = workspace().registry(write=True)
+    receipt = registry.grant(role, account) if granted else registry.revoke(role, account)
+    emit({"tx_hash": receipt.tx_hash, "role": role, "account": account, "granted": granted},
+         f"{role} {'granted to' if granted else 'revoked from'} {account} (tx {receipt.tx_hash})")
 
 
 @roles_app.command("list")
