@@ -19,12 +19,16 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it (or "module:name" should a name ever differ)
 _EXPORTS = {
     # the use cases and where they get their parts
-    "Prepared": "service", "prepare": "service", "register": "service", "resolve": "service",
-    "verify_pdf": "service", "record_json": "service", "Session": "workspace", "Workspace": "workspace",
+    "Prepared": "service", "Registered": "service", "prepare": "service", "register": "service",
+    "resolve": "service", "verify_pdf": "service", "record_json": "service", "deploy": "service", "annul": "service",
+    "Session": "workspace", "Workspace": "workspace", "token_hex": "urls", "verify_url": "urls",
     "Settings": "settings", "load_settings": "settings",
     # many orders: manifests, batches, OCDS
     "BatchRegistrar": "batch", "Summary": "batch", "Row": "rows", "read_manifest": "manifest",
     "count_rows": "manifest", "manifest_kind": "manifest", "export_package": "ocds",
+    # signed QR codes, checked offline against a trust pack
+    "QrSigner": "signed_qr", "verify_qr": "qr_check", "TrustPack": "trust", "build_trust_pack": "trust",
+    "load_trust_pack": "trust",
     # records, documents, hashes
     "Order": "order", "load_order": "order", "parse_order": "order", "ruc_is_valid": "order",
     "render_order": "render", "stamp_pdf": "pdf", "Verdict": "verify", "verify_document": "verify",
@@ -37,8 +41,8 @@ _EXPORTS = {
     # errors (the tree: peru_compras/errors.py)
     **{name: "errors" for name in (
         "PeruComprasError", "InvalidInput", "InvalidOrder", "InvalidJSON", "InvalidDocument",
-        "ConfigurationError", "FetchRefused", "FetchTooLarge", "NodeUnavailable", "FetchFailed", "Unavailable",
-        "InvalidNodeAnswer", "RpcError", "DocumentMissing", "ChainRefused", "OrderAlreadyRegistered",
+        "ConfigurationError", "FetchRefused", "FetchTooLarge", "NodeUnavailable", "FetchFailed", "NotChecked",
+        "Unavailable", "InvalidNodeAnswer", "RpcError", "DocumentMissing", "ChainRefused", "OrderAlreadyRegistered",
         "OrderNotRegistered", "OrderNotValid", "NotAuthorized", "RegistryPaused", "MalformedOrder",
         "UnreadableRecord", "InvalidReason", "TokenLocked", "RelayRefused", "HubRefused")},
 }
@@ -89,6 +93,7 @@ if TYPE_CHECKING:
     from .errors import MalformedOrder as MalformedOrder
     from .errors import NodeUnavailable as NodeUnavailable
     from .errors import NotAuthorized as NotAuthorized
+    from .errors import NotChecked as NotChecked
     from .errors import OrderAlreadyRegistered as OrderAlreadyRegistered
     from .errors import OrderNotRegistered as OrderNotRegistered
     from .errors import OrderNotValid as OrderNotValid
@@ -112,9 +117,13 @@ if TYPE_CHECKING:
     from .order import parse_order as parse_order
     from .order import ruc_is_valid as ruc_is_valid
     from .pdf import stamp_pdf as stamp_pdf
+    from .qr_check import verify_qr as verify_qr
     from .render import render_order as render_order
     from .rows import Row as Row
     from .service import Prepared as Prepared
+    from .service import Registered as Registered
+    from .service import annul as annul
+    from .service import deploy as deploy
     from .service import prepare as prepare
     from .service import record_json as record_json
     from .service import register as register
@@ -122,8 +131,14 @@ if TYPE_CHECKING:
     from .service import verify_pdf as verify_pdf
     from .settings import Settings as Settings
     from .settings import load_settings as load_settings
+    from .signed_qr import QrSigner as QrSigner
     from .store import DocumentStore as DocumentStore
     from .store import LocalStore as LocalStore
+    from .trust import TrustPack as TrustPack
+    from .trust import build_trust_pack as build_trust_pack
+    from .trust import load_trust_pack as load_trust_pack
+    from .urls import token_hex as token_hex
+    from .urls import verify_url as verify_url
     from .verify import Verdict as Verdict
     from .verify import verify_document as verify_document
     from .workspace import Session as Session

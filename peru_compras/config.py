@@ -8,8 +8,6 @@ message.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .settings import (
@@ -27,20 +25,6 @@ from .urls import MAX_VERIFY_URL
 #: re-exported: the old import path keeps working
 __all__ = ["CONFIG_FILE", "DEFAULT_BASE_URL", "HOME", "LACNET_MODELS", "MAX_VERIFY_URL", "Settings", "Workspace",
            "load_private_key", "load_relayer_key", "load_settings"]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from .store import write_atomic
-
-    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 if TYPE_CHECKING:

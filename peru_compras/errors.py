@@ -13,6 +13,7 @@ in brackets re-export theirs under the old names). The tree::
     │       └── FetchTooLarge [fetch]        over the size limit
     ├── NodeUnavailable (ConnectionError)    exit 3  the node or a service cannot be reached
     │   ├── FetchFailed [fetch]              the published document could not be downloaded
+    │   ├── NotChecked [chain.quorum]        the nodes did not agree: "could not be checked"
     │   └── Unavailable [web]                the page could not read the chain (it answers 503)
     ├── InvalidNodeAnswer                    exit 1  the node answered something that is not JSON-RPC
     ├── RpcError [chain.rpc]                 exit 1  the node answered a request with a JSON-RPC error
@@ -103,6 +104,17 @@ class FetchFailed(NodeUnavailable):
 
 class Unavailable(NodeUnavailable):
     """The verification page could not read the chain (it answers 503 and says so)."""
+
+
+class NotChecked(NodeUnavailable):
+    """The nodes did not give one answer `quorum` of them agree on: `node` (its host) and `reason`
+    (see :mod:`peru_compras.chain.quorum`)."""
+
+    def __init__(self, message: str, *, node: str, reason: str) -> None:
+        super().__init__(f"could not be checked: {message}",
+                         hint="check PERU_COMPRAS_RPC's nodes, or lower PERU_COMPRAS_RPC_QUORUM")
+        self.node = node
+        self.reason = reason
 
 
 class DocumentMissing(PeruComprasError):

@@ -101,6 +101,8 @@ def _check_depth(text: str, source: str, max_depth: int) -> None:
     if closed.end() != len(text):
         raise InvalidJSON(f"{source}: not valid JSON: a string is not closed (at character {closed.end()})",
                           hint="fix the JSON syntax")
+    if text.count("[") + text.count("{") <= max_depth:
+        return  # so few opening brackets cannot nest deeper (a manifest line: skips the sub, ~0.05 ms a line)
     brackets = _NOT_BRACKET.sub("", text)
     depth = 0
     for char in brackets:

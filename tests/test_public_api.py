@@ -11,13 +11,14 @@ EXPECTED = [
     "BatchRegistrar", "ChainRefused", "ConfigurationError", "DocumentMissing", "DocumentStore", "FetchFailed",
     "FetchPolicy", "FetchRefused", "FetchTooLarge", "HubRefused", "InvalidDocument", "InvalidInput", "InvalidJSON",
     "InvalidNodeAnswer", "InvalidOrder", "InvalidReason", "LocalNode", "LocalStore", "MalformedOrder", "Network",
-    "NodeUnavailable", "NotAuthorized", "OnChainOrder", "Order", "OrderAlreadyRegistered", "OrderNotRegistered",
-    "OrderNotValid", "OrderState", "PeruComprasError", "Prepared", "Registration", "Registry", "RegistryPaused",
-    "RelayRefused", "Row", "Rpc", "RpcError", "Session", "Settings", "Signer", "Summary", "TokenLocked",
-    "Transactor", "Unavailable", "UnreadableRecord", "Verdict", "Workspace", "count_rows", "export_package",
-    "hashlink", "load_order", "load_settings", "manifest_kind", "network", "parse_digest", "parse_order", "prepare",
+    "NodeUnavailable", "NotAuthorized", "NotChecked", "OnChainOrder", "Order", "OrderAlreadyRegistered",
+    "OrderNotRegistered", "OrderNotValid", "OrderState", "PeruComprasError", "Prepared", "QrSigner", "Registered",
+    "Registration", "Registry", "RegistryPaused", "RelayRefused", "Row", "Rpc", "RpcError", "Session", "Settings",
+    "Signer", "Summary", "TokenLocked", "Transactor", "TrustPack", "Unavailable", "UnreadableRecord", "Verdict",
+    "Workspace", "annul", "build_trust_pack", "count_rows", "deploy", "export_package", "hashlink", "load_order",
+    "load_settings", "load_trust_pack", "manifest_kind", "network", "parse_digest", "parse_order", "prepare",
     "read_manifest", "record_json", "register", "render_order", "resolve", "ruc_is_valid", "sha256", "stamp_pdf",
-    "verify_document", "verify_pdf"
+    "token_hex", "verify_document", "verify_pdf", "verify_qr", "verify_url"
 ]
 
 
