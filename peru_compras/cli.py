@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
 
 import typer
 
@@ -34,18 +32,11 @@ app = typer.Typer(
 )
 app.add_typer(roles_app, name="roles")
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 # Options that may appear anywhere on the line; main() moves them before the command.
 GLOBAL_VALUE_OPTIONS = ("--rpc", "--registry", "--network", "--keystore", "--base-url", "--node-address", "--home",
                         "--trusted-forwarder", "--lacnet-model", "--metatx-hub", "--relayer-keystore")
 GLOBAL_FLAGS = ("--json",)
 __all__ = ["app", "main", "state"]
-
-
-def _fail(exc: PeruComprasError) -> NoReturn:
-    _err(f"error: {exc}")
-    raise typer.Exit(exc.exit_code)
 
 
 @app.callback()
@@ -97,6 +88,7 @@ app.command()(local.stop)
 #    app.command("name")(module.function)), before GLOBAL_HELP below gives every command its epilog ------
 
 app.command("mirror")(watch.mirror_command)  # H8: the registry in SQLite (mirror.py)
+app.command("audit")(watch.audit_command)  # H8: every published document (audit.py)
 
 
 # -- the signed QR, offline (H7: the logic is in qr_check.py, signed_qr.py and trust.py) ---------------
