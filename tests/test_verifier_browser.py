@@ -150,6 +150,8 @@ class Site:
     registry: Registry
     chain_id: int
     account: LocalAccount
+    former: LocalAccount  # held the registrar role, then lost it (at `revoked_at`)
+    revoked_at: int = 0
     orders: dict[str, Order] = field(default_factory=dict)
     pdfs: dict[str, bytes] = field(default_factory=dict)
 
@@ -176,7 +178,9 @@ def deploy_site(rpc: Rpc, folder: Path, port: int) -> tuple[Site, Any]:
     account = funded_account(rpc)
     registry, _ = Registry.deploy(Transactor(rpc, account, network("local")), document_base_uri=base_url + "/d/")
     store = LocalStore(folder / "documents", base_url)
-    result = Site(base_url, registry, int(rpc.call("eth_chainId"), 16), account)
+    result = Site(base_url, registry, int(rpc.call("eth_chainId"), 16), account, Account.create())
+    registry.grant("registrar", result.former.address)
+    result.revoked_at = registry.revoke("registrar", result.former.address).block_number
     samples = sample_orders()
     replacement = parse_order({**samples[2].to_json(), "order_number": samples[2].order_number + "-R1"})
     for name, order in (("valid", samples[0]), ("annulled", samples[1]), ("old", samples[2]),
@@ -197,12 +201,18 @@ def deploy_site(rpc: Rpc, folder: Path, port: int) -> tuple[Site, Any]:
     return result, app
 
 
-def make_camera_video(pdf: bytes, folder: Path) -> Path:
-    """A 2-second y4m video of the stamped page's lower half as a phone held over the paper sees it: the page
-    rendered at 150 dpi by pdftoppm (1240 x 1754 px), cropped and scaled to a 1280-px-wide camera frame."""
+def render_page(pdf: bytes, folder: Path) -> Path:
+    """The first page at 150 dpi (pdftoppm): 1240 x 1754 px for A4."""
     (folder / "page.pdf").write_bytes(pdf)
     subprocess.run(["pdftoppm", "-r", "150", "-f", "1", "-l", "1", "-png", "-singlefile", str(folder / "page.pdf"),
                     str(folder / "page")], check=True, timeout=60)
+    return folder / "page.png"
+
+
+def make_camera_video(pdf: bytes, folder: Path) -> Path:
+    """A 2-second y4m video of the stamped page's lower half as a phone held over the paper sees it: the page
+    rendered at 150 dpi by pdftoppm (1240 x 1754 px), cropped and scaled to a 1280-px-wide camera frame."""
+    render_page(pdf, folder)
     video = folder / "camera.y4m"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", str(folder / "page.png"), "-t", "2",
                     "-r", "10", "-vf", "crop=1240:876:0:878,scale=1280:-2,format=yuv420p", str(video)],
@@ -458,3 +468,57 @@ def test_the_order_page_checks_the_qr_signature_as_a_fourth_check(site: Site, ph
     page.goto(site.base_url + site.orders["valid"].verify_path)  # a plain QR: nothing to show
     page.wait_for_load_state("networkidle")
     assert page.locator("#firma:visible").count() == 0
+
+
+def test_a_photo_of_the_paper_and_a_registrar_who_lost_the_role(site: Site, phone: Any,
+                                                               tmp_path: Path) -> None:
+    page = open_app(phone, site)
+    photo = render_page(site.pdfs["valid"], tmp_path)  # the whole page at 150 dpi, as a photo of the paper
+    page.locator("#verdict").evaluate("e => e.removeAttribute('data-overall')")
+    page.set_input_files("#photo", str(photo))
+    verdict = page.locator("#verdict[data-overall]")
+    verdict.wait_for(timeout=30_000)
+    assert verdict.get_attribute("data-overall") == "ok", verdict.inner_text()
+    assert site.orders["valid"].order_number in facts_text(page)
+
+    verdict = paste(page, site.qr("valid", key=bytes(site.former.key)))
+    assert verdict.get_attribute("data-overall") == "bad"
+    assert verdict.get_attribute("data-status") == "unknown_signer"
+    assert page.locator("#verdict-title").inner_text() == "Firma de un registrador que perdió el permiso"
+    body = page.locator("#verdict-body").inner_text()
+    assert site.former.address.lower() in body and f"bloque {site.revoked_at}" in body
+
+
+def test_the_routes_headers_and_trust_pack(site: Site) -> None:
+    import httpx
+
+    from peru_compras.trust import build_trust_pack
+
+    with httpx.Client(base_url=site.base_url, timeout=10) as http:
+        app = http.get("/verificar")
+        assert app.status_code == 200 and app.headers["content-type"].startswith("text/html")
+        csp = app.headers["content-security-policy"]
+        assert "trusted-types verificar" in csp and "script-src 'self'" in csp and "'unsafe" not in csp
+        assert app.headers["permissions-policy"].startswith("camera=(self)")
+        assert app.headers["x-content-type-options"] == "nosniff"  # the page's own headers still come
+        assert http.get("/verificar", headers={"If-None-Match": app.headers["etag"]}).status_code == 304
+        worker = http.get("/verificar/sw.js")
+        assert worker.headers["service-worker-allowed"] == "/verificar"
+        assert "__VERSION__" not in worker.text and 'const VERSION = "' in worker.text
+        assert http.get("/verificar/").status_code == 308
+        for missing in ("/verificar/index.html", "/verificar/nope.js", "/verificar/../app.py",
+                        "/verificar/vendor/jsqr/package.json"):
+            assert http.get(missing).status_code == 404, missing
+        assert "Apache License" in http.get("/verificar/vendor/jsqr/LICENSE").text
+        assert "MIT License" in http.get("/verificar/vendor/noble-secp256k1/LICENSE").text
+
+        first = http.get("/trust-pack.json")
+        assert first.status_code == 200 and first.headers["access-control-allow-origin"] == "*"
+        pack = first.json()
+        expected = build_trust_pack(site.registry, hosts=[site.base_url.split("//")[1]], block=pack["block"])
+        assert pack == expected
+        assert site.base_url.split("//")[1] in pack["hosts"]
+        assert "0x" + f"{site.orders['annulled'].token_id:064x}" in pack["annulled"]
+        # answered from memory while the chain did not move (and at most once per PACK_INTERVAL otherwise)
+        again = http.get("/trust-pack.json")
+        assert again.headers["etag"] == first.headers["etag"]

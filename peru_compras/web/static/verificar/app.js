@@ -248,14 +248,31 @@ function finish(begun) {
 const canvas = $("frame");
 const ctx = canvas.getContext("2d", { willReadFrequently: true });
 
-function jsqrDecoder(source, width, height) {
-  const scale = Math.min(1, MAX_SIDE / Math.max(width, height));
-  canvas.width = Math.round(width * scale);
-  canvas.height = Math.round(height * scale);
-  ctx.drawImage(source, 0, 0, canvas.width, canvas.height);
+function jsqrDecoder(source, width, height, crop) {
+  const [sx, sy, sw, sh] = crop || [0, 0, width, height];
+  const scale = Math.min(1, MAX_SIDE / Math.max(sw, sh));
+  canvas.width = Math.round(sw * scale);
+  canvas.height = Math.round(sh * scale);
+  ctx.drawImage(source, sx, sy, sw, sh, 0, 0, canvas.width, canvas.height);
   const image = ctx.getImageData(0, 0, canvas.width, canvas.height);
   const code = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
   return Promise.resolve(code ? code.data : null);
+}
+
+// A photo of a whole page: the QR is small in it. Read the whole picture, then its corners and halves at
+// their own resolution (the stamp sits in a corner), at most 9 tries of MAX_SIDE pixels.
+async function decodePhoto(bitmap) {
+  const w = bitmap.width, h = bitmap.height;
+  const found = await decoder(bitmap, w, h);
+  if (found || decoder !== jsqrDecoder) { return found; }
+  const cw = Math.ceil(w * 0.6), ch = Math.ceil(h * 0.6);
+  const tries = [[w - cw, h - ch], [0, h - ch], [w - cw, 0], [0, 0]].map(([x, y]) => [x, y, cw, ch])
+    .concat([[0, Math.floor(h / 2), w, Math.ceil(h / 2)], [0, 0, w, Math.ceil(h / 2)]]);
+  for (const crop of tries) {
+    const text = await jsqrDecoder(bitmap, w, h, crop);
+    if (text) { return text; }
+  }
+  return null;
 }
 
 function loadScript(url) {
@@ -342,7 +359,7 @@ async function readPhoto(file) {
   let bitmap;
   try { bitmap = await createImageBitmap(file); } catch (e) { note("photo_bad"); return; }
   let text = null;
-  try { text = await decoder(bitmap, bitmap.width, bitmap.height); } catch (e) { text = null; }
+  try { text = await decodePhoto(bitmap); } catch (e) { text = null; }
   const found = performance.now();
   bitmap.close();
   if (text) { verify(text, found); } else { note("photo_none"); }
@@ -371,6 +388,7 @@ $("max-age").addEventListener("change", (event) => {
   if (last) { verify(last.text); }
 });
 window.addEventListener("online", refreshPack);
+setInterval(() => { if (document.visibilityState === "visible") { refreshPack(); } }, 10 * 60 * 1000);
 window.addEventListener("offline", () => { packNote = pack ? t().pack_offline : ""; showPack(); });
 
 pack = loadStoredPack();
