@@ -77,7 +77,6 @@ class LocalStore:
     def __init__(self, root: Path, base_url: str) -> None:
         self.root = root
         self.base_url = base_url.rstrip("/")
-        self._folders: set[Path] = set()
         self._local = threading.local()
         self._root = str(root)  # strings, not Paths, on the per-order paths (has() runs once per batch row)
         self._index_file = os.path.join(self._root, "index.sqlite")
@@ -93,7 +92,7 @@ class LocalStore:
         return os.path.join(self._root, hexa[:2], hexa + ".pdf")
 
     def put(self, data: bytes) -> bytes:
-        """Keep `data` as a loose file, atomically (a temporary file, fsynced, then a rename)."""
+        """Keep `data` as a loose file, atomically and durably (:func:`write_atomic`)."""
         digest = sha256(data)
         target = self.path(digest)
         if target.exists():
@@ -103,19 +102,7 @@ class LocalStore:
                                    hint="the store was tampered with: restore it from a backup")
         if self._lookup(digest) is not None:  # a batch packed it already
             return digest
-        if target.parent not in self._folders:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(target.parent)
-        tmp = str(target.parent / f".incoming-{os.getpid()}-{target.name}")
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, data, durable=True)  # (the folder is made there)
         return digest
 
     # -- reading -------------------------------------------------------------------------------------
