@@ -59,12 +59,13 @@ from .mirror_schema import (
     insert,
     last_rowids,
     open_database,
+    refresh_summaries,
 )
 from .order import Order, decode_entry
 from .urls import keccak256, token_hex
 
 #: the first block range asked for, and the bounds it moves between
-FIRST_SPAN = 2_000
+FIRST_SPAN = 100
 MAX_SPAN = 100_000
 #: logs per answer the range is sized for (a registration is two logs)
 TARGET_LOGS = 20_000
@@ -160,11 +161,10 @@ class Mirror:
                 done = self._write(db, cursor, last, logs)
                 added += done[0]
                 changes += done[1]
+                # size the next range for about TARGET_LOGS logs, growing at most fourfold at a time
+                wanted = (last - cursor) * TARGET_LOGS // len(logs) if logs else self.span * 4
+                self.span = max(1, min(self.max_span, self.span * 4, wanted))
                 cursor = last
-                if len(logs) > TARGET_LOGS:
-                    self.span = max(1, self.span // 2)
-                elif len(logs) < TARGET_LOGS // 4:
-                    self.span = min(self.max_span, self.span * 2)
                 if self.progress:
                     self.progress(cursor - first, end - first, added)
             if self.progress:
@@ -339,9 +339,10 @@ class Mirror:
             insert(db, "items", ITEM_COLUMNS, items)
             insert(db, "status_changes", CHANGE_COLUMNS, changes)
             insert(db, "registrars", ROLE_COLUMNS, roles)
-            index_new_rows(db, before)
             for sql, args in updates:
                 db.execute(sql, args)
+            index_new_rows(db, before)
+            refresh_summaries(db, [*orders, *(change["token_id"] for change in changes)])  # after the updates
             db.execute("UPDATE mirror SET last_block = ?, last_block_hash = ?, updated_at = ? WHERE id = 1",
                        [last, blocks[last][0], _iso(blocks[last][1])])
         return len(orders), len(changes)

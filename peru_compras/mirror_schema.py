@@ -21,7 +21,7 @@ FORMAT = "peru-compras-mirror/1"
 _TOKENIZE = "unicode61 remove_diacritics 2"  # "logistica" finds "Logística"
 
 __all__ = ["CHANGE_COLUMNS", "FORMAT", "ITEM_COLUMNS", "ORDER_COLUMNS", "ROLE_COLUMNS", "Database", "create_schema",
-           "index_new_rows", "insert", "last_rowids", "open_database"]
+           "index_new_rows", "insert", "last_rowids", "open_database", "refresh_summaries"]
 
 _ORDERS: dict[str, type] = {
     "token_id": str, "order_key": str, "order_number": str, "issued_on": str,
@@ -89,6 +89,16 @@ def create_schema(db: Database) -> None:
                            ("items", ["cubso"]), ("status_changes", ["token_id"]),
                            ("registrars", ["account"]), ("parties", ["identifier"])):
         db.table(table).create_index(columns)
+    db.table("supplier_summary").create({"supplier_id": str, "currency": str, "orders": int, "valid": int,
+                                         "annulled": int, "superseded": int, "total_value": float},
+                                        pk=("supplier_id", "currency"), foreign_keys=[("supplier_id", "parties", "id")])
+    db.table("entity_summary").create({"entity_id": str, "orders": int, "valid": int, "annulled": int,
+                                       "superseded": int}, pk="entity_id",
+                                      foreign_keys=[("entity_id", "parties", "id")])
+    db.table("month_summary").create({"month": str, "currency": str, "orders": int, "total_value": float},
+                                     pk=("month", "currency"))
+    db.table("supplier_summary").create_index(["orders"])
+    db.table("entity_summary").create_index(["annulled"])
     for table, columns in FTS_COLUMNS.items():  # orders and items: filled per range by index_new_rows
         db.table(table).enable_fts(columns, create_triggers=table == "parties", tokenize=_TOKENIZE)
 
@@ -115,3 +125,30 @@ def insert(db: Database, table: str, columns: tuple[str, ...], rows: list[dict[s
         marks = ", ".join("?" * len(columns))
         db.conn.executemany(f"INSERT INTO [{table}] ({names}) VALUES ({marks})",
                             [tuple(row.get(column) for column in columns) for row in rows])
+
+
+#: (table, the key's expression over orders, the columns it sums): the canned queries' aggregates, kept
+#: per key so a question over every order reads a few thousand rows, not every order
+_COUNTS = "count(*), sum(status = 'valid'), sum(status = 'annulled'), sum(status = 'superseded')"
+_SUMMARIES = (
+    ("supplier_summary", "supplier_id", f"supplier_id, currency, {_COUNTS}, sum(total_value)", "supplier_id, currency"),
+    ("entity_summary", "entity_id", f"entity_id, {_COUNTS}", "entity_id"),
+    ("month_summary", "substr(issued_on, 1, 7)", "substr(issued_on, 1, 7), currency, count(*), sum(total_value)",
+     "substr(issued_on, 1, 7), currency"),
+)
+
+
+def refresh_summaries(db: Database, tokens: list[str]) -> None:
+    """Recompute the summary rows of every supplier, entity and month that one of `tokens` (orders added or
+    changed in this range) belongs to; call inside the range's transaction."""
+    if not tokens:
+        return
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS touched (token_id TEXT PRIMARY KEY)")
+    db.execute("DELETE FROM touched")
+    db.conn.executemany("INSERT OR IGNORE INTO touched VALUES (?)", [(token,) for token in tokens])
+    for table, key, columns, group in _SUMMARIES:
+        keys = f"SELECT DISTINCT {key} FROM orders WHERE token_id IN (SELECT token_id FROM touched)"
+        column = key if "(" not in key else "month"
+        db.execute(f"DELETE FROM {table} WHERE {column} IN ({keys})")
+        db.execute(f"INSERT INTO {table} SELECT {columns} FROM orders WHERE {key} IN ({keys}) AND {key} IS NOT NULL "
+                   f"GROUP BY {group}")

@@ -65,7 +65,8 @@ def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every table's rows in key order (the FTS shadow tables and the cursor's time left out)."""
     with sqlite3.connect(path) as db:
         return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
-                for table in ("orders", "records", "items", "parties", "status_changes", "registrars")}
+                for table in ("orders", "records", "items", "parties", "status_changes", "registrars",
+                              "supplier_summary", "entity_summary", "month_summary")}
 
 
 def assert_same_as_show(path: Path, registry: Registry) -> None:
@@ -90,6 +91,20 @@ def assert_same_as_show(path: Path, registry: Registry) -> None:
         assert row["items_count"] == len(record.order.items) and row["record_error"] is None
     items = rows(path, "SELECT count(*) AS n FROM items")[0]["n"]
     assert items == sum(r["items_count"] for r in found)
+    assert_summaries_match(path)
+
+
+def assert_summaries_match(path: Path) -> None:
+    """The summary tables the canned queries read say what a GROUP BY over every order says."""
+    counts = "count(*), sum(status = 'valid'), sum(status = 'annulled'), sum(status = 'superseded')"
+    for summary, direct in (
+            ("SELECT * FROM supplier_summary", f"SELECT supplier_id, currency, {counts}, sum(total_value) FROM orders "
+             "WHERE supplier_id IS NOT NULL GROUP BY supplier_id, currency"),
+            ("SELECT * FROM entity_summary", f"SELECT entity_id, {counts} FROM orders WHERE entity_id IS NOT NULL "
+             "GROUP BY entity_id"),
+            ("SELECT * FROM month_summary", "SELECT substr(issued_on, 1, 7), currency, count(*), sum(total_value) "
+             "FROM orders WHERE issued_on IS NOT NULL GROUP BY 1, 2")):
+        assert sorted(map(tuple, rows(path, summary))) == sorted(map(tuple, rows(path, direct)))
 
 
 def fresh_registry(rpc: Rpc, account: LocalAccount) -> Registry:
