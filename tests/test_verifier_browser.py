@@ -459,6 +459,11 @@ def test_the_order_page_checks_the_qr_signature_as_a_fourth_check(site: Site, ph
     assert "ok" in (check.get_attribute("class") or "")
     assert site.account.address.lower() in check.inner_text()
     assert page.locator("ul.checks > li").count() == 4
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # the address wraps
+    check.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "order-page-signed-qr.png"))
+    shutil.copyfile(ARTIFACTS / "order-page-signed-qr.png", DOCS / "order-page-signed-qr.png")
     facts = facts_of(site.orders["valid"])
     page.goto(tampered(good, {**facts, "items": 9}))
     page.reload()
@@ -522,3 +527,37 @@ def test_the_routes_headers_and_trust_pack(site: Site) -> None:
         # answered from memory while the chain did not move (and at most once per PACK_INTERVAL otherwise)
         again = http.get("/trust-pack.json")
         assert again.headers["etag"] == first.headers["etag"]
+
+
+#: a stand-in for the BarcodeDetector API (Debian's Chromium has none): it answers `text` once the camera's
+#: video element shows frames, as a browser's own reader would
+FAKE_DETECTOR = """
+window.BarcodeDetector = class {
+  static async getSupportedFormats() { return ["qr_code"]; }
+  constructor(options) { this.formats = options.formats; }
+  async detect(source) {
+    window.__detectCalls = (window.__detectCalls || 0) + 1;
+    return source.videoWidth > 0 && this.formats.includes("qr_code") ? [{ rawValue: %s, format: "qr_code" }] : [];
+  }
+};
+"""
+
+
+def test_without_the_vendor_folder_the_camera_still_reads_with_barcodedetector(site: Site, browser: Any) -> None:
+    context = browser.new_context(viewport=PHONE, locale="es-PE", service_workers="block", permissions=["camera"])
+    context.route("**/verificar/vendor/**", lambda route: route.fulfill(status=404, body="not found"))
+    context.add_init_script(FAKE_DETECTOR % json.dumps(site.qr("valid")))
+    try:
+        page = open_app(context, site)
+        assert page.locator("body").get_attribute("data-decoder") == "barcodedetector"
+        notes = page.locator("#notes").inner_text()
+        assert "lector de QR" not in notes  # the browser's own reader is enough for the camera
+        assert "no tiene instalado el verificador de firmas" in notes  # but the signature cannot be checked
+        page.get_by_role("button", name="Escanear con la cámara").click()
+        verdict = page.locator("#verdict[data-overall]")
+        verdict.wait_for(timeout=15_000)
+        assert page.evaluate("window.__detectCalls") >= 1
+        assert verdict.get_attribute("data-status") == "unchecked" and verdict.get_attribute("data-overall") == "warn"
+        assert site.orders["valid"].order_number in facts_text(page)
+    finally:
+        context.close()

@@ -241,6 +241,8 @@ function finish(begun) {
   const box = $("verdict");
   box.dataset.ms = (performance.now() - begun).toFixed(1);
   $("result").scrollIntoView({ block: "start" });
+  box.tabIndex = -1;
+  box.focus({ preventScroll: true });  // keyboard and screen-reader users land on the verdict
 }
 
 // -- reading QR codes ---------------------------------------------------------------------------------

@@ -8,25 +8,25 @@ import { fill } from "./strings.js";
 const WORDS = {
   es: {
     title: "Firma del código QR", checking: "Comprobando la firma del QR…",
-    signed: "El QR lleva una firma válida del registrador {signer} y sus datos coinciden con el registro.",
+    signed: "El QR lleva una firma válida de un registrador y sus datos coinciden con este registro.",
     mismatch: "El QR está firmado, pero sus datos NO coinciden con este registro: {what}.",
     bad_signature: "El QR NO lleva una firma válida: sus datos pudieron ser alterados.",
-    unknown_signer: "El QR lo firmó una cuenta que NO es registradora ({signer}): no confíe en el papel.",
-    revoked: "El QR lo firmó {signer}, que dejó de ser registradora en el bloque {block}.",
+    unknown_signer: "El QR lo firmó una cuenta que NO es registradora: no confíe en el papel.",
+    revoked: "El QR lo firmó una cuenta que dejó de ser registradora en el bloque {block}: no confíe en el papel.",
     fake_host: "El QR apunta a {host}, que no es la página del registro.",
     unavailable: "No se pudo comprobar la firma ({detail}).",
-    record: "el hash del registro", registrar: "el registrador", facts: "los datos",
+    record: "el hash del registro", registrar: "el registrador", facts: "los datos", signer: "Firmado por",
   },
   en: {
     title: "The QR code's signature", checking: "Checking the QR's signature…",
-    signed: "The QR carries a valid signature by registrar {signer} and its facts match the record.",
+    signed: "The QR carries a valid signature by a registrar and its facts match this record.",
     mismatch: "The QR is signed, but its facts do NOT match this record: {what}.",
     bad_signature: "The QR does NOT carry a valid signature: its facts may have been altered.",
-    unknown_signer: "The QR was signed by an account that is NOT a registrar ({signer}): do not trust the paper.",
-    revoked: "The QR was signed by {signer}, which stopped being a registrar at block {block}.",
+    unknown_signer: "The QR was signed by an account that is NOT a registrar: do not trust the paper.",
+    revoked: "The QR was signed by an account that stopped being a registrar at block {block}: do not trust the paper.",
     fake_host: "The QR points to {host}, which is not the registry's page.",
     unavailable: "The signature could not be checked ({detail}).",
-    record: "the record hash", registrar: "the registrar", facts: "the facts",
+    record: "the record hash", registrar: "the registrar", facts: "the facts", signer: "Signed by",
   },
 };
 
@@ -56,13 +56,20 @@ function item() {
   return li;
 }
 
-function show(li, kind, state, text, detail) {
+function show(li, kind, state, text, signer, label) {
   li.hidden = false;
   li.className = kind;
   li.dataset.state = state;
   li.querySelector(".mark").textContent = kind === "ok" ? "✓" : kind === "bad" ? "✗" : kind === "warn" ? "!" : "?";
   document.getElementById("firma-text").textContent = text;
-  document.getElementById("firma-detail").textContent = detail || "";
+  const detail = document.getElementById("firma-detail");
+  detail.textContent = signer ? label + ": " : "";
+  if (signer) {  // the address in the page's hash style (it wraps)
+    const code = document.createElement("code");
+    code.className = "hash";
+    code.textContent = signer;
+    detail.appendChild(code);
+  }
 }
 
 async function main() {
@@ -78,7 +85,7 @@ async function main() {
   let qr;
   try { qr = readQr(location.href); } catch (e) {
     if (!(e instanceof QrError)) { throw e; }
-    show(li, "bad", "bad_signature", w.bad_signature, e.code);
+    show(li, "bad", "bad_signature", w.bad_signature);
     return;
   }
   let crypto, pack;
@@ -97,7 +104,7 @@ async function main() {
   if (v.status === "bad_signature") { show(li, "bad", v.status, w.bad_signature); return; }
   if (v.status === "unknown_signer") {
     show(li, "bad", v.revokedBlock !== null ? "revoked" : "unknown_signer",
-         fill(v.revokedBlock !== null ? w.revoked : w.unknown_signer, { signer, block: v.revokedBlock }));
+         fill(v.revokedBlock !== null ? w.revoked : w.unknown_signer, { block: v.revokedBlock }), signer, w.signer);
     return;
   }
   // online, the page holds the record itself: the signed hash and signer must be this record's
@@ -105,8 +112,8 @@ async function main() {
   if (data.record_hash && crypto.hex(v.facts.recordHash) !== data.record_hash.toLowerCase()) { wrong.push(w.record); }
   if (data.registrar && data.registrar.toLowerCase() !== signer) { wrong.push(w.registrar); }
   if (data.contract && data.contract.toLowerCase() !== pack.registry.toLowerCase()) { wrong.push(w.facts); }
-  if (wrong.length) { show(li, "bad", "mismatch", fill(w.mismatch, { what: wrong.join(", ") }), signer); return; }
-  show(li, "ok", "signed", fill(w.signed, { signer }), "");
+  if (wrong.length) { show(li, "bad", "mismatch", fill(w.mismatch, { what: wrong.join(", ") }), signer, w.signer); return; }
+  show(li, "ok", "signed", w.signed, signer, w.signer);
 }
 
 main();
