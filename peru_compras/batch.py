@@ -37,7 +37,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .chain import lacnet
 from .chain.client import ORDER_REGISTERED, Registry
@@ -55,6 +55,7 @@ from .errors import (
 from .hashing import hashlink
 from .journal import Journal
 from .manifest import Row, count_rows, manifest_kind, pdf_inside, read_manifest
+from .retry import backoff, retry
 from .store import LocalStore, Packed, PackWriter
 from .urls import document_url, token_hex
 
@@ -70,6 +71,7 @@ RELAY_RETRIES = 6
 _RETRYABLE = (lacnet.NOT_ENOUGH_GAS, lacnet.BAD_NONCE)
 
 Emit = Callable[[dict[str, Any]], None]
+T = TypeVar("T")
 
 
 # -- preparing one order (may run in a worker process) ----------------------------------------------------
@@ -268,18 +270,10 @@ def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callabl
     return summary
 
 
-def _retrying(action: Callable[[], Any], *, what: str, patience: float = 60.0) -> Any:
-    """Run `action`, waiting out a node that went away (bounded backoff)."""
-    deadline = time.monotonic() + patience
-    delay = 0.25
-    while True:
-        try:
-            return action()
-        except NodeUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 4.0)
+def _retrying(action: Callable[[], T], *, what: str, patience: float = 60.0) -> T:
+    """Run `action` (to `what`), waiting out a node that went away: 0.25 s, doubling to 4 s, for at most
+    `patience` seconds; then its NodeUnavailable goes to the caller."""
+    return retry(action, retry_on=NodeUnavailable, deadline=patience, delays=backoff(0.25, cap=4.0))
 
 
 class BatchRegistrar:
@@ -614,7 +608,7 @@ class BatchRegistrar:
             self._confirm_oldest()
 
     def _next_nonce(self) -> int:
-        return _retrying(self.transactor.take_nonce, what="read the nonce")  # type: ignore[no-any-return]
+        return _retrying(self.transactor.take_nonce, what="read the nonce")
 
     def _follow(self, flight: Flight, sent: Any) -> None:
         """The node answered `sent` for `flight`'s bytes: a LACNet relay answers its own transaction's hash."""
@@ -623,24 +617,22 @@ class BatchRegistrar:
             flight.tx_hash = sent
 
     def _await_receipt(self, flight: Flight, *, patience: float = 180.0) -> Receipt:
-        """The receipt of a journaled transaction. A node that restarted may have lost it from its pool:
-        then the very same signed bytes are sent again (same hash, same nonce: it cannot be mined twice)."""
-        deadline = time.monotonic() + patience
-        while True:
-            try:
-                return self.transactor.wait(flight.tx_hash, action="register a batch", timeout=5)
-            except NodeUnavailable:
-                if time.monotonic() > deadline:
-                    raise
-            try:
-                if self.transactor.rpc.call("eth_getTransactionByHash", [flight.tx_hash]) is None:
-                    self._follow(flight, self.transactor.send_signed(flight.raw))
-            except NodeUnavailable:
-                time.sleep(0.5)
-            except RpcError as exc:
-                if "nonce" in exc.message.lower() and "low" in exc.message.lower():
-                    raise ChainRefused(f"transaction {flight.tx_hash} can no longer be mined (its nonce is used)"
-                                       ) from None
+        """The receipt of a journaled transaction, waited for in rounds of 5 s for at most `patience`."""
+        return retry(partial(self.transactor.wait, flight.tx_hash, action="register a batch", timeout=5),
+                     retry_on=NodeUnavailable, deadline=patience, between=lambda _n, _exc: self._resend_if_lost(flight))
+
+    def _resend_if_lost(self, flight: Flight) -> None:
+        """A node that restarted may have lost the transaction from its pool: then the very same signed bytes
+        are sent again (same hash, same nonce: it cannot be mined twice)."""
+        try:
+            if self.transactor.rpc.call("eth_getTransactionByHash", [flight.tx_hash]) is None:
+                self._follow(flight, self.transactor.send_signed(flight.raw))
+        except NodeUnavailable:
+            time.sleep(0.5)
+        except RpcError as exc:
+            if "nonce" in exc.message.lower() and "low" in exc.message.lower():
+                raise ChainRefused(f"transaction {flight.tx_hash} can no longer be mined (its nonce is used)"
+                                   ) from None
 
     def _stop_after_refusal(self, refusal: ChainRefused) -> None:
         """The relay (or the node) refused a transaction: settle what is in flight, put every unconfirmed order

@@ -391,3 +391,65 @@ def test_sigkill_then_resume_through_the_lacnet_relay_with_not_enough_gas_and_ba
         assert state.status == "valid"
         assert state.document_hash == sha256((folder / str(row["pdf"])).read_bytes())
         assert store.get(state.document_hash) == (folder / str(row["pdf"])).read_bytes()
+
+
+class ProbedSigner:
+    """A QR signer that notes, in the process where it signs, that process and whether the key shows in its
+    command line or environment (it must reach workers through the pool initializer only)."""
+
+    def __init__(self, inner: Any, report: Path) -> None:
+        self.inner, self.report = inner, report
+
+    def __call__(self, order: Any) -> str | None:
+        seen = (Path("/proc/self/cmdline").read_bytes() + Path("/proc/self/environ").read_bytes()).lower()
+        shown = self.inner.private_key.hex().encode() in seen
+        with self.report.open("a") as out:
+            out.write(json.dumps({"pid": os.getpid(), "key_shown": shown}) + "\n")
+        fragment: str | None = self.inner(order)
+        return fragment
+
+
+def test_a_stamped_batch_signs_each_qr_in_the_workers(chain: Chain, tmp_path: Path) -> None:
+    """With a qr_fragment signer each stamped PDF's QR reads verify URL + "#" + that order's signed facts
+    (decoded from the stored PDF by pdftoppm and zbarimg); the signing happens in the worker processes, which
+    got the signer without it showing in their argv or environment. --no-stamp PDFs are not signed again."""
+    from peru_compras import qr
+    from peru_compras.batch import BatchRegistrar
+    from peru_compras.chain.transactions import Transactor
+    from peru_compras.manifest import read_manifest
+    from peru_compras.settings import account_from_key, load_settings
+    from peru_compras.signed_qr import QrSigner, qr_text
+    from peru_compras.workspace import Session
+
+    folder = tmp_path / "signed"
+    rows = make_orders(folder, 4, prefix="OC-SIGNED")
+    manifest = write_jsonl(folder / "manifest.jsonl", rows)
+    settings = load_settings({"home": chain.home, "rpc": chain.node.url, "registry": chain.registry.address,
+                              "base_url": "https://oc.example.pe"}, env={}, read_file=False)
+    key = bytes(chain.account.key)  # in this process only: neither in its environment nor on a command line
+    session = Session(settings, transactor=Transactor(Rpc(chain.node.url), account_from_key(key), settings.network))
+    inner = QrSigner(key, int(chain.rpc.call("eth_chainId"), 16), chain.registry.address)
+    report = tmp_path / "signed-where.jsonl"
+    out: list[dict[str, Any]] = []
+    summary = BatchRegistrar(session, batch_size=2, workers=2, emit=out.append,
+                             qr_fragment=ProbedSigner(inner, report)).run(read_manifest(manifest))
+    assert summary.registered == 4 and summary.failed == 0, out
+    store = LocalStore(chain.home / "documents", "https://oc.example.pe")
+    for line in out:
+        order = parse_order({k: v for k, v in rows[int(str(line["row"])) - 1].items() if k != "pdf"})
+        expected, _ = qr_text(str(line["verify_url"]), order, inner)
+        assert "#" in expected and expected.startswith(str(line["verify_url"]))
+        document = store.get(bytes.fromhex(str(line["sha256"])))
+        assert document is not None
+        assert expected in qr.decode_page(document, 1), line["order_number"]
+    signed_in = [json.loads(text) for text in report.read_text().splitlines()]
+    assert len(signed_in) == 4
+    assert {entry["pid"] for entry in signed_in}.isdisjoint({os.getpid()})
+    assert not any(entry["key_shown"] for entry in signed_in)
+
+    report.unlink()
+    again = tmp_path / "unstamped"
+    unstamped = write_jsonl(again / "manifest.jsonl", make_orders(again, 2, prefix="OC-UNSIGNED"))
+    summary = BatchRegistrar(session, stamp=False, workers=2, emit=out.append,
+                             qr_fragment=ProbedSigner(inner, report)).run(read_manifest(unstamped))
+    assert summary.registered == 2 and not report.exists()
