@@ -15,6 +15,7 @@ The private key is never printed, logged or put in an exception message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -25,7 +26,7 @@ from .errors import ConfigurationError
 from .settings import Settings, load_private_key, load_relayer_key, load_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from .chain.client import Registry
     from .chain.keys import Signer
@@ -311,8 +312,10 @@ class Workspace(Session):
     def deployment_file(self) -> Path:
         return self.home / "deployment.json"
 
-    def remembered_registry(self) -> dict[str, Any] | None:
-        chain_id = int(self.rpc.call("eth_chainId"), 16)
+    def remembered_registry(self, chain_id: int | None = None) -> dict[str, Any] | None:
+        """What deployment.json keeps for `chain_id` (default: the node's): registry, from_block, rpc."""
+        if chain_id is None:
+            chain_id = int(self.rpc.call("eth_chainId"), 16)
         found = _read_json(self.deployment_file).get(str(chain_id))
         return found if isinstance(found, dict) else None
 
@@ -326,6 +329,22 @@ class Workspace(Session):
         super().remember_deployment(registry, chain_id)
 
     # -- the page server the demo leaves running --------------------------------------------------------
+
+    @contextlib.contextmanager
+    def serving_page(self, host: str, port: int) -> Iterator[None]:
+        """While the page is served here: ``<home>/web.json`` names this process (so that `status` shows it
+        and `stop` ends it); removed afterwards unless another server has replaced it."""
+        record = self.home / "web.json"
+        shown = f"[{host}]" if ":" in host else host
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(), "host": host,
+                                      "port": port}) + "\n")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(record.read_text()).get("pid") == os.getpid():
+                    record.unlink()
 
     def page_server(self) -> dict[str, Any] | None:
         """The background page server recorded in ``<home>/web.json``, while its process lives."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -54,7 +53,6 @@ def serve(
     Example:
         peru-compras serve --host 0.0.0.0 --port 8000
     """
-    import contextlib
     from urllib.parse import urlsplit
 
     from ..chain.node import port_in_use
@@ -79,17 +77,8 @@ def serve(
     if urlsplit(base_url).hostname in LOOPBACK and port != default_port:
         err(f"warning: the QR codes point to {base_url}, not to this server (port {port}): serve on port "
             f"{default_port}, or register with --base-url http://127.0.0.1:{port}")
-    record = ws.home / "web.json"  # so that `status` shows it and `stop` ends it
-    shown = f"[{host}]" if ":" in host else host
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(), "host": host,
-                                  "port": port}) + "\n")
-    try:
+    with ws.serving_page(host, port):  # so that `status` shows it and `stop` ends it
         run_server(ws, host=host, port=port)
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(record.read_text()).get("pid") == os.getpid():
-                record.unlink()
 
 
 def status() -> None:
@@ -116,10 +105,7 @@ def status() -> None:
         data["chain"] = {**chain.to_json(), "block": block}
         lines.append(f"local chain: running at {chain.rpc} (pid {chain.pid}, Anvil pid {chain.anvil_pid}, chain id "
                      f"{chain.chain_id}, block {block if block is not None else '?'}; started by {chain.started_by})")
-        try:
-            remembered = json.loads(ws.deployment_file.read_text()).get(str(chain.chain_id)) or {}
-        except (OSError, ValueError):
-            remembered = {}
+        remembered = ws.remembered_registry(chain.chain_id) or {}
         if remembered.get("registry"):
             data["registry"] = remembered["registry"]
             lines.append(f"registry: {remembered['registry']} (the one this folder uses on chain {chain.chain_id})")
