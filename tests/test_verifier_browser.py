@@ -561,3 +561,35 @@ def test_without_the_vendor_folder_the_camera_still_reads_with_barcodedetector(s
         assert site.orders["valid"].order_number in facts_text(page)
     finally:
         context.close()
+
+
+def test_the_products_signed_qr_is_the_one_the_browser_checks(site: Site, phone: Any) -> None:
+    """What registration stamps (peru_compras.signed_qr, coincurve) is byte for byte what this file writes from
+    the README (eth_account), both deterministic (RFC 6979), and the browser verifies it."""
+    from peru_compras.signed_qr import QrSigner, qr_text
+
+    order = site.orders["valid"]
+    signer = QrSigner(bytes(site.account.key), site.chain_id, site.registry.address)
+    text, warning = qr_text(site.base_url + order.verify_path, order, signer)
+    assert warning is None
+    assert text == site.qr("valid")
+    page = open_app(phone, site)
+    verdict = paste(page, text)
+    assert verdict.get_attribute("data-overall") == "ok" and verdict.get_attribute("data-status") == "signed"
+
+
+def test_text_supplier_other_currency_long_varints_and_a_non_ascii_order_number(site: Site, phone: Any) -> None:
+    order = site.orders["valid"]
+    url = f"{site.base_url}/o/{order.entity.key}/OC-%C3%91-7"  # quote("OC-Ñ-7")
+    facts = {**facts_of(order), "orderKey": f"{order.entity.key}/OC-Ñ-7", "supplier": "MX-RFC:ABC010203AB1",
+             "currency": "USD", "total": "123456.789", "items": 300}
+    page = open_app(phone, site)
+    verdict = paste(page, signed_text(url, facts, bytes(site.account.key), site.chain_id, site.registry.address))
+    assert verdict.get_attribute("data-overall") == "ok", verdict.inner_text()
+    shown = facts_text(page)
+    for expected in ("OC-Ñ-7", "MX-RFC:ABC010203AB1", "USD 123,456.789", "300"):
+        assert expected in shown, (expected, shown)
+    # the same signature over the order key read another way (the number's letter decomposed) is a stranger's
+    verdict = paste(page, signed_text(url, facts, bytes(site.account.key), site.chain_id, site.registry.address)
+                    .replace("%C3%91", "N%CC%83"))
+    assert verdict.get_attribute("data-status") == "unknown_signer"
