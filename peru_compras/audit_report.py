@@ -65,7 +65,10 @@ def svg_chart(bars: list[Bar], *, title: str, label_width: int = 260) -> Markup:
     row, width = 22, 460
     height = 30 + row * len(bars) + 30
     peak = max((sum(bar.counts.values()) for bar in bars), default=1) or 1
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {label_width + width + 70} {height}" '
+    legend = [(status, 10 + sum(26 + 7 * len(LABELS[s]) for s in (*STATUSES, "unchecked")[:index]))
+              for index, status in enumerate((*STATUSES, "unchecked"))]
+    total_width = max(label_width + width + 70, legend[-1][1] + 26 + 7 * len(LABELS["unchecked"]))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {total_width} {height}" '
              f'width="100%" aria-label="{html.escape(title)}"><title>{html.escape(title)}</title>']
     for index, bar in enumerate(bars):
         y = 24 + index * row
@@ -82,11 +85,9 @@ def svg_chart(bars: list[Bar], *, title: str, label_width: int = 260) -> Markup:
                 x += w
         parts.append(f'<text x="{x + 4:.1f}" y="{y + 14}" font-size="11">{sum(bar.counts.values())}</text>')
     legend_y = height - 12
-    x = float(label_width)
-    for status in (*STATUSES, "unchecked"):
-        parts.append(f'<rect x="{x:.0f}" y="{legend_y - 9}" width="10" height="10" fill="{COLORS[status]}"/>'
-                     f'<text x="{x + 14:.0f}" y="{legend_y}" font-size="11">{LABELS[status]}</text>')
-        x += 14 + 8 * len(LABELS[status]) + 12
+    for status, at in legend:
+        parts.append(f'<rect x="{at}" y="{legend_y - 9}" width="10" height="10" fill="{COLORS[status]}"/>'
+                     f'<text x="{at + 14}" y="{legend_y}" font-size="11">{LABELS[status]}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 — every outside string above went through html.escape
 

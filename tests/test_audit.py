@@ -348,3 +348,88 @@ def test_bad_input_is_one_line_with_exit_2(cli: Runner, tmp_path: Path) -> None:
     assert zero.code == 2 and "--per-host 0 is out of range" in zero.stderr
     for result in (missing, foreign, garbage, zero):
         assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1, result.stderr
+
+
+# -- the report and the explorer, in real Chromium ------------------------------------------------------------
+
+
+def ruc(number: int) -> str:
+    body = f"20{number:08d}"
+    check = 11 - sum(int(d) * w for d, w in zip(body, (5, 4, 3, 2, 7, 6, 5, 4, 3, 2), strict=True)) % 11
+    return body + str(check % 10)
+
+
+ENTITIES = ("Hospital Regional de Piura", "Municipalidad Provincial de Cusco", "Gobierno Regional de Loreto",
+            "Universidad Nacional de San Agustín", "Ministerio de Salud")
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not at /usr/bin/chromium")
+def test_the_report_and_a_canned_query_in_chromium_load_nothing_from_outside(cli: Runner, rpc: Rpc, tmp_path: Path,
+                                                                            docs: DocServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from peru_compras.chain.node import free_port
+
+    from .conftest import ROOT
+
+    registry = fresh_registry_at(rpc, docs)
+    batch = []
+    for index in range(60):
+        entity = index % len(ENTITIES)
+        content = pdf_bytes(f"chromium {index}")
+        record = reference_order(order_number=f"OC-2026-{index:05d}", issued_on=f"2026-{index % 11 + 1:02d}-15",
+                                 entity={"name": ENTITIES[entity], "ruc": ruc(1000 + entity)},
+                                 buyer={"name": "Oficina de Abastecimiento", "ruc": ruc(1000 + entity)},
+                                 supplier={"name": f"Proveedor Andino {index % 7} S.A.C.",
+                                           "ruc": ruc(5000 + index % 7)})
+        record["document_url"] = f"{docs.base}/pub/{index}.pdf"
+        order = parse_order(record)
+        batch.append((order, sha256(content)))
+        docs.routes[f"/pub/{index}.pdf"] = (content if index % 9 else pdf_bytes("otra")) if index % 13 else 404
+    registry.register_many(batch)
+    for order, _ in batch[:4]:
+        registry.annul(order.token_id, "Error en el monto adjudicado")
+    out = tmp_path / "registro.sqlite"
+    mirror(reader(registry), out)
+    report = tmp_path / "informe.html"
+    assert cli("audit", "--mirror", str(out), "--out", str(report), env=audit_env(docs)).code == 1
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    port = free_port()
+    explorer = subprocess.Popen([str(ROOT / ".venv" / "bin" / "datasette"), "serve", str(out), "-m",
+                                 str(ROOT / "peru_compras" / "data" / "datasette-metadata.json"), "--host", "127.0.0.1",
+                                 "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                 args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                                                       "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="es-PE",
+                                    java_script_enabled=False)  # the report needs no script
+            asked: list[str] = []
+            page.on("request", lambda request: asked.append(request.url))
+            page.goto(report.as_uri())
+            assert asked == [report.as_uri()]  # nothing else: no font, image, style or script from anywhere
+            text = page.inner_text("body")
+            assert "Auditoría de documentos publicados" in text and "Por entidad" in text and "En el tiempo" in text
+            assert page.locator("svg").count() == 2 and page.locator("table tbody tr").count() > 0
+            page.screenshot(path=str(artifacts / "audit-report.png"), full_page=False)
+            canned = browser.new_page(viewport={"width": 1100, "height": 800}, locale="es-PE")
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if canned.goto(base + "/-/versions.json").status == 200:
+                        break
+                except Exception:  # noqa: BLE001 — not listening yet
+                    pass
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+            canned.goto(base + "/registro/ordenes_por_proveedor")
+            assert "Órdenes por proveedor" in canned.inner_text("body")
+            assert "Proveedor Andino" in canned.inner_text("table")
+            canned.screenshot(path=str(artifacts / "datasette-canned-query.png"), full_page=False)
+            browser.close()
+    finally:
+        explorer.terminate()
+        explorer.wait(timeout=20)
