@@ -115,7 +115,7 @@ def run_demo(ws: Workspace, *, json_output: bool = False) -> dict[str, Any]:
                                          f"{ws.store.root}", hint="remove ./.peru-compras to start over")
             digest, note = current.document_hash, "already registered"
         else:  # drawn with its QR printed, stored, minted: what `register` does
-            prepared = service.prepare(order, None, base_url=ws.base_url)
+            prepared = service.prepare(order, None, base_url=ws.base_url, qr_fragment=ws.qr_signer())
             registration = service.register(ws, prepared).registration
             verify_url, document, digest = prepared.verify_url, prepared.document, prepared.sha256
             note = f"registered in block {registration.block_number}, {registration.gas_used:,} gas"

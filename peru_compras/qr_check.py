@@ -19,9 +19,13 @@ from .trust import url_host
 from .urls import order_key_from_verify_url, token_hex
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .chain.client import Registry
+    from .order import Order
     from .signed_qr import Facts
     from .trust import TrustPack
+    from .workspace import Session
 
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
 MAX_TEXT = 4096
@@ -170,6 +174,24 @@ def describe(verdict: QrVerdict) -> str:
     elif verdict.order_status == "superseded":
         lines.append(f"SUPERSEDED by token {verdict.replaced_by} {as_of}")
     return "\n".join(lines)
+
+
+def render_signer(session: Session, *, warn: Callable[[str], None]) -> Callable[[Order], str | None] | None:
+    """What signs a rendered order's QR: the session's registrar signer when a registry is known without
+    starting anything (given, or remembered for a node that runs); None (a plain QR, as before) otherwise.
+    A registry that is set up but cannot sign (no key, a node that does not answer) is one warning line."""
+    from .errors import ConfigurationError, NodeUnavailable
+    from .workspace import Workspace
+
+    if isinstance(session, Workspace) and session.settings.is_embedded and session.chain.running() is None:
+        return None  # this folder's chain is not running: rendering does not start it
+    try:
+        if not session.settings.registry and not session.remembered_registry():
+            return None
+        return session.qr_signer()
+    except (ConfigurationError, NodeUnavailable) as exc:
+        warn(f"signed QR not used ({exc.message}); the plain QR verifies online")
+        return None
 
 
 def write_pack(registry: Registry, out: Path, *, hosts: tuple[str, ...] = (), block: int | None = None) -> TrustPack:

@@ -54,7 +54,8 @@ def register(
     ws = workspace()
     record = load_order(order)
     prepared = service.prepare(record, read_document(pdf), base_url=ws.base_url, stamp=not no_stamp,
-                               placement=stamp_at, allow_other_urls=allow_other_urls, name=str(pdf))
+                               placement=stamp_at, allow_other_urls=allow_other_urls, name=str(pdf),
+                               qr_fragment=ws.qr_signer())  # H7: the signed QR (issue 17)
     warn(prepared.warnings)
     old = service.resolve(ws.registry(write=True), supersedes) if supersedes else None
     registered = service.register(ws, prepared, supersedes=old, out=out)
@@ -225,13 +226,17 @@ def render(
         peru-compras render orden.json --out orden.pdf
     """
     from ..order import load_order
+    from ..qr_check import render_signer
     from ..render import render_order
+    from ..signed_qr import qr_text
     from ..store import write_atomic
     from ..urls import verify_url as make_verify_url
 
     record = load_order(order)
     verify_url = make_verify_url(workspace().base_url, record)
-    document = render_order(record, verify_url=verify_url, placement=stamp_at)
+    text, unsigned = qr_text(verify_url, record, render_signer(workspace(), warn=lambda line: warn([line])))
+    warn([unsigned] if unsigned else [])  # H7: the signed QR when a registry and key are set up
+    document = render_order(record, verify_url=text, placement=stamp_at)
     target = out or default_name(record.order_number, ".pdf")
     write_atomic(target, document)
     emit({"file": str(target), "verify_url": verify_url, "bytes": len(document)},
