@@ -287,6 +287,28 @@ def paste(page: Any, text: str) -> Any:
     return verdict
 
 
+def contrast(page: Any, selector: str) -> float:
+    """WCAG contrast ratio of an element's text colour against the first opaque background behind it."""
+    colours = page.locator(selector).first.evaluate("""e => {
+        const text = getComputedStyle(e).color;
+        let node = e, back = "rgb(255, 255, 255)";
+        while (node) {
+          const c = getComputedStyle(node).backgroundColor;
+          if (c && c !== "rgba(0, 0, 0, 0)" && c !== "transparent") { back = c; break; }
+          node = node.parentElement;
+        }
+        return [text, back];
+    }""")
+
+    def luminance(colour: str) -> float:
+        channels = [int(part) / 255 for part in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3]]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(colours[0]), luminance(colours[1])), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
 def facts_text(page: Any) -> str:
     return str(page.locator("#facts").inner_text())
 
@@ -367,6 +389,7 @@ def test_a_qr_pointing_to_another_host_is_flagged_even_with_a_valid_signature(si
     assert page.locator("#verdict-title").inner_text() == "QR FALSO: apunta a otro sitio"
     assert "oc-verifica.example" in page.locator("#verdict-body").inner_text()
     assert page.locator("#checks a").count() == 0  # no link to the fake site
+    assert contrast(page, "#verdict-title") >= 4.5 and contrast(page, "#checks li.bad") >= 4.5
     shot(page, "verificar-qr-falso.png", docs=True)
 
 
@@ -396,6 +419,7 @@ def test_an_old_trust_pack_is_said_in_red_and_the_verdict_is_not_green(site: Sit
     assert line.get_attribute("data-stale") == "true"
     assert "más de 7 días" in line.inner_text()
     assert line.evaluate("e => getComputedStyle(e).color") == "rgb(138, 15, 24)"
+    assert contrast(page, "#pack") >= 4.5
     verdict = paste(page, site.qr("valid"))
     assert verdict.get_attribute("data-overall") == "warn"
     # a longer limit (the setting) makes the same pack acceptable
@@ -437,6 +461,9 @@ def test_english_one_hand_at_360_px_and_installable(site: Site, phone: Any) -> N
     assert verdict.get_attribute("data-overall") == "ok"
     page.get_by_role("button", name="Cambiar a español").click()
     assert page.locator("#verdict-title").inner_text() == "Firma válida: compare los datos con el papel"
+    for selector in ("#verdict-title", "#pack", "#scan", "label[for=photo]", "#facts .k", "#facts .v", "#checks li",
+                     "#facts-intro", "#lang"):
+        assert contrast(page, selector) >= 4.5, selector  # WCAG AA for text
     # installable: a manifest Chromium parses without errors, with its icons, and a service worker in control
     # (Page.getInstallabilityErrors only says "in-incognito" in a Playwright context)
     cdp = phone.new_cdp_session(page)
