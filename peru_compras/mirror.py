@@ -41,8 +41,8 @@ from .chain.client import (
     ROLE_REVOKED,
     TRANSFER,
     Registry,
+    order_entries,
 )
-from .chain.client import _entries as order_entries
 from .chain.contract import ROLE_NAMES
 from .chain.rpc import RpcError, host_of
 from .errors import ChainRefused, InvalidInput, InvalidNodeAnswer, NodeUnavailable, PeruComprasError
