@@ -18,12 +18,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .settings import Settings, load_private_key, load_relayer_key, load_settings
+
+#: an account or contract address (the checksum's letter case is not checked here; the node reads any case)
+_ADDRESS = re.compile(r"(0[xX])?[0-9a-fA-F]{40}")
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -145,8 +149,6 @@ class Session:
         found = self._registries.get(write)
         if found is not None:
             return found
-        from eth_utils.address import to_checksum_address
-
         from .chain.client import Registry
 
         signer = self.start_writing() if write else None
@@ -158,11 +160,9 @@ class Session:
         if address is None:
             raise ConfigurationError("no registry configured for this chain",
                                      hint="deploy one with `peru-compras deploy`, or set --registry 0x…")
-        try:
-            to_checksum_address(address)
-        except ValueError:
+        if not _ADDRESS.fullmatch(address):
             raise ConfigurationError(f"registry {address!r} is not an address",
-                                     hint="give 0x followed by 40 hex digits") from None
+                                     hint="give 0x followed by 40 hex digits")
         registry = Registry(self.rpc, address, transactor=signer, from_block=from_block)
         registry.check_deployed()
         self._registries[write] = registry
