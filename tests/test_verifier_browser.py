@@ -497,9 +497,14 @@ def test_the_order_page_checks_the_qr_signature_as_a_fourth_check(site: Site, ph
     check.wait_for(timeout=15_000)
     assert check.get_attribute("data-state") == "unknown_signer"
     assert "bad" in (check.get_attribute("class") or "")
-    page.goto(site.base_url + site.orders["valid"].verify_path)  # a plain QR: nothing to show
-    page.wait_for_load_state("networkidle")
-    assert page.locator("#firma:visible").count() == 0
+    plain = phone.new_page()
+    loaded: list[str] = []
+    plain.on("request", lambda request: loaded.append(request.url))
+    plain.goto(site.base_url + site.orders["valid"].verify_path)  # a plain QR: nothing to show, nothing more loaded
+    plain.wait_for_load_state("networkidle")
+    assert plain.locator("#firma:visible").count() == 0
+    ours = [url for url in loaded if "/verificar/" in url or "trust-pack" in url]
+    assert ours == [site.base_url + "/verificar/check.js"]
 
 
 def test_a_photo_of_the_paper_and_a_registrar_who_lost_the_role(site: Site, phone: Any,

@@ -1,9 +1,7 @@
 // The order page's fourth check: when the page was opened from a signed QR (its URL ends in #<payload>),
 // check the signature in this browser and show it beside the chain record, the status and the document.
-// The fragment never reaches the server. Nothing happens for a plain QR. Text is set with textContent only.
-import { readQr, QrError } from "./payload.js";
-import { parsePack, judge } from "./verdict.js";
-import { fill } from "./strings.js";
+// The fragment never reaches the server. Nothing happens (and nothing more is loaded) for a plain QR. Text is
+// set with textContent only.
 
 const WORDS = {
   es: {
@@ -77,6 +75,8 @@ async function main() {
   if (location.hash.length < 101) { return; }
   const li = item();
   if (!li) { return; }
+  const [{ readQr, QrError }, { parsePack, judge }, { fill }] = await Promise.all(
+    [import("./payload.js"), import("./verdict.js"), import("./strings.js")]);
   const w = WORDS[document.documentElement.lang === "en" ? "en" : "es"];
   document.getElementById("firma-title").textContent = w.title;
   show(li, "info", "checking", w.checking);
