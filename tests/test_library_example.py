@@ -128,3 +128,26 @@ def test_a_workspace_starts_no_chain_on_property_access(tmp_path: Path) -> None:
         _ = ws.transactor
     assert ws.chain.running() is None and not ws.node_file.exists()
     assert not (tmp_path / "home" / "chain").exists()
+
+
+def test_resolve_reads_every_reference_a_person_types(folder: Path, registry: Registry) -> None:
+    from peru_compras.errors import InvalidInput, OrderNotRegistered
+    from peru_compras.hashing import hashlink
+    from peru_compras.service import resolve
+
+    run_example()
+    order = parse_order(reference_order(order_number=NUMBER))
+    token, digest = order.token_id, registry.state(order.token_id).document_hash
+    assert resolve(registry, order.key) == token
+    assert resolve(registry, f"  {order.key} ") == token
+    assert resolve(registry, str(token)) == token
+    assert resolve(registry, f"0x{token:064x}") == token  # 64 hex digits: a registered token id first
+    assert resolve(registry, f"{token:064x}".upper()) == token
+    assert resolve(registry, digest.hex()) == token  # … else the document hash
+    assert resolve(registry, hashlink(digest)) == token
+    assert resolve(registry, "0x2a") == 42  # a short hex token id
+    with pytest.raises(OrderNotRegistered, match="no order is registered with document"):
+        resolve(registry, hashlink(bytes(32)))
+    for bad in ("²", "٣", str(2**256), "OC-2026-004514", "0x", "", "hl:zQmnope"):
+        with pytest.raises(InvalidInput):
+            resolve(registry, bad)
