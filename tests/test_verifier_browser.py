@@ -625,3 +625,53 @@ def test_text_supplier_other_currency_long_varints_and_a_non_ascii_order_number(
     verdict = paste(page, signed_text(url, facts, bytes(site.account.key), site.chain_id, site.registry.address)
                     .replace("%C3%91", "N%CC%83"))
     assert verdict.get_attribute("data-status") == "unknown_signer"
+
+
+def test_the_pack_is_built_rarely_and_a_dead_node_is_not_asked_on_every_request() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from peru_compras.errors import NodeUnavailable
+    from peru_compras.web import verifier
+
+    now = [100.0]
+    calls = {"sync": 0, "build": 0}
+    state = {"block": 7, "down": False}
+
+    async def sync(*, force: bool = False) -> int:
+        calls["sync"] += 1
+        if state["down"]:
+            raise NodeUnavailable("node down")
+        return state["block"]
+
+    async def run(key: Any, work: Any) -> dict[str, Any]:
+        calls["build"] += 1
+        return {"format": "peru-compras-trust-pack/1", "block": key[1]}
+
+    chain = SimpleNamespace(sync=sync, run=run, registry=None)
+    page = SimpleNamespace(chain=chain, settings=SimpleNamespace(base_url="https://oc.example.pe"))
+    packs = verifier.PackCache(page, clock=lambda: now[0])  # type: ignore[arg-type]
+    get = lambda: asyncio.run(packs.get())  # noqa: E731
+
+    first = get()
+    assert json.loads(first.body)["block"] == 7 and calls == {"sync": 1, "build": 1}
+    assert get() is first and calls["sync"] == 1  # within PACK_INTERVAL: from memory
+    now[0] += verifier.PACK_INTERVAL
+    assert get() is first and calls == {"sync": 2, "build": 1}  # the chain did not move: not rebuilt
+    state["block"] = 9
+    now[0] += verifier.PACK_INTERVAL
+    assert json.loads(get().body)["block"] == 9 and calls["build"] == 2
+    state["down"] = True
+    now[0] += verifier.PACK_INTERVAL
+    last = get()  # the node is down: the last pack (its block and time inside) is still served
+    assert json.loads(last.body)["block"] == 9 and calls["sync"] == 4
+    fresh = verifier.PackCache(page, clock=lambda: now[0])  # type: ignore[arg-type]
+    with pytest.raises(NodeUnavailable):
+        asyncio.run(fresh.get())
+    with pytest.raises(NodeUnavailable):
+        asyncio.run(fresh.get())
+    assert calls["sync"] == 5  # not asked again within RETRY_AFTER
+    now[0] += verifier.RETRY_AFTER
+    with pytest.raises(NodeUnavailable):
+        asyncio.run(fresh.get())
+    assert calls["sync"] == 6

@@ -81,6 +81,8 @@ WORKER_CSP = "default-src 'none'; connect-src 'self'"
 FILE_CACHE = "public, max-age=300"
 #: seconds between two builds of the trust pack (each reads the registry's role and status logs)
 PACK_INTERVAL = 15.0
+#: seconds a failed build (node down, pack too large) is answered as such before the node is asked again
+RETRY_AFTER = 5.0
 #: the browser refuses a bigger pack (verdict.js MAX_PACK_CHARS); the server does not send one
 MAX_PACK_BYTES = 4 * 1024 * 1024
 
@@ -137,6 +139,8 @@ class PackCache:
         self.block: int | None = None
         self.file: File | None = None
         self.checked_at = -PACK_INTERVAL
+        self.failure: Exception | None = None
+        self.failed_at = 0.0
         self.lock = asyncio.Lock()
 
     def hosts(self) -> tuple[str, ...]:
@@ -144,23 +148,37 @@ class PackCache:
         return (netloc,) if netloc else ()
 
     async def get(self) -> File:
+        """The pack; while the chain cannot be read, the last one built (it states its own block and time, and
+        the app shows its age), else the error."""
         async with self.lock:
             if self.file is not None and self.clock() - self.checked_at < PACK_INTERVAL:
                 return self.file
-            chain = self.page.chain
-            block = await chain.sync(force=True)
-            if self.file is None or block != self.block:
-                from ..trust import build_trust_pack
+            if self.failure is None or self.clock() - self.failed_at >= RETRY_AFTER:
+                try:
+                    return await self._build()
+                except Exception as exc:
+                    self.failure, self.failed_at = exc, self.clock()
+            if self.file is not None and not isinstance(self.failure, PackTooLarge):
+                return self.file
+            assert self.failure is not None
+            raise self.failure  # a node that is down is not asked again on every request
 
-                registry = chain.registry
-                pack = await chain.run(("trust-pack", block),
-                                       lambda: build_trust_pack(registry, hosts=self.hosts(), block=block))
-                body = json.dumps(pack, ensure_ascii=False, separators=(",", ":")).encode()
-                if len(body) > MAX_PACK_BYTES:
-                    raise PackTooLarge(len(body))
-                self.file, self.block = _file(body, "application/json"), block
-            self.checked_at = self.clock()
-            return self.file
+    async def _build(self) -> File:
+        chain = self.page.chain
+        block = await chain.sync(force=True)
+        if self.file is None or block != self.block:
+            from ..trust import build_trust_pack
+
+            registry = chain.registry
+            pack = await chain.run(("trust-pack", block),
+                                   lambda: build_trust_pack(registry, hosts=self.hosts(), block=block))
+            body = json.dumps(pack, ensure_ascii=False, separators=(",", ":")).encode()
+            if len(body) > MAX_PACK_BYTES:
+                raise PackTooLarge(len(body))
+            self.file, self.block = _file(body, "application/json"), block
+        self.checked_at = self.clock()
+        self.failure = None
+        return self.file
 
 
 class PackTooLarge(Exception):
