@@ -151,3 +151,45 @@ def test_resolve_reads_every_reference_a_person_types(folder: Path, registry: Re
     for bad in ("²", "٣", str(2**256), "OC-2026-004514", "0x", "", "hl:zQmnope"):
         with pytest.raises(InvalidInput):
             resolve(registry, bad)
+
+
+class MemoryStore:
+    """A document store of the caller's own (what a back office may publish elsewhere)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[bytes, bytes] = {}
+
+    def put(self, data: bytes) -> bytes:
+        self.kept[sha256(data)] = data
+        return sha256(data)
+
+    def get(self, digest: bytes) -> bytes | None:
+        return self.kept.get(digest)
+
+    def url(self, digest: bytes) -> str:
+        return f"https://archivo.example.pe/{digest.hex()}.pdf"
+
+
+def test_a_session_of_the_callers_own_parts(tmp_path: Path, anvil: LocalNode, registry: Registry,
+                                            admin: LocalAccount) -> None:
+    from peru_compras.chain.networks import network
+    from peru_compras.chain.rpc import Rpc
+    from peru_compras.chain.transactions import Transactor
+    from peru_compras.service import prepare, register, verify_pdf
+    from peru_compras.settings import load_settings
+    from peru_compras.workspace import Session
+
+    settings = load_settings({"registry": registry.address, "base_url": "https://oc.example.pe", "home": tmp_path},
+                             env={}, cwd=tmp_path, read_file=False)
+    store = MemoryStore()
+    session = Session(settings, transactor=Transactor(Rpc(anvil.url), admin, network("local")), store=store)
+    order = parse_order(reference_order(order_number="OC-2026-004516"))
+    prepared = prepare(order, render_order(order), base_url=session.base_url)  # drawn without a QR: stamped here
+    registered = register(session, prepared)
+    assert registered.document_url == store.url(prepared.sha256) and store.kept == {prepared.sha256: prepared.document}
+    assert registered.to_json()["verify_url"] == "https://oc.example.pe" + order.verify_path
+    assert registry.state(order.token_id).document_hash == prepared.sha256
+    assert verify_pdf(session.registry(), prepared.document).status == "authentic"
+    assert not any(tmp_path.iterdir())  # nothing of the default state folder was made
+    again = register(session, prepared)  # the same registration again: finished, not refused
+    assert again.resumed and again.registration.tx_hash == registered.registration.tx_hash
