@@ -2,7 +2,7 @@
 a back-office program)::
 
     session = Session()                                  # settings as the CLI reads them (workspace.py)
-    prepared = prepare(order, pdf, base_url=session.base_url, qr_fragment=session.qr_signer)
+    prepared = prepare(order, pdf, base_url=session.base_url, qr_fragment=session.qr_signer())
     registered = register(session, prepared)             # store the stamped PDF, then mint
     verdict = verify_pdf(session.registry(), pdf_in_hand)
 
