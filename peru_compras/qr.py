@@ -294,7 +294,8 @@ def decode_pages(document: bytes, pages: Iterable[int], *, dpi: int = 150,
     temporary folder with :data:`RENDER_MEMORY` of address space and `timeout` seconds each. A tool that runs
     out of either raises :class:`RenderError` (exit 2), which names the page and the limit.
     """
-    if not tools_available():
+    pages = list(pages)
+    if not pages or not tools_available():
         return
     with tempfile.TemporaryDirectory(prefix="peru-compras-qr-") as folder:
         source = os.path.join(folder, "in.pdf")

@@ -462,6 +462,14 @@ class Decoded:
             yield page, self.texts.get(page, [])
 
 
+def pages_read(decoded: Decoded, data: bytes) -> list[int]:
+    """The pages check_registrable renders to read printed QR codes in `data` (none: not even started)."""
+    decoded.asked.clear()
+    check_registrable(data, URL)
+    assert len(decoded.asked) <= 1
+    return decoded.asked[0] if decoded.asked else []
+
+
 @pytest.fixture
 def decoded(monkeypatch: pytest.MonkeyPatch) -> Decoded:
     fake = Decoded()
@@ -571,6 +579,10 @@ def test_actions_hidden_behind_next_and_in_arrays(decoded: Decoded) -> None:
     def listed(pdf: pikepdf.Pdf) -> None:
         pdf.Root.OpenAction = pikepdf.Array([pikepdf.Integer(1), js()])
     assert "JavaScript (run on opening, /OpenAction)" in active(listed)
+
+    def listed_last(pdf: pikepdf.Pdf) -> None:  # what is not an action is skipped, not the end of the walk
+        pdf.Root.OpenAction = pikepdf.Array([js(), pikepdf.Integer(1)])
+    assert "JavaScript (run on opening, /OpenAction)" in active(listed_last)
 
 
 def chain(length: int) -> Callable[[pikepdf.Pdf], None]:
@@ -694,24 +706,16 @@ def with_content(data_by_page: dict[int, bytes], pages: int = 1) -> bytes:
 def test_pages_that_may_show_a_qr_are_read(decoded: Decoded) -> None:
     check_registrable(with_content({0: drawing(40)}), URL)
     assert decoded.asked == [[1]]
-    check_registrable(with_content({0: drawing(39)}), URL)
-    assert decoded.asked[-1] == []  # too few paths for a QR: not rendered
-    check_registrable(with_content({0: drawing(40), 2: drawing(40)}, pages=3), URL)
-    assert decoded.asked[-1] == [1, 3]  # page 1 and the last page
-    check_registrable(with_content({1: drawing(400)}, pages=3), URL)
-    assert decoded.asked[-1] == []  # a middle page is not read
-    check_registrable(with_content({2: drawing(40)}, pages=3), URL)
-    assert decoded.asked[-1] == [3]
+    assert pages_read(decoded, with_content({0: drawing(39)})) == []  # too few paths for a QR: not rendered
+    assert pages_read(decoded, with_content({0: drawing(40), 2: drawing(40)}, pages=3)) == [1, 3]  # first and last
+    assert pages_read(decoded, with_content({1: drawing(400)}, pages=3)) == []  # a middle page is not read
+    assert pages_read(decoded, with_content({2: drawing(40)}, pages=3)) == [3]
     every_op = b"".join(b"0 0 m 1 1 %s\n" % op for op in (b"l", b"c", b"v", b"y")) * 10
-    check_registrable(with_content({0: every_op}), URL)
-    assert decoded.asked[-1] == [1]
+    assert pages_read(decoded, with_content({0: every_op})) == [1]
     words = b"(free lyre cave yy ll) Tj " * 40  # operators only as whole words count
-    check_registrable(with_content({0: words}), URL)
-    assert decoded.asked[-1] == []
-    check_registrable(with_content({0: b"BI /W 1 /H 1 /BPC 8 /CS /G ID \x00 EI"}), URL)
-    assert decoded.asked[-1] == [1]  # an inline image
-    check_registrable(with_content({0: b"(BIG) Tj /BIx 1"}), URL)
-    assert decoded.asked[-1] == []
+    assert pages_read(decoded, with_content({0: words})) == []
+    assert pages_read(decoded, with_content({0: b"BI /W 1 /H 1 /BPC 8 /CS /G ID \x00 EI"})) == [1]  # an inline image
+    assert pages_read(decoded, with_content({0: b"(BIG) Tj /BIx 1"})) == []
 
 
 def test_images_and_forms_may_show_a_qr(decoded: Decoded) -> None:
@@ -721,33 +725,28 @@ def test_images_and_forms_may_show_a_qr(decoded: Decoded) -> None:
         picture.Width, picture.Height, picture.BitsPerComponent = 1, 1, 8
         picture.ColorSpace = pikepdf.Name.DeviceGray
         pdf.pages[0].obj.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=picture))
-    check_registrable(build(edit=image), URL)
-    assert decoded.asked[-1] == [1]
+    assert pages_read(decoded, build(edit=image)) == [1]
 
     def form(segments: int) -> Callable[[pikepdf.Pdf], None]:
         def edit(pdf: pikepdf.Pdf) -> None:
             drawn = pikepdf.Stream(pdf, drawing(segments))
             drawn.Type, drawn.Subtype = pikepdf.Name.XObject, pikepdf.Name.Form
             drawn.BBox = pikepdf.Array([0, 0, 100, 100])
-            pdf.pages[0].obj.Resources = pikepdf.Dictionary(
-                XObject=pikepdf.Dictionary(Fm0=drawn, Bad=pikepdf.Dictionary()))
+            pdf.pages[0].obj.Resources = pikepdf.Dictionary(  # a non-stream entry first: skipped, not the end
+                XObject=pikepdf.Dictionary(Bad=pikepdf.Dictionary(), Fm0=drawn))
         return edit
-    check_registrable(build(edit=form(40)), URL)
-    assert decoded.asked[-1] == [1]
-    check_registrable(build(edit=form(39)), URL)
-    assert decoded.asked[-1] == []
+    assert pages_read(decoded, build(edit=form(40))) == [1]
+    assert pages_read(decoded, build(edit=form(39))) == []
 
     def many_streams(pdf: pikepdf.Pdf) -> None:  # only the first 64 streams are looked at
         page = pdf.pages[0].obj
         page.Contents = pikepdf.Array([pdf.make_stream(b"") for _ in range(64)] + [pdf.make_stream(drawing(99))])
-    check_registrable(build(edit=many_streams), URL)
-    assert decoded.asked[-1] == []
+    assert pages_read(decoded, build(edit=many_streams)) == []
 
     def resources_not_a_dictionary(pdf: pikepdf.Pdf) -> None:
         pdf.pages[0].obj.Resources = pikepdf.Array()
         pdf.pages[0].obj.Contents = pdf.make_stream(drawing(45))
-    check_registrable(build(edit=resources_not_a_dictionary), URL)
-    assert decoded.asked[-1] == [1]
+    assert pages_read(decoded, build(edit=resources_not_a_dictionary)) == [1]
 
 
 def test_a_printed_qr_for_another_address_is_refused(decoded: Decoded) -> None:
@@ -798,3 +797,174 @@ def test_the_reader_of_printed_codes_is_optional(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     assert list(qr.decode_pages(plain(), [1])) == [] and qr.decode_page(plain()) == []
     check_registrable(with_content({0: drawing(50)}), URL)
+
+
+# -- every refusal's next step, and the names in it -------------------------------------------------------------
+
+def hint_of(data: bytes, **kwargs: Any) -> str:
+    with pytest.raises(InvalidDocument) as caught:
+        check_pdf(data, **kwargs)
+    assert caught.value.hint
+    return caught.value.hint
+
+
+def test_each_refusal_names_its_next_step() -> None:
+    assert hint_of(b"") == "give the real file; the copy may have failed"
+    assert hint_of(b"text " * 300) == "give the order's PDF file"
+    assert hint_of(plain()[:-10]) == "download or copy the file again"
+    assert hint_of(build(encryption=pikepdf.Encryption(owner="o", user="u"))) == \
+        "give a copy without an opening password"
+    assert "qpdf --decrypt in.pdf out.pdf" in hint_of(build(encryption=pikepdf.Encryption(owner="o", user="")))
+    assert hint_of(plain(), max_bytes=10) == "compress it, or raise PERU_COMPRAS_MAX_PDF_BYTES" or \
+        hint_of(plain(), max_bytes=10).startswith("compress it, or raise ")
+    assert "max-pdf-bytes" in hint_of(plain(), max_bytes=10) or "MAX_PDF_BYTES" in hint_of(plain(), max_bytes=10)
+    assert hint_of(build(2), max_pages=1).startswith("split it, or raise ")
+    assert "pdf-pages" in hint_of(build(2), max_pages=1).lower().replace("_", "-")
+
+    def drop(pdf: pikepdf.Pdf) -> None:
+        del pdf.pages[0]
+    assert hint_of(build(edit=drop)) == "give the order's PDF file"
+    assert hint_of(build(size=(10_000, 10_000))) == "give the order as printed on paper (A4, letter, legal, up to A0)"
+    bomb = hint_of(with_streams((zlib.compress(b"\0" * 20_000), ["/FlateDecode"])), limits=Limits(max_decoded=1000))
+    assert bomb.startswith("export it to PDF again from its source, or raise ") and "decoded" in bomb.lower()
+
+
+def test_default_names_and_damage_details() -> None:
+    with pytest.raises(InvalidDocument, match="^PDF 'document' is empty"):
+        check_pdf(b"")
+    with pytest.raises(InvalidDocument, match="^PDF 'document' is empty"):
+        open_checked(b"")
+    with pytest.raises(InvalidDocument, match="^PDF 'document' is empty"):
+        check_registrable(b"", URL)
+    with pytest.raises(InvalidDocument, match="^'x.pdf' is not a PDF"):
+        check_registrable(b"plain text", URL, name="x.pdf")
+
+    def loop(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.Pages.Kids = pikepdf.Array([pdf.Root.Pages])
+    assert "Loop detected in /Pages structure" in refused(build(edit=loop), "cannot be read")
+
+    def broken_tree(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.Pages.Kids = pikepdf.Array([pikepdf.Integer(5)])
+        pdf.Root.Pages.Count = 1
+    assert "Pages tree includes non-dictionary object" in refused(build(edit=broken_tree), "it is damaged")
+    with pytest.raises(InvalidDocument) as scanned:
+        check_registrable(build(edit=broken_tree), URL, name="x.pdf")
+    assert scanned.value.message == "PDF 'x.pdf' cannot be read: it is damaged (Accessing nonexistent PDF page number)"
+    flate = refused(with_streams((b"definitely not deflate", ["/FlateDecode"])), "it is damaged")
+    assert "incorrect header check" in flate
+    truncated_xref = plain()[: plain().rindex(b"startxref")] + b"startxref\n9\n%%EOF\n"
+    assert "(offset 9): xref not found" in refused(truncated_xref, "its cross-reference table is damaged")
+    with pytest.raises(InvalidDocument, match="'grande.pdf' has"):
+        check_pdf(plain(), name="grande.pdf", max_bytes=10)
+
+
+def test_damaged_tries_qpdfs_repair_only_to_name_the_fault() -> None:
+    broken = plain()[: plain().rindex(b"startxref")] + b"startxref\n9\n%%EOF\n"
+    assert "cross-reference table" in damaged("a.pdf", RuntimeError("odd"), broken).message  # qpdf rebuilds it
+    assert "cross-reference table" in damaged("a.pdf", RuntimeError("xref odd"), b"%PDF-1.4 junk").message
+    assert "it is damaged" in damaged("a.pdf", RuntimeError("odd"), b"%PDF-1.4 junk").message
+
+
+def test_warnings_refuse_the_file() -> None:
+    class Warned:
+        def __init__(self, warnings: list[str]) -> None:
+            self.warnings = warnings
+
+        def get_warnings(self) -> list[str]:
+            return self.warnings
+
+    pdf_open.refuse_warnings(Warned([]), "a.pdf", Limits())  # type: ignore[arg-type]
+    with pytest.raises(InvalidDocument) as first:
+        pdf_open.refuse_warnings(Warned(["first one", "second"]), "a.pdf")  # type: ignore[arg-type]
+    assert first.value.message == "PDF 'a.pdf' cannot be read: it is damaged (first one)"
+    memory = ["stream: memory limit exceeded"]
+    with pytest.raises(InvalidDocument) as bomb:
+        pdf_open.refuse_warnings(Warned(["other", *memory]), "a.pdf", Limits(max_decoded=5))  # type: ignore[arg-type]
+    assert bomb.value.message.startswith("PDF 'a.pdf' decompresses to more than 5 bytes (the limit)")
+    with pytest.raises(InvalidDocument, match="damaged"):
+        pdf_open.refuse_warnings(Warned(memory), "a.pdf")  # type: ignore[arg-type]
+
+
+def test_decoded_bytes_are_counted_exactly() -> None:
+    content = len(b"BT /F1 12 Tf 72 720 Td (p0) Tj ET")  # the page's own content stream counts too
+    assert check_decoded(plain()) == content
+    assert check_decoded(with_streams((zlib.compress(b"\0" * 6000), ["/FlateDecode"]))) == content + 6000
+    assert check_decoded(with_streams((a85_flate(b"\0" * 6000), ["/ASCII85Decode", "/FlateDecode"]))) == content + 6000
+    rows = b"".join(b"\x00" + bytes(range(9)) for _ in range(100))  # PNG predictor rows: 1 tag + 9 bytes
+
+    def predicted(pdf: pikepdf.Pdf) -> None:
+        stream(pdf, a85_flate(rows), ["/ASCII85Decode", "/FlateDecode"],
+               DecodeParms=pikepdf.Array([None, pikepdf.Dictionary(Predictor=12, Columns=9)]))
+    # qpdf applies the predictor: 900 bytes out, not the 1,000 that inflate gives (the fast path would count)
+    assert check_pdf(build(edit=predicted), limits=Limits(max_decoded=content + 999)) == 1
+
+
+def test_page_area_of_a_crop_box_away_from_the_origin() -> None:
+    def crop(x: float, y: float, width: float, height: float) -> Callable[[pikepdf.Pdf], None]:
+        def edit(pdf: pikepdf.Pdf) -> None:
+            pdf.pages[0].obj.CropBox = pikepdf.Array([x, y, x + width, y + height])
+        return edit
+    assert check_pdf(build(size=(10_000, 10_000), edit=crop(5000, 4000, 2 * 2384.0, 3370.0))) == 1  # exactly
+    refused(build(size=(10_000, 10_000), edit=crop(5000, 4000, 2 * 2384.0, 3371.0)), "page 1 is 4,768 × 3,371 pt")
+
+    def first_cropped_second_huge(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.CropBox = pikepdf.Array([0, 0, 595, 842])
+    refused(build(2, size=(10_000, 10_000), edit=first_cropped_second_huge), "page 2 is 10,000 × 10,000 pt")
+    kept: list[pikepdf.Pdf] = []
+
+    def media(box: list[float]) -> pikepdf.Page:
+        pdf = pikepdf.new()
+        kept.append(pdf)
+        page = pdf.add_blank_page()
+        page.obj.MediaBox = pikepdf.Array(box)
+        return page
+    assert visible_box(media([10, 20, 600, 800])) == (10, 20, 600, 800)
+    assert visible_box(media([600, 20, 10, 800])) == (10, 20, 600, 800)
+
+
+def test_read_never_takes_more_than_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "orden.pdf"
+    path.write_bytes(plain())
+    asked: list[int | None] = []
+    real_open = Path.open
+
+    def recording(self: Path, *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(self, *args, **kwargs)
+        real_read = handle.read
+
+        def read(size: int | None = None) -> bytes:
+            asked.append(size)
+            return real_read(size)
+        handle.read = read
+        return handle
+    monkeypatch.setattr(Path, "open", recording)
+    read_pdf(path, max_bytes=5000)
+    assert asked == [5001]
+    big = tmp_path / "grande.pdf"
+    with big.open("wb") as handle:
+        handle.write(b"%PDF-1.4\n")
+        handle.truncate(5001)
+    with pytest.raises(InvalidDocument) as caught:
+        read_pdf(big, max_bytes=5000)
+    assert caught.value.message == f"PDF {str(big)!r} has 5,001 bytes, over the 5,000-byte limit"
+    assert asked == [5001]  # refused from its size alone: not read
+
+
+def test_more_places_of_another_address(decoded: Decoded) -> None:
+    def opening(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.OpenAction = uri(OTHER)
+    assert f"{OTHER} (run on opening, /OpenAction)" in other_address(build(edit=opening))
+
+    def after_a_stray_entry(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.Annots = pikepdf.Array([pikepdf.Integer(3)])
+        link(pdf, uri(OTHER))
+    assert f"{OTHER} (page 1 link)" in other_address(build(edit=after_a_stray_entry))
+    long = "https://evil.example/" + "b" * 400
+    cut = other_address(build(edit=lambda pdf: link(pdf, uri(long))))
+    assert f"{long[:200]} (page 1 link)" in cut
+
+
+def test_path_segments_add_up_over_the_page_streams(decoded: Decoded) -> None:
+    def split(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.Contents = pikepdf.Array([pdf.make_stream(drawing(20)), pdf.make_stream(drawing(20))])
+    assert pages_read(decoded, build(edit=split)) == [1]
