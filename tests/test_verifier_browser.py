@@ -651,7 +651,24 @@ def test_the_pack_is_built_rarely_and_a_dead_node_is_not_asked_on_every_request(
     chain = SimpleNamespace(sync=sync, run=run, registry=None)
     page = SimpleNamespace(chain=chain, settings=SimpleNamespace(base_url="https://oc.example.pe"))
     packs = verifier.PackCache(page, clock=lambda: now[0])  # type: ignore[arg-type]
-    get = lambda: asyncio.run(packs.get())  # noqa: E731
+
+    def run_apart(cache: Any) -> Any:  # its own thread and loop: Playwright's sync API holds this thread's loop
+        out: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                out["value"] = asyncio.run(cache.get())
+            except Exception as exc:  # noqa: BLE001 — raised again below, in the test's thread
+                out["error"] = exc
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join(timeout=10)
+        if "error" in out:
+            raise out["error"]
+        return out["value"]
+
+    get = lambda: run_apart(packs)  # noqa: E731
 
     first = get()
     assert json.loads(first.body)["block"] == 7 and calls == {"sync": 1, "build": 1}
@@ -667,11 +684,11 @@ def test_the_pack_is_built_rarely_and_a_dead_node_is_not_asked_on_every_request(
     assert json.loads(last.body)["block"] == 9 and calls["sync"] == 4
     fresh = verifier.PackCache(page, clock=lambda: now[0])  # type: ignore[arg-type]
     with pytest.raises(NodeUnavailable):
-        asyncio.run(fresh.get())
+        run_apart(fresh)
     with pytest.raises(NodeUnavailable):
-        asyncio.run(fresh.get())
+        run_apart(fresh)
     assert calls["sync"] == 5  # not asked again within RETRY_AFTER
     now[0] += verifier.RETRY_AFTER
     with pytest.raises(NodeUnavailable):
-        asyncio.run(fresh.get())
+        run_apart(fresh)
     assert calls["sync"] == 6
