@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 
 from peru_compras.chain.client import Registry
+from peru_compras.chain.contract import selector
 from peru_compras.chain.networks import network
 from peru_compras.chain.node import LocalNode, free_port, set_balance
 from peru_compras.chain.rpc import Rpc
@@ -92,6 +94,23 @@ def register_fast(rpc: Rpc, registry: Registry, account: Any, rows: list[dict[st
         assert receipt and receipt["status"] == "0x1", f"batch {tx} failed"
 
 
+def annul_fast(rpc: Rpc, registry: Registry, account: Any, tokens: list[int]) -> None:
+    """annul(token, reason) transactions signed here and sent without waiting; then every receipt."""
+    nonce = int(rpc.call("eth_getTransactionCount", [account.address, "pending"]), 16)
+    chain_id = int(rpc.call("eth_chainId"), 16)
+    hashes = []
+    for token in tokens:
+        data = selector("annul(uint256,string)") + abi_encode(["uint256", "string"], [token, "Anulada (medición)"])
+        signed = account.sign_transaction({"to": registry.address, "data": data, "gas": 120_000, "gasPrice": 2 * 10**9,
+                                           "nonce": nonce, "chainId": chain_id, "value": 0})
+        hashes.append(rpc.call("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()]))
+        nonce += 1
+    for tx in hashes:
+        while (receipt := rpc.call("eth_getTransactionReceipt", [tx])) is None:
+            time.sleep(0.05)
+        assert receipt["status"] == "0x1", f"annul {tx} failed"
+
+
 def median_ms(run: Any, times: int = 15) -> float:
     samples = []
     for _ in range(times):
@@ -149,10 +168,8 @@ def main() -> int:
         started = time.perf_counter()
         rows = records(args.orders, "B", 1)
         register_fast(rpc, registry, account, rows)
-        writer = Registry(rpc, registry.address, transactor=Transactor(rpc, account, network("local")))
         chance = random.Random(2)
-        for record in chance.sample(rows, max(1, args.orders // 100)):
-            writer.annul(parse_order(record).token_id, "Anulada para la medición")
+        annul_fast(rpc, registry, account, [parse_order(r).token_id for r in chance.sample(rows, args.orders // 100)])
         setup_s = time.perf_counter() - started
         out = Path(folder) / "registro.sqlite"
         reading = Registry(Rpc(node.url, timeout=120), registry.address)

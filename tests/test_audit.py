@@ -296,7 +296,7 @@ def test_all_original_exits_0_and_the_host_is_not_hammered(cli: Runner, rpc: Rpc
                 "--rate", "10", "--per-host", "4", env=audit_env(docs))
     assert rated.code == 0
     starts = sorted(t for t, _ in docs.seen)
-    assert starts[-1] - starts[0] >= 15 * 0.1 * 0.9  # 10 per second: 16 starts span 1.5 s
+    assert starts[-1] - starts[0] >= 15 * 0.1 * 0.75  # 10 per second: 16 turns span 1.5 s (less the first trip)
 
 
 def test_a_killed_audit_keeps_what_it_wrote_and_the_next_run_does_the_rest(cli: Runner, rpc: Rpc, tmp_path: Path,
