@@ -289,7 +289,7 @@ def test_ten_thousand_orders(chain: Chain, tmp_path: Path) -> None:
 
 
 def test_duplicate_memory_forgets_only_its_oldest_rows() -> None:
-    from peru_compras.batch import _evict_oldest
+    from peru_compras.batch.registrar import _evict_oldest
 
     seen = {f"row-{i}": i for i in range(10)}
     _evict_oldest(seen, 4)

@@ -1,31 +1,5 @@
-"""Batch registration: manifests in, one JSON line per order out, never losing or doubling an order.
-
-Rows come from :mod:`.manifest` (JSON Lines, CSV, OCDS); worker processes prepare each order with
-:func:`peru_compras.service.prepare` (validate, stamp, hash) and append its document to a pack of the store;
-the main process sends batches of them through :class:`~peru_compras.chain.transactions.Transactor`, keeping
-every step in the write-ahead :mod:`.journal`:
-
-``ready``      validated, stamped and stored; its on-chain entry kept
-``signed``     in a transaction whose raw bytes and nonce are committed *before* it is sent
-``confirmed``  the receipt says so (block, gas)
-
-A restart first reconciles every ``signed`` transaction with the chain: a receipt confirms its orders; a
-transaction the node does not know is re-sent byte for byte (the same hash and nonce, so it cannot be
-mined twice); one that can no longer be mined (its nonce taken) sends its orders back to ``ready`` after
-checking each on chain. So a crash at any instant neither skips nor doubles an order; the contract's
-uniqueness rule is only the last line of defence. Each batch is first simulated (``eth_estimateGas``): an
-order the chain would refuse is reported on its own line and the rest go on.
-
-On LACNet the hash the writer node returns is its relay transaction's, not the hash of the signed bytes: the
-journal renames the transaction once the node has answered. The gas limit is the node's estimate with a
-margin. When the hub did not run a transaction because the node's gas allowance for the block was used up
-(NotEnoughGas), or a later one of ours then failed its nonce (BadNonce), its orders go back to ``ready`` and
-are sent again in a new transaction a few blocks later (at most :data:`RELAY_RETRIES` rounds in a row); a
-``BAD NONCE`` from the relay at sending settles what is in flight, re-reads the nonce and signs again (at most
-``NONCE_RESYNCS`` times). Any other refusal, or one retried too often, sends every order of the transactions
-in flight back to ``ready`` (unless the chain has it) and stops the run with one line: running it again
-retries them.
-"""
+"""The main process of a batch: rows to workers, prepared orders through the journal into transactions,
+receipts back into one JSON line per order (see :mod:`peru_compras.batch`)."""
 
 from __future__ import annotations
 
@@ -36,159 +10,37 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .chain import lacnet
-from .chain.client import ORDER_REGISTERED, Registry
-from .chain.rpc import RpcError
-from .chain.transactions import NONCE_RESYNCS, Receipt, Transactor
-from .errors import (
+from ..chain import lacnet
+from ..chain.client import ORDER_REGISTERED, Registry
+from ..chain.rpc import RpcError
+from ..chain.transactions import NONCE_RESYNCS, Receipt, Transactor
+from ..errors import (
     ChainRefused,
     ConfigurationError,
     InvalidInput,
     NodeUnavailable,
     OrderAlreadyRegistered,
-    PeruComprasError,
     RelayRefused,
 )
-from .hashing import hashlink
-from .journal import Journal
-from .manifest import Row, count_rows, manifest_kind, pdf_inside, read_manifest
-from .retry import backoff, retry
-from .store import LocalStore, Packed, PackWriter
-from .urls import document_url, token_hex
+from ..hashing import hashlink
+from ..journal import Journal
+from ..retry import backoff, retry
+from ..rows import Row
+from ..store import LocalStore
+from ..urls import token_hex
+from .preview import Summary
+from .workers import Emit, Prepared, _Job, _prepare_chunk, _start_worker
 
 if TYPE_CHECKING:
-    from .pdf import Limits
-    from .workspace import QrFragment, Session
-
-__all__ = ["RELAY_RETRIES", "BatchRegistrar", "Journal", "Prepared", "Row", "Summary", "count_rows",
-           "manifest_kind", "pdf_inside", "prepare", "preview", "read_manifest"]
+    from ..workspace import QrFragment, Session
 
 #: how many rounds in a row the orders of transactions the LACNet hub did not run are sent again
 RELAY_RETRIES = 6
 _RETRYABLE = (lacnet.NOT_ENOUGH_GAS, lacnet.BAD_NONCE)
 
-Emit = Callable[[dict[str, Any]], None]
 T = TypeVar("T")
-
-
-# -- preparing one order (may run in a worker process) ----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """One row after a worker prepared it: what the journal and the chain need (never the document's bytes,
-    which the worker appended to a pack of the store), or why it is refused or skipped."""
-
-    number: int
-    key: str = ""
-    order_number: str = ""
-    entity: str = ""
-    token_id: int = 0
-    digest: bytes = b""
-    entry: bytes = b""
-    verify_url: str = ""
-    document_url: str = ""
-    error: str | None = None
-    skipped: bool = False
-    source: dict[str, Any] | None = None
-    packed: Packed | None = None  # where its document was appended (committed before its batch is signed)
-
-
-def prepare(row: Row, base_url: str, stamp: bool, store_root: Path, *, limits: Limits | None = None,
-            qr_fragment: QrFragment | None = None) -> Prepared:
-    """One row through :func:`peru_compras.service.prepare` (validate, stamp unless `stamp` is false, hash),
-    its document appended to a pack of the store (not yet committed) and its entry encoded. Never raises: a
-    refusal is `error`. Runs in worker processes, so the document's bytes never travel back."""
-    from . import service
-    from .order import parse_order
-    from .pdf import read_checked
-
-    number_hint = str((row.record or {}).get("order_number", "") or "")
-    if row.skipped:
-        return Prepared(row.number, error=row.error, skipped=True, source=row.source)
-    if row.error or row.record is None or (row.pdf is None and not row.render):
-        return Prepared(row.number, order_number=number_hint, error=row.error or "unreadable row", source=row.source)
-    if not stamp and row.pdf is not None:
-        qr_fragment = None  # its QR is printed already: nothing to sign
-    try:
-        order = parse_order(row.record)  # each line names its row already
-        document = read_checked(row.pdf, limits=limits) if row.pdf is not None else None  # None: drawn
-        try:
-            ready = service.prepare(order, document, base_url=base_url, stamp=stamp, limits=limits,
-                                    name=str(row.pdf) if row.pdf is not None else "document", qr_fragment=qr_fragment)
-        finally:
-            if document is not None:
-                document.close()  # (prepare uses it up; this is for a refusal before it got there)
-        packed = _writer(store_root, base_url).add(ready.document)
-        digest = packed.digest
-        return Prepared(row.number, order.key, order.order_number, order.entity.key, order.token_id, digest,
-                        order.encode_entry(digest), ready.verify_url,
-                        order.document_url or document_url(base_url, digest), source=row.source, packed=packed)
-    except PeruComprasError as exc:
-        return Prepared(row.number, order_number=number_hint, error=str(exc), source=row.source)
-    except (ValueError, TypeError, RecursionError, MemoryError) as exc:  # a row no rule foresaw: its line only
-        return Prepared(row.number, order_number=number_hint, error=_unforeseen(exc), source=row.source)
-
-
-def _unforeseen(exc: BaseException) -> str:
-    """One line for a row that broke something no rule names (never an object's repr or a traceback)."""
-    return f"this row could not be read ({type(exc).__name__}) — check its fields; the other rows go on"
-
-
-_WRITERS: dict[tuple[Path, str, int], PackWriter] = {}
-
-
-def _writer(root: Path, base_url: str) -> PackWriter:
-    """One pack writer per worker process (a pack has a single writer), kept for the process's life."""
-    key = (root, base_url, os.getpid())
-    if key not in _WRITERS:
-        _WRITERS[key] = LocalStore(root, base_url).pack_writer()
-    return _WRITERS[key]
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What every row of a run is prepared with; handed to each worker once, by the pool's initializer
-    (never through argv or the environment: `qr_fragment` holds the registrar's signing key)."""
-
-    base_url: str
-    stamp: bool
-    store_root: Path
-    limits: Limits | None = None
-    qr_fragment: QrFragment | None = None
-
-
-_JOB: _Job | None = None
-
-
-def _start_worker(job: _Job, own_process: bool) -> None:
-    """Pool initializer: keep `job`; in a worker process, die with the batch process (a crash or SIGKILL must
-    not leave workers behind holding its output pipes) and load the modules rows need while the batch
-    process is still setting up (reading the registry, reconciling the journal)."""
-    global _JOB
-    _JOB = job
-    if own_process:
-        try:
-            import ctypes
-            import signal
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-        from . import order, pdf, service  # noqa: F401
-
-
-def _prepare_chunk(rows: list[Row]) -> list[Prepared]:
-    job = _JOB
-    assert job is not None, "the pool's initializer sets the job"
-    return [prepare(row, job.base_url, job.stamp, job.store_root, limits=job.limits, qr_fragment=job.qr_fragment)
-            for row in rows]
-
-
-# -- the run -------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -198,76 +50,6 @@ class Flight:
     tx_hash: str
     raw: bytes
     batch: list[Prepared]
-
-
-@dataclass
-class Summary:
-    """The last line. `skipped` (OCDS releases with nothing to register) appears for OCDS manifests;
-    `would_register` and `dry_run` for ``--dry-run``."""
-
-    registered: int = 0
-    already_registered: int = 0
-    failed: int = 0
-    skipped: int = 0
-    would_register: int = 0
-    ocds: bool = False
-    dry_run: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"registered": self.registered, "already_registered": self.already_registered,
-                               "failed": self.failed}
-        if self.ocds or self.skipped:
-            out["skipped"] = self.skipped
-        if self.dry_run:
-            out.update(would_register=self.would_register, dry_run=True)
-        return {"summary": out}
-
-
-def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callable[[int], None] | None = None,
-            limits: Limits | None = None) -> Summary:
-    """``--dry-run``: each row's mapped record (or its refusal, or why it is skipped) as one line, checked
-    as ``register-batch`` would check it (record rules, verify URL length, the PDF within `limits` and
-    registrable: :func:`peru_compras.service.prepare` without the stamp) but nothing drawn, stamped, stored,
-    journaled or sent."""
-    from . import service
-    from .order import parse_order
-    from .pdf import read_checked
-    from .urls import verify_url as make_verify_url
-
-    summary = Summary(dry_run=True)
-    seen: dict[str, int] = {}
-    for row in rows:
-        source = row.source or {}
-        summary.ocds = summary.ocds or row.source is not None
-        if progress is not None:
-            progress(1)
-        if row.skipped:
-            summary.skipped += 1
-            emit({"row": row.number, "status": "skipped", "reason": row.error, **source})
-            continue
-        number_hint = str((row.record or {}).get("order_number", "") or "")
-        try:
-            if row.error or row.record is None or (row.pdf is None and not row.render):
-                raise InvalidInput(row.error or "unreadable row")
-            order = parse_order(row.record)  # each line names its row already
-            verify_url = make_verify_url(base_url, order)
-            if row.pdf is not None:
-                with read_checked(row.pdf, limits=limits) as checked:
-                    service.prepare(order, checked, base_url=base_url, stamp=False, limits=limits, name=str(row.pdf))
-            if order.key in seen:
-                raise InvalidInput(f"order {order.order_number!r} appears again (row {seen[order.key]})")
-            seen[order.key] = row.number
-        except (PeruComprasError, ValueError, TypeError, RecursionError, MemoryError) as exc:
-            summary.failed += 1
-            error = str(exc) if isinstance(exc, PeruComprasError) else _unforeseen(exc)
-            emit({"row": row.number, "order_number": number_hint, "error": error, **source})
-            continue
-        summary.would_register += 1
-        emit({"row": row.number, "status": "would_register", "order_number": order.order_number,
-              "entity_ruc": order.entity.key, "token_id": token_hex(order.token_id), "verify_url": verify_url,
-              "pdf": str(row.pdf) if row.pdf is not None else None, "render": row.pdf is None,
-              "record": order.to_json(), **source})
-    return summary
 
 
 def _retrying(action: Callable[[], T], *, what: str, patience: float = 60.0) -> T:
@@ -285,7 +67,7 @@ class BatchRegistrar:
     def __init__(self, session: Session, *, batch_size: int = 100, stamp: bool = True, in_flight: int = 4,
                  workers: int | None = None, emit: Emit, progress: Callable[[int], None] | None = None,
                  qr_fragment: QrFragment | None = None) -> None:
-        from .pdf import Limits
+        from ..pdf import Limits
 
         if not 1 <= batch_size <= 500:
             raise InvalidInput(f"--batch-size {batch_size} is out of range", hint="use 1 to 500 orders per transaction")
