@@ -128,3 +128,20 @@ def test_size_and_depth_are_bounded() -> None:
         load_trust_pack(b'{"format": "' + b"x" * (16 * 1024 * 1024 + 1) + b'"}')
     with pytest.raises(InvalidInput, match="must be a JSON object"):
         load_trust_pack("[]")
+
+
+def test_events_and_storage_must_agree(registry: Registry, anvil: Any) -> None:
+    """A node whose hasRole answers contradict the role events it serves: no pack, one named refusal."""
+    from peru_compras.chain.rpc import Rpc
+    from peru_compras.errors import ChainRefused
+
+    from .test_quorum import Proxy
+
+    true_word = "0x" + "00" * 31 + "01"
+    proxy = Proxy(anvil.url, lambda method, result: "0x" + "00" * 32 if result == true_word else result)
+    try:
+        lying = Registry(Rpc(proxy.url), registry.address, from_block=registry.from_block)
+        with pytest.raises(ChainRefused, match="hasRole says not"):
+            build_trust_pack(lying)
+    finally:
+        proxy.close()
