@@ -733,7 +733,7 @@ def test_images_and_forms_may_show_a_qr(decoded: Decoded) -> None:
             drawn.Type, drawn.Subtype = pikepdf.Name.XObject, pikepdf.Name.Form
             drawn.BBox = pikepdf.Array([0, 0, 100, 100])
             pdf.pages[0].obj.Resources = pikepdf.Dictionary(  # a non-stream entry first: skipped, not the end
-                XObject=pikepdf.Dictionary(Bad=pikepdf.Dictionary(), Fm0=drawn))
+                XObject=pikepdf.Dictionary(Bad=pdf.make_indirect(pikepdf.Dictionary()), Fm0=drawn))
         return edit
     assert pages_read(decoded, build(edit=form(40))) == [1]
     assert pages_read(decoded, build(edit=form(39))) == []
@@ -968,3 +968,28 @@ def test_path_segments_add_up_over_the_page_streams(decoded: Decoded) -> None:
     def split(pdf: pikepdf.Pdf) -> None:
         pdf.pages[0].obj.Contents = pikepdf.Array([pdf.make_stream(drawing(20)), pdf.make_stream(drawing(20))])
     assert pages_read(decoded, build(edit=split)) == [1]
+
+
+def test_pages_are_rendered_only_while_no_other_address_was_found(decoded: Decoded) -> None:
+    def own_link(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.Contents = pdf.make_stream(drawing(50))
+        link(pdf, uri(URL + "#payload"))
+    assert pages_read(decoded, build(edit=own_link)) == [1]  # its own address: the printed codes are read
+
+    def other_link(pdf: pikepdf.Pdf) -> None:
+        pdf.pages[0].obj.Contents = pdf.make_stream(drawing(50))
+        link(pdf, uri(OTHER))
+    decoded.asked.clear()
+    other_address(build(edit=other_link))
+    assert decoded.asked == []  # refused already: nothing rendered
+    check_registrable(build(edit=other_link), URL, allow_other_urls=True, warn=lambda _: None)
+    assert decoded.asked == [[1]]  # with the flag every address is listed, printed ones too
+
+
+def test_a85_damage_names_zlibs_reason() -> None:
+    garbage = with_streams((base64.a85encode(b"not zlib at all") + b"~>", ["/ASCII85Decode", "/FlateDecode"]))
+    message = refused(garbage, "it is damaged (error decoding stream data for object ")
+    assert "incorrect header check" in message
+    short = with_streams((a85_flate(b"\0" * 50_000)[:-40] + b"~>", ["/ASCII85Decode", "/FlateDecode"]))
+    assert refused(short, "it is damaged").split("(", 1)[1].startswith("error decoding stream data for object ")
+    assert ": the compressed data ends early)" in refused(short, "damaged")
