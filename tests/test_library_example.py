@@ -193,3 +193,15 @@ def test_a_session_of_the_callers_own_parts(tmp_path: Path, anvil: LocalNode, re
     assert not any(tmp_path.iterdir())  # nothing of the default state folder was made
     again = register(session, prepared)  # the same registration again: finished, not refused
     assert again.resumed and again.registration.tx_hash == registered.registration.tx_hash
+
+
+def test_the_use_cases_import_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom peru_compras import Session, prepare, register, resolve, verify_pdf\n"
+            "import peru_compras.commands.base, peru_compras.urls\n"
+            "print(sorted(m for m in ('web3', 'eth_account', 'py_ecc', 'pikepdf', 'eth_abi', 'requests')"
+            " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
