@@ -168,8 +168,9 @@ class Session:
         self._registries[write] = registry
         return registry
 
-    def remembered_registry(self) -> dict[str, Any] | None:
-        """The registry deployed earlier on this chain, when something remembers it (a Workspace does)."""
+    def remembered_registry(self, chain_id: int | None = None) -> dict[str, Any] | None:
+        """The registry deployed earlier on chain `chain_id` (default: the node's), when something remembers
+        it (a Workspace does, in deployment.json); a plain Session remembers nothing."""
         return None
 
     def remember_deployment(self, registry: Registry, chain_id: int) -> None:
