@@ -5,20 +5,17 @@ UTF-8 (never ``\\u`` escapes for printable characters), optional fields left out
 strings given, ``term_days`` an integer, parties as ``{"name","ruc"}`` for Peruvian RUCs and
 ``{"id","name","scheme"}`` otherwise. With only strings and small integers this is RFC 8785 (JCS) output.
 
-Order key: ``"<entity>/<order number>"`` where ``<entity>`` is the 11-digit RUC for ``PE-RUC`` and
-``"<SCHEME>:<id>"`` otherwise. The token id is ``uint256(keccak256(key))``: known before minting, unique
-on chain.
+Order key: ``"<entity>/<order number>"``, ``<entity>`` the 11-digit RUC for ``PE-RUC``, else ``"<SCHEME>:<id>"``.
+The token id is ``uint256(keccak256(key))``: known before minting, unique on chain.
 
 On-chain entry (version 1), the ``order`` bytes of the contract's ``register``::
 
     sha256(pdf) (32 bytes) ‖ len(key) (1) ‖ key (UTF-8) ‖ 0x01 ‖ raw DEFLATE(canonical JSON without
     order_number and without the entity's identifier, preset dictionary data/record-dictionary-v1.txt)
 
-The two fields left out are exactly those the key carries, so decoding restores the canonical record.
-
-Text rules: :mod:`peru_compras.text_rules` (every free-text string from outside). Identifiers are ASCII: an
-order number is 1 to 40 letters, digits, ``-``, ``_``, ``.`` and ``/`` starting with a letter or digit;
-every pattern must match the whole string (``fullmatch``: a final newline is refused).
+The two fields left out are those the key carries, so decoding restores the canonical record. Text rules:
+:mod:`peru_compras.text_rules`. Identifiers are ASCII: an order number is 1 to 40 letters, digits, ``-``,
+``_``, ``.`` and ``/`` starting with a letter or digit; every pattern must match the whole string.
 """
 
 from __future__ import annotations
@@ -55,8 +52,7 @@ _RUC_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 _DECIMAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
 _SCHEME = re.compile(r"[A-Z]{2}-[A-Z0-9]{2,12}")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,39}")
-# H3 (OCDS import): a publisher's own scheme as published (CUA, DEP-GOB-JAL, ocds-03ad3f), and Mexico's RFC
-# with its "&" (C&C021030KX2): ASCII, and never ":" or "/", which the order key uses.
+# OCDS: a publisher's own scheme (CUA, ocds-03ad3f) and Mexico's RFC with its "&": ASCII, never ":" or "/"
 _LOCAL_SCHEME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,39}")
 MX_RFC = re.compile(r"[A-Z&]{3,4}[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[A-Z0-9]{2}[0-9A]")
 MAX_NOTES, MAX_NOTE_CHARS = 8, 300
@@ -278,11 +274,9 @@ def _inflate(packed: bytes, source: str) -> bytes:
     return body
 
 
-# --------------------------------------------------------------------------------------------------
-# Parsing and validation: every problem is collected, each naming its field, value and rule.
-
-
 class _Problems:
+    """Parsing and validation: every problem is collected, each naming its field, value and rule."""
+
     def __init__(self) -> None:
         self.items: list[str] = []
 
@@ -401,10 +395,8 @@ def _items(p: _Problems, data: Any) -> tuple[Item, ...]:
 
 
 def parse_order(data: Any, *, source: str | None = None) -> Order:
-    """Validate a record (a dict from JSON) and return the :class:`Order`.
-
-    Raises :class:`InvalidOrder` naming every broken field with its value and rule.
-    """
+    """Validate a record (a dict from JSON) and return the :class:`Order`; :class:`InvalidOrder` naming every
+    broken field with its value and rule."""
     if not isinstance(data, Mapping):
         raise InvalidOrder([f"record: {type(data).__name__} — must be a JSON object"], source=source)
     p = _Problems()
