@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from .base import emit, workspace
@@ -9,26 +11,27 @@ from .base import emit, workspace
 roles_app = typer.Typer(no_args_is_help=True, help="Manage registrars and annullers.")
 
 
-@roles_app.command("grant")
-def roles_grant(role: str = typer.Argument(..., help="registrar | annuller | admin"),
+def _role_command(*, granted: bool, doc: str) -> Callable[..., None]:
+    """`roles grant` or `roles revoke`: the same two arguments, one transaction."""
+
+    def command(role: str = typer.Argument(..., help="registrar | annuller | admin"),
                 account: str = typer.Argument(..., help="0x address")) -> None:
-    """Give ROLE to ACCOUNT (needs the admin role).
+        _change(role, account, granted=granted)
+
+    command.__doc__ = doc
+    return command
+
+
+roles_app.command("grant")(_role_command(granted=True, doc="""Give ROLE to ACCOUNT (needs the admin role).
 
     Example:
         peru-compras roles grant registrar 0x1234…
-    """
-    _change(role, account, granted=True)
-
-
-@roles_app.command("revoke")
-def roles_revoke(role: str = typer.Argument(..., help="registrar | annuller | admin"),
-                 account: str = typer.Argument(..., help="0x address")) -> None:
-    """Take ROLE from ACCOUNT (needs the admin role).
+    """))
+roles_app.command("revoke")(_role_command(granted=False, doc="""Take ROLE from ACCOUNT (needs the admin role).
 
     Example:
         peru-compras roles revoke registrar 0x1234…
-    """
-    _change(role, account, granted=False)
+    """))
 
 
 def _change(role: str, account: str, *, granted: bool) -> None:
