@@ -24,14 +24,14 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
-from eth_utils.address import to_checksum_address
 
 from .chain.client import (
     ORDER_ANNULLED,
@@ -45,8 +45,9 @@ from .chain.client import (
 )
 from .chain.contract import ROLE_NAMES
 from .chain.rpc import RpcError, host_of
-from .errors import ChainRefused, InvalidInput, InvalidNodeAnswer, NodeUnavailable, PeruComprasError
-from .hashing import hashlink
+from .errors import ChainRefused, InvalidInput, InvalidNodeAnswer, NodeUnavailable
+from .mirror_rows import Job, all_rows
+from .mirror_rows import address as _address
 from .mirror_schema import (
     CHANGE_COLUMNS,
     FORMAT,
@@ -61,7 +62,6 @@ from .mirror_schema import (
     open_database,
     refresh_summaries,
 )
-from .order import Order, decode_entry
 from .urls import keccak256, token_hex
 
 #: the first block range asked for, and the bounds it moves between
@@ -69,6 +69,9 @@ FIRST_SPAN = 100
 MAX_SPAN = 100_000
 #: logs per answer the range is sized for (a registration is two logs)
 TARGET_LOGS = 20_000
+#: processes that decode records, from this many registrations in a range (fewer: in this process)
+WORKERS = 2
+POOL_FROM = 4_000
 _ZERO_WORD = "0x" + "0" * 64
 _TOPIC = re.compile(r"0x[0-9a-f]{64}")
 _ROLE_OF = {"0x" + value.hex(): name for name, value in ROLE_NAMES.items()}
@@ -99,12 +102,6 @@ def _iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@cache
-def _address(word: str) -> str:
-    """The checksummed address in a 32-byte topic (a few accounts, seen many times: cached)."""
-    return str(to_checksum_address("0x" + word[-40:]))
-
-
 class _Refused(Exception):
     """The node would not answer this block range (the caller halves it)."""
 
@@ -113,7 +110,7 @@ class Mirror:
     """Mirror `registry` into the SQLite file at `path` (created on the first run)."""
 
     def __init__(self, registry: Registry, path: Path, *, max_blocks: int = MAX_SPAN,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, workers: int = WORKERS) -> None:
         if not 1 <= max_blocks <= MAX_SPAN:
             raise InvalidInput(f"--max-blocks {max_blocks} is out of range",
                                hint=f"give 1 to {MAX_SPAN} blocks per eth_getLogs request")
@@ -124,6 +121,8 @@ class Mirror:
         self.span = min(FIRST_SPAN, max_blocks)
         self.progress = progress
         self.unreadable = 0
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
 
     # -- the run ---------------------------------------------------------------------------------------
 
@@ -175,6 +174,8 @@ class Mirror:
                                hint="is another mirror run writing it? wait for it, or use another --out") from None
         finally:
             db.close()
+            if self._executor is not None:
+                self._executor.shutdown(cancel_futures=True)
         return MirrorSummary(str(self.path), chain_id, self.registry.address, total, cursor, added, changes,
                              self.unreadable)
 
@@ -281,6 +282,15 @@ class Mirror:
                 out[int.from_bytes(keccak256(entry[33 : 33 + entry[32]]), "big")] = entry
         return out
 
+    def _pool(self, jobs: int) -> ProcessPoolExecutor | None:
+        """Worker processes for decoding, when a range has enough registrations to pay for them (made once,
+        from a fork server: the parent may run threads, such as the progress bar's)."""
+        if self.workers < 2 or jobs < POOL_FROM:
+            return None
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=get_context("forkserver"))
+        return self._executor
+
     # -- writing one range -----------------------------------------------------------------------------
 
     def _write(self, db: Database, cursor: int, last: int, logs: list[dict[str, Any]]) -> tuple[int, int]:
@@ -292,23 +302,32 @@ class Mirror:
                                    hint="run the mirror again")
         registered = {(log["tx"], log["index"]): log for log in logs if log["topics"][0] == ORDER_REGISTERED}
         records: dict[str, dict[int, bytes]] = {}
+        jobs: list[Job] = []
+        for log in logs:
+            topics = log["topics"]
+            if topics[0] == TRANSFER and len(topics) == 4 and topics[1] == _ZERO_WORD:
+                if log["tx"] not in records:
+                    records[log["tx"]] = self._records(log["tx"])
+                token = int(topics[3], 16)
+                paired = registered.get((log["tx"], log["index"] + 1))
+                jobs.append((token, records[log["tx"]].get(token), paired["topics"][1] if paired else None,
+                             paired["topics"][2] if paired else None, _iso(blocks[log["block"]][1]),
+                             {"block_number": log["block"], "log_index": log["index"], "tx_hash": log["tx"]}))
         orders: dict[str, dict[str, Any]] = {}
         items: list[dict[str, Any]] = []
         parties: dict[str, dict[str, Any]] = {}
+        for row, row_items, row_parties in all_rows(jobs, self.base, self._pool(len(jobs))):
+            orders[row["token_id"]] = row
+            items += row_items
+            parties.update((party["id"], party) for party in row_parties)
+            self.unreadable += "record_error" in row
         changes: list[dict[str, Any]] = []
         roles: list[dict[str, Any]] = []
         updates: list[tuple[str, list[Any]]] = []
         for log in logs:
             kind, topics, when = log["topics"][0], log["topics"], _iso(blocks[log["block"]][1])
             where = {"block_number": log["block"], "log_index": log["index"], "tx_hash": log["tx"]}
-            if kind == TRANSFER and len(topics) == 4 and topics[1] == _ZERO_WORD:
-                if log["tx"] not in records:
-                    records[log["tx"]] = self._records(log["tx"])
-                token = int(topics[3], 16)
-                paired = registered.get((log["tx"], log["index"] + 1))
-                row = self._order_row(token, records[log["tx"]].get(token), paired, when, where, items, parties)
-                orders[row["token_id"]] = row
-            elif kind == ORDER_ANNULLED and len(topics) == 3:
+            if kind == ORDER_ANNULLED and len(topics) == 3:
                 (reason_bytes,) = abi_decode(["bytes"], log["data"])
                 token_hex_id, reason = token_hex(int(topics[1], 16)), bytes(reason_bytes).decode("utf-8", "replace")
                 changes.append({"token_id": token_hex_id, "change": "annulled", "reason": reason,
@@ -335,7 +354,6 @@ class Mirror:
                                 "ON CONFLICT (id) DO UPDATE SET name = excluded.name",
                                 [(p["id"], p["scheme"], p["identifier"], p["name"]) for p in parties.values()])
             insert(db, "orders", ORDER_COLUMNS, list(orders.values()))
-            insert(db, "records", ("token_id", "record_json"), [row for row in orders.values() if "record_json" in row])
             insert(db, "items", ITEM_COLUMNS, items)
             insert(db, "status_changes", CHANGE_COLUMNS, changes)
             insert(db, "registrars", ROLE_COLUMNS, roles)
@@ -356,55 +374,6 @@ class Mirror:
         else:
             names = ", ".join(f"{name} = ?" for name in values)
             updates.append((f"UPDATE orders SET {names} WHERE token_id = ?", [*values.values(), token]))
-
-    def _order_row(self, token: int, entry: bytes | None, registered: dict[str, Any] | None, when: str,
-                   where: dict[str, Any], items: list[dict[str, Any]], parties: dict[str, dict[str, Any]]
-                   ) -> dict[str, Any]:
-        """The `orders` row of one registration (and its items and parties); an entry that cannot be read
-        gets a row with `record_error` saying why."""
-        digest = bytes.fromhex(registered["topics"][1][2:]) if registered else None
-        row: dict[str, Any] = {"token_id": token_hex(token), "status": "valid", "registered_at": when,
-                               "registrar": _address(registered["topics"][2]) if registered else None,
-                               "document_sha256": digest.hex() if digest else None,
-                               "document_hashlink": hashlink(digest) if digest else None, **where}
-        order: Order | None = None
-        error = None
-        if entry is None:
-            error = ("its record is not in the registering transaction's calldata (a call shape this version "
-                     "cannot read)")
-        else:
-            try:
-                entry_digest, order = decode_entry(entry)
-                if digest is not None and entry_digest != digest:
-                    error, order = "the calldata's document hash is not the one the event logged", None
-            except RecursionError:
-                error = "the record is nested too deeply"
-            except PeruComprasError as exc:
-                error = exc.message
-            except Exception as exc:  # noqa: BLE001 — a registrar's bytes: any shape, reported on the row
-                error = f"{type(exc).__name__}: {str(exc)[:200]}"
-        if order is None:
-            self.unreadable += 1
-            store = self.base + row["document_hashlink"] if digest else None  # the document is still checkable
-            return {**row, "published_url": store, "record_error": (error or "unreadable")[:500]}
-        for role, party in (("buyer", order.buyer), ("entity", order.entity), ("supplier", order.supplier)):
-            if party.id is not None:
-                key = f"{party.scheme}:{party.id}"
-                parties[key] = {"id": key, "scheme": party.scheme, "identifier": party.id, "name": party.name}
-                row[f"{role}_id"] = key
-            row[f"{role}_name"] = party.name
-        for position, item in enumerate(order.items, 1):
-            items.append({"token_id": row["token_id"], "position": position, "description": item.description,
-                          "quantity": item.quantity, "unit": item.unit, "unit_price": item.unit_price,
-                          "cubso": item.cubso})
-        url = order.document_url or (self.base + row["document_hashlink"])
-        row.update(order_key=order.key, order_number=order.order_number, issued_on=order.issued_on,
-                   total_amount=order.total_amount, total_value=float(order.total_amount), currency=order.currency,
-                   items_count=len(order.items), delivery_place=order.delivery.place,
-                   delivery_term_days=order.delivery.term_days, delivery_deadline=order.delivery.deadline,
-                   document_url=order.document_url, published_url=url,
-                   record_json=order.canonical_bytes().decode())
-        return row
 
 
 def mirror(registry: Registry, path: Path, *, progress: Progress | None = None, max_blocks: int = MAX_SPAN,
