@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..chain import lacnet
@@ -201,23 +202,32 @@ class BatchRegistrar:
 
     # -- the pipeline ---------------------------------------------------------------------------------
 
-    def run(self, rows: Iterator[Row]) -> Summary:
-        self.reconcile()
+    def run(self, rows: Iterable[Row]) -> Summary:
+        """Register `rows`; the summary. The workers start on the first rows before the journal is reconciled
+        with the chain (preparing touches neither)."""
         pool: Executor = (ProcessPoolExecutor(self.workers, initializer=_start_worker, initargs=(self.job, True))
                           if self.workers > 1 else
                           ThreadPoolExecutor(1, initializer=_start_worker, initargs=(self.job, False)))
         ahead: deque[Future[list[Prepared]]] = deque()
-        chunks = _chunks(rows, max(self.batch_size // max(self.workers, 1), 1))
+        source, size = iter(rows), max(self.batch_size // max(self.workers, 1), 1)
+        chunks = iter(lambda: list(islice(source, size)), [])  # lists of `size` rows, the last one shorter
+        exhausted = False
+
+        def keep_busy() -> None:
+            nonlocal exhausted
+            while not exhausted and len(ahead) < 2 * max(self.workers, 1):
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                else:
+                    ahead.append(pool.submit(_prepare_chunk, chunk))
+
         try:
+            keep_busy()
+            self.reconcile()
             batch: list[Prepared] = []
-            exhausted = False
             while True:
-                while not exhausted and len(ahead) < 2 * max(self.workers, 1):  # keep the workers busy
-                    chunk = next(chunks, None)
-                    if chunk is None:
-                        exhausted = True
-                    else:
-                        ahead.append(pool.submit(_prepare_chunk, chunk))
+                keep_busy()
                 if not ahead:
                     break
                 for item in ahead.popleft().result():
@@ -487,14 +497,3 @@ def _evict_oldest(seen: dict[Any, Any], limit: int) -> None:
     """Drop the oldest entries of an insertion-ordered dict until it holds `limit`."""
     while len(seen) > limit:
         del seen[next(iter(seen))]
-
-
-def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
