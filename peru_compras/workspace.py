@@ -72,10 +72,26 @@ class Session:
 
     @property
     def rpc(self) -> Rpc:
-        """The node (``--rpc`` / ``PERU_COMPRAS_RPC``)."""
+        """The node reads go to (``--rpc`` / ``PERU_COMPRAS_RPC``; when it lists several, all of them as one, see
+        :mod:`.chain.quorum`)."""
         if self._rpc is None:
-            self._rpc = self._make_rpc(self._rpc_url())
+            urls = self.settings.rpc_urls
+            if len(urls) > 1:  # H7: several nodes read as one (chain/quorum.py, issue 17 item 5)
+                from .chain.quorum import read_rpc
+
+                token = self.settings.rpc_token
+                self._rpc = read_rpc(urls, quorum=self.settings.rpc_quorum,
+                                     headers={"Authorization": f"Bearer {token}"} if token else None)
+            else:
+                self._rpc = self._make_rpc(self._rpc_url())
         return self._rpc
+
+    def _write_rpc(self) -> Rpc:
+        """The node transactions go to: the first one (reads through several never send)."""
+        from .chain.quorum import QuorumRpc
+
+        rpc = self.rpc
+        return rpc.nodes[0] if isinstance(rpc, QuorumRpc) else rpc
 
     def _rpc_url(self) -> str:
         if self.settings.rpc:
@@ -113,11 +129,11 @@ class Session:
                     raise ConfigurationError("--lacnet-model metatx needs the relayer's key",
                                              hint="set --relayer-keystore FILE (PERU_COMPRAS_RELAYER_KEYSTORE_PASSWORD)"
                                                   " or PERU_COMPRAS_RELAYER_PRIVATE_KEY")
-                self._transactor = MetaTxTransactor(self.rpc, account, relayer, self.settings.network)
+                self._transactor = MetaTxTransactor(self._write_rpc(), account, relayer, self.settings.network)
             else:
                 from .chain.transactions import Transactor
 
-                self._transactor = Transactor(self.rpc, account, self.settings.network,
+                self._transactor = Transactor(self._write_rpc(), account, self.settings.network,
                                               node_address=self.settings.node_address,
                                               gas_price=self.settings.gas_price)
         return self._transactor

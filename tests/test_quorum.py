@@ -160,3 +160,32 @@ def test_nodes_at_different_heights_read_one_block(anvil: Any, honest: Proxy) ->
 def test_one_node_is_a_plain_rpc(anvil: Any) -> None:
     only = read_rpc([anvil.url, anvil.url])
     assert not isinstance(only, QuorumRpc) and only.url == anvil.url
+
+
+def test_verify_command_with_several_nodes(cli: Any, anvil: Any, proxy: Proxy, dead_url: str,
+                                           tmp_path: Any) -> None:
+    """`verify` with PERU_COMPRAS_RPC listing two nodes: authentic when they agree; one line "could not be
+    checked" naming the node, exit 3, when one lies or is down — never "authentic"."""
+    from .conftest import write_json
+
+    assert cli("deploy").code == 0
+    record = reference_order(order_number="OC-QUORUM-CLI")
+    order_file = write_json(tmp_path / "o.json", record)
+    source = tmp_path / "o.pdf"
+    source.write_bytes(render_order(parse_order(record)))
+    out = tmp_path / "sellada.pdf"
+    assert cli("register", str(order_file), str(source), "--out", str(out)).code == 0
+    both = {"PERU_COMPRAS_RPC": f"{anvil.url},{proxy.url}"}
+    proxy.lie = None
+    agreed = cli("verify", str(out), "--json", env=both)
+    assert agreed.code == 0 and agreed.json()["status"] == "authentic", agreed.stderr
+    proxy.lie = _flip_record
+    lied = cli("verify", str(out), "--json", env=both)
+    proxy.lie = None
+    assert lied.code == 3 and lied.stdout == ""
+    assert lied.stderr.startswith("error: could not be checked:") and host_of(proxy.url) in lied.stderr
+    down = {"PERU_COMPRAS_RPC": f"{anvil.url},{dead_url}"}
+    dead = cli("verify", str(out), "--json", env=down)
+    assert dead.code == 3 and "cannot be reached" in dead.stderr and host_of(dead_url) in dead.stderr
+    one = cli("verify", str(out), "--json", env={**down, "PERU_COMPRAS_RPC_QUORUM": "1"})
+    assert one.code == 0 and one.json()["status"] == "authentic", one.stderr
