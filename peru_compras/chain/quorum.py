@@ -48,11 +48,11 @@ class NotChecked(NodeUnavailable):
 
 
 def read_rpc(urls: Sequence[str], *, quorum: int | None = None, headers: dict[str, str] | None = None,
-             timeout: float = 30.0) -> Rpc:
+             timeout: float = 30.0, attempts: int = 3) -> Rpc:
     """The Rpc reads go through: the one node, or a :class:`QuorumRpc` over several."""
     if not urls:
         raise ValueError("no node given")
-    nodes = [Rpc(url, headers=headers, timeout=timeout) for url in dict.fromkeys(urls)]
+    nodes = [Rpc(url, headers=headers, timeout=timeout, attempts=attempts) for url in dict.fromkeys(urls)]
     return nodes[0] if len(nodes) == 1 else QuorumRpc(nodes, quorum=quorum)
 
 
