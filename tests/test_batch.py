@@ -31,7 +31,7 @@ from peru_compras.render import render_order
 from peru_compras.store import LocalStore
 from peru_compras.web.app import PageSettings, create_app
 
-from .conftest import CLI, REFERENCE
+from .conftest import CLI, REFERENCE, run_cli
 
 _BASE_PDF = render_order(parse_order(REFERENCE))
 
@@ -78,13 +78,12 @@ class Chain:
         self.registry = Registry(self.rpc, info["registry"], from_block=info["block_number"])
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([CLI, "--home", str(self.home), *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        return run_cli(["--home", str(self.home), *args], env=self.env, timeout=timeout)
 
     def start_batch(self, manifest: Path, *extra: str, output: Path | None = None) -> subprocess.Popen[str]:
         """The batch in a subprocess; its JSON lines go to `output` (and stderr beside it) if given: a pipe
         nobody reads would fill up and stall the run, so a kill would always land in the same place."""
-        command = [CLI, "--home", str(self.home), "register-batch", str(manifest), "--json", *extra]
+        command = [*CLI, "--home", str(self.home), "register-batch", str(manifest), "--json", *extra]
         if output is None:
             return subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     start_new_session=True)

@@ -15,7 +15,7 @@ from peru_compras.order import parse_order
 from peru_compras.pdf import stamp_pdf
 from peru_compras.render import render_order
 
-from .conftest import CLI, ROOT, Runner, reference_order, write_json
+from .conftest import CLI, ROOT, Runner, clean_env, reference_order, run_cli, write_json
 
 REGISTER_FIELDS = {"token_id", "order_number", "entity_ruc", "tx_hash", "block_number", "gas_used", "sha256",
                    "hashlink", "document_url", "verify_url", "stamped_pdf"}
@@ -176,7 +176,7 @@ def test_roles_list_shows_the_deployer(deployed: Runner) -> None:
 
 
 def _commands() -> list[str]:
-    help_text = subprocess.run([CLI, "--help"], capture_output=True, text=True, check=True).stdout
+    help_text = run_cli(["--help"], env=clean_env()).stdout
     section = help_text.split("Commands:")[1]
     return re.findall(r"^\s{2}([a-z][a-z-]+)\s", section, flags=re.M)
 
@@ -186,25 +186,24 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
     commands = _commands()
     assert {"demo", "node", "deploy", "register", "verify", "show", "annul", "roles"} <= set(commands)
     for command in commands:
-        result = subprocess.run([CLI, command, "--help"], capture_output=True, text=True)
+        result = run_cli([command, "--help"], env=clean_env())
         assert result.returncode == 0 and "Usage" in result.stdout
         assert f"peru-compras {command}" in readme, f"README does not show `peru-compras {command}`"
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    result = subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "peru_compras", "--help"], capture_output=True,
-                            text=True)
+    result = subprocess.run([*CLI, "--help"], capture_output=True, text=True)  # CLI: sys.executable -m peru_compras
     assert result.returncode == 0 and "register" in result.stdout
 
 
 def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
     try:
-        first = subprocess.run([CLI, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        first = subprocess.run([*CLI, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
         assert first.returncode == 0, first.stderr
         assert re.search(r"OC-2026-004512\.pdf: AUTHENTIC", first.stdout)
         assert re.search(r"ALTERADA\.pdf: ALTERED", first.stdout)
-        again = subprocess.run([CLI, "demo", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        again = subprocess.run([*CLI, "demo", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
                                timeout=180)
         assert again.returncode == 0, again.stderr
         assert [v["status"] for v in json.loads(again.stdout)["verify"]] == ["authentic", "altered"]
@@ -231,7 +230,7 @@ def test_node_runs_until_stopped_and_keeps_its_state(tmp_path: Path) -> None:
     port = free_port()
 
     def start() -> tuple[subprocess.Popen[str], dict[str, object]]:
-        process = subprocess.Popen([CLI, "node", "--port", str(port), "--json"], cwd=tmp_path, env=env,
+        process = subprocess.Popen([*CLI, "node", "--port", str(port), "--json"], cwd=tmp_path, env=env,
                                    stdout=subprocess.PIPE, text=True)
         assert process.stdout is not None
         return process, json.loads(process.stdout.readline())

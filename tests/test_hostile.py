@@ -297,7 +297,7 @@ def test_serve_drops_the_signing_key_from_its_environment(hostile: Hostile, cli:
     key = cli.env["PERU_COMPRAS_PRIVATE_KEY"]
     port = free_port()
     env = {**cli.env, "PERU_COMPRAS_KEYSTORE_PASSWORD": "hunter2-not-needed"}
-    process = subprocess.Popen([CLI, "--registry", hostile.registry.address, "--base-url", f"http://127.0.0.1:{port}",
+    process = subprocess.Popen([*CLI, "--registry", hostile.registry.address, "--base-url", f"http://127.0.0.1:{port}",
                                 "serve", "--port", str(port)], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
@@ -332,7 +332,7 @@ def test_files_follow_the_umask(umask: int, cli: Runner, tmp_path: Path) -> None
 
     order = write_json(tmp_path / "orden.json", reference_order())
     out = tmp_path / "qr.svg"
-    done = subprocess.run([CLI, "qr", str(order), "--out", str(out)], cwd=tmp_path, env=cli.env,
+    done = subprocess.run([*CLI, "qr", str(order), "--out", str(out)], cwd=tmp_path, env=cli.env,
                           capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.umask(umask))
     assert done.returncode == 0, done.stderr
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
@@ -579,7 +579,7 @@ def test_kill_9_while_awaiting_the_receipt_then_rerun_finishes(cli: Runner, host
     proxy = HoldingProxy(cli.env["PERU_COMPRAS_RPC"])
     try:
         with (tmp_path / "killed.err").open("w") as err:
-            process = subprocess.Popen([CLI, *command], cwd=tmp_path, env={**cli.env, "PERU_COMPRAS_RPC": proxy.url},
+            process = subprocess.Popen([*CLI, *command], cwd=tmp_path, env={**cli.env, "PERU_COMPRAS_RPC": proxy.url},
                                        stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 60
         while not proxy.sent.wait(0.1):

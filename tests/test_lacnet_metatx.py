@@ -46,7 +46,7 @@ from peru_compras.order import parse_order
 from peru_compras.render import render_order
 from peru_compras.web.app import PageSettings, create_app
 
-from .conftest import CLI, ROOT, reference_order, write_json
+from .conftest import CLI, ROOT, reference_order, run_cli, write_json
 from .lacnet.metatx import CHAIN_ID, MetaTxEmulator
 from .test_batch import make_orders, write_jsonl
 
@@ -102,9 +102,8 @@ class Operator:
         if env_changes:
             env.update(env_changes)
             env = {k: v for k, v in env.items() if v}
-        done = subprocess.run([CLI, "--home", str(self.home), *(self.flags() if flags is None else flags), *args],
-                              env=env, cwd=self.home.parent, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        done = run_cli(["--home", str(self.home), *(self.flags() if flags is None else flags), *args],
+                       env=env, cwd=self.home.parent, timeout=timeout)
         for key in (self.signer.key, self.relayer.key, (relayer or self.relayer).key):  # never printed
             assert key.hex().removeprefix("0x") not in done.stdout + done.stderr
         return done
@@ -577,7 +576,7 @@ def test_sigkill_then_resume_through_the_metatx_hub(tmp_path: Path) -> None:
         manifest = write_jsonl(folder / "manifest.jsonl", rows)
         env = dict(operator.env, PERU_COMPRAS_PRIVATE_KEY=operator.signer.key.hex(),
                    PERU_COMPRAS_RELAYER_PRIVATE_KEY=operator.relayer.key.hex())
-        command = [CLI, "--home", str(operator.home), *operator.flags(), "register-batch", str(manifest), "--json",
+        command = [*CLI, "--home", str(operator.home), *operator.flags(), "register-batch", str(manifest), "--json",
                    "--no-stamp", "--batch-size", "50"]
         rng = random.Random(20261201)
         on_chain = [0]

@@ -31,7 +31,7 @@ from peru_compras.errors import NotAuthorized, OrderAlreadyRegistered, RelayRefu
 from peru_compras.hashing import sha256
 from peru_compras.order import parse_order
 
-from .conftest import CLI, reference_order
+from .conftest import reference_order, run_cli
 from .test_batch import make_orders, write_jsonl
 
 _count = iter(range(10**6))
@@ -73,8 +73,7 @@ def cli(emu: Any, home: Path, account: LocalAccount, *args: str, node_address: s
     env.update(PERU_COMPRAS_PRIVATE_KEY=account.key.hex(), PERU_COMPRAS_BASE_URL="https://oc.example.pe")
     flags = ["--network", profile, "--rpc", emu.url, "--node-address", node_address or emu.node_address,
              "--trusted-forwarder", emu.forwarder]
-    return subprocess.run([CLI, "--home", str(home), *flags, *args], env=env, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return run_cli(["--home", str(home), *flags, *args], env=env, timeout=120)
 
 
 def one_line(text: str) -> str:
@@ -338,10 +337,9 @@ def test_an_encrypted_keystore_signs_through_the_relay(emu: Any, tmp_path: Path)
     keystore.write_text(json.dumps(Account.encrypt(account.key, "clave secreta", kdf="pbkdf2", iterations=2048)))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
     env["PERU_COMPRAS_KEYSTORE_PASSWORD"] = "clave secreta"
-    result = subprocess.run([CLI, "--home", str(tmp_path / "home"), "--network", "lacnet-protestnet", "--rpc", emu.url,
-                             "--node-address", emu.node_address, "--trusted-forwarder", emu.forwarder,
-                             "--keystore", str(keystore), "deploy", "--json"],
-                            env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    result = run_cli(["--home", str(tmp_path / "home"), "--network", "lacnet-protestnet", "--rpc", emu.url,
+                      "--node-address", emu.node_address, "--trusted-forwarder", emu.forwarder,
+                      "--keystore", str(keystore), "deploy", "--json"], env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     registry = Registry(Rpc(emu.url), json.loads(result.stdout)["registry"])
     assert registry.has_role("admin", account.address)

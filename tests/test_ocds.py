@@ -32,7 +32,7 @@ from peru_compras.order import parse_order
 from peru_compras.render import render_order
 from peru_compras.store import LocalStore
 
-from .conftest import CLI, REFERENCE, ROOT
+from .conftest import REFERENCE, ROOT, run_cli
 from .test_batch import Chain, lines
 
 BASE_URL = "https://oc.example.pe"
@@ -384,8 +384,8 @@ def test_dry_run_on_the_command_line_sends_and_writes_nothing(tmp_path: Path) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
     env.update(PERU_COMPRAS_RPC="http://127.0.0.1:9", PERU_COMPRAS_BASE_URL=BASE_URL)  # nothing listens there
     home = tmp_path / "home"
-    result = subprocess.run([CLI, "--home", str(home), "register-batch", str(manifest), "--dry-run", "--json"],
-                            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = run_cli(["--home", str(home), "register-batch", str(manifest), "--dry-run", "--json"],
+                     env=env, timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = lines(result.stdout)
     assert out[-1] == {"summary": {"registered": 0, "already_registered": 0, "failed": 0, "skipped": 1,
@@ -394,8 +394,8 @@ def test_dry_run_on_the_command_line_sends_and_writes_nothing(tmp_path: Path) ->
     assert not home.exists()
     broken = tmp_path / "broken.json"
     broken.write_text('{"releases": [{"ocid": "x",', encoding="utf-8")
-    result = subprocess.run([CLI, "--home", str(home), "register-batch", str(broken), "--json"], env=env,
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = run_cli(["--home", str(home), "register-batch", str(broken), "--json"], env=env, timeout=60,
+                     cwd=tmp_path)
     assert result.returncode == 2 and "broken.json" in result.stderr and "Traceback" not in result.stderr
 
 

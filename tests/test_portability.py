@@ -47,7 +47,7 @@ from peru_compras.order import parse_order
 from peru_compras.render import render_order
 from peru_compras.web.app import PageSettings, create_app
 
-from .conftest import CLI, reference_order, write_json
+from .conftest import reference_order, run_cli, write_json
 from .lacnet.metatx import CHAIN_ID as METATX_CHAIN_ID
 from .lacnet.metatx import MetaTxEmulator
 from .test_batch import make_orders, write_jsonl
@@ -130,9 +130,8 @@ class Deployment:
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
         key = (signer or self.signer).key.hex()
         env = dict(self.env, PERU_COMPRAS_PRIVATE_KEY=key)
-        done = subprocess.run([CLI, "--home", str(self.home), *(self.target.flags if flags is None else flags), *args],
-                              env=env, cwd=self.home.parent, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        done = run_cli(["--home", str(self.home), *(self.target.flags if flags is None else flags), *args],
+                       env=env, cwd=self.home.parent, timeout=timeout)
         for secret in (key, *self.target.env.values()):  # the keys (the signer's, the relayer's) never printed
             assert secret.removeprefix("0x") not in done.stdout + done.stderr
         return done

@@ -16,8 +16,7 @@ from peru_compras.order import parse_order
 from peru_compras.pdf import stamp_pdf
 from peru_compras.render import BOTTOM_MARGIN, render_order
 
-from . import pdfs
-from .conftest import CLI
+from . import conftest, pdfs
 from .test_pdf import BASE, decode, page_text, qpdf_check, qr_box, text_boxes
 
 pytestmark = pytest.mark.skipif(any(shutil.which(t) is None for t in ("pdftoppm", "zbarimg", "qpdf", "pdftotext")),
@@ -77,7 +76,7 @@ def test_render_keeps_accents_and_replaces_what_helvetica_cannot_draw(tmp_path: 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "PERU_COMPRAS_BASE_URL": BASE, "HOME": str(tmp_path)}
-    return subprocess.run([CLI, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    return conftest.run_cli(list(args), cwd=tmp_path, env=env, timeout=60)
 
 
 def test_render_and_qr_commands(tmp_path: Path) -> None:

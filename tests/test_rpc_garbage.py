@@ -30,7 +30,7 @@ from peru_compras.chain.rpc import MAX_RESPONSE_BYTES, Rpc, RpcError
 from peru_compras.errors import InvalidNodeAnswer, NodeUnavailable, PeruComprasError
 from peru_compras.web.app import PageSettings, create_app
 
-from .conftest import CLI
+from .conftest import run_cli
 
 REGISTRY = "0x" + "ab" * 20
 TX_HASH = "0x" + "11" * 32
@@ -113,9 +113,8 @@ def node(script: dict[str, Any], default: Raw = NOTHING) -> Iterator[tuple[str, 
 
 def show(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
-    return subprocess.run([CLI, "--home", str(tmp_path / "home"), "show", "1", "--rpc", url, *extra],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    return run_cli(["--home", str(tmp_path / "home"), "show", "1", "--rpc", url, *extra], env=env, cwd=tmp_path,
+                   timeout=60)
 
 
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:

@@ -166,8 +166,8 @@ def test_register_stamps_the_qr_and_the_paper_verifies(setup: Setup, tmp_path: P
 
     ok = setup.run("verify", str(out), "--json")
     assert (ok.code, ok.json()["status"], ok.json()["token_id"]) == (0, "authentic", data["token_id"])
-    # the installed command, as a user runs it
-    real = subprocess.run([CLI, "verify", str(out), "--home", str(setup.home), "--rpc", setup.rpc],
+    # a real process (python -m peru_compras), as a user runs it
+    real = subprocess.run([*CLI, "verify", str(out), "--home", str(setup.home), "--rpc", setup.rpc],
                           env={"PATH": os.environ["PATH"], **setup.env}, capture_output=True, text=True, timeout=60)
     assert real.returncode == 0 and real.stdout.startswith("AUTHENTIC"), real.stderr
 
