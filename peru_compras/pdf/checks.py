@@ -155,7 +155,12 @@ def check_registrable(document: bytes | CheckedPdf, verify_url: str, *, name: st
         warn(f"warning: PDF {name!r} carries another address than {own}: {listed}")
 
 
-_PATH_OPS = re.compile(rb"(?<![A-Za-z*])(?:re|l|c|v|y)(?![A-Za-z*])")
+#: path-segment operators (re, l, c, v, y) are the runs of [A-Za-z*] equal to one of them: the content with every
+#: other byte made a space, split, and those words counted (the regex (?<![A-Za-z*])(?:re|l|c|v|y)(?![A-Za-z*])
+#: counts the same, checked on random bytes; 0.18 -> 0.05 ms on a 4 KB page, 1/8 of a batch order's checks: H5)
+_PATH_OPS = (b"re", b"l", b"c", b"v", b"y")
+_LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz*")
+_ONLY_LETTERS = bytes(c if c in _LETTERS else 32 for c in range(256))
 _MIN_QR_PATHS = 40  # a QR version 1 drawn in vectors needs more path segments than this
 
 
@@ -178,7 +183,8 @@ def _may_show_qr(page: pikepdf.Page) -> bool:
         data = stream.read_bytes()
         if b"BI" in data and re.search(rb"(?<![A-Za-z])BI(?![A-Za-z])", data):
             return True
-        segments += len(_PATH_OPS.findall(data))
+        words = data.translate(_ONLY_LETTERS).split()
+        segments += sum(map(words.count, _PATH_OPS))
         if segments >= _MIN_QR_PATHS:
             return True
     return False
