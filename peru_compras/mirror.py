@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing import get_context
@@ -106,6 +106,15 @@ class _Refused(Exception):
     """The node would not answer this block range (the caller halves it)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """What was read for one block range."""
+
+    logs: list[dict[str, Any]]
+    blocks: dict[int, tuple[str, int]]  # number -> (hash, time)
+    records: dict[str, dict[int, bytes]]  # registering transaction -> token id -> entry
+
+
 class Mirror:
     """Mirror `registry` into the SQLite file at `path` (created on the first run)."""
 
@@ -123,6 +132,7 @@ class Mirror:
         self.unreadable = 0
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="mirror-read")  # a Mirror runs once
 
     # -- the run ---------------------------------------------------------------------------------------
 
@@ -146,23 +156,30 @@ class Mirror:
             self._check_cursor(cursor, state["last_block_hash"])
             first = cursor
             added = changes = 0
+            ahead: tuple[tuple[int, int], Future[_Range]] | None = None  # the next range, read while one is written
             while cursor < end:
                 last = min(end, cursor + self.span)
                 try:
-                    logs = self._logs(cursor + 1, last)
+                    fetched = self._take(ahead, cursor + 1, last)
+                    ahead = None
                 except _Refused as exc:
+                    ahead = None
                     if last == cursor + 1:
                         raise ChainRefused(f"the node at {host_of(self.rpc.url)} refuses eth_getLogs even for "
                                            f"block {last} alone ({exc})",
                                            hint="use another node (an archive node without a log limit)") from None
                     self.span = max(1, (last - cursor) // 2)
                     continue
-                done = self._write(db, cursor, last, logs)
-                added += done[0]
-                changes += done[1]
+                logs = fetched.logs
                 # size the next range for about TARGET_LOGS logs, growing at most fourfold at a time
                 wanted = (last - cursor) * TARGET_LOGS // len(logs) if logs else self.span * 4
                 self.span = max(1, min(self.max_span, self.span * 4, wanted))
+                if last < end:  # the node answers the next range while this one is decoded and written
+                    upcoming = (last + 1, min(end, last + self.span))
+                    ahead = (upcoming, self._reader.submit(self._read_range, *upcoming))
+                done = self._write(db, cursor, last, fetched)
+                added += done[0]
+                changes += done[1]
                 cursor = last
                 if self.progress:
                     self.progress(cursor - first, end - first, added)
@@ -174,6 +191,7 @@ class Mirror:
                                hint="is another mirror run writing it? wait for it, or use another --out") from None
         finally:
             db.close()
+            self._reader.shutdown(wait=True, cancel_futures=True)
             if self._executor is not None:
                 self._executor.shutdown(cancel_futures=True)
         return MirrorSummary(str(self.path), chain_id, self.registry.address, total, cursor, added, changes,
@@ -293,21 +311,42 @@ class Mirror:
 
     # -- writing one range -----------------------------------------------------------------------------
 
-    def _write(self, db: Database, cursor: int, last: int, logs: list[dict[str, Any]]) -> tuple[int, int]:
-        """Write the range's rows and the cursor in one transaction; (orders added, status changes)."""
-        blocks = {number: self._block(number) for number in sorted({log["block"] for log in logs} | {last})}
+    def _take(self, ahead: tuple[tuple[int, int], Future[_Range]] | None, start: int, end: int) -> _Range:
+        """Blocks `start`..`end` as read ahead, or read now (a read ahead of another range is waited for
+        first: one request to the node at a time)."""
+        if ahead is not None:
+            wanted, future = ahead
+            if wanted == (start, end):
+                return future.result()
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001, S110 — a range not asked for after all: its failure does not count
+                pass
+        return self._read_range(start, end)
+
+    def _read_range(self, start: int, end: int) -> _Range:
+        """What the chain says about blocks `start`..`end`: logs, the blocks' hashes and times, and the
+        entries of every registering transaction."""
+        logs = self._logs(start, end)
+        blocks = {number: self._block(number) for number in sorted({log["block"] for log in logs} | {end})}
         for log in logs:
             if blocks[log["block"]][0] != log["block_hash"]:
                 raise ChainRefused(f"block {log['block']} changed while it was read (a reorganisation)",
                                    hint="run the mirror again")
-        registered = {(log["tx"], log["index"]): log for log in logs if log["topics"][0] == ORDER_REGISTERED}
         records: dict[str, dict[int, bytes]] = {}
+        for log in logs:
+            if log["topics"][0] == TRANSFER and log["tx"] not in records:
+                records[log["tx"]] = self._records(log["tx"])
+        return _Range(logs, blocks, records)
+
+    def _write(self, db: Database, cursor: int, last: int, fetched: _Range) -> tuple[int, int]:
+        """Write the range's rows and the cursor in one transaction; (orders added, status changes)."""
+        logs, blocks, records = fetched.logs, fetched.blocks, fetched.records
+        registered = {(log["tx"], log["index"]): log for log in logs if log["topics"][0] == ORDER_REGISTERED}
         jobs: list[Job] = []
         for log in logs:
             topics = log["topics"]
             if topics[0] == TRANSFER and len(topics) == 4 and topics[1] == _ZERO_WORD:
-                if log["tx"] not in records:
-                    records[log["tx"]] = self._records(log["tx"])
                 token = int(topics[3], 16)
                 paired = registered.get((log["tx"], log["index"] + 1))
                 jobs.append((token, records[log["tx"]].get(token), paired["topics"][1] if paired else None,
