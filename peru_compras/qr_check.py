@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput
-from .trust import url_host
+from .trust import read_limited, url_host
 from .urls import order_key_from_verify_url, token_hex
 
 if TYPE_CHECKING:
@@ -48,13 +48,7 @@ def _decode_photo(path: Path) -> str:
 
     from . import qr
 
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_IMAGE_BYTES + 1)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {str(path)!r}: {exc.strerror}", hint="check the path") from None
-    if len(data) > MAX_IMAGE_BYTES:
-        raise InvalidInput(f"{str(path)!r} is over {MAX_IMAGE_BYTES // 2**20} MiB", hint="give a smaller photo")
+    data = read_limited(path, MAX_IMAGE_BYTES, "photo")
     if not data.startswith(_IMAGE_MAGIC):
         raise InvalidInput(f"{str(path)!r} is not a PNG or JPEG image", hint="give a photo of the QR, or its text")
     if shutil.which("zbarimg") is None:

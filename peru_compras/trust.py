@@ -206,14 +206,21 @@ def _periods(registry: Registry, logs: list[Any], block: int) -> list[Period]:
 # -- reading one from a file ---------------------------------------------------------------------------------
 
 
-def read_trust_file(path: Path) -> TrustPack:
-    """Read and check a trust pack file (bounded read)."""
+def read_limited(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of `path`, refused (InvalidInput naming `what` and the path) when unreadable or over `limit`."""
     try:
         with path.open("rb") as handle:
-            raw = handle.read(MAX_PACK_BYTES + 1)
+            raw = handle.read(limit + 1)
     except OSError as exc:
-        raise InvalidInput(f"cannot read trust pack {str(path)!r}: {exc.strerror}", hint="check the path") from None
-    return load_trust_pack(raw, source=f"trust pack {str(path)!r}")
+        raise InvalidInput(f"cannot read {what} {str(path)!r}: {exc.strerror}", hint="check the path") from None
+    if len(raw) > limit:
+        raise InvalidInput(f"{what} {str(path)!r} is over {limit // 2**20} MiB", hint=f"is it a {what}?")
+    return raw
+
+
+def read_trust_file(path: Path) -> TrustPack:
+    """Read and check a trust pack file (bounded read)."""
+    return load_trust_pack(read_limited(path, MAX_PACK_BYTES, "trust pack"), source=f"trust pack {str(path)!r}")
 
 
 def load_trust_pack(raw: bytes | str, *, source: str = "trust pack") -> TrustPack:
