@@ -54,10 +54,12 @@ def _decode_photo(path: Path) -> str:
     if shutil.which("zbarimg") is None:
         raise InvalidInput("reading a photo needs zbarimg (Debian: zbar-tools)", hint="or give the QR's text")
     found = qr.decode_image(data)  # bounded: RenderError (exit 2) past its memory or time
-    if len(found) != 1:
-        raise InvalidInput(f"{str(path)!r} shows {'no' if not found else len(found)} QR codes: one is needed",
-                           hint="take the photo again, closer and in focus, or give the QR's text")
-    return found[0][:MAX_TEXT]
+    # a paper may carry other codes (a tax authority's, a supplier's): the one naming an order page is ours
+    ours = [text for text in found if order_key_from_verify_url(text.partition("#")[0][:2048])]
+    if len(ours) != 1 and len(found) != 1:
+        raise InvalidInput(f"{str(path)!r} shows {len(found) or 'no'} QR codes, {len(ours)} of an order's page: "
+                           "one is needed", hint="take the photo again, closer and in focus, or give the QR's text")
+    return (ours or found)[0][:MAX_TEXT]
 
 
 def pack_for(trust_file: Path | None, registry: Registry | None, hosts: tuple[str, ...] = ()) -> TrustPack:

@@ -390,7 +390,27 @@ def test_verify_qr_bad_input(cli: Runner, tmp_path: Path) -> None:
     blank = tmp_path / "blank.png"
     blank.write_bytes(png_blank())
     none_found = cli("verify-qr", str(blank), "--trust", str(good_file))
-    assert none_found.code == 2 and "no QR code" in none_found.stderr
+    assert none_found.code == 2 and "no QR codes" in none_found.stderr
+
+
+def test_photo_with_another_qr_beside_ours(cli: Runner, registry: Registry, admin: LocalAccount, chain_id: int,
+                                           tmp_path: Path) -> None:
+    """A paper often carries another code (a tax authority's): the one naming an order page is read."""
+    import io
+
+    from PIL import Image
+
+    ours = signed_text(admin, chain_id, registry.address)
+    photo = Image.new("L", (1400, 760), 255)
+    for index, text in enumerate((ours, "https://e-consulta.sunat.gob.pe/ol-ti-itconsvalicpe/20608712411|01|F001")):
+        photo.paste(Image.open(io.BytesIO(png(text, scale=5))).convert("L"), (20 + 700 * index, 20))
+    path = tmp_path / "papel.png"
+    photo.save(path)
+    pack_file = tmp_path / "pack.json"
+    pack_file.write_text(json.dumps(build_trust_pack(registry)))
+    checked = cli("verify-qr", str(path), "--trust", str(pack_file), "--json")
+    assert checked.code == 0, checked.stderr
+    assert checked.json()["status"] == "signed"
 
 
 def good_pack() -> dict[str, Any]:
