@@ -198,7 +198,7 @@ def ensure_table(db: Database) -> None:
 def _due(db: Database, before: str) -> Iterator[tuple[str, str, bytes]]:
     sql = ("SELECT o.token_id, o.published_url, o.document_sha256 FROM orders o LEFT JOIN audit a "
            "ON a.token_id = o.token_id WHERE o.published_url IS NOT NULL AND o.document_sha256 IS NOT NULL "
-           "AND (a.checked_at IS NULL OR a.checked_at < ?) ORDER BY o.block_number, o.log_index")
+           "AND (a.checked_at IS NULL OR a.checked_at <= ?) ORDER BY o.block_number, o.log_index")  # to the second
     for token, url, digest in db.execute(sql, [before]).fetchall():
         yield str(token), str(url), bytes.fromhex(str(digest))
 
