@@ -24,8 +24,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import InvalidNodeAnswer, NodeUnavailable, RpcError
+from ..errors import InvalidNodeAnswer, NodeUnavailable, NotChecked, RpcError
 from .rpc import Rpc, host_of
+
+__all__ = ["NotChecked", "QuorumRpc", "read_rpc"]
 
 #: how long one pinned block serves (a command's reads, or one page request, see the same block)
 PIN_SECONDS = 10.0
@@ -35,16 +37,6 @@ _TX_FIELDS = ("hash", "input", "blockHash", "blockNumber", "from", "to", "nonce"
 _LOG_FIELDS = ("address", "topics", "data", "blockNumber", "blockHash", "transactionHash", "logIndex")
 _RECEIPT_FIELDS = ("transactionHash", "status", "blockNumber", "blockHash", "gasUsed", "contractAddress")
 _BLOCK_FIELDS = ("number", "hash", "parentHash", "timestamp")
-
-
-class NotChecked(NodeUnavailable):
-    """The nodes did not give one answer `quorum` of them agree on: `node` (its host) and `reason`."""
-
-    def __init__(self, message: str, *, node: str, reason: str) -> None:
-        super().__init__(f"could not be checked: {message}",
-                         hint="check PERU_COMPRAS_RPC's nodes, or lower PERU_COMPRAS_RPC_QUORUM")
-        self.node = node
-        self.reason = reason
 
 
 def read_rpc(urls: Sequence[str], *, quorum: int | None = None, headers: dict[str, str] | None = None,
