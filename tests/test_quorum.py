@@ -189,3 +189,15 @@ def test_verify_command_with_several_nodes(cli: Any, anvil: Any, proxy: Proxy, d
     assert dead.code == 3 and "cannot be reached" in dead.stderr and host_of(dead_url) in dead.stderr
     one = cli("verify", str(out), "--json", env={**down, "PERU_COMPRAS_RPC_QUORUM": "1"})
     assert one.code == 0 and one.json()["status"] == "authentic", one.stderr
+
+
+def test_the_same_revert_from_every_node_is_the_revert(registry: Registry, anvil: Any, honest: Proxy) -> None:
+    """A call that reverts on both nodes is that revert (RpcError with its data), not "could not be checked"."""
+    from peru_compras.chain.contract import selector
+    from peru_compras.errors import RpcError
+
+    both = read_rpc([anvil.url, honest.url])
+    data = "0x" + (selector("ownerOf(uint256)") + (12345).to_bytes(32, "big")).hex()
+    with pytest.raises(RpcError) as caught:
+        both.call("eth_call", [{"to": registry.address, "data": data}, "latest"])
+    assert not isinstance(caught.value, NotChecked) and caught.value.revert_data

@@ -130,7 +130,8 @@ class QuorumRpc(Rpc):
         up = [(node, kind, value) for node, kind, value in answers if kind != "down"]
         down = [(node, value) for node, kind, value in answers if kind == "down"]
         def compared(kind: str, value: Any) -> Any:
-            return (kind, _reduced(method, value) if kind == "result" else (value.code, value.revert_data))
+            # errors by their revert data: codes and wording differ between clients (Anvil 3, Besu -32000)
+            return (kind, _reduced(method, value) if kind == "result" else value.revert_data)
 
         if up:
             first_node, first_kind, first_value = up[0]
@@ -139,6 +140,7 @@ class QuorumRpc(Rpc):
                 seen = compared(kind, value)
                 if seen != reference:
                     why = (_difference(reference[1], seen[1]) if kind == first_kind == "result" else
+                           "another revert" if kind == first_kind else
                            "an error where the other answered" if kind == "error" else
                            "an answer where the other gave an error")
                     raise NotChecked(f"{host_of(node.url)} and {host_of(first_node.url)} answered {method} "
