@@ -124,3 +124,16 @@ def test_render_signs_the_qr(deployed: Runner, tmp_path: Path) -> None:
     assert cli("trust-pack", "--out", str(pack)).code == 0
     code, verdict = check(cli, text, pack)
     assert code == 0 and verdict["status"] == "signed"
+
+
+def test_render_without_a_registry_stays_plain_and_starts_nothing(tmp_path: Path) -> None:
+    """On the embedded default with its chain not running, render draws the plain QR and starts no chain."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
+    cli = Runner(tmp_path, {**env, "PERU_COMPRAS_BASE_URL": BASE})
+    order_file = write_json(tmp_path / "o.json", record("OC-SIN-REGISTRO"))
+    drawn = cli("render", str(order_file), "--out", str(tmp_path / "o.pdf"), "--json")
+    assert drawn.code == 0, drawn.stderr
+    assert printed_qr((tmp_path / "o.pdf").read_bytes()) == drawn.json()["verify_url"]
+    assert not (tmp_path / ".peru-compras" / "node.json").exists() and "warning" not in drawn.stderr
