@@ -146,7 +146,7 @@ def verify_qr(text: str, pack: TrustPack) -> QrVerdict:
 
 def describe(verdict: QrVerdict) -> str:
     """The verdict in words for the clerk: a headline, the signed facts to compare with the paper, warnings."""
-    as_of = f"as of block {verdict.trust_block} ({verdict.trust_time})"
+    as_of = f"as of block {verdict.trust_block}, {verdict.trust_time}"
     headline = {
         "signed": f"SIGNED by registrar {verdict.signer} ({as_of})",
         "unknown_signer": f"UNKNOWN SIGNER: {verdict.problem} ({as_of}) — do not accept this paper",
