@@ -35,7 +35,7 @@ from .keys import MessageSigner, TxSigner
 from .lacnet import check_address
 from .networks import Network
 from .rpc import Rpc, RpcError
-from .transactions import _ALREADY_HELD, Receipt, Transactor, checked_chain_id, wait_for_receipt
+from .transactions import _ALREADY_HELD, Receipt, Transactor, checked_chain_id, estimate_call, wait_for_receipt
 
 FORWARD_FIELDS = (("from", "address"), ("to", "address"), ("value", "uint256"), ("space", "uint32"),
                   ("nonce", "uint256"), ("deadline", "uint256"), ("dataHash", "bytes32"), ("caller", "address"))
@@ -327,11 +327,8 @@ class MetaTxTransactor(Transactor):
 
     def estimate_gas(self, to: str | None, data: bytes, *, action: str) -> int:
         """The registry call's own estimate, as the registrar calling directly."""
-        call: dict[str, Any] = {"from": self.address, "data": "0x" + data.hex()}
-        if to:
-            call["to"] = to
         try:
-            return int(self.node_rpc.call("eth_estimateGas", [call]), 16)
+            return estimate_call(self.node_rpc, self.address, to, data)
         except RpcError as exc:
             raise self.send_refusal(exc, action) from None
 

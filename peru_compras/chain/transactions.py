@@ -134,13 +134,8 @@ class Transactor:
     def estimate_gas(self, to: str | None, data: bytes, *, action: str) -> int:
         """The node's estimate (on LACNet for the data with its suffix, as the hub will pass it); a revert
         becomes the contract's named exception."""
-        if self.network.is_lacnet:
-            data = self.payload(data)
-        call: dict[str, Any] = {"from": self.address, "data": "0x" + data.hex()}
-        if to:
-            call["to"] = to
         try:
-            return int(self.rpc.call("eth_estimateGas", [call]), 16)
+            return estimate_call(self.rpc, self.address, to, self.payload(data) if self.network.is_lacnet else data)
         except RpcError as exc:
             raise self._refusal(exc, action) from None
 
@@ -369,6 +364,15 @@ class _StaleNonce(Exception):
         super().__init__(answer)
         self.nonce = nonce
         self.answer = answer
+
+
+def estimate_call(rpc: Rpc, sender: str, to: str | None, data: bytes) -> int:
+    """The node's gas estimate for `data` sent by `sender` to `to` (None: a deployment); RpcError when the
+    node refuses it (a revert: the caller names it)."""
+    call: dict[str, Any] = {"from": sender, "data": "0x" + data.hex()}
+    if to:
+        call["to"] = to
+    return int(rpc.call("eth_estimateGas", [call]), 16)
 
 
 def wait_for_receipt(rpc: Rpc, tx_hash: str, *, timeout: float) -> dict[str, Any]:
