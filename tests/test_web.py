@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -36,7 +37,7 @@ from peru_compras.order import Order, parse_order
 from peru_compras.pdf import stamp_pdf
 from peru_compras.render import render_order
 from peru_compras.store import LocalStore
-from peru_compras.web.app import Guard, PageSettings, create_app
+from peru_compras.web.app import Guard, PageSettings, app_from_workspace, create_app
 from peru_compras.web.published import DocumentChecker, TokenBucket
 from peru_compras.web.server import start_detached, stop_detached, uvicorn_config
 
@@ -474,6 +475,34 @@ def test_openapi_and_healthz(client: Client, deployment: Deployment) -> None:
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["chain_id"] == 31337
     assert client.get("/docs").status_code == 404  # no Swagger UI: it would load third-party scripts
+
+
+def test_nodes_that_do_not_answer_alike_make_the_order_could_not_be_checked(deployment: Deployment,
+                                                                            tmp_path: Path) -> None:
+    """With several nodes (PERU_COMPRAS_RPC="a,b") the page reads through all of them; when one does not give
+    the same answer (here: it is down) the order is "could not be checked", naming the node — never green."""
+    dead_port = free_port()
+    settings = Settings(home=tmp_path / "home", rpc=deployment.rpc_url, read_rpcs=(f"http://127.0.0.1:{dead_port}",),
+                        registry=deployment.registry.address, base_url=BASE)
+    web = Client(app_from_workspace(Workspace(settings)))
+    valid = deployment.orders["valid"]
+    try:
+        page = web.get(valid.verify_path)
+        text = page_text(page.text)
+        assert page.status_code == 503 and "No se pudo comprobar" in text and f"127.0.0.1:{dead_port}" in text
+        assert "vigente" not in text.lower() and "verdict warn" in page.text
+        english = web.get(valid.verify_path + "?lang=en")
+        assert english.status_code == 503 and "Could not be checked" in page_text(english.text)
+        answer = web.get(f"/api/orders/{valid.token_id}")
+        assert answer.status_code == 503 and answer.json()["error"] == "not_checked"
+        assert f"127.0.0.1:{dead_port}" in answer.json()["detail"]
+    finally:
+        web.close()
+    one = Client(app_from_workspace(Workspace(dataclasses.replace(settings, read_rpcs=()))))
+    try:
+        assert one.get(valid.verify_path).status_code == 200  # the same settings with the live node only
+    finally:
+        one.close()
 
 
 def test_healthz_is_503_when_the_node_is_unreachable(deployment: Deployment) -> None:

@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ..chain.client import Registry
-from ..errors import PeruComprasError, Unavailable, UnreadableRecord
+from ..errors import NotChecked, PeruComprasError, Unavailable, UnreadableRecord
 from ..urls import parse_token
 from . import api, verifier, views
 from .api import openapi_schema
@@ -60,6 +60,13 @@ def _exception_handlers(page: Page) -> dict[Any, Callable[[Request, Exception], 
     """Every error is one line of JSON under ``/api/`` and the error page elsewhere; never a traceback."""
 
     async def unavailable(request: Request, exc: Exception) -> Response:
+        # Nodes that disagree (or one of them down, under a quorum) are "could not be checked": never a verdict
+        cause = exc.__cause__ if isinstance(exc.__cause__, NotChecked) else exc
+        if isinstance(cause, NotChecked):
+            if request.url.path.startswith("/api/"):
+                return api.problem(503, "not_checked", f"could not be checked: {cause.node}: {cause.reason}")
+            return page.error_page(request, 503, "error_not_checked", title_key="error_not_checked_h",
+                                   node=cause.node, reason=cause.reason)
         if request.url.path.startswith("/api/"):
             return api.problem(503, "unavailable", "the chain cannot be read right now")
         return page.error_page(request, 503, "error_unavailable")
@@ -112,14 +119,16 @@ def app_from_workspace(ws: Any, *, explorer: str | None = None) -> Guard:
     """The page for a :class:`~peru_compras.workspace.Workspace`: its registry, its document store, its base
     URL. The block-explorer template comes from `explorer` or the settings' ``explorer_url``
     (``PERU_COMPRAS_EXPLORER_URL``)."""
-    from ..chain.rpc import Rpc
+    from ..chain.quorum import read_rpc
 
     settings = ws.settings
 
     def registry() -> Registry:
         found: Registry = ws.registry()
         headers = {"Authorization": f"Bearer {settings.rpc_token}"} if settings.rpc_token else None
-        rpc = Rpc(found.rpc.url, timeout=5.0, attempts=1, headers=headers)
+        # every node of PERU_COMPRAS_RPC, each asked once per read (the page answers "not checked" at once)
+        rpc = read_rpc(settings.rpc_urls or (found.rpc.url,), quorum=settings.rpc_quorum, headers=headers,
+                       timeout=5.0, attempts=1)
         return Registry(rpc, found.address, from_block=found.from_block)
 
     page_settings = PageSettings(base_url=settings.base_url, store=ws.store,

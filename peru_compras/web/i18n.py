@@ -132,6 +132,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                              "minutos.",
         "error_not_found": "Esta página no existe.",
         "error_generic": "Ocurrió un error.",
+        "error_not_checked_h": "No se pudo comprobar",
+        "error_not_checked": "Los nodos de la blockchain no dan la misma respuesta ({node}: {reason}): esta orden "
+                             "no se pudo comprobar. No la tome por válida ni por falsa; intente de nuevo más tarde.",
         "error_unreadable": "El registro de esta orden en la blockchain está mal formado y no se puede leer: "
                             "no la tome por válida.",
         "back_home": "Ir a la búsqueda",
@@ -252,6 +255,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_unavailable": "The blockchain cannot be read right now. Please try again in a few minutes.",
         "error_not_found": "This page does not exist.",
         "error_generic": "Something went wrong.",
+        "error_not_checked_h": "Could not be checked",
+        "error_not_checked": "The blockchain nodes do not give one answer ({node}: {reason}): this order could not "
+                             "be checked. Take it as neither valid nor false; please try again later.",
         "error_unreadable": "This order's record on the blockchain is malformed and cannot be read: do not "
                             "take it as valid.",
         "back_home": "Go to search",

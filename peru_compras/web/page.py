@@ -123,10 +123,13 @@ class Page:
         body = self.env.get_template(template).render(**values).encode()
         return Cached(body, gzip.compress(body, 6, mtime=0), '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
 
-    def error_page(self, request: Request, status: int, message_key: str) -> Response:
+    def error_page(self, request: Request, status: int, message_key: str, *, title_key: str | None = None,
+                   **values: str) -> Response:
+        """The error page in the visitor's language: the message `message_key` filled with `values`."""
         lang, explicit = i18n.pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+        t = i18n.MESSAGES[lang]
         cached = self.render("error.html", **self.context(lang, explicit, quote(request.url.path, safe="/:")),
-                             message=i18n.MESSAGES[lang][message_key])
+                             message=i18n.fill(t[message_key], **values), title=t[title_key] if title_key else None)
         response = self.respond_html(cached, request, lang, status)
         response.headers["Cache-Control"] = "no-store"
         return response
