@@ -1,5 +1,6 @@
 """register-batch: manifests, refusals on their own line, and resuming after crashes without losing or
-doubling an order. Real Anvil (with a state file, so it can be stopped and restarted), real subprocesses."""
+doubling an order. Real Anvil (the session's; one with a state file for the test that stops and restarts
+it), real processes for the kills."""
 
 from __future__ import annotations
 
@@ -59,15 +60,23 @@ def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
 
 
 class Chain:
-    """A node with a state file, a funded key and a deployed registry; the CLI environment to reach it."""
+    """A node, a funded key and a deployed registry; the CLI environment to reach it. The node is the session's
+    Anvil (`shared`, never stopped here), or with `shared=None` one of its own with a state file, for a test
+    that stops and restarts it."""
 
-    def __init__(self, folder: Path) -> None:
+    first_block = 0  #: transactions checked from this block on …
+    only_from: str | None = None  #: … and only this sender's (on a shared node)
+
+    def __init__(self, folder: Path, shared: LocalNode | None = None) -> None:
         self.state = folder / "chain-state.json"
-        self.node = LocalNode(state=self.state).start()
+        self.own_node = shared is None
+        self.node = LocalNode(state=self.state).start() if shared is None else shared
         self.port = self.node.port
         self.rpc = Rpc(self.node.url)
         self.account = Account.create()
         set_balance(self.rpc, self.account.address, 10**24)
+        if not self.own_node:
+            self.first_block, self.only_from = int(self.rpc.call("eth_blockNumber"), 16), self.account.address
         self.home = folder / "home"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PERU_COMPRAS_")}
         self.env.update(PERU_COMPRAS_RPC=self.node.url, PERU_COMPRAS_PRIVATE_KEY=self.account.key.hex(),
@@ -91,6 +100,7 @@ class Chain:
             return subprocess.Popen(command, env=self.env, stdout=out, stderr=err, text=True, start_new_session=True)
 
     def restart_node(self, *, down_for: float = 1.0) -> None:
+        assert self.own_node, "the session's node is never restarted: use the own_chain fixture"
         self.node.stop()
         time.sleep(down_for)
         self.node = LocalNode(state=self.state, port=self.port).start()
@@ -98,10 +108,12 @@ class Chain:
     def all_transactions_succeeded(self) -> bool:
         """True when no transaction of the signer ever reverted (a re-sent order would have)."""
         latest = int(self.rpc.call("eth_blockNumber"), 16)
-        for number in range(latest + 1):
-            block = self.rpc.call("eth_getBlockByNumber", [hex(number), False])
-            for tx_hash in block["transactions"]:
-                if int(self.rpc.call("eth_getTransactionReceipt", [tx_hash])["status"], 16) != 1:
+        for number in range(self.first_block, latest + 1):
+            block = self.rpc.call("eth_getBlockByNumber", [hex(number), True])
+            for tx in block["transactions"]:
+                if self.only_from is not None and tx["from"].lower() != self.only_from.lower():
+                    continue
+                if int(self.rpc.call("eth_getTransactionReceipt", [tx["hash"]])["status"], 16) != 1:
                     return False
         return True
 
@@ -111,11 +123,19 @@ class Chain:
         return len(logs)
 
     def stop(self) -> None:
-        self.node.stop()
+        if self.own_node:
+            self.node.stop()
 
 
 @pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
+def chain(tmp_path: Path, anvil: LocalNode) -> Chain:
+    """A registry and key of the test's own on the session's Anvil."""
+    return Chain(tmp_path, anvil)
+
+
+@pytest.fixture
+def own_chain(tmp_path: Path) -> Iterator[Chain]:
+    """A node of the test's own (with a state file): for a test that stops and restarts it."""
     instance = Chain(tmp_path)
     yield instance
     instance.stop()
@@ -227,6 +247,7 @@ def assert_page_serves_batch_documents(chain: Chain, rows: list[dict[str, object
     asyncio.run(fetch_all())
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(chain: Chain, tmp_path: Path) -> None:
     """Killed four times (once while starting, then at random moments once orders are flowing), then run to
     the end: every order on chain exactly once, with its document in the store."""
@@ -260,7 +281,9 @@ def test_sigkill_at_random_moments_then_resume(chain: Chain, tmp_path: Path) -> 
     assert_exactly_registered(chain, rows, folder)
 
 
-def test_node_stopped_and_restarted_mid_run(chain: Chain, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_node_stopped_and_restarted_mid_run(own_chain: Chain, tmp_path: Path) -> None:
+    chain = own_chain
     folder = tmp_path / "n"
     rows = make_orders(folder, 800, prefix="OC-NODE")
     manifest = write_jsonl(folder / "manifest.jsonl", rows)
@@ -276,6 +299,7 @@ def test_node_stopped_and_restarted_mid_run(chain: Chain, tmp_path: Path) -> Non
     assert_exactly_registered(chain, rows, folder)
 
 
+@pytest.mark.slow
 def test_ten_thousand_orders(chain: Chain, tmp_path: Path) -> None:
     folder = tmp_path / "t"
     rows = make_orders(folder, 10_000, prefix="OC-10K")
@@ -319,6 +343,7 @@ class RelayChain(Chain):
         pass
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_through_the_lacnet_relay_with_not_enough_gas_and_bad_nonce(
         lacnet_emulator: Any, tmp_path: Path) -> None:
     """The SIGKILL test through the relay: while the hub keeps finding the node's allowance used up
