@@ -5,7 +5,8 @@ per transaction, sent and confirmed one after another).
 
 In-process runs write each order's JSON line to a file, as the CLI does; `no_stamp_cli_end_to_end` times the
 command itself, start-up included, and `no_stamp_cli_2000_default_batch` the issue-16 goal: 2,000 orders at the
-default batch size, start to exit, median of --cli-runs (goal 1,500 orders/s). Writes
+default batch size, start to exit, median of --cli-runs (goal 1,500 orders/s). `stamped` signs each QR (the
+default), `stamped_plain_qr` stamps the plain verify URL: their worker CPU difference is the signed QR's cost. Writes
 benchmarks/results/batch.json (batch-<label>.json with --label). Numbers depend on what else the 2-core
 machine is doing: the load average before and after the run is recorded beside them.
 """
@@ -79,14 +80,20 @@ def workspace(node: LocalNode, home: Path) -> Workspace:
     return ws
 
 
+def _plain_qr(order: Any) -> None:
+    """A QR signer that never signs: the stamped run's QR is the plain verify URL (to price the signature)."""
+    return None
+
+
 def run_batch(node: LocalNode, tmp: Path, count: int, *, stamp: bool, batch_size: int, name: str,
-              rerun: bool = False) -> dict[str, Any]:
+              rerun: bool = False, qr_fragment: Any = None) -> dict[str, Any]:
     """One manifest through `BatchRegistrar`; with `rerun`, the same manifest again once it is done (what a
     back-office re-sending yesterday's file sees: every order reported already registered, nothing sent)."""
     manifest = make_manifest(tmp / f"{name}-pdfs", count, name.upper())
     ws = workspace(node, tmp / f"{name}-home")
     with (tmp / f"{name}.jsonl").open("w", encoding="utf-8") as out:  # each order's line, as the CLI writes it
-        registrar = BatchRegistrar(ws, batch_size=batch_size, stamp=stamp, emit=partial(_write_line, out))
+        registrar = BatchRegistrar(ws, batch_size=batch_size, stamp=stamp, emit=partial(_write_line, out),
+                                   qr_fragment=qr_fragment)  # None: the session's signer (signed QRs)
         cpu_before, node_before = os.times(), _cpu_seconds(node.pid)
         started = time.perf_counter()
         summary = registrar.run(read_manifest(manifest))
@@ -194,10 +201,16 @@ def main() -> int:
         cli = run_cli(node, tmp, args.orders, batch_size=args.batch_size)
         cli_2000 = run_cli(node, tmp, 2000, batch_size=None, runs=args.cli_runs, name="cli2000")
         stamped = run_batch(node, tmp, args.stamped, stamp=True, batch_size=args.batch_size, name="stamped")
+        stamped["signed_qr"] = True
+        plain = run_batch(node, tmp, args.stamped, stamp=True, batch_size=args.batch_size, name="plainqr",
+                          qr_fragment=_plain_qr)
+        plain["signed_qr"] = False
         baseline = run_baseline(node, tmp, args.baseline)
     results = {
         "no_stamp": unstamped, "no_stamp_cli_end_to_end": cli, "no_stamp_cli_2000_default_batch": cli_2000,
-        "stamped": stamped, "baseline_one_per_tx": baseline,
+        "stamped": stamped, "stamped_plain_qr": plain, "baseline_one_per_tx": baseline,
+        "signed_qr_worker_cpu_ms_per_order": round(stamped["cpu_ms_per_order"]["workers"]
+                                                    - plain["cpu_ms_per_order"]["workers"], 3),
         "ratio_no_stamp_to_baseline": round(unstamped["orders_per_s"] / baseline["orders_per_s"], 1),
         "goals": {"no_stamp_orders_per_s": 2000, "stamped_orders_per_s": 400,
                   "no_stamp_cli_2000_default_batch_orders_per_s": 1500},
