@@ -30,7 +30,6 @@ from ..settings import (
     DEFAULT_TRUSTED_PROXIES,
     Settings,
 )
-from ..store import write_atomic
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -211,8 +210,9 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
 def start_detached(ws: Workspace, *, host: str | None = None, port: int | None = None,
                    timeout: float = 20.0) -> Served:
     """Start ``peru-compras serve`` in its own session so it outlives this process (or reuse the one
-    already running for this home folder). Its pid and URL go to ``<home>/web.json`` (written whole, once
-    the server answers), its output to ``<home>/web/server.log``."""
+    already running for this home folder). The server records its pid and URL in ``<home>/web.json`` itself
+    (``serve`` does, :meth:`~peru_compras.workspace.Workspace.serving_page`), before it answers; its output
+    goes to ``<home>/web/server.log``."""
     state_file = ws.home / STATE_FILE
     try:
         known = json.loads(state_file.read_text())
@@ -247,7 +247,6 @@ def start_detached(ws: Workspace, *, host: str | None = None, port: int | None =
             raise NodeUnavailable(f"the verification page did not start on {url}: {tail[0]}",
                                   hint=f"see {log}")
         time.sleep(0.1)
-    write_atomic(state_file, (json.dumps({"url": url, "pid": process.pid, "host": host, "port": port}) + "\n").encode())
     return Served(url, process.pid, False)
 
 
