@@ -45,12 +45,15 @@ def test_help_loads_nothing_heavy(tmp_path: Path) -> None:
     assert loaded(CLI, "verify", "--help", cwd=tmp_path) == []
 
 
-@pytest.mark.parametrize("command", ["verify", "show", "register"])
+@pytest.mark.parametrize("command", ["verify", "show", "register", "register-batch"])
 def test_reading_and_signing_with_a_plain_key_load_no_eth_account(tmp_path: Path, command: str) -> None:
     pdf = tmp_path / "orden.pdf"
     assert loaded(CLI, "render", str(SAMPLE), "--out", str(pdf), cwd=tmp_path) == []
+    record = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    (tmp_path / "ordenes.jsonl").write_text(json.dumps({**record, "pdf": str(pdf)}) + "\n", encoding="utf-8")
     args = {"verify": ["verify", str(pdf)], "show": ["show", "20131370998/OC-2026-004512"],
-            "register": ["register", str(SAMPLE), str(pdf), "--no-stamp"]}[command]
+            "register": ["register", str(SAMPLE), str(pdf), "--no-stamp"],
+            "register-batch": ["register-batch", str(tmp_path / "ordenes.jsonl"), "--no-stamp"]}[command]
     # exit 3: it got as far as the node (the modules the command's path needs are loaded by then)
     assert loaded(CLI, *args, cwd=tmp_path, env=DEAD_NODE, expect=3) == []
 
