@@ -271,5 +271,5 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-__all__ = ["CLI", "DATA", "REFERENCE", "ROOT", "Result", "Runner", "clean_env", "funded_account", "reference_order",
-           "run_cli", "run_in_process", "write_json"]
+__all__ = ["CLI", "DATA", "REFERENCE", "ROOT", "Result", "RunTimeout", "Runner", "clean_env", "funded_account",
+           "reference_order", "run_cli", "run_in_process", "write_json"]
