@@ -156,6 +156,25 @@ class _Captured(io.BytesIO):
         pass
 
 
+#: commands that must not run inside the test process, and why
+REAL_PROCESS_ONLY = {"serve": "re-executes itself without the signing key in its environment",
+                     "node": "runs in the foreground until a signal, with its own signal handlers",
+                     "demo": "leaves a chain and a page server running in the background"}
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The command in a `peru-compras` argument list (global options may come first)."""
+    from peru_compras.cli import GLOBAL_VALUE_OPTIONS
+
+    words = iter(argv)
+    for word in words:
+        if word in GLOBAL_VALUE_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def run_in_process(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: bytes = b"",
                    timeout: float = 120) -> Result:
     """``peru-compras ARGV`` as :func:`peru_compras.cli.main` runs it, in this process: os.environ is `env`
@@ -163,6 +182,10 @@ def run_in_process(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: by
     ``.buffer``), and the exit code is SystemExit's. Everything is put back afterwards."""
     from peru_compras.cli import main
 
+    command = _command_word(argv)
+    if command in REAL_PROCESS_ONLY and "--help" not in argv:
+        raise AssertionError(f"`{command}` needs a real process (it {REAL_PROCESS_ONLY[command]}): "
+                             "use runner.run/runner.popen")
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_streams = sys.stdin, sys.stdout, sys.stderr
     out, err = _Captured(), _Captured()

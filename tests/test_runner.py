@@ -14,7 +14,17 @@ import pytest
 
 from peru_compras.order import parse_order
 
-from .conftest import CLI, DATA, REFERENCE, Runner, RunTimeout, clean_env, reference_order, write_json
+from .conftest import (
+    CLI,
+    DATA,
+    REAL_PROCESS_ONLY,
+    REFERENCE,
+    Runner,
+    RunTimeout,
+    clean_env,
+    reference_order,
+    write_json,
+)
 
 
 def test_in_process_and_a_real_process_answer_alike(cli: Runner, tmp_path: Path) -> None:
@@ -114,3 +124,11 @@ def test_the_installed_command_and_python_dash_m(tmp_path: Path) -> None:
 def test_the_reference_record_is_the_repositorys_copy() -> None:
     assert DATA == Path(__file__).resolve().parent / "data"
     assert parse_order(REFERENCE).order_number == REFERENCE["order_number"]
+
+
+@pytest.mark.parametrize("args", [["serve"], ["--home", "h", "node", "--port", "1"], ["--json", "demo"]])
+def test_commands_that_need_a_real_process_are_refused_in_process(cli: Runner, args: list[str]) -> None:
+    with pytest.raises(AssertionError, match="needs a real process"):
+        cli(*args)
+    command = next(word for word in args if word in REAL_PROCESS_ONLY)
+    assert cli(command, "--help").code == 0  # its help is fine in-process
