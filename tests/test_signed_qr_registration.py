@@ -137,3 +137,20 @@ def test_render_without_a_registry_stays_plain_and_starts_nothing(tmp_path: Path
     assert drawn.code == 0, drawn.stderr
     assert printed_qr((tmp_path / "o.pdf").read_bytes()) == drawn.json()["verify_url"]
     assert not (tmp_path / ".peru-compras" / "node.json").exists() and "warning" not in drawn.stderr
+
+
+def test_qr_command_gives_the_same_signed_qr(deployed: Runner, tmp_path: Path) -> None:
+    """`qr` (for PDF templates of one's own) writes the signed QR too; verify-qr of the image says signed."""
+    from peru_compras.qr import decode_image
+
+    cli = deployed
+    order_file = write_json(tmp_path / "o.json", record("OC-PLANTILLA-1"))
+    made = cli("qr", str(order_file), "--format", "png", "--out", str(tmp_path / "qr.png"), "--json")
+    assert made.code == 0, made.stderr
+    (text,) = decode_image((tmp_path / "qr.png").read_bytes())
+    assert text.startswith(made.json()["verify_url"] + "#")
+    pack = tmp_path / "pack.json"
+    assert cli("trust-pack", "--out", str(pack)).code == 0
+    checked = cli("verify-qr", str(tmp_path / "qr.png"), "--trust", str(pack), "--json")
+    # the registrar's key signed it (before registering): offline that is all a pack can say
+    assert checked.code == 0 and checked.json()["status"] == "signed"

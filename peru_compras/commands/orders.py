@@ -200,6 +200,8 @@ def qr_command(
     """
     from .. import qr as qrcode
     from ..order import load_order
+    from ..qr_check import render_signer
+    from ..signed_qr import qr_text
     from ..store import write_atomic
     from ..urls import verify_url as make_verify_url
 
@@ -208,7 +210,9 @@ def qr_command(
     if kind not in ("svg", "png"):
         raise InvalidInput(f"--format {kind!r} is not svg or png", hint="use --format svg or --format png")
     verify_url = make_verify_url(workspace().base_url, record)
-    data = qrcode.svg(verify_url, scale=scale or 4) if kind == "svg" else qrcode.png(verify_url, scale=scale or 10)
+    text, unsigned = qr_text(verify_url, record, render_signer(workspace(), warn=lambda line: warn([line])))
+    warn([unsigned] if unsigned else [])  # H7: the same signed QR as render and register
+    data = qrcode.svg(text, scale=scale or 4) if kind == "svg" else qrcode.png(text, scale=scale or 10)
     target = out or default_name("qr-" + record.order_number, "." + kind)
     write_atomic(target, data)
     emit({"verify_url": verify_url, "file": str(target), "format": kind},
