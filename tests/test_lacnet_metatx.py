@@ -566,6 +566,7 @@ def test_library_errors_are_typed(op: Operator) -> None:
 # A batch killed at random moments, then resumed
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_through_the_metatx_hub(tmp_path: Path) -> None:
     with MetaTxEmulator() as emu:
         operator = onboard(emu, tmp_path / "kill")
