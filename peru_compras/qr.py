@@ -6,9 +6,13 @@ Every QR peru-compras makes encodes the order's ``verify_url`` with error correc
 Speed: ``segno.make`` places the message and scores the eight data masks (ISO/IEC 18004 7.8.3 picks the
 lowest penalty) with a Python loop per module: about 6.5 ms a code here, more than the rest of a stamp.
 :func:`qr_matrix` gives exactly segno's symbol (same version, level and mask, module for module; a test
-compares them over versions 1 to 38) in about 0.85 ms: segno's encoder still builds the message, but the
-bits go through a placement order cached per version, and each mask is scored on the whole matrix held
-as one integer (a byte per module) with shifts and ``bytes.find`` instead of a loop per module.
+compares them over versions 1 to 38): segno's encoder picks the version and level, but the byte-mode
+segment, the codewords and the Reed-Solomon blocks are computed here (tests/test_qr_encoder.py holds them
+equal to segno's), the bits go through a placement order cached per version, and each mask is scored on
+the whole matrix held as one integer (a byte per module) with shifts and ``bytes.find`` instead of a loop
+per module. Measured (process CPU, load ~7 on 2 cores) for a 192-character signed-QR text, version 10:
+2.38 ms a code before the segment/codewords/blocks steps moved here, 1.45 ms after (the message itself
+1.12 -> 0.13 ms); the eight mask scores (~0.1 ms each) are most of what is left.
 
 Reading back (:func:`decode_pages`) uses the real tools a clerk's checks would: Poppler's ``pdftoppm``
 renders the page in grey at 150 dpi (never over 1,754 pixels a side) and ZBar's ``zbarimg`` decodes it,
@@ -20,12 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import operator
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -63,7 +68,8 @@ class _Layout:
     not_first: int  # 0x01 on every module but the first of each row
     from_fifth: int  # 0x01 from the fifth module of each row on
     not_first_row: int  # 0x01 on every module of rows 1..n
-    placement: tuple[int, ...]  # where each bit of the final message goes (index in the flat matrix)
+    place: Callable[[bytes], tuple[int, ...]]  # message bits + b"\0" -> the flat matrix's data modules
+    message_bits: int
 
 
 @cache
@@ -83,6 +89,10 @@ def _layout(version: int) -> _Layout:
         for function in _encoder.get_data_mask_functions(False)
     )
     row_ones = b"\x01" * width
+    placement = _placement(cells, width)
+    inverse = [len(placement)] * (width * width)  # light where no message bit goes: the b"\0" after the bits
+    for bit, position in enumerate(placement):
+        inverse[position] = bit
     return _Layout(
         width=width,
         base=whole(bytes(0 if v == 2 else v for v in cells)),
@@ -92,7 +102,8 @@ def _layout(version: int) -> _Layout:
         not_first=whole((b"\x00" + row_ones[1:]) * width),
         from_fifth=whole((b"\x00" * 4 + row_ones[4:]) * width),
         not_first_row=whole(b"\x00" * width + row_ones * (width - 1)),
-        placement=_placement(cells, width),
+        place=operator.itemgetter(*inverse),
+        message_bits=len(placement),
     )
 
 
@@ -116,7 +127,7 @@ def _placement(cells: bytes, width: int) -> tuple[int, ...]:
 def _message(verify_url: str) -> tuple[int, int, bytes]:
     """segno's own steps up to the final message (data + error correction codewords as bits):
     version, error level and bits, for level M (raised when the version allows), never Micro QR."""
-    segments = _encoder.prepare_data(verify_url, None, None)
+    segments = _segments(verify_url)
     version = _encoder.find_version(segments, _consts.ERROR_LEVEL_M, eci=False, micro=False)
     error = _encoder.boost_error_level(version, _consts.ERROR_LEVEL_M, segments, False)
     buff = _encoder.Buffer()
@@ -129,7 +140,7 @@ def _message(verify_url: str) -> tuple[int, int, bytes]:
     _encoder.write_pad_codewords(buff, version, capacity, len(buff))
     # make_final_message, with the bits expanded through a table: interleave the data codewords of the
     # blocks, then their error correction codewords, then the remainder bits (versions 2-6: 7 bits)
-    data_blocks, error_blocks = _encoder.make_blocks(_consts.ECC[version][error], buff)
+    data_blocks, error_blocks = _blocks(_consts.ECC[version][error], _codewords(buff.getbits()))
     message = bytearray()
     for blocks in (data_blocks, error_blocks):
         for index in range(max(len(block) for block in blocks)):
@@ -137,6 +148,63 @@ def _message(verify_url: str) -> tuple[int, int, bytes]:
     remainder = 7 if 2 <= version <= 6 else 3 if 14 <= version <= 20 or 28 <= version <= 34 else (
         4 if 21 <= version <= 27 else 0)
     return version, error, b"".join(_BITS[codeword] for codeword in message) + b"\0" * remainder
+
+
+def _blocks(ec_infos: Any, codewords: bytes) -> tuple[list[bytes], list[bytes]]:
+    """segno's ``make_blocks``: the data codewords cut into blocks, and each block's Reed-Solomon error
+    correction codewords — the remainder of the division by the generator polynomial kept as one int
+    (a byte per codeword) and stepped with a table of the polynomial's 256 multiples: one shift and one
+    XOR per data codeword instead of a loop over the error codewords. Measured on a 200-character text
+    (version 10-M, 4 x 26 + 1 x 26 error codewords): 0.77 ms in segno, 0.04 ms here."""
+    data_blocks, error_blocks = [], []
+    start = 0
+    for ec_info in ec_infos:
+        count = ec_info.num_total - ec_info.num_data
+        multiples = _generator_multiples(count)
+        top = 8 * (count - 1)
+        keep = (1 << top) - 1
+        for _ in range(ec_info.num_blocks):
+            block = codewords[start:start + ec_info.num_data]
+            start += ec_info.num_data
+            remainder = 0
+            for codeword in block:
+                remainder = ((remainder & keep) << 8) ^ multiples[(remainder >> top) ^ codeword]
+            data_blocks.append(block)
+            error_blocks.append(remainder.to_bytes(count, "big"))
+    return data_blocks, error_blocks
+
+
+def _segments(text: str) -> Any:
+    """segno's ``prepare_data(text, None, None)``; in byte mode (every verify URL: it has lower-case
+    letters) the segment's bits come from one conversion through text rather than a generator per byte:
+    0.21 ms for a 200-character text in segno, 0.02 ms here."""
+    data, length, encoding = _encoder.data_to_bytes(text, None)
+    if _encoder.find_mode(data) != _consts.MODE_BYTE:
+        return _encoder.prepare_data(text, None, None)
+    bits = bytearray(bin(int.from_bytes(b"\1" + data, "big"))[3:].encode().translate(_BINARY_BITS))
+    segments = _encoder.Segments()
+    segments.add_segment(_encoder._Segment(bits, length, _consts.MODE_BYTE, encoding))
+    return segments
+
+
+def _codewords(bits: bytearray) -> bytes:
+    """segno's ``Buffer.toints`` (a bit a byte, eight to a codeword, the last one padded with 0 bits) in
+    one conversion through text: 0.30 ms for a version-10 message in segno, 0.01 ms here."""
+    count = -(-len(bits) // 8)
+    text = bytes(bits).ljust(8 * count, b"\0").translate(_BINARY_DIGITS)
+    return int(text, 2).to_bytes(count, "big") if count else b""
+
+
+_BINARY_DIGITS = bytes.maketrans(b"\0\1", b"01")
+_BINARY_BITS = bytes.maketrans(b"01", b"\0\1")
+
+
+@cache
+def _generator_multiples(count: int) -> tuple[int, ...]:
+    """f x the generator polynomial of `count` error correction codewords (its leading 1 left out), in
+    GF(256), for every byte f, each as an int of `count` bytes."""
+    exp, log, generator = _consts.GALIOS_EXP, _consts.GALIOS_LOG, _consts.GEN_POLY[count]
+    return (0, *(int.from_bytes(bytes(exp[log[f] + g] for g in generator), "big") for f in range(1, 256)))
 
 
 #: each byte value as its eight bits, most significant first, one byte per bit
@@ -195,12 +263,9 @@ def qr_matrix(verify_url: str) -> tuple[bytes, ...]:
     version, error, bits = _message(verify_url)
     layout = _layout(version)
     width = layout.width
-    if len(bits) != len(layout.placement):
-        raise RuntimeError(f"QR version {version}: {len(bits)} message bits for {len(layout.placement)} modules")
-    flat = bytearray(width * width)
-    for position, bit in zip(layout.placement, bits, strict=True):
-        flat[position] = bit
-    data = int.from_bytes(flat, "big")
+    if len(bits) != layout.message_bits:
+        raise RuntimeError(f"QR version {version}: {len(bits)} message bits for {layout.message_bits} modules")
+    data = int.from_bytes(bytes(layout.place(bits + b"\0")), "big")
     best_cells, best_score, best_mask = 0, -1, 0
     for number, pattern in enumerate(layout.masks):
         cells = layout.base | (data ^ pattern)
