@@ -17,6 +17,10 @@ nothing lost and nothing twice. A node that refuses a range (a JSON-RPC error, a
 limit, a time-out while the node still answers) gets half the range, down to one block; the range grows
 again while answers stay small. A changed hash at the cursor block (a reorganisation below the mirror) is
 one clear error: the file is never patched over it.
+
+Speed: the next range is read from the node while the current one is decoded (:mod:`.mirror_rows`) and
+written; rows go in with one prepared statement per table and the full-text index is filled once per range
+(benchmarks/mirror.py).
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing import get_context
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,7 @@ from .chain.client import (
 from .chain.contract import ROLE_NAMES
 from .chain.rpc import RpcError, host_of
 from .errors import ChainRefused, InvalidInput, InvalidNodeAnswer, NodeUnavailable
-from .mirror_rows import Job, all_rows
+from .mirror_rows import Job, registration
 from .mirror_rows import address as _address
 from .mirror_schema import (
     CHANGE_COLUMNS,
@@ -69,11 +73,9 @@ FIRST_SPAN = 100
 MAX_SPAN = 100_000
 #: logs per answer the range is sized for (a registration is two logs)
 TARGET_LOGS = 20_000
-#: processes that decode records, from this many registrations in a range (fewer: in this process)
-WORKERS = 2
-POOL_FROM = 4_000
 _ZERO_WORD = "0x" + "0" * 64
-_TOPIC = re.compile(r"0x[0-9a-f]{64}")
+_WORDS = re.compile(r"0x[0-9a-f]{64}(?:,0x[0-9a-f]{64})*")  # 32-byte words, comma-separated
+_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 _ROLE_OF = {"0x" + value.hex(): name for name, value in ROLE_NAMES.items()}
 
 Progress = Callable[[int, int, int], None]  # (blocks done, blocks in all, orders added)
@@ -98,6 +100,7 @@ class MirrorSummary:
                 "chain_id": self.chain_id, "registry": self.registry}
 
 
+@lru_cache(maxsize=65_536)  # one block time for every log of the block
 def _iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -119,7 +122,7 @@ class Mirror:
     """Mirror `registry` into the SQLite file at `path` (created on the first run)."""
 
     def __init__(self, registry: Registry, path: Path, *, max_blocks: int = MAX_SPAN,
-                 progress: Progress | None = None, workers: int = WORKERS) -> None:
+                 progress: Progress | None = None) -> None:
         if not 1 <= max_blocks <= MAX_SPAN:
             raise InvalidInput(f"--max-blocks {max_blocks} is out of range",
                                hint=f"give 1 to {MAX_SPAN} blocks per eth_getLogs request")
@@ -130,8 +133,6 @@ class Mirror:
         self.span = min(FIRST_SPAN, max_blocks)
         self.progress = progress
         self.unreadable = 0
-        self.workers = workers
-        self._executor: ProcessPoolExecutor | None = None
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="mirror-read")  # a Mirror runs once
 
     # -- the run ---------------------------------------------------------------------------------------
@@ -192,8 +193,6 @@ class Mirror:
         finally:
             db.close()
             self._reader.shutdown(wait=True, cancel_futures=True)
-            if self._executor is not None:
-                self._executor.shutdown(cancel_futures=True)
         return MirrorSummary(str(self.path), chain_id, self.registry.address, total, cursor, added, changes,
                              self.unreadable)
 
@@ -270,18 +269,16 @@ class Mirror:
             raise _Refused(exc.message) from None
         out = []
         me = self.registry.address.lower()
-        for log in logs:
-            number = self.rpc.int_field(log, "blockNumber", "eth_getLogs")
-            index = self.rpc.int_field(log, "logIndex", "eth_getLogs")
-            tx = "0x" + self.rpc.data_field(log, "transactionHash", "eth_getLogs").hex()
-            block = "0x" + self.rpc.data_field(log, "blockHash", "eth_getLogs").hex()
-            data = self.rpc.data_field(log, "data", "eth_getLogs")
-            topics = log.get("topics")
-            if not (isinstance(topics, list) and topics and all(isinstance(t, str) for t in topics)):
-                raise self.rpc.invalid("eth_getLogs", f"topics {str(topics)[:40]}")
-            topics = [t.lower() for t in topics]
-            if not all(_TOPIC.fullmatch(t) for t in topics):
-                raise self.rpc.invalid("eth_getLogs", f"topics {str(topics)[:40]} that are not 32-byte words")
+        for log in logs:  # every field read is checked: hashes and topics in one pattern, numbers by int()
+            try:
+                number, index = int(log["blockNumber"], 16), int(log["logIndex"], 16)
+                tx, block, data = log["transactionHash"].lower(), log["blockHash"].lower(), log["data"]
+                topics = [topic.lower() for topic in log["topics"]]
+                shaped = bool(topics and _WORDS.fullmatch(",".join([tx, block, *topics])) and _DATA.fullmatch(data))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                shaped = False
+            if not shaped:
+                raise self.rpc.invalid("eth_getLogs", f"a log that is not one: {str(log)[:80]}")
             if str(log.get("address", "")).lower() != me or log.get("removed") is True or not start <= number <= end:
                 raise self.rpc.invalid("eth_getLogs", f"a log of {str(log.get('address'))[:42]} in block {number}, "
                                        f"asked for {me} in blocks {start}-{end}")
@@ -299,15 +296,6 @@ class Mirror:
             if len(entry) > 33:
                 out[int.from_bytes(keccak256(entry[33 : 33 + entry[32]]), "big")] = entry
         return out
-
-    def _pool(self, jobs: int) -> ProcessPoolExecutor | None:
-        """Worker processes for decoding, when a range has enough registrations to pay for them (made once,
-        from a fork server: the parent may run threads, such as the progress bar's)."""
-        if self.workers < 2 or jobs < POOL_FROM:
-            return None
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=get_context("forkserver"))
-        return self._executor
 
     # -- writing one range -----------------------------------------------------------------------------
 
@@ -355,7 +343,7 @@ class Mirror:
         orders: dict[str, dict[str, Any]] = {}
         items: list[dict[str, Any]] = []
         parties: dict[str, dict[str, Any]] = {}
-        for row, row_items, row_parties in all_rows(jobs, self.base, self._pool(len(jobs))):
+        for row, row_items, row_parties in (registration(job, self.base) for job in jobs):
             orders[row["token_id"]] = row
             items += row_items
             parties.update((party["id"], party) for party in row_parties)
@@ -367,7 +355,7 @@ class Mirror:
             kind, topics, when = log["topics"][0], log["topics"], _iso(blocks[log["block"]][1])
             where = {"block_number": log["block"], "log_index": log["index"], "tx_hash": log["tx"]}
             if kind == ORDER_ANNULLED and len(topics) == 3:
-                (reason_bytes,) = abi_decode(["bytes"], log["data"])
+                (reason_bytes,) = abi_decode(["bytes"], bytes.fromhex(log["data"][2:]))
                 token_hex_id, reason = token_hex(int(topics[1], 16)), bytes(reason_bytes).decode("utf-8", "replace")
                 changes.append({"token_id": token_hex_id, "change": "annulled", "reason": reason,
                                 "replaced_by": None, "account": _address(topics[2]), "changed_at": when, **where})

@@ -1,11 +1,10 @@
-"""The rows one registration becomes in the mirror (:mod:`.mirror`): decoding and validating the on-chain
-entry as ``show`` does, in worker processes when a range holds many orders (a pure function of its
-arguments, so it pickles)."""
+"""The rows one registration becomes in the mirror (:mod:`.mirror`): the on-chain entry decoded and
+validated as ``show`` does (decoding in worker processes was tried: on this 2-core machine it was slower
+than in the writing process, see benchmarks/results/mirror.json)."""
 
 from __future__ import annotations
 
 import json
-from concurrent.futures import Executor
 from functools import cache
 from typing import Any
 
@@ -20,8 +19,6 @@ from .urls import token_hex
 Job = tuple[int, bytes | None, str | None, str | None, str, dict[str, Any]]
 #: (the orders row, its items rows, its parties rows)
 Rows = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
-#: registrations per task sent to a worker process
-CHUNK = 2_000
 
 
 @cache
@@ -77,15 +74,3 @@ def registration(job: Job, base: str) -> Rows:
                document_url=order.document_url, published_url=order.document_url or base + str(link),
                notes=json.dumps(list(order.notes), ensure_ascii=False) if order.notes else None)
     return row, items, parties
-
-
-def registrations(jobs: list[Job], base: str) -> list[Rows]:
-    return [registration(job, base) for job in jobs]
-
-
-def all_rows(jobs: list[Job], base: str, pool: Executor | None) -> list[Rows]:
-    """The rows of every job, in order: in `pool`'s processes, CHUNK jobs a task, when given."""
-    if pool is None:
-        return registrations(jobs, base)
-    chunks = [jobs[start:start + CHUNK] for start in range(0, len(jobs), CHUNK)]
-    return [rows for done in pool.map(registrations, chunks, [base] * len(chunks)) for rows in done]

@@ -217,23 +217,6 @@ def test_the_store_url_follows_the_registry_and_a_record_of_bad_bytes_is_named_o
     assert row["published_url"] == reader(registry).read(good[0].token_id).document_url
 
 
-def test_records_decoded_in_worker_processes_give_the_same_file(rpc: Rpc, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import peru_compras.mirror as mirror_module
-
-    registry = fresh_registry(rpc, funded_account(rpc))
-    populate(registry, 3, 7, "W")
-    registry.annul(registry.register(*orders(1, "W")[0]).token_id, "Anulada")
-    alone = tmp_path / "alone.sqlite"
-    mirror_module.Mirror(reader(registry), alone, workers=1).run()
-    monkeypatch.setattr(mirror_module, "POOL_FROM", 1)  # every range through the worker processes
-    pooled = tmp_path / "pooled.sqlite"
-    worker = mirror_module.Mirror(reader(registry), pooled, workers=2)
-    summary = worker.run()
-    assert summary.orders == 22 and worker._executor is not None  # the pool was used
-    assert dump(pooled) == dump(alone)
-
-
 # -- both LACNet models ---------------------------------------------------------------------------------
 
 
@@ -361,7 +344,14 @@ class Proxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:  # a client that hung up: noted
+                import sys
+
+                outer.errors.append(repr(sys.exc_info()[1]))
+
+        self.errors: list[str] = []
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
