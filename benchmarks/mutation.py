@@ -25,11 +25,13 @@ import ast
 import difflib
 import json
 import os
+import queue
 import resource
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,23 +124,44 @@ HAND_MUTANTS = [
 ]
 
 
-def run_hand_mutants(ref: str | None) -> dict[str, Any]:
-    """Each constant changed on its own in a scratch copy; killed when its unit-test file then fails."""
-    folder = SCRATCH / ("hand" + ("-" + ref if ref else ""))
-    prepare(folder, ref, TARGETS[0])
-    rows = []
-    for path, tests, old, new, what in HAND_MUTANTS:
-        source = (folder / path).read_text() if (folder / path).exists() else ""
-        if source.count(old) != 1:
-            rows.append({"change": what, "status": "not applicable (constant not found)"})
-            continue
-        (folder / path).write_text(source.replace(old, new))
-        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", tests],
-                              cwd=folder, capture_output=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-        (folder / path).write_text(source)
-        rows.append({"change": what, "file": path, "status": "killed" if done.returncode else "survived"})
+def run_hand_mutants(ref: str | None, children: int) -> dict[str, Any]:
+    """Each constant changed on its own in a scratch copy; killed when its unit-test file then fails. The
+    changes run `children` at a time, each worker in its own copy."""
+    folders = [SCRATCH / (f"hand{n}" + ("-" + ref if ref else "")) for n in range(max(1, children))]
+    for folder in folders:
+        prepare(folder, ref, TARGETS[0])
+    work: queue.Queue[Path] = queue.Queue()
+    for folder in folders:
+        work.put(folder)
+
+    def one(change: tuple[str, str, str, str, str]) -> dict[str, Any]:
+        path, tests, old, new, what = change
+        folder = work.get()
+        try:
+            source = (folder / path).read_text() if (folder / path).exists() else ""
+            if source.count(old) != 1:
+                return {"change": what, "status": "not applicable (constant not found)"}
+            (folder / path).write_text(source.replace(old, new))
+            try:
+                done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *FAST,
+                                       tests], cwd=folder, capture_output=True,
+                                      env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+            finally:
+                (folder / path).write_text(source)
+            return {"change": what, "file": path, "status": "killed" if done.returncode else "survived"}
+        finally:
+            work.put(folder)
+
+    with ThreadPoolExecutor(max_workers=len(folders)) as pool:
+        rows = list(pool.map(one, HAND_MUTANTS))
     applicable = [r for r in rows if r["status"] in ("killed", "survived")]
     return {"killed": sum(r["status"] == "killed" for r in rows), "applicable": len(applicable), "changes": rows}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 #: pytest plugins each mutant's run can do without. Measured 14:00 UTC: pytest.main in a forked child for one
@@ -329,6 +352,7 @@ def main() -> None:
     runs = previous.get("runs", {})
     run: dict[str, Any] = runs.get(label, {}) if args.only else {}
     started = time.monotonic()
+    load_at_start = [round(x, 1) for x in os.getloadavg()]
     for target in TARGETS:
         if args.only and not any(target.name.split()[0] == only.split()[0] for only in args.only):
             continue
@@ -336,14 +360,17 @@ def main() -> None:
                                        capture_output=True).returncode:
             continue  # the commit has no such test file
         folder = SCRATCH / (target.name.split()[0] + ("-" + args.ref if args.ref else ""))
-        seconds = None
+        seconds = cpu = None
         if not args.reuse:
             prepare(folder, args.ref, target)
+            cpu_before = _cpu_seconds()
             seconds = run_mutmut(folder, target, SCRATCH / f"{folder.name}.log", args.children)
+            cpu = round(_cpu_seconds() - cpu_before, 1)
         result = collect(folder, target)
         run[target.name] = {"modules": list(target.modules), "tests": target.tests,
                             "seconds": round(seconds, 1) if seconds is not None else run.get(target.name, {}).get(
                                 "seconds", args.seconds.get(target.name.split()[0])),
+                            "cpu_seconds": cpu if cpu is not None else run.get(target.name, {}).get("cpu_seconds"),
                             **({"functions": list(target.functions)} if target.functions else {}), **result}
         sub = result.get("subsets", {})
         print(f"{target.name:40} {result['score_percent']}% ({result['killed']}/"
@@ -351,9 +378,10 @@ def main() -> None:
               f"{result['string_only']['killed']}/{result['string_only']['mutants']}, {seconds or 0:.0f} s"
               + "".join(f"; {k}: {v['score_percent']}%" for k, v in sub.items()), flush=True)
     if not args.only or "constants" in args.only:
-        hand_started = time.monotonic()
-        run["hand-changed constants"] = hand = run_hand_mutants(args.ref)
+        hand_started, cpu_before = time.monotonic(), _cpu_seconds()
+        run["hand-changed constants"] = hand = run_hand_mutants(args.ref, args.children)
         hand["seconds"] = round(time.monotonic() - hand_started, 1)
+        hand["cpu_seconds"] = round(_cpu_seconds() - cpu_before, 1)
         print(f"{'hand-changed constants':40} {hand['killed']}/{hand['applicable']} killed, {hand['seconds']:.0f} s")
     runs[label] = run
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref or "HEAD"],
@@ -362,7 +390,8 @@ def main() -> None:
                      "cpus": os.cpu_count(), "children": args.children,
                      "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
                      "seconds_total": round(time.monotonic() - started, 1),
-                     "cpu_seconds_total": round(sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]), 1),
+                     "cpu_seconds_total": round(_cpu_seconds(), 1),
+                     "load_average_at_start": load_at_start,
                      "command": " ".join(["benchmarks/mutation.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"about": __doc__.split("\n\n")[0], "runs": runs}, indent=1,

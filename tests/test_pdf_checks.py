@@ -503,13 +503,22 @@ def active(edit: Callable[[pikepdf.Pdf], None], pages: int = 1) -> str:
     return message
 
 
-@pytest.mark.parametrize(("kind", "shown"), sorted(checks._ACTIVE_ACTIONS.items()))
+#: what the rule refuses, written here (not read from the module: a dropped entry must fail a test)
+ACTIVE_ACTIONS = {"/JavaScript": "JavaScript", "/Launch": "a Launch action (opens a program or file)",
+                  "/SubmitForm": "a form submission", "/ImportData": "a data import",
+                  "/GoToR": "a link into another file", "/GoToE": "a link into an embedded file",
+                  "/Rendition": "a media action", "/RichMediaExecute": "a rich-media script"}
+ACTIVE_ANNOTATIONS = {"/FileAttachment": "an attached file", "/Sound": "a sound", "/Movie": "a movie",
+                      "/Screen": "a media screen", "/RichMedia": "rich media", "/3D": "3D content"}
+
+
+@pytest.mark.parametrize(("kind", "shown"), sorted(ACTIVE_ACTIONS.items()))
 def test_every_active_action_in_a_link_is_refused(kind: str, shown: str, decoded: Decoded) -> None:
     message = active(lambda pdf: link(pdf, pikepdf.Dictionary(S=pikepdf.Name(kind))))
     assert f"{shown} (page 1 link)" in message
 
 
-@pytest.mark.parametrize(("subtype", "shown"), sorted(checks._ACTIVE_ANNOTATIONS.items()))
+@pytest.mark.parametrize(("subtype", "shown"), sorted(ACTIVE_ANNOTATIONS.items()))
 def test_every_active_annotation_is_refused(subtype: str, shown: str, decoded: Decoded) -> None:
     def edit(pdf: pikepdf.Pdf) -> None:
         annot = pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name(subtype),
