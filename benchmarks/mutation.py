@@ -344,6 +344,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--reuse", action="store_true",
                         help="read the results of an earlier run in the scratch folders again (no mutmut run)")
+    parser.add_argument("--note", help="a note kept with the run (e.g. how loaded the machine was)")
     parser.add_argument("--seconds", type=json.loads, default={},
                         help='with --reuse: wall seconds of that earlier run, e.g. \'{"order": 268}\'')
     args = parser.parse_args()
@@ -392,7 +393,8 @@ def main() -> None:
                      "seconds_total": round(time.monotonic() - started, 1),
                      "cpu_seconds_total": round(_cpu_seconds(), 1),
                      "load_average_at_start": load_at_start,
-                     "command": " ".join(["benchmarks/mutation.py", *sys.argv[1:]])}
+                     "command": " ".join(["benchmarks/mutation.py", *sys.argv[1:]]),
+                     **({"note": args.note} if args.note else {})}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"about": __doc__.split("\n\n")[0], "runs": runs}, indent=1,
                                    ensure_ascii=False) + "\n")
