@@ -11,7 +11,6 @@ document store at ``/d/<hashlink>`` — or whatever a test makes it answer.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import subprocess
@@ -25,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from peru_compras import cli as cli_module
 from peru_compras.chain.client import Registry
 from peru_compras.chain.node import LocalNode
 from peru_compras.chain.rpc import Rpc
@@ -34,7 +32,7 @@ from peru_compras.hashing import parse_digest
 from peru_compras.store import LocalStore
 
 from . import pdfs
-from .conftest import CLI, Result, funded_account
+from .conftest import CLI, Result, clean_env, funded_account, run_in_process
 from .test_pdf import decode, qpdf_check
 
 
@@ -88,27 +86,9 @@ class Setup:
     folder: Path
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
-        """`peru-compras --home HOME --rpc RPC ARGS…` in-process, as main() runs it."""
-        merged = {**self.env, **(env or {})}
-        saved = {k: v for k, v in os.environ.items() if k.startswith("PERU_COMPRAS_")}
-        out, err = io.StringIO(), io.StringIO()
-        cli_module.state.workspace = None
-        try:
-            for key in saved:
-                del os.environ[key]
-            os.environ.update(merged)
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    cli_module.main(["--home", str(self.home), "--rpc", self.rpc, *args])
-                    code = 0
-                except SystemExit as exc:
-                    code = int(exc.code or 0)
-        finally:
-            for key in merged:
-                os.environ.pop(key, None)
-            os.environ.update(saved)
-            cli_module.state.workspace = None
-        return Result(code, out.getvalue(), err.getvalue())
+        """`peru-compras --home HOME --rpc RPC ARGS…` in-process, as main() runs it (conftest.run_in_process)."""
+        return run_in_process(["--home", str(self.home), "--rpc", self.rpc, *args], cwd=self.folder,
+                              env=clean_env(**{**self.env, **(env or {})}))
 
     def order(self, record: dict[str, Any], name: str | None = None) -> Path:
         path = self.folder / (name or f"{record['order_number']}.json")
