@@ -300,6 +300,7 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
     return record
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records())
 def test_canonical_bytes_are_rfc8785_for_generated_records(canonicalize: Canonicalize, record: dict[str, Any]) -> None:

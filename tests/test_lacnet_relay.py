@@ -298,6 +298,7 @@ def test_the_batch_sends_again_what_the_hub_did_not_run(emu: Any, signer: LocalA
     assert Registry(Rpc(emu.url), address).total_supply() == 6
 
 
+@pytest.mark.slow
 def test_a_hub_that_never_has_gas_stops_the_batch_and_leaves_it_retryable(emu: Any, signer: LocalAccount,
                                                                          tmp_path: Path) -> None:
     home = tmp_path / "home"

@@ -270,6 +270,7 @@ def test_orders_registered_through_the_erc2771_metatx_hub_are_mirrored(tmp_path:
 # -- kill -9 at any moment --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_killed_at_random_moments_resumes_with_nothing_lost_or_doubled(cli: Runner, rpc: Rpc,
                                                                             tmp_path: Path) -> None:
     registry = fresh_registry(rpc, funded_account(rpc))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import peru_compras
 
 EXPECTED = [
@@ -76,6 +78,7 @@ def test_importing_the_cli_does_not_load_web3() -> None:
     assert out.strip() == "False"
 
 
+@pytest.mark.slow
 def test_shipped_contract_artifact_is_up_to_date() -> None:
     from pathlib import Path
 
