@@ -53,3 +53,20 @@ def test_reed_solomon_blocks_are_segnos() -> None:
                 bits.append_bits(codeword, 8)
             data, errors = encoder.make_blocks(ec_infos, bits)
             assert qr._blocks(ec_infos, codewords) == ([bytes(b) for b in data], [bytes(b) for b in errors])
+
+
+def test_signed_qr_sized_symbols_are_segnos() -> None:
+    """Texts the length of a signed QR (verify URL + "#" + base64url, 150-200 characters: versions 8-10),
+    where the mask choice is what the batch pays for: the same symbol, module for module, as segno.make."""
+    import segno
+
+    rng = random.Random(19)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    masks = set()
+    for n in range(150):
+        text = (f"https://oc.example.pe/o/20131370998/OC-2026-{n:06d}#"
+                + "".join(rng.choice(alphabet) for _ in range(rng.randint(96, 149))))
+        expected = segno.make(text, error="m", micro=False)
+        masks.add(expected.mask)
+        assert qr.qr_matrix(text) == tuple(bytes(row) for row in expected.matrix), text
+    assert len(masks) >= 6  # the choice among the eight masks is exercised, not one mask every time
