@@ -179,7 +179,13 @@ def run_in_process(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: by
                    timeout: float = 120) -> Result:
     """``peru-compras ARGV`` as :func:`peru_compras.cli.main` runs it, in this process: os.environ is `env`
     exactly, the working folder is `cwd`, stdin holds `stdin`, stdout/stderr are captured (text and
-    ``.buffer``), and the exit code is SystemExit's. Everything is put back afterwards."""
+    ``.buffer``), and the exit code is SystemExit's. Everything is put back afterwards.
+
+    With PERU_COMPRAS_TEST_CLI=process in the test process's environment every run is a real process instead
+    (``python -m peru_compras``): to tell a leak between in-process runs from a real failure, or to time both."""
+    if os.environ.get("PERU_COMPRAS_TEST_CLI") == "process":
+        done = subprocess.run([*CLI, *argv], cwd=cwd, env=env, input=stdin, capture_output=True, timeout=timeout)
+        return Result(done.returncode, _text(done.stdout), _text(done.stderr))
     from peru_compras.cli import main
 
     command = _command_word(argv)
@@ -248,10 +254,7 @@ class Runner:
 
     def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
                  stdin: bytes = b"") -> Result:
-        """In-process: ``peru_compras.cli.main(args)`` (a real process when PERU_COMPRAS_TEST_CLI=process:
-        to tell a leak between in-process runs from a real failure)."""
-        if os.environ.get("PERU_COMPRAS_TEST_CLI") == "process":
-            return self.run(*args, env=env, timeout=timeout, input=stdin.decode(), stdin=None)
+        """In-process: ``peru_compras.cli.main(args)`` (see :func:`run_in_process`)."""
         return run_in_process(list(args), cwd=self.cwd, env={**self.env, **(env or {})}, stdin=stdin,
                               timeout=timeout)
 

@@ -27,6 +27,12 @@ from .conftest import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the in-process runs: PERU_COMPRAS_TEST_CLI=process does not apply here."""
+    monkeypatch.delenv("PERU_COMPRAS_TEST_CLI", raising=False)
+
+
 def test_in_process_and_a_real_process_answer_alike(cli: Runner, tmp_path: Path) -> None:
     """Same exit code, stdout and stderr, byte for byte: help, usage errors, bad input, an unreachable node,
     a negative answer from the chain, and JSON."""
