@@ -26,7 +26,7 @@ from typing import Any
 from eth_account import Account
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mirror import ROOT, records, register_fast  # noqa: E402 — benchmarks/mirror.py, the fast registration
+from mirror import records, register_fast, save  # noqa: E402 — benchmarks/mirror.py, the fast registration
 
 from peru_compras.audit import AuditSettings, audit  # noqa: E402
 from peru_compras.chain.client import Registry  # noqa: E402
@@ -124,13 +124,8 @@ def main() -> int:
                                           "documents_per_s": round(1 / naive),
                                           "extrapolated_seconds_for_all": round(naive * args.orders, 1)},
         "audit_vs_naive_speedup": round(naive * args.orders / seconds, 1),
-        "cpus": os.cpu_count(), "load_average_1min_before": round(load_before[0], 2),
-        "load_average_1min_after": round(os.getloadavg()[0], 2),
-        "command": "cd /work/main && .venv/bin/python benchmarks/audit.py " + " ".join(sys.argv[1:]),
     }
-    name = "audit.json" if args.orders == 10_000 else f"audit-{args.orders}.json"
-    (ROOT / "benchmarks" / "results" / name).write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    save("audit", results, load_before, full=args.orders == 10_000, orders=args.orders)
     return 0
 
 

@@ -215,14 +215,22 @@ def main() -> int:
             "cli_show_extrapolated_hours_for_all": round(per_show * args.orders / 3600, 1)},
         "mirror_vs_naive_speedup": round(naive_s / full_s, 1),
         "setup_seconds_not_timed": round(setup_s, 1),
+    }
+    save("mirror", results, load_before, full=args.orders == 100_000, orders=args.orders)
+    return 0
+
+
+def save(kind: str, results: dict[str, Any], load_before: tuple[float, float, float], *, full: bool,
+         orders: int) -> None:
+    """Add the machine's load and the command to `results`, write benchmarks/results/<kind>[-N].json, print it."""
+    results.update({
         "cpus": os.cpu_count(), "load_average_1min_before": round(load_before[0], 2),
         "load_average_1min_after": round(os.getloadavg()[0], 2),
-        "command": "cd /work/main && .venv/bin/python benchmarks/mirror.py " + " ".join(sys.argv[1:]),
-    }
-    name = "mirror.json" if args.orders == 100_000 else f"mirror-{args.orders}.json"
+        "command": f"cd /work/main && .venv/bin/python benchmarks/{kind}.py " + " ".join(sys.argv[1:]),
+    })
+    name = f"{kind}.json" if full else f"{kind}-{orders}.json"
     (ROOT / "benchmarks" / "results" / name).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-    return 0
 
 
 if __name__ == "__main__":
