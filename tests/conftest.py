@@ -183,15 +183,15 @@ def run_in_process(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: by
 
     With PERU_COMPRAS_TEST_CLI=process in the test process's environment every run is a real process instead
     (``python -m peru_compras``): to tell a leak between in-process runs from a real failure, or to time both."""
+    command = _command_word(argv)
+    if command in REAL_PROCESS_ONLY and "--help" not in argv:
+        raise AssertionError(f"`{command}` needs a real process (it {REAL_PROCESS_ONLY[command]}): "
+                             "use runner.run/runner.popen")
     if os.environ.get("PERU_COMPRAS_TEST_CLI") == "process":
         done = subprocess.run([*CLI, *argv], cwd=cwd, env=env, input=stdin, capture_output=True, timeout=timeout)
         return Result(done.returncode, _text(done.stdout), _text(done.stderr))
     from peru_compras.cli import main
 
-    command = _command_word(argv)
-    if command in REAL_PROCESS_ONLY and "--help" not in argv:
-        raise AssertionError(f"`{command}` needs a real process (it {REAL_PROCESS_ONLY[command]}): "
-                             "use runner.run/runner.popen")
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_streams = sys.stdin, sys.stdout, sys.stderr
     out, err = _Captured(), _Captured()
