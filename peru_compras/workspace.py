@@ -353,9 +353,11 @@ class Workspace(Session):
         and `stop` ends it); removed afterwards unless another server has replaced it."""
         record = self.home / "web.json"
         shown = f"[{host}]" if ":" in host else host
+        from .store import write_atomic
+
         record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(), "host": host,
-                                      "port": port}) + "\n")
+        write_atomic(record, (json.dumps({"url": f"http://{shown}:{port}", "pid": os.getpid(), "host": host,
+                                          "port": port}) + "\n").encode())
         try:
             yield
         finally:
