@@ -78,7 +78,8 @@ class BatchRegistrar:
                                      hint="give the Session a LocalStore (the default)")
         self.ws = session
         self.store = store
-        self.registry: Registry = _retrying(partial(session.registry, write=True), what="reach the registry")
+        # at the start nothing is in flight: a node that cannot be reached is said at once, as every command does
+        self.registry: Registry = session.registry(write=True)
         self.job = _Job(session.base_url, stamp, store.root, Limits.from_settings(session.settings),
                         qr_fragment if qr_fragment is not None else session.qr_signer())
         self.transactor: Transactor = session.transactor
