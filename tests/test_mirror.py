@@ -11,11 +11,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from peru_compras.mirror import mirror
 from peru_compras.order import parse_order
 
 from .conftest import CLI, Runner, funded_account, reference_order
+from .rpc_proxy import RpcProxy
 
 _count = iter(range(10**7))
 
@@ -319,46 +318,20 @@ def test_a_run_killed_at_random_moments_resumes_with_nothing_lost_or_doubled(cli
 # -- a node that pages its logs -------------------------------------------------------------------------
 
 
-class Proxy:
+class Proxy(RpcProxy):
     """A JSON-RPC proxy in front of a node; `rule(request)` may answer instead (a dict) or return None."""
 
     def __init__(self, upstream: str, rule: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
         self.asked: list[tuple[int, int, bool]] = []  # (fromBlock, toBlock, refused) of every eth_getLogs
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 — http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = json.loads(body)
-                answer = rule(request)
-                if request["method"] == "eth_getLogs":
-                    query = request["params"][0]
-                    outer.asked.append((int(query["fromBlock"], 16), int(query["toBlock"], 16), answer is not None))
-                data = json.dumps({"jsonrpc": "2.0", "id": request["id"], **answer}).encode() if answer else \
-                    httpx.post(upstream, content=body, headers={"Content-Type": "application/json"}).content
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        def answer(request: dict[str, Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            given = rule(request)
+            if request["method"] == "eth_getLogs":
+                query = request["params"][0]
+                self.asked.append((int(query["fromBlock"], 16), int(query["toBlock"], 16), given is not None))
+            return {"jsonrpc": "2.0", "id": request["id"], **given} if given else forward()
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:  # a client that hung up: noted
-                import sys
-
-                outer.errors.append(repr(sys.exc_info()[1]))
-
-        self.errors: list[str] = []
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(upstream, answer)
 
 
 @pytest.fixture

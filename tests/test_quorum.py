@@ -3,15 +3,11 @@ through an honest proxy, through a proxy that lies about one field, and through 
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
 
 from peru_compras.chain.client import Registry
 from peru_compras.chain.quorum import NotChecked, QuorumRpc, read_rpc
@@ -23,44 +19,24 @@ from peru_compras.render import render_order
 from peru_compras.verify import verify_document
 
 from .conftest import reference_order
+from .rpc_proxy import RpcProxy
 
 Lie = Callable[[str, Any], Any]  # (method, result) -> the result the proxy sends
 
 
-class Proxy:
+class Proxy(RpcProxy):
     """A JSON-RPC node in front of Anvil that changes what `lie` changes (nothing: an honest second node)."""
 
     def __init__(self, upstream: str, lie: Lie | None = None) -> None:
         self.lie = lie
-        self.seen: list[dict[str, Any]] = []  # every request, as sent
-        proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 — http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                proxy.seen.append(json.loads(body))
-                answer = requests.post(upstream, data=body, headers={"Content-Type": "application/json"},
-                                       timeout=30).json()
-                if proxy.lie is not None and "result" in answer:
-                    answer["result"] = proxy.lie(json.loads(body)["method"], answer["result"])
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        def answer(request: dict[str, Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            reply = forward()
+            if self.lie is not None and "result" in reply:
+                reply["result"] = self.lie(request["method"], reply["result"])
+            return reply
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(upstream, answer)
 
 
 @pytest.fixture(scope="module")
