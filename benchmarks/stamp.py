@@ -13,7 +13,7 @@ not the scan for other addresses (``registrable_scan_ms``, measured on its own).
   save), one process;
 - ``one_process``: the current stamp, one process;
 - ``workers``: the current stamp in `--workers` processes (the figure compared with the goal);
-- ``workers_without_damage_check``: the same with the damage check (:func:`peru_compras.pdf._check_objects`:
+- ``workers_without_damage_check``: the same with the damage check (:func:`peru_compras.pdf.open.check_objects`:
   the whole file read strictly, every stream decoded) switched off, to show what the check costs;
 - ``damage_check``: on the one-page order and on a 200-page order (the same generator, 7,592 items; and
   that one with its streams re-stored as Flate alone, as most PDF writers store them), the milliseconds
@@ -42,10 +42,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from peru_compras import pdf as pdf_module  # noqa: E402
 from peru_compras.hashing import sha256  # noqa: E402
 from peru_compras.order import Order, parse_order  # noqa: E402
 from peru_compras.pdf import check_pdf, check_registrable, stamp_pdf  # noqa: E402
+from peru_compras.pdf import open as pdf_module  # noqa: E402 — where the damage check lives
 from peru_compras.store import LocalStore  # noqa: E402
 from tests import pdfs  # noqa: E402
 
@@ -97,13 +97,12 @@ def baseline_stamp(document: bytes, verify_url: str, order: Order) -> bytes:
         return out.getvalue()
 
 
-_CHECK_OBJECTS = pdf_module._check_objects
+_CHECK_OBJECTS = pdf_module.check_objects
 
 
 def _damage_check(on: bool) -> None:
     """Switch the damage check on or off in this process (off: only for the comparison)."""
-    pdf_module._check_objects = _CHECK_OBJECTS if on else (lambda *args: None)
-    pdf_module._forget_checked()
+    pdf_module.check_objects = _CHECK_OBJECTS if on else (lambda *args: None)  # type: ignore[assignment]
 
 
 def _work(args: tuple[bytes, int, int, str, bool, bool]) -> tuple[int, float, float]:
@@ -162,10 +161,8 @@ def _ms(function: Any, repeat: int) -> float:
 
 def _old_check(document: bytes) -> None:
     """The check before the damage check: strict open, the page count."""
-    limits = pdf_module.Limits.from_env()
-    with pdf_module._open(document, "bench") as pdf:
+    with pdf_module.open_strict(document, "bench") as pdf:
         len(pdf.pages)
-        del limits
 
 
 def _flate_only(document: bytes) -> bytes:
@@ -189,7 +186,6 @@ def damage_check(orders_one: int, orders_many: int) -> dict[str, Any]:
              ("two_hundred_pages_flate_only", _flate_only(many), orders_many, 7))
     for name, document, orders, repeat in cases:
         assert check_pdf(document) == (1 if name == "one_page" else 200)
-        pdf_module._forget_checked()
         with_check = _run(document, orders, 1)
         without = _run(document, orders, 1, check=False)
         out[name] = {

@@ -223,38 +223,62 @@ def annul(session: Session, ref: str, reason: str) -> tuple[int, Receipt]:
 # -- reading -------------------------------------------------------------------------------------------
 
 
-def resolve(registry: Registry, ref: str) -> int:
-    """A token id from TOKEN_ID (decimal or 0x hex), HASH (hl:… or 64 hex: a registered token id first, else
-    the document hash) or ENTITY/ORDER_NUMBER. OrderNotRegistered for a hashlink no order has."""
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """What a reference names, read without the chain: an order key (and its token id), a token id, a document
+    digest, or, for 64 hex digits, both a token id and a digest (a registered token first, else the document)."""
+
+    token_id: int | None = None
+    digest: bytes | None = None
+    key: str | None = None
+
+
+def reference(ref: str) -> Reference:
+    """TOKEN_ID (decimal or 0x hex), HASH (hl:… or 64 hex) or ENTITY/ORDER_NUMBER (spaces around the ``/``
+    of a typed reference are dropped); InvalidInput when it is none of them. :func:`resolve` and the page's
+    search both walk this answer (the page through its caches)."""
     from .urls import parse_token, token_id_of_key
 
     text = ref.strip()
     if text.startswith("hl:"):
         from .hashing import parse_digest
 
-        found = registry.find_by_hash(parse_digest(text))
-        if not found:
-            raise OrderNotRegistered(f"no order is registered with document {text}")
-        return found[0]
+        return Reference(digest=parse_digest(text))
     if "/" in text:
-        return token_id_of_key(text)
+        entity, _, order_number = text.partition("/")
+        key = f"{entity.strip()}/{order_number.strip()}"
+        return Reference(token_id=token_id_of_key(key), key=key)
     if text.isascii() and text.isdigit():
         number = parse_token(text)
         if number is None:
             raise InvalidInput(f"token id {text[:80]!r} is over 2**256 - 1", hint="give the token id as printed")
-        return number
+        return Reference(token_id=number)
     hexa = text.lower().removeprefix("0x")
     if len(hexa) == 64 and all(c in "0123456789abcdef" for c in hexa):
-        token_id = int(hexa, 16)
-        if registry.state(token_id).registered:
-            return token_id
-        found = registry.find_by_hash(bytes.fromhex(hexa))
-        return found[0] if found else token_id
-    number = parse_token(text)
-    if number is None:
+        return Reference(token_id=int(hexa, 16), digest=bytes.fromhex(hexa))
+    token_id = parse_token(text)
+    if token_id is None:
         raise InvalidInput(f"{ref!r} is not a token id, document hash or ENTITY/ORDER_NUMBER",
                            hint="e.g. 0x5f…, hl:zQm…, or 20131370998/OC-2026-004512")
-    return number
+    return Reference(token_id=token_id)
+
+
+def resolve(registry: Registry, ref: str) -> int:
+    """A token id from TOKEN_ID (decimal or 0x hex), HASH (hl:… or 64 hex: a registered token id first, else
+    the document hash) or ENTITY/ORDER_NUMBER. OrderNotRegistered for a hashlink no order has."""
+    named = reference(ref)
+    if named.digest is None:
+        assert named.token_id is not None
+        return named.token_id
+    if named.token_id is None:
+        found = registry.find_by_hash(named.digest)
+        if not found:
+            raise OrderNotRegistered(f"no order is registered with document {ref.strip()}")
+        return found[0]
+    if registry.state(named.token_id).registered:
+        return named.token_id
+    found = registry.find_by_hash(named.digest)
+    return found[0] if found else named.token_id
 
 
 def claimed_token(registry: Registry, document: bytes | CheckedPdf) -> int | None:

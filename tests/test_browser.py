@@ -7,7 +7,6 @@ works where WebCrypto is missing. Screenshots go to test-artifacts/ (docs/ keeps
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,9 @@ import pytest
 from peru_compras.chain.node import free_port
 from peru_compras.chain.rpc import Rpc
 from peru_compras.web.app import PageSettings, create_app
-from peru_compras.web.server import uvicorn_config
 
 from .test_web import ANNUL_REASON, PAYLOAD_IMG, PAYLOAD_SCRIPT, Deployment, deploy_orders
+from .threaded_server import ThreadedServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -32,29 +31,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
                                                      "(apt-get install -y chromium; scripts/bootstrap --test)"),
 ]
-
-
-class ThreadedServer:
-    """uvicorn (uvloop + httptools, as `peru-compras serve` runs it) in a background thread."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        import uvicorn
-
-        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from hashlib import sha256
 import pytest
 from Crypto.Hash import keccak as pycryptodome_keccak
 
-from peru_compras.errors import ConfigurationError
+from peru_compras.errors import ConfigurationError, InvalidInput
 from peru_compras.order import parse_order
 from peru_compras.urls import (
     MAX_VERIFY_URL,
@@ -93,3 +93,20 @@ def test_order_key_from_verify_url(url: str, key: str | None) -> None:
 def test_order_key_round_trips_the_verify_url() -> None:
     order = parse_order(reference_order())
     assert order_key_from_verify_url(verify_url("https://oc.example.pe", order) + "#payload") == order.key
+
+
+def test_one_reading_of_a_reference_for_the_cli_and_the_page() -> None:
+    """service.reference is what `show`/`verify` resolve and what the page's search looks up."""
+    from peru_compras.hashing import hashlink
+    from peru_compras.service import Reference, reference
+
+    key = "20131370998/OC-2026-004512"
+    assert reference(" 20131370998 / OC-2026-004512 ") == Reference(token_id=token_id_of_key(key), key=key)
+    assert reference("42") == Reference(token_id=42)
+    assert reference("0x2a") == Reference(token_id=42)
+    assert reference("0x" + "ab" * 32) == Reference(token_id=int("ab" * 32, 16), digest=bytes.fromhex("ab" * 32))
+    assert reference("AB" * 32).digest == bytes.fromhex("ab" * 32)
+    assert reference(hashlink(b"\x01" * 32)) == Reference(digest=b"\x01" * 32)
+    for bad in ("", "nada", "0x", "1" * 79, "²"):
+        with pytest.raises(InvalidInput):
+            reference(bad)

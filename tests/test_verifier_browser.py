@@ -15,7 +15,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +37,9 @@ from peru_compras.pdf import stamp_pdf
 from peru_compras.render import render_order
 from peru_compras.store import LocalStore
 from peru_compras.web.app import PageSettings, create_app
-from peru_compras.web.server import uvicorn_config
 
 from .conftest import funded_account
+from .threaded_server import ThreadedServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,27 +120,6 @@ def signed_text(url: str, facts: dict[str, Any], key: bytes, chain_id: int, regi
 
 
 # -- the site ------------------------------------------------------------------------------------------------
-
-
-class ThreadedServer:
-    def __init__(self, app: Any, port: int) -> None:
-        import uvicorn
-
-        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @dataclass

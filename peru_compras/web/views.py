@@ -5,7 +5,6 @@ static files and the favicon. Every page reads without JavaScript."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -14,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
 
-from ..errors import NodeUnavailable, RpcError, Unavailable
+from ..errors import InvalidInput, NodeUnavailable, RpcError, Unavailable
 from ..hashing import parse_digest
+from ..service import reference
 from ..urls import DOCUMENT_PATH, parse_token
 from . import i18n
 from .chainview import View
@@ -101,35 +101,26 @@ async def search_page(page: Page, request: Request) -> Response:
 
 
 async def lookup(page: Page, query: str) -> View | str:
-    """The order a token id, document hash or ENTITY/NUMBER names, or the message key saying why not."""
-    text = query.strip()
-    candidates: list[Callable[[], Awaitable[View | None]]] = []
-    if "/" in text and not text.startswith("hl:"):
-        entity, _, number = text.partition("/")
-        candidates.append(lambda: page.view(token_of(entity.strip(), number.strip())))
-    else:
-        token_id = parse_token(text)
-        if token_id is not None:
-            candidates.append(lambda: page.view(token_id))
-        try:
-            digest = parse_digest(text)
-        except ValueError:
-            digest = None
-        if digest is not None:
-            async def by_hash() -> View | None:
-                assert digest is not None
-                try:
-                    ids = await page.chain.find_by_hash(digest)
-                except (NodeUnavailable, RpcError) as exc:
-                    raise Unavailable(str(exc)) from exc
-                return await page.view(ids[0]) if ids else None
-            candidates.append(by_hash)
-    if not candidates:
+    """The order a token id, document hash or ENTITY/NUMBER names (the rules of :func:`service.reference`,
+    the CLI's), or the message key saying why not. Walked through the page's caches: a token first, then the
+    document hash."""
+    try:
+        named = reference(query)
+    except InvalidInput:
         return "search_bad"
-    for candidate in candidates:
-        found = await candidate()
+    if named.token_id is not None:
+        found = await page.view(named.token_id)
         if found is not None:
             return found
+    if named.digest is not None:
+        try:
+            ids = await page.chain.find_by_hash(named.digest)
+        except (NodeUnavailable, RpcError) as exc:
+            raise Unavailable(str(exc)) from exc
+        if ids:
+            found = await page.view(ids[0])
+            if found is not None:
+                return found
     return "search_not_found"
 
 
