@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -239,7 +240,7 @@ def shot(page: Any, name: str, *, docs: bool = False) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / name))
-    if docs:
+    if docs and os.environ.get("PERU_COMPRAS_UPDATE_DOCS"):  # docs/ changes only when asked, not on every run
         shutil.copyfile(ARTIFACTS / name, DOCS / name)
 
 
@@ -468,7 +469,8 @@ def test_the_order_page_checks_the_qr_signature_as_a_fourth_check(site: Site, ph
     check.scroll_into_view_if_needed()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "order-page-signed-qr.png"))
-    shutil.copyfile(ARTIFACTS / "order-page-signed-qr.png", DOCS / "order-page-signed-qr.png")
+    if os.environ.get("PERU_COMPRAS_UPDATE_DOCS"):
+        shutil.copyfile(ARTIFACTS / "order-page-signed-qr.png", DOCS / "order-page-signed-qr.png")
     facts = facts_of(site.orders["valid"])
     page.goto(tampered(good, {**facts, "items": 9}))
     page.reload()
