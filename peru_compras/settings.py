@@ -85,6 +85,8 @@ class Settings:
     fetch_timeout: float = DEFAULT_FETCH_TIMEOUT
     #: the page's block-explorer link template (``{kind}``, ``{id}``), or None for no links
     explorer_url: str | None = None
+    #: the page's mirror (a file ``peru-compras mirror`` built) for its list pages, or None for no lists
+    mirror: Path | None = None
     trusted_proxies: str = DEFAULT_TRUSTED_PROXIES
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_TIMEOUT
@@ -255,6 +257,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, s
                                  "PERU_COMPRAS_RPC lists", hint=f"give 1 to {max(len(rpcs), 1)}, or unset it (all)")
     keystore = src.text("keystore")
     relayer_keystore = src.text("relayer_keystore")
+    mirror = src.text("mirror")
     return Settings(
         home=home,
         rpc=rpcs[0] if rpcs else None,
@@ -276,6 +279,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, s
         fetch_max_bytes=src.whole("fetch_max_bytes", DEFAULT_FETCH_MAX_BYTES, sizes=True),
         fetch_timeout=src.seconds("fetch_timeout", DEFAULT_FETCH_TIMEOUT),
         explorer_url=src.text("explorer_url"),
+        mirror=Path(mirror) if mirror else None,
         trusted_proxies=",".join(src.listed("trusted_proxies")) or DEFAULT_TRUSTED_PROXIES,
         request_timeout=src.seconds("request_timeout", DEFAULT_REQUEST_TIMEOUT, maximum=_SERVER_MAX),
         keep_alive_timeout=src.whole("keep_alive_timeout", DEFAULT_KEEP_ALIVE_TIMEOUT, maximum=_SERVER_MAX),

@@ -37,7 +37,7 @@ from starlette.routing import BaseRoute
 from ..chain.client import Registry
 from ..errors import NotChecked, PeruComprasError, Unavailable, UnreadableRecord
 from ..urls import parse_token
-from . import api, verifier, views
+from . import api, lists, verifier, views
 from .api import openapi_schema
 from .chainview import ChainView
 from .page import Page, PageSettings, token_of
@@ -51,7 +51,8 @@ __all__ = ["DOCUMENT_CSP", "HSTS", "MAX_BODY", "MAX_URL", "Guard", "Page", "Page
 
 #: where the routes come from, each ``(page) -> routes``, in the order Starlette tries them (a module that
 #: adds pages — the offline verifier, list pages — adds its ``routes`` function here: one line)
-ROUTE_SOURCES: tuple[Callable[[Page], list[BaseRoute]], ...] = (views.routes, api.routes, verifier.routes)
+ROUTE_SOURCES: tuple[Callable[[Page], list[BaseRoute]], ...] = (views.routes, api.routes, verifier.routes,
+                                                               lists.routes)
 #: the hottest GET routes, answered without the router: each ``(page, path) -> handler or None``
 FAST_SOURCES: tuple[Callable[[Page, str], Handler | None], ...] = (views.fast, api.fast)
 
@@ -132,5 +133,5 @@ def app_from_workspace(ws: Any, *, explorer: str | None = None) -> Guard:
         return Registry(rpc, found.address, from_block=found.from_block)
 
     page_settings = PageSettings(base_url=settings.base_url, store=ws.store,
-                                 explorer=explorer or settings.explorer_url or None)
+                                 explorer=explorer or settings.explorer_url or None, mirror=settings.mirror)
     return create_app(registry, page_settings)

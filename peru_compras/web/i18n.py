@@ -138,6 +138,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_unreadable": "El registro de esta orden en la blockchain está mal formado y no se puede leer: "
                             "no la tome por válida.",
         "back_home": "Ir a la búsqueda",
+        "list_entidad_h": "Órdenes de la entidad {name}",
+        "list_proveedor_h": "Órdenes del proveedor {name}",
+        "list_source": "Según la copia al bloque {block}. La copia puede estar atrasada: la página de cada orden "
+                       "lee la blockchain y es la verificación.",
+        "list_count": "{count} órdenes · página {page} de {pages}",
+        "list_status": "Estado",
+        "list_status_valid": "vigente",
+        "list_status_annulled": "anulada",
+        "list_status_superseded": "reemplazada",
+        "list_pages": "Páginas",
+        "list_prev": "Anterior",
+        "list_next": "Siguiente",
+        "list_bad_ruc": "«{ruc}» no es un RUC: son 11 dígitos con el dígito verificador de SUNAT.",
+        "list_bad_page": "«{page}» no es un número de página (1 a {most}).",
+        "list_no_page": "No hay página {page}: la lista tiene {pages}.",
+        "list_none_entidad": "La copia del registro no tiene órdenes de la entidad con RUC {ruc}.",
+        "list_none_proveedor": "La copia del registro no tiene órdenes del proveedor con RUC {ruc}.",
+        "list_unreadable": "La copia del registro no se puede leer en este momento. Intente de nuevo en unos "
+                           "minutos.",
     },
     "en": {
         "html_lang": "en",
@@ -261,6 +280,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_unreadable": "This order's record on the blockchain is malformed and cannot be read: do not "
                             "take it as valid.",
         "back_home": "Go to search",
+        "list_entidad_h": "Orders of the entity {name}",
+        "list_proveedor_h": "Orders of the supplier {name}",
+        "list_source": "From the copy up to block {block}. The copy may lag behind: each order's page reads the "
+                       "blockchain and is the check.",
+        "list_count": "{count} orders · page {page} of {pages}",
+        "list_status": "Status",
+        "list_status_valid": "valid",
+        "list_status_annulled": "annulled",
+        "list_status_superseded": "replaced",
+        "list_pages": "Pages",
+        "list_prev": "Previous",
+        "list_next": "Next",
+        "list_bad_ruc": "“{ruc}” is not a RUC: 11 digits with SUNAT's check digit.",
+        "list_bad_page": "“{page}” is not a page number (1 to {most}).",
+        "list_no_page": "There is no page {page}: the list has {pages}.",
+        "list_none_entidad": "The registry's copy has no orders of the entity with RUC {ruc}.",
+        "list_none_proveedor": "The registry's copy has no orders of the supplier with RUC {ruc}.",
+        "list_unreadable": "The registry's copy cannot be read right now. Please try again in a few minutes.",
     },
 }
 

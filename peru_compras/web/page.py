@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -41,6 +42,9 @@ class PageSettings:
     sync_interval: float = 1.0
     allow_private_fetch: bool = False
     checker: DocumentChecker | None = field(default=None, repr=False)
+    #: a file ``peru-compras mirror`` built: the list pages (:mod:`.lists`); None: no lists (404)
+    mirror: Path | None = None
+    mirror_page_size: int = 50
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")

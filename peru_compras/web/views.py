@@ -17,7 +17,7 @@ from ..errors import InvalidInput, NodeUnavailable, RpcError, Unavailable
 from ..hashing import parse_digest
 from ..service import reference
 from ..urls import DOCUMENT_PATH, parse_token
-from . import i18n
+from . import i18n, lists
 from .chainview import View
 from .page import Page, client_address, get_routes, token_of
 from .presenters import is_web_url
@@ -79,6 +79,9 @@ async def search_page(page: Page, request: Request) -> Response:
     query = params.get("q", "").strip()[:100]
     message, status = "", 200
     form = {"entidad": entity, "numero": number, "q": query}
+    listed = await lists.search_target(page, query or (entity if not number else ""))
+    if listed is not None:  # "every order of RUC X", with a mirror (web/lists.py)
+        return RedirectResponse(page.with_lang(listed, lang, explicit), status_code=303)
     if entity or number:
         if not (entity and number):
             message, status = t["search_bad_entity"], 400
