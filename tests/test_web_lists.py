@@ -184,7 +184,7 @@ def test_the_mirror_is_read_only_and_every_query_is_bounded_in_time(mirrored: Mi
     reader = MirrorReader(mirrored.path, seconds=0.2)
     with pytest.raises(MirrorUnreadable, match="readonly"):
         reader._run("DELETE FROM orders", ())
-    # 10^8 rows: minutes without the bound, a fifth of a second with it
+    # 10^8 rows: half a minute without the bound, a fifth of a second with it
     endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000000) SELECT count(*) FROM c"
     with pytest.raises(MirrorUnreadable, match="interrupt"):
         reader._run(endless, ())

@@ -10,6 +10,7 @@ Routes (the JSON ones are described at ``/openapi.json``):
 - ``GET /api/orders/{token_id}``, ``GET /api/orders/{token_id}/document``, ``GET /api/tokens/{token_id}``
   (the ERC-721 metadata ``tokenURI`` points to), ``GET /healthz``, ``GET /openapi.json``
 - ``GET /verificar`` (the offline verifier of signed QR codes) and ``GET /trust-pack.json``: :mod:`.verifier`
+- ``GET /entidad/{ruc}`` and ``GET /proveedor/{ruc}`` (only with a mirror, ``PERU_COMPRAS_MIRROR``): :mod:`.lists`
 
 This module only wires the parts together:
 
