@@ -57,6 +57,9 @@ def mirrored(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Mi
                                   {"name": "Entidad " + IMG, "ruc": HOSTILE_ENTITY}),
                             order("OC-H-2", {"name": "Prov " + SCRIPT, "ruc": HOSTILE_SUPPLIER},
                                   {"name": "Entidad " + IMG, "ruc": HOSTILE_ENTITY})])
+    # the hospital is a supplier once too: the search box prefers the supplier's list, the entity field the entity's
+    registry.register(*order("OC-X-1", {"name": "Hospital Regional de Piura", "ruc": HOSPITAL},
+                             {"name": "Entidad " + IMG, "ruc": HOSTILE_ENTITY}))
     later = [registry.register(*order(f"OC-L-{n}", supplier)) for n in range(3, 5)]
     registry.annul(first[0].token_id, "Duplicada")
     path = tmp_path_factory.mktemp("lists") / "registro.sqlite"
@@ -145,7 +148,7 @@ def test_hostile_names_from_the_mirror_are_escaped(client: Client) -> None:
 
 
 def test_a_ruc_in_the_search_box_leads_to_its_list(client: Client) -> None:
-    for query, target in ((f"?q={SUPPLIER}", f"/proveedor/{SUPPLIER}"), (f"?q=+{HOSPITAL}+", f"/entidad/{HOSPITAL}"),
+    for query, target in ((f"?q={SUPPLIER}", f"/proveedor/{SUPPLIER}"), (f"?q=+{HOSPITAL}+", f"/proveedor/{HOSPITAL}"),
                           (f"?entidad={HOSPITAL}", f"/entidad/{HOSPITAL}"),
                           (f"?q={HOSTILE_SUPPLIER}&lang=en", f"/proveedor/{HOSTILE_SUPPLIER}?lang=en")):
         response = client.get("/buscar" + query)

@@ -163,9 +163,10 @@ async def list_page(page: Page, request: Request, word: str, ruc: str) -> Respon
     return response
 
 
-async def search_target(page: Page, text: str) -> str | None:
-    """The list an 11-digit RUC typed in the search box leads to (the supplier's first, else the entity's),
-    or None: no mirror, not a RUC, or no order of it in the mirror."""
+async def search_target(page: Page, text: str, *, prefer: str = "proveedor") -> str | None:
+    """The list an 11-digit RUC typed in the search box leads to (`prefer`'s when it has orders as both: the
+    supplier's for the free-text box, the entity's for the entity field), or None: no mirror, not a RUC, or
+    no order of it in the mirror."""
     reader = _reader(page)
     ruc = text.strip()
     if reader is None or not is_ruc(ruc):
@@ -174,7 +175,9 @@ async def search_target(page: Page, text: str) -> str | None:
         words = await run_in_threadpool(reader.roles_of, ruc)
     except MirrorUnreadable:
         return None
-    return f"/{words[0]}/{ruc}" if words else None
+    if not words:
+        return None
+    return f"/{prefer if prefer in words else words[0]}/{ruc}"
 
 
 def routes(page: Page) -> list[BaseRoute]:

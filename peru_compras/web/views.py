@@ -79,7 +79,8 @@ async def search_page(page: Page, request: Request) -> Response:
     query = params.get("q", "").strip()[:100]
     message, status = "", 200
     form = {"entidad": entity, "numero": number, "q": query}
-    listed = await lists.search_target(page, query or (entity if not number else ""))
+    listed = await (lists.search_target(page, query) if query
+                    else lists.search_target(page, entity if not number else "", prefer="entidad"))
     if listed is not None:  # "every order of RUC X", with a mirror (web/lists.py)
         return RedirectResponse(page.with_lang(listed, lang, explicit), status_code=303)
     if entity or number:
