@@ -243,3 +243,45 @@ def test_stored_pdf_with_javascript_is_downloaded_not_run(site: Deployment, brow
     assert dialogs == [], "the PDF's JavaScript ran in Chromium"
     assert downloaded is not None and hashlib.sha256(downloaded).digest() == digest
     context.close()
+
+
+def _flip_record(request: dict[str, Any], forward: Any) -> dict[str, Any]:
+    """A node that lies: the registering transaction's calldata with the record's last byte changed."""
+    reply: dict[str, Any] = forward()
+    if request["method"] == "eth_getTransactionByHash" and isinstance(reply.get("result"), dict):
+        data = reply["result"]["input"]
+        reply["result"]["input"] = data[:-2] + ("00" if data[-2:] != "00" else "01")
+    return reply
+
+
+@pytest.mark.parametrize("second_node", ["lies", "is down"])
+def test_a_second_node_that_lies_or_is_down_is_never_green(site: Deployment, phone: Any, tmp_path: Path,
+                                                           second_node: str) -> None:
+    """PERU_COMPRAS_RPC lists two nodes; one alters the record (or cannot be reached): in Chromium the order
+    page says "No se pudo comprobar" in amber, naming that node, and shows no valid verdict."""
+    from peru_compras.settings import Settings
+    from peru_compras.web.app import app_from_workspace
+    from peru_compras.workspace import Workspace
+
+    from .rpc_proxy import RpcProxy
+
+    proxy = RpcProxy(site.rpc_url, _flip_record) if second_node == "lies" else None
+    other = proxy.url if proxy else f"http://127.0.0.1:{free_port()}"
+    port = free_port()
+    settings = Settings(home=tmp_path / "home", rpc=site.rpc_url, read_rpcs=(other,),
+                        registry=site.registry.address, base_url=site.base_url)
+    try:
+        with ThreadedServer(app_from_workspace(Workspace(settings)), port):
+            page = phone.new_page()
+            page.goto(f"http://127.0.0.1:{port}{site.orders['valid'].verify_path}")
+            verdict = page.locator(".verdict")
+            assert "warn" in (verdict.first.get_attribute("class") or "")
+            text = page.inner_text("body")
+            assert "No se pudo comprobar" in text and other.split("//")[1] in text
+            assert "vigente" not in text.lower() and not page.locator(".verdict.ok").count()
+            shot(page, f"quorum-{second_node.replace(' ', '-')}.png")
+            if proxy:
+                assert any(r["method"] == "eth_getTransactionByHash" for r in proxy.seen)
+    finally:
+        if proxy:
+            proxy.close()
