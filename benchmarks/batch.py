@@ -34,10 +34,11 @@ from eth_account import Account
 from peru_compras.batch import BatchRegistrar, read_manifest
 from peru_compras.chain.client import REGISTER, Registry
 from peru_compras.chain.node import LocalNode
-from peru_compras.config import Workspace, load_settings
 from peru_compras.hashing import sha256
 from peru_compras.order import parse_order
 from peru_compras.render import render_order
+from peru_compras.settings import load_settings
+from peru_compras.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_FILE = ROOT.parent / "shared" / "reference-order.json"

@@ -17,8 +17,8 @@ from peru_compras.chain.client import REGISTER, _entries
 from peru_compras.chain.networks import network
 from peru_compras.chain.rpc import Rpc
 from peru_compras.chain.transactions import Transactor
-from peru_compras.config import load_settings
 from peru_compras.errors import ConfigurationError, InvalidInput, OrderAlreadyRegistered, RelayRefused
+from peru_compras.settings import load_settings
 
 from .conftest import Runner
 

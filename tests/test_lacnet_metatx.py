@@ -427,7 +427,8 @@ def test_chain_id_not_the_profiles(op: Operator, tmp_path: Path) -> None:
 
 
 def test_settings_name_the_missing_relayer_and_the_model() -> None:
-    from peru_compras.config import Settings, Workspace, load_settings
+    from peru_compras.settings import Settings, load_settings
+    from peru_compras.workspace import Workspace
 
     settings = load_settings({"network": "lacnet-protestnet", "lacnet_model": "metatx"})
     assert settings.network.metatx_hub == "0x9a49A9e7b5b07CDd6218624687D3C9FD30e853Bd"

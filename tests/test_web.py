@@ -29,17 +29,18 @@ from peru_compras.chain.networks import network
 from peru_compras.chain.node import free_port
 from peru_compras.chain.rpc import Rpc
 from peru_compras.chain.transactions import Transactor
-from peru_compras.config import Settings, Workspace
 from peru_compras.demo import altered_copy, sample_orders
 from peru_compras.errors import InvalidOrder
 from peru_compras.hashing import hashlink
 from peru_compras.order import Order, parse_order
 from peru_compras.pdf import stamp_pdf
 from peru_compras.render import render_order
+from peru_compras.settings import Settings
 from peru_compras.store import LocalStore
 from peru_compras.web.app import Guard, PageSettings, app_from_workspace, create_app
 from peru_compras.web.published import DocumentChecker, TokenBucket
 from peru_compras.web.server import start_detached, stop_detached, uvicorn_config
+from peru_compras.workspace import Workspace
 
 from .conftest import funded_account, reference_order
 
