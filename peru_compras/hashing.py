@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from .errors import InvalidInput
 
@@ -83,3 +86,51 @@ def parse_digest(text: str) -> bytes:
     if hexa:
         return bytes.fromhex(hexa.group(1))
     raise InvalidInput(f"{shown} is not a SHA-256 digest", hint="give 64 hex digits or a hashlink hl:zQm…")
+
+
+class _Keccak(threading.local):
+    """Keccak-256 through pycryptodome's C functions with one reusable state per thread: 4.4 us a hash of 64
+    bytes here, against 13.5 us through eth_hash (which builds a hash object and its state each time) —
+    seven hashes an order make the difference between about 100 and 30 us of the signing (measured with
+    timeit on the 2-core machine; tests/test_hashing.py checks it equals eth_hash's)."""
+
+    def __init__(self) -> None:
+        from Crypto.Hash import keccak
+        from Crypto.Util import _raw_api
+
+        lib: Any = keccak._raw_keccak_lib  # type: ignore[attr-defined]  # pinned pycryptodome's C functions
+        api: Any = _raw_api
+        state = api.VoidPointer()
+        if lib.keccak_init(state.address_of(), api.c_size_t(64), api.c_ubyte(24)):
+            raise RuntimeError("keccak_init failed")
+        self.lib, self.state = lib, api.SmartPointer(state.get(), lib.keccak_destroy)
+        self.out, self.raw = api.create_string_buffer(32), api.get_raw_buffer
+
+    def __call__(self, data: bytes) -> bytes:
+        lib, state = self.lib, self.state.get()
+        if lib.keccak_reset(state) or lib.keccak_absorb(state, data, len(data)) or lib.keccak_digest(
+                state, self.out, 32, 1):
+            raise RuntimeError("keccak failed")
+        digest: bytes = self.raw(self.out)
+        return digest
+
+
+def keccak256(data: bytes) -> bytes:
+    """Ethereum's Keccak-256 (the fast path of :class:`_Keccak`; eth_hash when pycryptodome's is missing)."""
+    fast = _fast()
+    return fast(data) if fast is not None else _keccak_eth_hash(data)
+
+
+@cache
+def _fast() -> _Keccak | None:
+    try:
+        return _Keccak()
+    except Exception:  # noqa: BLE001 — another pycryptodome build: eth_hash still gives the same digests
+        return None
+
+
+def _keccak_eth_hash(data: bytes) -> bytes:
+    from eth_hash.auto import keccak
+
+    digest: bytes = keccak(data)
+    return digest

@@ -50,6 +50,7 @@ from .chain.client import (
 from .chain.contract import ROLE_NAMES
 from .chain.rpc import RpcError, host_of
 from .errors import ChainRefused, InvalidInput, InvalidNodeAnswer, NodeUnavailable
+from .hashing import keccak256
 from .mirror_rows import Job, registration
 from .mirror_rows import address as _address
 from .mirror_schema import (
@@ -66,7 +67,7 @@ from .mirror_schema import (
     open_database,
     refresh_summaries,
 )
-from .urls import keccak256, token_hex
+from .urls import token_hex
 
 #: the first block range asked for, and the bounds it moves between
 FIRST_SPAN = 100

@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from eth_utils.crypto import keccak
-
 from . import safejson
 from .errors import InvalidInput, InvalidOrder
+from .hashing import keccak256
 from .text_rules import _shown
 from .text_rules import check_text as check_text  # re-exported: the rules moved to text_rules.py
 from .text_rules import text_problem as text_problem
@@ -165,7 +164,7 @@ class Order:
     @property
     def token_id(self) -> int:
         """The ERC-721 token id this order gets (or got): ``uint256(keccak256(key))``."""
-        return int.from_bytes(keccak(self.key.encode()), "big")
+        return int.from_bytes(keccak256(self.key.encode()), "big")
 
     @property
     def verify_path(self) -> str:

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .urls import keccak256 as _keccak_eth_hash
+from .hashing import keccak256
 from .urls import token_hex, token_id_of_key
 
 if TYPE_CHECKING:
@@ -61,47 +60,6 @@ _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD036414
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _CURRENCY = re.compile(rb"[A-Z]{3}")
 _MAX_RUC = 99_999_999_999
-
-
-class _Keccak(threading.local):
-    """Keccak-256 through pycryptodome's C functions with one reusable state per thread: 4.4 us a hash of 64
-    bytes here, against 13.5 us through eth_hash (which builds a hash object and its state each time) —
-    seven hashes an order make the difference between about 100 and 30 us of the signing (measured with
-    timeit on the 2-core machine; tests/test_signed_qr.py checks it equals eth_hash's)."""
-
-    def __init__(self) -> None:
-        from Crypto.Hash import keccak
-        from Crypto.Util import _raw_api
-
-        lib: Any = keccak._raw_keccak_lib  # type: ignore[attr-defined]  # pinned pycryptodome's C functions
-        api: Any = _raw_api
-        state = api.VoidPointer()
-        if lib.keccak_init(state.address_of(), api.c_size_t(64), api.c_ubyte(24)):
-            raise RuntimeError("keccak_init failed")
-        self.lib, self.state = lib, api.SmartPointer(state.get(), lib.keccak_destroy)
-        self.out, self.raw = api.create_string_buffer(32), api.get_raw_buffer
-
-    def __call__(self, data: bytes) -> bytes:
-        lib, state = self.lib, self.state.get()
-        if lib.keccak_reset(state) or lib.keccak_absorb(state, data, len(data)) or lib.keccak_digest(
-                state, self.out, 32, 1):
-            raise RuntimeError("keccak failed")
-        digest: bytes = self.raw(self.out)
-        return digest
-
-
-def keccak256(data: bytes) -> bytes:
-    """Ethereum's Keccak-256 (the fast path of :class:`_Keccak`; eth_hash when pycryptodome's is missing)."""
-    fast = _fast()
-    return fast(data) if fast is not None else _keccak_eth_hash(data)
-
-
-@cache
-def _fast() -> _Keccak | None:
-    try:
-        return _Keccak()
-    except Exception:  # noqa: BLE001 — another pycryptodome build: eth_hash still gives the same digests
-        return None
 
 
 class PayloadError(ValueError):

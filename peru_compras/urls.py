@@ -3,7 +3,7 @@
 
 The one place for each: a token id is written ``0x`` + 64 lowercase hex digits everywhere (CLI, JSON, page,
 OCDS); the token id of an order is ``uint256(keccak256("<entity>/<order number>"))``. Importing this module
-is cheap (keccak is loaded on first use, from eth-hash, not eth-utils).
+is cheap (keccak is pycryptodome's, loaded on first use: :func:`peru_compras.hashing.keccak256`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError
+from .hashing import keccak256
 
 if TYPE_CHECKING:
     from .order import Order
@@ -21,14 +22,6 @@ MAX_VERIFY_URL = 80
 #: where the built-in store publishes documents, under the base URL (the registry's documentBaseURI)
 DOCUMENT_PATH = "/d/"
 _HEX = frozenset("0123456789abcdefABCDEF")
-
-
-def keccak256(data: bytes) -> bytes:
-    """Ethereum's Keccak-256 of `data`."""
-    from eth_hash.auto import keccak
-
-    digest: bytes = keccak(data)
-    return digest
 
 
 def token_hex(token_id: int) -> str:

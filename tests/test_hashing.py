@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multiformats import multibase
 
+from peru_compras import hashing
 from peru_compras.errors import InvalidInput
 from peru_compras.hashing import hashlink, parse_digest, sha256, sha256_file
 
@@ -136,3 +137,11 @@ def test_refusals_show_the_value_cut_at_80_characters_and_say_what_to_give() -> 
         with pytest.raises(InvalidInput) as caught:
             parse_digest(long)
         assert caught.value.message == f"'{'a' * 80}'… is not a SHA-256 digest"
+
+
+def test_fast_keccak_is_keccak() -> None:
+    from eth_hash.auto import keccak
+
+    assert hashing._fast() is not None  # the fast path is the one measured and used
+    for data in (b"", b"a", bytes(range(256)) * 9, "Ñandú".encode()):
+        assert hashing.keccak256(data) == keccak(data)

@@ -429,14 +429,6 @@ def png_blank() -> bytes:
     return out.getvalue()
 
 
-def test_fast_keccak_is_keccak() -> None:
-    from eth_hash.auto import keccak
-
-    assert signed_qr._fast() is not None  # the fast path is the one measured and used
-    for data in (b"", b"a", bytes(range(256)) * 9, "Ñandú".encode()):
-        assert signed_qr.keccak256(data) == keccak(data)
-
-
 def test_order_registered_before_signed_qrs(cli: Runner, registry: Registry, tmp_path: Path) -> None:
     """An order stamped and registered with the plain QR (as before signed QRs) keeps it: `verify` says
     authentic online, `verify-qr` says not_signed (verify online) and exits 1."""

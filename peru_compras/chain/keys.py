@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..hashing import keccak256
+
 if TYPE_CHECKING:
     from eth_account.datastructures import SignedMessage
     from eth_account.messages import SignableMessage
@@ -51,13 +53,6 @@ class MessageSigner(TxSigner, Protocol):
 class SignedTransaction:
     raw_transaction: bytes
     hash: bytes
-
-
-def keccak256(data: bytes) -> bytes:
-    from eth_hash.auto import keccak
-
-    digest: bytes = keccak(data)
-    return digest
 
 
 class Signer:

@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..chain.client import ORDER_ANNULLED, ORDER_SUPERSEDED, OnChainOrder, OrderState, Registry
 from ..errors import OrderNotRegistered, UnreadableRecord
+from ..hashing import keccak256
 from ..order import Order
-from ..urls import keccak256
 
 DOCUMENT_BASE_URI_CHANGED = "0x" + keccak256(b"DocumentBaseURIChanged(string)").hex()
 #: above this many new blocks at once, drop every cached status instead of reading the logs

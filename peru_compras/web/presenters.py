@@ -15,9 +15,9 @@ from urllib.parse import quote, urlencode, urlsplit
 from markupsafe import Markup, escape
 
 from .. import service
-from ..hashing import hashlink
+from ..hashing import hashlink, keccak256
 from ..order import Party
-from ..urls import keccak256, token_hex
+from ..urls import token_hex
 from . import i18n
 from .chainview import View
 from .published import DocumentCheck
