@@ -35,8 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
-
+from .chain.abi import decode as abi_decode
 from .chain.client import (
     ORDER_ANNULLED,
     ORDER_REGISTERED,

@@ -8,8 +8,7 @@ import json
 from functools import cache
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-
+from .chain.abi import to_checksum_address
 from .errors import PeruComprasError
 from .hashing import hashlink
 from .order import Order, decode_entry

@@ -295,7 +295,7 @@ def check_address(value: str, *, what: str, setting: str) -> str:
     if not text.lower().startswith("0x") or len(body) != 40 or any(c not in "0123456789abcdefABCDEF" for c in body):
         raise ConfigurationError(f"{what} {value!r} is not an address",
                                  hint=f"set {setting} to 0x followed by 40 hex digits")
-    from eth_utils.address import to_checksum_address
+    from .chain.abi import to_checksum_address
 
     try:
         return str(to_checksum_address(text))

@@ -156,7 +156,7 @@ def _repeated(text: str) -> bytes:
 
 def address_of(public_key: bytes) -> str:
     """The checksummed address of an uncompressed public key (64 bytes, no 0x04 prefix)."""
-    from eth_utils.address import to_checksum_address
+    from .chain.abi import to_checksum_address
 
     return str(to_checksum_address(keccak256(public_key)[-20:]))
 

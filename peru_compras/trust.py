@@ -112,8 +112,7 @@ def build_trust_pack(registry: Registry, *, hosts: Sequence[str] = (), block: in
 
 def read_trust_pack(registry: Registry, *, hosts: Sequence[str] = (), block: int | None = None) -> TrustPack:
     """As :func:`build_trust_pack`, as a :class:`TrustPack`."""
-    from eth_abi.abi import decode as abi_decode
-
+    from .chain.abi import decode as abi_decode
     from .chain.client import ORDER_ANNULLED, ORDER_SUPERSEDED, ROLE_GRANTED, ROLE_REVOKED
     from .chain.contract import ROLE_NAMES, selector
 
@@ -141,7 +140,7 @@ def read_trust_pack(registry: Registry, *, hosts: Sequence[str] = (), block: int
     if _block(registry, block)[0] != block_hash:
         raise ChainRefused(f"block {block} changed while the trust pack was read (a reorganisation)",
                            hint="run trust-pack again")
-    from eth_utils.address import to_checksum_address
+    from .chain.abi import to_checksum_address
 
     return TrustPack(chain_id, to_checksum_address(registry.address), tuple(dict.fromkeys(h.lower() for h in listed)),
                      block, block_hash, stamp, tuple(periods), annulled, superseded)
@@ -173,9 +172,8 @@ def _topic_int(registry: Registry, log: Any, index: int) -> int:
 
 def _periods(registry: Registry, logs: list[Any], block: int) -> list[Period]:
     """Role periods from RoleGranted / RoleRevoked logs in chain order; each open one confirmed by hasRole."""
-    from eth_abi.abi import encode as abi_encode
-    from eth_utils.address import to_checksum_address
-
+    from .chain.abi import encode as abi_encode
+    from .chain.abi import to_checksum_address
     from .chain.client import ROLE_GRANTED
     from .chain.contract import ROLE_NAMES, selector
 
@@ -253,7 +251,7 @@ def load_trust_pack(raw: bytes | str, *, source: str = "trust pack") -> TrustPac
         return value
 
     def address(value: Any, where: str) -> str:
-        from eth_utils.address import to_checksum_address
+        from .chain.abi import to_checksum_address
 
         if not isinstance(value, str) or not _ADDRESS.fullmatch(value) or to_checksum_address(value) != value:
             raise bad(where, "a checksummed address (0x and 40 hex digits)")

@@ -11,11 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
-
 from ..errors import (
     ChainRefused,
     ConfigurationError,
@@ -26,7 +21,11 @@ from ..errors import (
     UnreadableRecord,
 )
 from ..hashing import hashlink
+from ..hashing import keccak256 as keccak
 from ..order import Order, decode_entry
+from .abi import decode as abi_decode
+from .abi import encode as abi_encode
+from .abi import to_checksum_address
 from .contract import ROLE_NAMES, STATUS_NAMES, artifact
 from .contract import selector as _selector
 from .contract import topic as _topic
@@ -248,7 +247,7 @@ class Registry:
         raw = self._call(data)
         try:
             return tuple(abi_decode(types, raw))
-        except Exception:  # noqa: BLE001 — eth_abi's decoding errors: the node's bytes, not ours
+        except Exception:  # noqa: BLE001 — abi.AbiError (or a bad string's): the node's bytes, not ours
             raise self.rpc.invalid("eth_call", f"{len(raw)} bytes that do not decode as {', '.join(types)}") from None
 
     def state(self, token_id: int) -> OrderState:

@@ -7,9 +7,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
-from eth_utils.crypto import keccak
-
 from ..errors import (
     ChainRefused,
     InvalidReason,
@@ -21,6 +18,8 @@ from ..errors import (
     RegistryPaused,
     TokenLocked,
 )
+from ..hashing import keccak256 as keccak
+from .abi import decode as abi_decode
 
 STATUS_NAMES = ("not_registered", "valid", "annulled", "superseded")
 ROLE_NAMES = {

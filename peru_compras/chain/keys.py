@@ -1,4 +1,4 @@
-"""The signer's key: signs transactions with libsecp256k1 (coincurve), RLP-encoded with ``rlp``.
+"""The signer's key: signs transactions with libsecp256k1 (coincurve), RLP-encoded by :func:`rlp_encode`.
 
 Why not eth-account's ``LocalAccount`` for this: importing eth-account imports eth-keyfile, which computes
 py_ecc's BLS12-381 constants at import — 0.6 s of every command's start measured on the 2-core machine
@@ -7,20 +7,53 @@ keystore needs it. :class:`Signer` does the three transaction shapes the project
 EIP-155 chain id, legacy without one for LACNet's relay, EIP-1559), and ``tests/test_signer.py`` checks every
 byte against eth-account's output. Anything else (EIP-712 messages for the metatx model) goes to
 eth-account, loaded then. A ``LocalAccount`` is accepted wherever a signer is: both follow :class:`TxSigner`.
+
+The RLP is :func:`rlp_encode` below, not ``rlp.encode``: importing ``rlp`` imports eth_utils (and pydantic),
+200 ms of the start of every command that signs (``python -c "import rlp"``, median of 7 fresh processes minus
+``python -c pass``, 2-core machine); ``tests/test_signer.py`` checks it byte for byte against ``rlp.encode``.
+The address is chain/abi.py's EIP-55 checksum, not eth_utils' (see there).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..hashing import keccak256
+from .abi import to_checksum_address
 
 if TYPE_CHECKING:
     from eth_account.datastructures import SignedMessage
     from eth_account.messages import SignableMessage
 
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1's group order
+
+#: what :func:`rlp_encode` takes: bytes, a non-negative int (big-endian, no leading zero byte) or a list of them
+RlpItem: TypeAlias = "bytes | bytearray | int | list[RlpItem]"
+
+
+def rlp_encode(item: RlpItem) -> bytes:
+    """The RLP of `item` (the Ethereum yellow paper, appendix B), as ``rlp.encode`` gives it; ValueError for a
+    negative int, TypeError for anything that is not bytes, an int or a list (a bool included)."""
+    if isinstance(item, list):
+        payload = b"".join(rlp_encode(child) for child in item)
+        return _rlp_length(len(payload), 0xC0) + payload
+    if isinstance(item, bool) or not isinstance(item, (bytes, bytearray, int)):
+        raise TypeError(f"RLP encodes bytes, ints and lists, not {type(item).__name__}")
+    if isinstance(item, int):
+        if item < 0:
+            raise ValueError("RLP cannot encode a negative integer")
+        item = item.to_bytes((item.bit_length() + 7) // 8, "big")
+    if len(item) == 1 and item[0] < 0x80:
+        return bytes(item)
+    return _rlp_length(len(item), 0x80) + bytes(item)
+
+
+def _rlp_length(length: int, offset: int) -> bytes:
+    if length < 56:
+        return bytes([offset + length])
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([offset + 55 + len(size)]) + size
 
 
 class Signed(Protocol):
@@ -62,7 +95,6 @@ class Signer:
 
     def __init__(self, key: bytes) -> None:
         import coincurve
-        from eth_utils.address import to_checksum_address
 
         if len(key) != 32 or not 0 < int.from_bytes(key, "big") < _N:
             raise ValueError("not a secp256k1 private key")
@@ -87,8 +119,6 @@ class Signer:
     def sign_transaction(self, transaction_dict: dict[str, Any]) -> SignedTransaction:
         """Sign `transaction_dict` (eth-account's field names: nonce, gas, value, data, to, chainId, and gasPrice
         or maxFeePerGas + maxPriorityFeePerGas). Legacy with chainId: EIP-155; legacy without: v = 27/28."""
-        import rlp  # type: ignore[import-untyped]  # rlp 5 ships no type information
-
         tx = dict(transaction_dict)
         unknown = set(tx) - {"nonce", "gas", "value", "data", "to", "chainId", "gasPrice", "maxFeePerGas",
                              "maxPriorityFeePerGas"}
@@ -98,20 +128,20 @@ class Signer:
         data = bytes(tx.get("data", b""))
         value = int(tx.get("value", 0))
         if "maxFeePerGas" in tx:
-            fields = [int(tx["chainId"]), int(tx["nonce"]), int(tx["maxPriorityFeePerGas"]), int(tx["maxFeePerGas"]),
-                      int(tx["gas"]), to, value, data, []]
-            parity, r, s = self.sign_hash(keccak256(b"\x02" + rlp.encode(fields)))
-            raw = b"\x02" + rlp.encode([*fields, parity, r, s])
+            fields: list[RlpItem] = [int(tx["chainId"]), int(tx["nonce"]), int(tx["maxPriorityFeePerGas"]),
+                                     int(tx["maxFeePerGas"]), int(tx["gas"]), to, value, data, []]
+            parity, r, s = self.sign_hash(keccak256(b"\x02" + rlp_encode(fields)))
+            raw = b"\x02" + rlp_encode([*fields, parity, r, s])
             return SignedTransaction(raw, keccak256(raw))
         fields = [int(tx["nonce"]), int(tx["gasPrice"]), int(tx["gas"]), to, value, data]
         chain_id = tx.get("chainId")
         if chain_id is None:
-            recovery, r, s = self.sign_hash(keccak256(rlp.encode(fields)))
+            recovery, r, s = self.sign_hash(keccak256(rlp_encode(fields)))
             v = 27 + recovery
         else:
-            recovery, r, s = self.sign_hash(keccak256(rlp.encode([*fields, int(chain_id), 0, 0])))
+            recovery, r, s = self.sign_hash(keccak256(rlp_encode([*fields, int(chain_id), 0, 0])))
             v = 35 + 2 * int(chain_id) + recovery
-        raw = rlp.encode([*fields, v, r, s])
+        raw = rlp_encode([*fields, v, r, s])
         return SignedTransaction(raw, keccak256(raw))
 
     def sign_message(self, signable_message: SignableMessage) -> SignedMessage:

@@ -24,13 +24,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
-
 from ..errors import HubRefused as HubRefused  # defined in errors.py; lacnet.HubRefused stays
 from ..errors import InvalidInput
 from ..settings import check_address as check_address  # defined in settings.py; lacnet.check_address stays
+from .abi import decode as abi_decode
+from .abi import encode as abi_encode
+from .abi import to_checksum_address
 from .contract import selector as _selector
 from .contract import topic as _topic
 from .keys import TxSigner

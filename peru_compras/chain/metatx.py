@@ -22,12 +22,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
-
 from ..errors import ChainRefused, ConfigurationError, NotAuthorized, RelayRefused
+from ..hashing import keccak256 as keccak
+from .abi import decode as abi_decode
+from .abi import encode as abi_encode
+from .abi import to_checksum_address
 from .contract import revert_error
 from .contract import selector as _selector
 from .contract import topic as _topic
