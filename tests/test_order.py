@@ -859,3 +859,99 @@ def test_delivery_messages_show_what_was_given() -> None:
     assert problems_of(with_path("supplier", {"name": "P", "id": "1", "scheme": "P Y"})) == [
         "supplier.scheme: 'P Y' — an org-id scheme like PE-RUC, PY-RUC, MX-RFC, CO-NIT, or a publisher's own "
         "scheme (1 to 40 ASCII letters, digits, '.', '_', '-')"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast paths of the text rules: the same answers as the rules written out one character at a time
+
+def _rules_as_written(value: str, *, name: bool) -> str | None:
+    """The text rules as the module docstring words them, every character looked at (no fast path)."""
+    from confusable_homoglyphs.categories import alias  # type: ignore[import-untyped]
+
+    from peru_compras.terminal import hidden
+
+    if not value.strip():
+        return "must not be empty"
+    marks = 0
+    for char in value:
+        if char == "\n" or hidden(char):
+            return (f"printable characters only, found U+{ord(char):04X} (no line breaks, control, format or "
+                    "invisible characters)")
+        marks = marks + 1 if unicodedata.category(char) in ("Mn", "Me") else 0
+        if marks > 3:
+            return "at most 3 combining marks in a row"
+    if not unicodedata.is_normalized("NFC", value):
+        return "must be in Unicode NFC form (composed characters, e.g. 'Ñ' not 'N' + U+0303)"
+    if name:
+        allowed = [{"LATIN", "HAN", "HIRAGANA", "KATAKANA"}, {"LATIN", "HAN", "HANGUL"}, {"LATIN", "HAN", "BOPOMOFO"}]
+        for word in value.split():
+            scripts = {str(alias(char)) for char in word} - {"COMMON", "INHERITED"}
+            if len(scripts) > 1 and not any(scripts <= sets for sets in allowed):
+                shown = ", ".join(sorted(script.title() for script in scripts))
+                return f"one script per word: {word!r} mixes {shown} (look-alike letters)"
+    if value != value.strip():
+        return "no leading or trailing spaces"
+    return None
+
+
+def _fast_path_set() -> str:
+    """Every code point the text rules' fast path admits, found by asking its pattern about each one."""
+    from peru_compras.text_rules import _PLAIN_LATIN
+
+    return "".join(_PLAIN_LATIN.findall("".join(map(chr, range(0x110000)))))
+
+
+def test_the_fast_path_admits_exactly_the_documented_characters() -> None:
+    ranges = [(0x20, 0x7E), (0xA1, 0xAC), (0xAE, 0x2FF), (0x2010, 0x2027), (0x2030, 0x205E), (0x20A0, 0x20C0),
+              (0x2122, 0x2122)]
+    assert _fast_path_set() == "".join(chr(code) for low, high in ranges for code in range(low, high + 1))
+
+
+def test_every_character_the_fast_path_admits_breaks_no_rule_alone_or_next_to_another() -> None:
+    """What lets text_problem skip the per-character rules for such text, and _unicode_problem skip such
+    characters and such words: each is visible, no combining mark, NFC next to any other of them (all are
+    starters, so a string of them is NFC when every adjacent pair is), of a script Latin may be with."""
+    from confusable_homoglyphs.categories import alias
+
+    from peru_compras.terminal import hidden
+
+    plain = _fast_path_set()
+    for char in plain:
+        assert not hidden(char) and char != "\n", char
+        assert unicodedata.combining(char) == 0 and unicodedata.category(char) not in ("Mn", "Me"), char
+        assert char.isspace() == (char == " "), char
+        assert _rules_as_written(f"x{char}x", name=True) is None, char
+    assert {str(alias(char)) for char in plain} - {"COMMON", "INHERITED"} == {"LATIN", "BOPOMOFO"}  # 02EA-02EB
+    for char in plain:  # the string "a b1 a b2 a b3 …" has every pair (a, b) and (b, a) side by side
+        assert unicodedata.is_normalized("NFC", "".join(char + other for other in plain)), char
+
+
+_TRICKY = ("\u0301\u0302\u20dd\u200d\u202e\n\u00ad\u00a0\u3000\u2028\u2029\u202f\u205f\u2060\u0340\u0303\u034f"
+           "\u043e\u0430\u03a9\u6771\u3068\u30c8\uc11c\u3105\u02ea\u1ed9\U0001f600\ue000\U000e0080\ufe0f\u2800")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.one_of(st.sampled_from("aN ÑéÁ°—–“”…€™-.,/" + _TRICKY), st.characters()), max_size=12),
+       st.booleans())
+def test_text_problem_answers_as_the_rules_written_out(value: str, name: bool) -> None:
+    assert text_problem(value, name=name) == _rules_as_written(value, name=name)
+
+
+@pytest.mark.parametrize("value", ["Unidad de Logística — Oficina de Abastecimiento", "“El Sol” – Lima…",
+                                   "x\u0301\u0302\u0303—x\u0301\u0302\u0303", "Precio €5 ™", "Ω Tech", "東京 — Tokyo"])
+def test_real_punctuation_is_accepted_in_names(value: str) -> None:
+    assert text_problem(value, name=True) is None and _rules_as_written(value, name=True) is None
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("x\u0301\u0302—\u0303\u0304", None),  # the dash ends a run of marks
+    ("—\u0301\u0302\u0303\u0304", "at most 3 combining marks in a row"),
+    ("Hospital — Regional\u202e", "printable characters only, found U+202E"),
+    ("H\u043espital — Regional", "one script per word: 'H\u043espital' mixes Cyrillic, Latin"),
+    ("Regional — H\u043espital", "one script per word: 'H\u043espital' mixes Cyrillic, Latin"),
+    ("N\u0303 — Ñ", "must be in Unicode NFC form"),
+])
+def test_text_next_to_plain_punctuation_keeps_every_rule(value: str, problem: str | None) -> None:
+    found = text_problem(value, name=True)
+    assert found == _rules_as_written(value, name=True)
+    assert (found is None) if problem is None else (found is not None and found.startswith(problem))
