@@ -34,21 +34,21 @@ def sha256_file(path: Path) -> bytes:
         return hashlib.file_digest(handle, "sha256").digest()
 
 
-_58_POW_10 = 58**10  # ten base-58 digits fit a machine word: one big-number division per ten digits
+#: every number below 58 * 58 as its two base-58 digits: one division of the big number per two digits. A
+#: hashlink takes 2.8 us so, against 7.2 us dividing by 58**10 then digit by digit (timeit of hashlink(digest)
+#: on the 2-core machine; a batch computes two or three an order). Built at import: 3,364 strings, 0.2 ms.
+_PAIRS = tuple(high + low for high in _ALPHABET for low in _ALPHABET)
 
 
 def _b58encode(data: bytes) -> str:
     """Base58btc of `data`, which never starts with a zero byte here (a multihash starts 0x12)."""
     number = int.from_bytes(data)  # big-endian
-    out = []
+    pairs = []
     while number:
-        number, chunk = divmod(number, _58_POW_10)
-        for _ in range(10):
-            chunk, rest = divmod(chunk, 58)
-            out.append(_ALPHABET[rest])
-    while out and out[-1] == "1":  # the last chunk's leading zeros are padding, not digits
-        out.pop()
-    return "".join(reversed(out))
+        number, pair = divmod(number, 3364)
+        pairs.append(_PAIRS[pair])
+    pairs.reverse()
+    return "".join(pairs).lstrip("1")  # a "1" in front is the first pair's padding: a number starts non-zero
 
 
 def _hashlink_digest(value: str) -> bytes | None:

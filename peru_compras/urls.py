@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError
-from .hashing import keccak256
+from .hashing import hashlink, keccak256
 
 if TYPE_CHECKING:
     from .order import Order
@@ -66,8 +66,6 @@ def check_verify_url(url: str) -> str:
 
 def document_url(base_url: str, sha256: bytes) -> str:
     """Where the built-in store publishes the document with this SHA-256: ``<base_url>/d/<hashlink>``."""
-    from .hashing import hashlink
-
     return base_url.rstrip("/") + DOCUMENT_PATH + hashlink(sha256)
 
 

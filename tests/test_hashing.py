@@ -145,3 +145,16 @@ def test_fast_keccak_is_keccak() -> None:
     assert hashing._fast() is not None  # the fast path is the one measured and used
     for data in (b"", b"a", bytes(range(256)) * 9, "Ñandú".encode()):
         assert hashing.keccak256(data) == keccak(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(min_size=1, max_size=48).filter(lambda raw: raw[0] != 0))
+def test_base58_of_any_length_matches_an_independent_codec(raw: bytes) -> None:
+    """Two digits at a time: an odd number of digits leaves a padding "1" in front, which must go."""
+    assert "z" + hashing._b58encode(raw) == multibase.encode(raw, "base58btc")
+
+
+@pytest.mark.parametrize(("raw", "text"), [(b"\x01", "2"), (b"\x39", "z"), (b"\x3a", "21"), (b"\x0d\x24", "211"),
+                                           (b"\x0d\x23", "zz"), (b"", "")])
+def test_base58_at_the_pair_edges(raw: bytes, text: str) -> None:
+    assert hashing._b58encode(raw) == text
