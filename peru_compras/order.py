@@ -30,6 +30,7 @@ from datetime import date
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -199,16 +200,67 @@ class Order:
         key = self.key.encode()
         if len(key) > 255:
             raise InvalidOrder([f"order key: {self.key!r} — entity id and order number too long together"])
-        body = self.to_json()
-        del body["order_number"]
-        body["entity"] = {"name": self.entity.name}
+        if self._canonical:  # built by parse_order: every field has its type
+            plain = _canonical_text(self, entity='{"name":' + _string(self.entity.name) + "}", order_number=False)
+        else:
+            body = self.to_json()
+            del body["order_number"]
+            body["entity"] = {"name": self.entity.name}
+            plain = _canonical(body)
         compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _dictionary())
-        packed = compressor.compress(_canonical(body)) + compressor.flush()
+        packed = compressor.compress(plain) + compressor.flush()
         return document_hash + bytes([len(key)]) + key + bytes([ENCODING_VERSION]) + packed
 
 
 def _canonical(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+# The canonical JSON of a parsed order written out: the same bytes as _canonical(order.to_json()) (keys in
+# sorted order, each string through the very function json.dumps(ensure_ascii=False) uses, term_days as
+# json.dumps writes an int; tests/test_order.py compares both on every shape of record), in 6.6 us against
+# 14.9 us for the reference record (timeit on the 2-core machine). Twice an order: the record, the entry body.
+_string = encode_basestring
+
+
+def _party_text(party: Party) -> str:
+    if party.id is None:
+        return '{"name":' + _string(party.name) + "}"
+    if party.scheme == PE_RUC:
+        return '{"name":' + _string(party.name) + ',"ruc":' + _string(party.id) + "}"
+    scheme = _string(str(party.scheme))
+    return '{"id":' + _string(party.id) + ',"name":' + _string(party.name) + ',"scheme":' + scheme + "}"
+
+
+def _item_text(item: Item) -> str:
+    text = '{"cubso":' + _string(item.cubso) + "," if item.cubso is not None else "{"
+    text += '"description":' + _string(item.description) + ',"quantity":' + _string(item.quantity) + ',"unit":'
+    text += _string(item.unit) + ("}" if item.unit_price is None else ',"unit_price":' + _string(item.unit_price) + "}")
+    return text
+
+
+def _canonical_text(order: Order, *, entity: str, order_number: bool) -> bytes:
+    """The canonical JSON of `order` (made by parse_order), with `entity` as its entity's JSON and the order
+    number only when `order_number` (the entry body leaves it and the entity's identifier out)."""
+    delivery = order.delivery
+    parts = ['{"buyer":', _party_text(order.buyer), ',"delivery":{']
+    if delivery.deadline is not None:
+        parts += ['"deadline":', _string(delivery.deadline), ","]
+    parts += ['"place":', _string(delivery.place)]
+    if delivery.term_days is not None:
+        parts += [',"term_days":', int.__repr__(delivery.term_days)]
+    parts.append("}")
+    if order.document_url is not None:
+        parts += [',"document_url":', _string(order.document_url)]
+    parts += [',"entity":', entity, ',"issued_on":', _string(order.issued_on), ',"items":[',
+              ",".join([_item_text(item) for item in order.items]), "]"]
+    if order.notes:
+        parts += [',"notes":[', ",".join([_string(note) for note in order.notes]), "]"]
+    if order_number:
+        parts += [',"order_number":', _string(order.order_number)]
+    parts += [',"supplier":', _party_text(order.supplier), ',"total":{"amount":', _string(order.total_amount),
+              ',"currency":', _string(order.currency), "}}"]
+    return "".join(parts).encode()
 
 
 @cache
@@ -430,7 +482,7 @@ def parse_order(data: Any, *, source: str | None = None) -> Order:
         raise InvalidOrder(p.items, source=source)
     order = Order(order_number, issued_on, entity, buyer, supplier, items, amount, str(currency), delivery,
                   document_url, notes)
-    object.__setattr__(order, "_canonical", _canonical(order.to_json()))
+    object.__setattr__(order, "_canonical", _canonical_text(order, entity=_party_text(entity), order_number=True))
     if len(order._canonical) > MAX_ORDER_BYTES:
         raise InvalidOrder([f"record: {len(order._canonical)} bytes — at most {MAX_ORDER_BYTES}"], source=source)
     return order

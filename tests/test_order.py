@@ -955,3 +955,73 @@ def test_text_next_to_plain_punctuation_keeps_every_rule(value: str, problem: st
     found = text_problem(value, name=True)
     assert found == _rules_as_written(value, name=True)
     assert (found is None) if problem is None else (found is not None and found.startswith(problem))
+
+
+# --------------------------------------------------------------------------------------------------
+# The canonical bytes and the entry, written out by hand for speed: the same bytes as json.dumps and zlib
+
+def _entry_as_specified(order: Order, digest: bytes) -> bytes:
+    """The module docstring's entry, built from order.to_json() with json.dumps and a new zlib compressor."""
+    body = order.to_json()
+    del body["order_number"]
+    body["entity"] = {"name": order.entity.name}
+    plain = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _dictionary())
+    key = order.key.encode()
+    return digest + bytes([len(key)]) + key + b"\x01" + compressor.compress(plain) + compressor.flush()
+
+
+_SHAPES = {
+    "reference": {},
+    "deadline, document URL, notes": {"delivery": {"place": "Lima", "deadline": "2026-12-24"},
+                                      "document_url": "https://x.pe/a.pdf?b=1&c=\"", "notes": ["uno", "dos \\ tres"]},
+    "buyer without id, foreign parties": {
+        "buyer": {"name": "Área \"usuaria\""},
+        "entity": {"name": "Municipalidad", "id": "80012345-6", "scheme": "PY-RUC"},
+        "supplier": {"name": "Proveedor", "id": "XAXX010101000", "scheme": "MX-RFC"}},
+    "items without price or CUBSO": {
+        "items": [{"description": "a/b \\ \"c\" ñ 東京", "quantity": 7, "unit": "u"},
+                  {"description": "d", "quantity": "1.5", "unit": "kg", "cubso": "12345678"},
+                  {"description": "e", "quantity": "2", "unit": "kg", "unit_price": "3"}],
+        "total": {"amount": "10", "currency": "USD"}},
+    "a publisher's own scheme": {"entity": {"name": "E", "id": "ocds-1", "scheme": "ocds-03ad3f"}},
+}
+
+
+@pytest.mark.parametrize("shape", sorted(_SHAPES))
+def test_canonical_bytes_and_entry_are_those_of_json_dumps_and_zlib(shape: str) -> None:
+    order = parse_order(reference_order(**_SHAPES[shape]))
+    assert order.canonical_bytes() == json.dumps(order.to_json(), ensure_ascii=False, sort_keys=True,
+                                                 separators=(",", ":")).encode()
+    assert order.encode_entry(b"\x07" * 32) == _entry_as_specified(order, b"\x07" * 32)
+    by_hand = Order(**{name: getattr(order, name) for name in ("order_number", "issued_on", "entity", "buyer",
+                    "supplier", "items", "total_amount", "currency", "delivery", "document_url", "notes")})
+    assert by_hand.canonical_bytes() == order.canonical_bytes()
+    assert by_hand.encode_entry(b"\x07" * 32) == order.encode_entry(b"\x07" * 32)
+
+
+_free_text = st.text(st.characters(codec="utf-8", categories=["L", "N", "P", "S", "Zs", "M"]), min_size=1,
+                     max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(_free_text, min_size=6, max_size=6), term=st.integers(1, 3650), prices=st.lists(st.booleans(),
+       min_size=1, max_size=3), deadline=st.booleans(), notes=st.lists(_free_text, max_size=2))
+def test_generated_records_encode_as_json_dumps_and_zlib(texts: list[str], term: int, prices: list[bool],
+                                                         deadline: bool, notes: list[str]) -> None:
+    record = reference_order(delivery={"place": texts[0], **({"deadline": "2027-01-31"} if deadline else
+                                                              {"term_days": term})})
+    record["buyer"] = {"name": texts[1]}
+    record["supplier"]["name"] = texts[2]
+    record["items"] = [{"description": texts[3 + index % 3], "quantity": "2", "unit": texts[5],
+                        **({"unit_price": "1.25", "cubso": "1234567890"} if priced else {})}
+                       for index, priced in enumerate(prices)]
+    if notes:
+        record["notes"] = notes
+    try:
+        order = parse_order(record)
+    except InvalidOrder:
+        return  # text that breaks a text rule: nothing to encode
+    assert order.canonical_bytes() == json.dumps(order.to_json(), ensure_ascii=False, sort_keys=True,
+                                                 separators=(",", ":")).encode()
+    assert order.encode_entry(b"\x02" * 32) == _entry_as_specified(order, b"\x02" * 32)
