@@ -7,10 +7,8 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..chain import lacnet
@@ -32,7 +30,7 @@ from ..rows import Row
 from ..store import LocalStore
 from ..urls import token_hex
 from .preview import Summary
-from .workers import Emit, Prepared, _Job, _prepare_chunk, _start_worker
+from .workers import Emit, Prepared, Preparer, _Job
 
 if TYPE_CHECKING:
     from ..workspace import QrFragment, Session
@@ -68,8 +66,6 @@ class BatchRegistrar:
     def __init__(self, session: Session, *, batch_size: int = 100, stamp: bool = True, in_flight: int = 4,
                  workers: int | None = None, emit: Emit, progress: Callable[[int], None] | None = None,
                  qr_fragment: QrFragment | None = None) -> None:
-        from ..pdf import Limits
-
         if not 1 <= batch_size <= 500:
             raise InvalidInput(f"--batch-size {batch_size} is out of range", hint="use 1 to 500 orders per transaction")
         store = session.store
@@ -78,12 +74,14 @@ class BatchRegistrar:
                                      hint="give the Session a LocalStore (the default)")
         self.ws = session
         self.store = store
-        # at the start nothing is in flight: a node that cannot be reached is said at once, as every command does
-        self.registry: Registry = session.registry(write=True)
-        self.job = _Job(session.base_url, stamp, store.root, Limits.from_settings(session.settings),
-                        qr_fragment if qr_fragment is not None else session.qr_signer())
-        self.transactor: Transactor = session.transactor
-        self.journal = Journal(session.settings.home / "journal.sqlite", self.registry.address)
+        settings = session.settings
+        self.job = _Job(session.base_url, stamp, store.root,
+                        (settings.max_pdf_bytes, settings.max_pdf_pages, settings.max_pdf_decoded_bytes),
+                        qr_fragment, signed=qr_fragment is not None)
+        # set by _connect, at the start of run (the workers start first when they need nothing from the chain)
+        self.registry: Registry
+        self.transactor: Transactor
+        self.journal: Journal
         self.batch_size = batch_size
         self.stamp = stamp
         self.in_flight_limit = in_flight
@@ -203,35 +201,25 @@ class BatchRegistrar:
 
     # -- the pipeline ---------------------------------------------------------------------------------
 
+    def _connect(self) -> None:
+        """Reach the node and the registry (a node that cannot be reached is said at once, as every command
+        does) and open the journal."""
+        self.registry = self.ws.registry(write=True)
+        self.transactor = self.ws.transactor
+        self.journal = Journal(self.ws.settings.home / "journal.sqlite", self.registry.address)
+
     def run(self, rows: Iterable[Row]) -> Summary:
-        """Register `rows`; the summary. The workers start on the first rows before the journal is reconciled
-        with the chain (preparing touches neither)."""
-        pool: Executor = (ProcessPoolExecutor(self.workers, initializer=_start_worker, initargs=(self.job, True))
-                          if self.workers > 1 else
-                          ThreadPoolExecutor(1, initializer=_start_worker, initargs=(self.job, False)))
-        ahead: deque[Future[list[Prepared]]] = deque()
-        source, size = iter(rows), max(self.batch_size // max(self.workers, 1), 1)
-        chunks = iter(lambda: list(islice(source, size)), [])  # lists of `size` rows, the last one shorter
-        exhausted = False
-
-        def keep_busy() -> None:
-            nonlocal exhausted
-            while not exhausted and len(ahead) < 2 * max(self.workers, 1):
-                chunk = next(chunks, None)
-                if chunk is None:
-                    exhausted = True
-                else:
-                    ahead.append(pool.submit(_prepare_chunk, chunk))
-
+        """Register `rows`; the summary. The workers start on the first rows before the chain is reached and
+        the journal reconciled with it (preparing touches neither), unless they need the QR signer first."""
+        preparer = Preparer(self.job, rows, workers=self.workers, chunk=max(self.batch_size // max(self.workers, 1), 1),
+                            signer=self.ws.qr_signer)
         try:
-            keep_busy()
+            preparer.top_up()
+            self._connect()
             self.reconcile()
             batch: list[Prepared] = []
-            while True:
-                keep_busy()
-                if not ahead:
-                    break
-                for item in ahead.popleft().result():
+            while (prepared := preparer.next()) is not None:
+                for item in prepared:
                     ready = self._admit(item)
                     if ready is not None:
                         batch.append(ready)
@@ -247,7 +235,7 @@ class BatchRegistrar:
                 else:
                     self._send_retries()
         finally:
-            pool.shutdown(cancel_futures=True)
+            preparer.close()
         return self.summary
 
     def _admit(self, item: Prepared) -> Prepared | None:

@@ -8,8 +8,11 @@ signer) once, from the pool's initializer: never through argv or the environment
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,24 +103,32 @@ def _writer(root: Path, base_url: str) -> PackWriter:
 @dataclass(frozen=True)
 class _Job:
     """What every row of a run is prepared with; handed to each worker once, by the pool's initializer
-    (never through argv or the environment: `qr_fragment` holds the registrar's signing key)."""
+    (never through argv or the environment: `qr_fragment` holds the registrar's signing key). `pdf_limits`:
+    :class:`~peru_compras.pdf.Limits`'s three numbers, built in the worker (``peru_compras.pdf`` loads pikepdf,
+    which the batch process itself never needs). `signed`: `qr_fragment` is the signer to use (None there
+    then means plain QRs); unsigned, the signer is not known yet and no row that needs one is given."""
 
     base_url: str
     stamp: bool
     store_root: Path
-    limits: Limits | None = None
+    pdf_limits: tuple[int, int, int] | None = None
     qr_fragment: QrFragment | None = None
+    signed: bool = True
+
+    def needs_signer(self, rows: list[Row]) -> bool:
+        """Whether preparing `rows` may print a QR (stamping, or a drawn order) while the signer is unknown."""
+        return not self.signed and (self.stamp or any(row.render and row.pdf is None for row in rows))
 
 
 _JOB: _Job | None = None
+_LIMITS: Limits | None = None
 
 
 def _start_worker(job: _Job, own_process: bool) -> None:
     """Pool initializer: keep `job`; in a worker process, die with the batch process (a crash or SIGKILL must
     not leave workers behind holding its output pipes) and load the modules rows need while the batch
-    process is still setting up (reading the registry, reconciling the journal)."""
-    global _JOB
-    _JOB = job
+    process is still setting up (reaching the node, reading the registry, reconciling the journal)."""
+    global _JOB, _LIMITS
     if own_process:
         try:
             import ctypes
@@ -126,11 +137,72 @@ def _start_worker(job: _Job, own_process: bool) -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
-        from .. import order, pdf, service  # noqa: F401
+        from .. import order, service  # noqa: F401
+    from ..pdf import Limits
+
+    _JOB, _LIMITS = job, Limits(*job.pdf_limits) if job.pdf_limits is not None else None
 
 
 def _prepare_chunk(rows: list[Row]) -> list[Prepared]:
     job = _JOB
     assert job is not None, "the pool's initializer sets the job"
-    return [prepare(row, job.base_url, job.stamp, job.store_root, limits=job.limits, qr_fragment=job.qr_fragment)
+    return [prepare(row, job.base_url, job.stamp, job.store_root, limits=_LIMITS, qr_fragment=job.qr_fragment)
             for row in rows]
+
+
+class Preparer:
+    """A batch's worker pool and its look-ahead: `rows` go in chunks of `chunk` to `workers` processes (one
+    thread when `workers` is 1); the prepared chunks come back in the rows' order, at most two chunks a
+    worker ahead of the one the batch process reads.
+
+    The workers start as soon as :meth:`top_up` is first called, before the chain is reached, when the job
+    needs nothing from it: a job without its signer (``signed`` false) takes rows that print no QR. The
+    first chunk that would print one waits; `signer` (which may reach the chain) is then asked for it, and
+    the pool starts again with it once the chunks ahead of that one are read (stamping: before any worker
+    starts). Rows are read from `rows` only as chunks are submitted (memory stays bounded)."""
+
+    def __init__(self, job: _Job, rows: Iterable[Row], *, workers: int, chunk: int,
+                 signer: Callable[[], QrFragment | None]) -> None:
+        self._job, self._rows, self._workers, self._chunk, self._signer = job, iter(rows), workers, chunk, signer
+        self._pool: Executor | None = None
+        self._ahead: deque[Future[list[Prepared]]] = deque()
+        self._held: list[Row] | None = None  # the next chunk, waiting for the signer
+
+    def _sign(self) -> None:
+        if not self._job.signed:
+            self._job = replace(self._job, qr_fragment=self._signer(), signed=True)
+
+    def top_up(self) -> None:
+        """Submit chunks until two per worker are ahead, the rows end, or a chunk waits for the signer."""
+        while self._held is None and len(self._ahead) < 2 * self._workers:
+            chunk = list(islice(self._rows, self._chunk))
+            if not chunk:
+                return
+            if self._job.needs_signer(chunk):
+                if self._pool is not None:
+                    self._held = chunk  # submitted once the pool without the signer is drained
+                    return
+                self._sign()  # nothing started yet: start with the signer
+            if self._pool is None:
+                self._pool = (ProcessPoolExecutor(self._workers, initializer=_start_worker, initargs=(self._job, True))
+                              if self._workers > 1 else
+                              ThreadPoolExecutor(1, initializer=_start_worker, initargs=(self._job, False)))
+            self._ahead.append(self._pool.submit(_prepare_chunk, chunk))
+
+    def next(self) -> list[Prepared] | None:
+        """The next chunk's prepared rows (waiting for them), or None when every row is done."""
+        self.top_up()
+        if not self._ahead and self._held is not None:
+            self.close()  # every chunk prepared without the signer is read: again, with it
+            self._sign()
+            held, self._held = self._held, None
+            self._pool = None
+            self._rows = chain([*held], self._rows)
+            self.top_up()
+        if not self._ahead:
+            return None
+        return self._ahead.popleft().result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)

@@ -1,0 +1,106 @@
+"""The batch's worker pool starts before the chain is reached when its rows need nothing from it, and asks
+for the QR signer (which may reach the chain) only when a row would print a QR: before any worker starts when
+stamping, at the first drawn row otherwise. Rows come back in order either way, drawn ones signed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from peru_compras import qr
+from peru_compras.batch.workers import Preparer, _Job
+from peru_compras.hashing import sha256
+from peru_compras.manifest import read_manifest
+from peru_compras.rows import Row
+from peru_compras.signed_qr import QrSigner
+from peru_compras.store import LocalStore
+
+from .conftest import REFERENCE
+from .test_batch import make_orders, write_jsonl
+
+BASE = "https://oc.example.pe"
+REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+KEY = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")  # Anvil's 2nd test key
+
+
+def _rows(folder: Path, count: int, *, drawn_at: int | None = None) -> list[Row]:
+    rows = list(read_manifest(write_jsonl(folder / "manifest.jsonl", make_orders(folder, count))))
+    if drawn_at is not None:  # an OCDS row without its PDF: the order is drawn, with its QR printed
+        record = {**REFERENCE, "order_number": "OC-DRAWN-1"}
+        rows.insert(drawn_at, Row(drawn_at + 1, record, None, render=True))
+    return rows
+
+
+def _job(root: Path, *, stamp: bool) -> _Job:
+    return _Job(BASE, stamp, root, None, None, signed=False)
+
+
+def _packs(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_unstamped_rows_never_ask_for_the_signer(tmp_path: Path, workers: int) -> None:
+    rows = _rows(tmp_path / "m", 5)
+
+    def signer() -> QrSigner:
+        raise AssertionError("the signer was asked for, though no row prints a QR")
+
+    preparer = Preparer(_job(tmp_path / "store", stamp=False), rows, workers=workers, chunk=2, signer=signer)
+    try:
+        got = [item for chunk in iter(preparer.next, None) for item in chunk]
+    finally:
+        preparer.close()
+    assert [item.number for item in got] == [row.number for row in rows]
+    for item, row in zip(got, rows, strict=True):  # hashed as they are
+        assert row.pdf is not None and item.error is None and item.digest == sha256(row.pdf.read_bytes())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_drawn_row_waits_for_the_signer_and_is_signed(tmp_path: Path, workers: int) -> None:
+    rows = _rows(tmp_path / "m", 5, drawn_at=4)  # chunks of 2: [1 2] [3 4] [drawn 6] [7]... in row order
+    read: list[int] = []
+    asked: list[list[int]] = []
+
+    def signer() -> QrSigner:
+        asked.append(list(read))
+        return QrSigner(KEY, 31337, REGISTRY)
+
+    preparer = Preparer(_job(tmp_path / "store", stamp=False), rows, workers=workers, chunk=2, signer=signer)
+    got = []
+    try:
+        while (chunk := preparer.next()) is not None:
+            read.extend(item.number for item in chunk)
+            got.extend(chunk)
+    finally:
+        preparer.close()
+    assert [item.number for item in got] == [row.number for row in rows]
+    assert asked == [[1, 2, 3, 4]]  # once, when the chunks prepared without it were read
+    store = LocalStore(tmp_path / "store", BASE)
+    store.commit(item.packed for item in got if item.packed is not None)
+    drawn = next(item for item in got if item.order_number == "OC-DRAWN-1")
+    document = store.get(drawn.digest)
+    assert document is not None
+    (printed,) = qr.decode_page(document, 1)
+    assert printed.startswith(drawn.verify_url + "#")  # the signed QR, not the plain verify URL
+
+
+def test_stamping_asks_for_the_signer_before_any_worker_starts(tmp_path: Path) -> None:
+    rows = _rows(tmp_path / "m", 3)
+    store_root = tmp_path / "store"
+    packs_when_asked: list[list[Path]] = []
+
+    def signer() -> QrSigner:
+        packs_when_asked.append(_packs(store_root))
+        return QrSigner(KEY, 31337, REGISTRY)
+
+    preparer = Preparer(_job(store_root, stamp=True), rows, workers=2, chunk=2, signer=signer)
+    try:
+        preparer.top_up()
+        assert packs_when_asked == [[]]  # asked first, when nothing had been prepared
+        got = [item for chunk in iter(preparer.next, None) for item in chunk]
+    finally:
+        preparer.close()
+    assert len(packs_when_asked) == 1 and [item.number for item in got] == [1, 2, 3]
+    assert all(item.error is None and item.verify_url for item in got)
