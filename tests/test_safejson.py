@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peru_compras.errors import InvalidInput, InvalidJSON
 from peru_compras.safejson import MAX_JSON_DEPTH, MAX_NUMBER_DIGITS, loads
@@ -191,3 +193,48 @@ def test_long_keys_are_cut_in_messages() -> None:
         with pytest.raises(InvalidJSON) as caught:
             loads(json.dumps({key: 1}).replace("}", f', "{key}": 2}}'), source="s")
         assert caught.value.message == f"s: key {shown} appears twice in one object"
+
+
+def _open_string_at(text: str) -> int | None:
+    """Where a string left open starts (a quote outside strings with no closing quote), read one character
+    at a time: written apart from the package's regular expression."""
+    start, index = None, 0
+    while index < len(text):
+        char = text[index]
+        if start is None:
+            start = index if char == '"' else None
+        elif char == "\\":
+            index += 1
+        elif char == '"':
+            start = None
+        index += 1
+    return start
+
+
+@pytest.mark.parametrize("text", ['{"a": NaN, "b": "open', '[1e999, "open', '{"a": 1, "a": 2} "open', '["x" "open',
+                                  "[" + "9" * 101 + ', "open', '{"a": "ok", "b": "\\"', "\ufeff\"open", '[1,, "open'])
+def test_a_string_left_open_is_named_first_whatever_else_is_wrong_before_it(text: str) -> None:
+    with pytest.raises(InvalidJSON) as caught:
+        loads(text, source="s")
+    assert caught.value.message == f"s: not valid JSON: a string is not closed (at character {_open_string_at(text)})"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(['"', '\\', '\\"', 'a', '1', '[', ']', '{', '}', ':', ',', ' ', 'NaN', '"k":',
+                                 '{"k":1,"k":2}', '1e999']), max_size=14).map("".join))
+def test_an_open_string_is_reported_exactly_when_there_is_one(text: str) -> None:
+    where = _open_string_at(text)
+    try:
+        loads(text, source="s")
+    except InvalidJSON as exc:
+        closed_message = f"s: not valid JSON: a string is not closed (at character {where})"
+        assert (exc.message == closed_message) == (where is not None), (text, exc.message)
+    else:
+        assert where is None
+
+
+def test_the_first_key_seen_twice_is_named() -> None:
+    with pytest.raises(InvalidJSON) as caught:
+        loads('{"b": 1, "a": 2, "a": 3, "b": 4}', source="s")
+    assert caught.value.message == "s: key 'a' appears twice in one object"
+    assert loads('{"b": 1, "a": {"b": 2}}', source="s") == {"b": 1, "a": {"b": 2}}
