@@ -184,8 +184,8 @@ def _decode_tuple(components: tuple[_Type, ...], data: bytes, base: int) -> tupl
         if kind.dynamic:
             offset = int.from_bytes(_word(data, at), "big")
             start = base + offset
-            if not head_end <= start < len(data):
-                raise AbiError(f"offset {offset} at {at} points outside the data for {kind.name}")
+            if start < head_end:  # (one past the end is refused by the first read there)
+                raise AbiError(f"offset {offset} at {at} points into the head, not to a {kind.name}")
             out.append(_decode_tail(kind, data, start))
         else:
             out.append(_decode_static(kind, data, at))
