@@ -21,6 +21,7 @@ The two fields left out are those the key carries, so decoding restores the cano
 from __future__ import annotations
 
 import json
+import operator
 import re
 import string
 import zlib
@@ -62,6 +63,13 @@ _CUBSO = re.compile(r"[0-9]{8,16}")
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,40}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # date.fromisoformat alone also takes "2026-W01-1"
 _URL = re.compile(r"https?://[!-~]{1,500}")  # printable ASCII, no space: IRIs are written percent-encoded
+#: isinstance(value, _MAPPING) is isinstance(value, Mapping), answered at once for a dict (18 ns, not the ABC's
+#: 250 ns: nine checks an order; timeit on the 2-core machine)
+_MAPPING = (dict, Mapping)
+#: the record's fields (a manifest row's may also name its PDF)
+_KNOWN = frozenset({"order_number", "issued_on", "entity", "buyer", "supplier", "items", "total", "delivery",
+                    "document_url", "notes", "pdf"})
+_ALLOWED = "unknown field (allowed: " + ", ".join(sorted(_KNOWN - {"pdf"})) + ")"
 _CURRENCIES = frozenset(
     """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD
     CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
@@ -77,8 +85,11 @@ def ruc_is_valid(ruc: str) -> bool:
     """SUNAT's check digit: weights 5,4,3,2,7,6,5,4,3,2; d = 11 - sum mod 11; 10 → 0, 11 → 1."""
     if len(ruc) != 11 or not ruc.isascii() or not ruc.isdigit():
         return False
-    check = 11 - sum(int(ruc[index]) * weight for index, weight in enumerate(_RUC_WEIGHTS)) % 11
-    return check % 10 == int(ruc[10])  # d is 1..11: "% 10" maps 10 → 0 and 11 → 1 and keeps 1..9
+    # ASCII digits: each byte is 48 more than its digit. 0.8 us against 2.2 us with int() of each character
+    # (timeit, 2-core machine; three RUCs an order)
+    digits = ruc.encode()
+    check: int = 11 - (sum(map(operator.mul, digits, _RUC_WEIGHTS)) - 48 * sum(_RUC_WEIGHTS)) % 11
+    return check % 10 == digits[10] - 48  # d is 1..11: "% 10" maps 10 → 0 and 11 → 1 and keeps 1..9
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,36 +349,40 @@ class _Problems:
 def _text(p: _Problems, data: Mapping[str, Any], where: str, field: str, limit: int, *,
           name: bool = False) -> str:
     value = data.get(field)
-    path = f"{where}.{field}" if where else field
     if value is None:
-        p.add(path, None, "required")
+        p.add(_path(where, field), None, "required")
         return ""
     if not isinstance(value, str):
-        p.add(path, value, "must be a string")
+        p.add(_path(where, field), value, "must be a string")
         return ""
     problem = f"at most {limit} characters" if len(value) > limit else text_problem(value, name=name)
     if problem:
-        p.add(path, value, problem)
+        p.add(_path(where, field), value, problem)
     return value
+
+
+def _path(where: str, field: str) -> str:
+    """A field's path for a message, built only when there is one (eleven texts an order)."""
+    return f"{where}.{field}" if where else field
 
 
 def _decimal(p: _Problems, data: Mapping[str, Any], where: str, name: str, *, required: bool = True) -> str | None:
     value = data.get(name)
-    path = f"{where}.{name}"
     if value is None:
         if required:
-            p.add(path, None, "required")
+            p.add(_path(where, name), None, "required")
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         hint = " (write it as a string, e.g. \"18.50\")" if isinstance(value, float) else ""
-        p.add(path, value, "must be a decimal string" + hint)
+        p.add(_path(where, name), value, "must be a decimal string" + hint)
         return None
     text = str(value)
     if not _DECIMAL.fullmatch(text):
-        p.add(path, value, "a decimal number like 120 or 18.50 (digits, optional dot and up to 6 decimals)")
+        p.add(_path(where, name), value,
+              "a decimal number like 120 or 18.50 (digits, optional dot and up to 6 decimals)")
         return None
     if Decimal(text) <= 0:  # the pattern admits only digits and one dot: always a decimal
-        p.add(path, value, "must be greater than 0")
+        p.add(_path(where, name), value, "must be greater than 0")
     return text
 
 
@@ -385,7 +400,7 @@ def _iso_date(p: _Problems, value: Any, path: str) -> str:
 
 
 def _party(p: _Problems, data: Any, path: str, *, id_required: bool) -> Party:
-    if not isinstance(data, Mapping):
+    if not isinstance(data, _MAPPING):
         p.add(path, data, "required object {name, ruc} or {name, id, scheme}")
         return Party(name="")
     name = _text(p, data, path, "name", 200, name=True)
@@ -430,7 +445,7 @@ def _items(p: _Problems, data: Any) -> tuple[Item, ...]:
     items = []
     for index, raw in enumerate(data):
         path = f"items[{index}]"
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, _MAPPING):
             p.add(path, raw, "must be an object {description, quantity, unit, unit_price?, cubso?}")
             continue
         description = _text(p, raw, path, "description", 500)
@@ -448,14 +463,12 @@ def _items(p: _Problems, data: Any) -> tuple[Item, ...]:
 def parse_order(data: Any, *, source: str | None = None) -> Order:
     """Validate a record (a dict from JSON) and return the :class:`Order`; :class:`InvalidOrder` naming every
     broken field with its value and rule."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, _MAPPING):
         raise InvalidOrder([f"record: {type(data).__name__} — must be a JSON object"], source=source)
     p = _Problems()
-    known = {"order_number", "issued_on", "entity", "buyer", "supplier", "items", "total", "delivery",
-             "document_url", "notes", "pdf"}
-    for name in sorted(set(data) - known, key=str):
+    for name in sorted(set(data) - _KNOWN, key=str):
         shown = name if isinstance(name, str) and _FIELD_NAME.fullmatch(name) else _shown(name)  # no raw escapes
-        p.add(shown, data[name], "unknown field (allowed: " + ", ".join(sorted(known - {"pdf"})) + ")")
+        p.add(shown, data[name], _ALLOWED)
     order_number = _order_number(p, data.get("order_number"))
     issued_on = _iso_date(p, data.get("issued_on"), "issued_on")
     entity = _party(p, data.get("entity"), "entity", id_required=True)
@@ -464,7 +477,7 @@ def parse_order(data: Any, *, source: str | None = None) -> Order:
     items = _items(p, data.get("items"))
     total = data.get("total")
     amount, currency = "", "PEN"
-    if not isinstance(total, Mapping):
+    if not isinstance(total, _MAPPING):
         p.add("total", total, "required object {amount, currency}")
     else:
         amount = _decimal(p, total, "total", "amount") or ""
@@ -521,7 +534,7 @@ def _order_number_detail(value: Any) -> str:
 
 
 def _delivery(p: _Problems, data: Any) -> Delivery:
-    if not isinstance(data, Mapping):
+    if not isinstance(data, _MAPPING):
         p.add("delivery", data, "required object {place, term_days} or {place, deadline}")
         return Delivery(place="")
     place = _text(p, data, "delivery", "place", 300)
