@@ -1025,3 +1025,14 @@ def test_generated_records_encode_as_json_dumps_and_zlib(texts: list[str], term:
     assert order.canonical_bytes() == json.dumps(order.to_json(), ensure_ascii=False, sort_keys=True,
                                                  separators=(",", ":")).encode()
     assert order.encode_entry(b"\x02" * 32) == _entry_as_specified(order, b"\x02" * 32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[0-9]{1,15}(\.[0-9]{1,6})?", fullmatch=True) | st.sampled_from(
+    ["000000000000000.000001", "000000000000000.000000", "0.000000", "999999999999999.999999", "0.000001"]))
+def test_an_amount_is_above_zero_exactly_when_a_digit_is_not_zero(amount: str) -> None:
+    record = with_path("total.amount", amount)
+    if any(digit in "123456789" for digit in amount):
+        assert parse_order(record).total_amount == amount
+    else:
+        assert problems_of(record) == [f"total.amount: {amount!r} — must be greater than 0"]
