@@ -6,10 +6,11 @@ other type string raises ValueError when it is first used.
 
 Why not eth_abi: importing it costs 249 ms of every command's start, eth_utils (which it imports, with
 pydantic) 185 ms, against 47 ms for the whole CLI (medians of 7 fresh processes on the 2-core machine, minus
-``python -c pass``: ``python -c "import eth_abi.abi"``). With this module ``import peru_compras.cli,
-peru_compras.batch, peru_compras.commands.orders`` went from 465 ms to the figure in chain/keys.py's
-docstring. ``tests/test_abi.py`` checks, against eth_abi, that every supported type encodes to the same bytes
-and that random and mutated byte strings decode to the same value or are refused by both.
+``python -c pass``: ``python -c "import eth_abi.abi"``). With this module and chain/keys.rlp_encode, ``python
+-c "import peru_compras.cli, peru_compras.batch, peru_compras.commands.orders"`` went from 460-525 ms to
+235-300 ms (same measure, before and after side by side, two rounds). ``tests/test_abi.py`` checks, against
+eth_abi, that every supported type encodes to the same bytes and that random and mutated byte strings decode
+to the same value or are refused by both.
 
 Decoding reads a node's or a stranger's bytes, so it is as strict as eth_abi's: every offset and length
 inside the data (an offset never points into the head it sits in), padding zero (after ``bytes``/``string``
