@@ -9,6 +9,7 @@ active content, every place another address can hide, the damage a strict reader
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import shutil
 import zlib
@@ -463,11 +464,20 @@ class Decoded:
 
 
 def pages_read(decoded: Decoded, data: bytes) -> list[int]:
-    """The pages check_registrable renders to read printed QR codes in `data` (none: not even started)."""
-    decoded.asked.clear()
-    check_registrable(data, URL)
-    assert len(decoded.asked) <= 1
-    return decoded.asked[0] if decoded.asked else []
+    """The pages check_registrable renders to read printed QR codes in `data` (none: not even started), the
+    same from the bytes (every content decoded there) and, where the damage check accepts it, from a checked
+    PDF (what that check kept)."""
+    documents: list[bytes | CheckedPdf] = [data]
+    with contextlib.suppress(InvalidDocument):
+        documents.append(open_checked(data))
+    read: list[list[int]] = []
+    for document in documents:
+        decoded.asked.clear()
+        check_registrable(document, URL)
+        assert len(decoded.asked) <= 1
+        read.append(decoded.asked[0] if decoded.asked else [])
+    assert read == read[:1] * len(read)
+    return read[0]
 
 
 @pytest.fixture
@@ -948,7 +958,20 @@ def test_read_never_takes_more_than_the_limit(tmp_path: Path, monkeypatch: pytes
         return handle
     monkeypatch.setattr(Path, "open", recording)
     read_pdf(path, max_bytes=5000)
-    assert asked == [5001]
+    assert asked == [len(plain()) + 1]  # its size and one more (a read of the limit would allocate the limit)
+    asked.clear()
+    real_stat = Path.stat
+
+    def shrunk(self: Path, **kwargs: Any) -> Any:  # the file grows after it was measured
+        result = real_stat(self, **kwargs)
+        return type("Stat", (), {"st_size": 10, "st_mode": result.st_mode})() if self == path else result
+    monkeypatch.setattr(Path, "stat", shrunk)
+    with pytest.raises(InvalidDocument) as grown:
+        read_pdf(path, max_bytes=100)
+    assert asked == [11, 90]  # on to the limit and one more, no further
+    assert grown.value.message == f"PDF {str(path)!r} has 101 bytes, over the 100-byte limit"
+    monkeypatch.setattr(Path, "stat", real_stat)
+    asked.clear()
     big = tmp_path / "grande.pdf"
     with big.open("wb") as handle:
         handle.write(b"%PDF-1.4\n")
@@ -956,7 +979,7 @@ def test_read_never_takes_more_than_the_limit(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(InvalidDocument) as caught:
         read_pdf(big, max_bytes=5000)
     assert caught.value.message == f"PDF {str(big)!r} has 5,001 bytes, over the 5,000-byte limit"
-    assert asked == [5001]  # refused from its size alone: not read
+    assert asked == []  # refused from its size alone: not read
 
 
 def test_more_places_of_another_address(decoded: Decoded) -> None:
@@ -1002,3 +1025,103 @@ def test_a85_damage_names_zlibs_reason() -> None:
     short = with_streams((a85_flate(b"\0" * 50_000)[:-40] + b"~>", ["/ASCII85Decode", "/FlateDecode"]))
     assert refused(short, "it is damaged").split("(", 1)[1].startswith("error decoding stream data for object ")
     assert ": the compressed data ends early)" in refused(short, "damaged")
+
+
+# -- what the checks spare, deciding the same ---------------------------------------------------------------
+
+def test_qpdfs_limits_are_set_once_for_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, int]] = []
+    real = pikepdf.settings.set_qpdf_limits
+
+    def recording(**limits: int) -> Any:
+        calls.append(limits)
+        return real(**limits)
+    monkeypatch.setattr(pikepdf.settings, "set_qpdf_limits", recording)
+    monkeypatch.setattr(pdf_open, "_QPDF_LIMIT", [])  # as in a new process
+    each = ("flate_max_memory", "run_length_max_memory", "png_max_memory", "tiff_max_memory", "dct_max_memory")
+    try:
+        for _ in range(3):
+            check_pdf(plain())
+        assert calls == [dict.fromkeys(each, MAX_DECODED_BYTES)]  # once, not once a file
+        check_pdf(plain(), limits=Limits(max_decoded=70_000))
+        check_pdf(plain(), limits=Limits(max_decoded=70_000))
+        assert calls[1:] == [dict.fromkeys(each, 70_000)]
+        assert {key: pikepdf.settings.get_qpdf_limits()[key] for key in each} == dict.fromkeys(each, 70_000)
+    finally:
+        check_pdf(plain())  # qpdf's limits are process-wide: the default again for the other tests
+    assert {key: pikepdf.settings.get_qpdf_limits()[key] for key in each} == dict.fromkeys(each, MAX_DECODED_BYTES)
+
+
+def kept(data: bytes) -> dict[tuple[int, int], bytes]:
+    with open_checked(data) as checked:
+        return dict(checked.decoded)
+
+
+def objgens(data: bytes) -> list[tuple[int, int]]:
+    """The object numbers of the streams `stream` added, in order."""
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        return [made.objgen for made in pdf.pages[0].Resources.Extra]
+
+
+def test_the_damage_check_keeps_what_it_decoded_as_read_bytes_would() -> None:
+    content = b"BT /F1 12 Tf 72 720 Td (p0) Tj ET"
+    data = with_streams((zlib.compress(b"flate"), ["/FlateDecode"]), (b"\x81A\x80", ["/RunLengthDecode"]),
+                        (b"\x81A\x80", ["/RL"]), (zlib.compress(b"\x81A\x80"), ["/FlateDecode", "/RL"]),
+                        (a85_flate(b"ascii85"), ["/ASCII85Decode", "/FlateDecode"]), (b"jpeg", ["/DCTDecode"]),
+                        (b"7a>", ["/AHx"]))
+    flate, *_, hexed = objgens(data)
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        page = pdf.pages[0].obj.Contents.objgen
+    # RunLength (read_bytes() leaves it encoded), ASCII85 + Flate (decoded apart) and images are not kept
+    assert kept(data) == {page: content, flate: b"flate", hexed: b"z"}
+
+
+def test_what_the_damage_check_keeps_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = with_streams((b"a" * 10, []), (b"b" * 20, []), (b"c" * 5, []))
+    first, second, third = objgens(data)
+    everything = kept(data)
+    assert [everything[made] for made in (first, second, third)] == [b"a" * 10, b"b" * 20, b"c" * 5]
+    content = len(b"BT /F1 12 Tf 72 720 Td (p0) Tj ET")
+    monkeypatch.setattr(pdf_open, "KEEP_DECODED_BYTES", content + 30)  # the page's content is walked first
+    assert sorted(kept(data)) == sorted([*(set(everything) - {third})])  # to the byte, then no further
+    monkeypatch.setattr(pdf_open, "KEEP_DECODED_BYTES", content + 29)
+    assert third in kept(data) and second not in kept(data)
+    assert check_pdf(data) == 1
+
+
+def test_the_qr_precheck_reads_the_kept_content_not_the_stream() -> None:
+    with open_checked(with_content({0: b"(text only) Tj"})) as checked:
+        page = checked.pdf.pages[0]
+        content = page.obj.Contents.objgen
+        assert checks._may_show_qr(page, checked.decoded) is False
+        assert checks._may_show_qr(page, {content: drawing(40)}) is True
+        assert checks._may_show_qr(page, {content: b"BI /W 1 ID \x00 EI"}) is True
+        assert checks._may_show_qr(page, {(content[0] + 1, 0): drawing(40)}) is False  # another object's
+
+
+@pytest.mark.parametrize("filters", [["/RunLengthDecode"], ["/RL"]])
+def test_a_runlength_page_content_is_refused_as_before(filters: list[str], decoded: Decoded) -> None:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        made = pikepdf.Stream(pdf, b"\x05(text)\x80")
+        made.Filter = pikepdf.Array([pikepdf.Name(f) for f in filters])
+        pdf.pages[0].obj.Contents = made
+    data = build(edit=edit)
+    assert check_pdf(data) == 1  # the damage check decodes RunLength; read_bytes() does not
+    messages = []
+    for document in (data, open_checked(data, name="document")):
+        with pytest.raises(InvalidDocument) as caught:
+            check_registrable(document, URL)
+        messages.append(caught.value.message)
+    assert messages[0] == messages[1] and "cannot be read: it is damaged" in messages[0]
+
+
+def test_markers_on_anything_a_content_array_holds(decoded: Decoded) -> None:
+    def edit(pdf: pikepdf.Pdf) -> None:
+        marked = pdf.make_stream(b"")
+        marked[STAMP_KEY] = pikepdf.String(OTHER)
+        pdf.pages[0].obj.Contents = pikepdf.Array([
+            pdf.make_stream(b""), 5, pikepdf.Name.X, pikepdf.String(OTHER), pikepdf.Array([pikepdf.String(OTHER)]),
+            pdf.make_indirect(pikepdf.Dictionary({STAMP_KEY: pikepdf.String(OTHER + "/d")})), marked])
+    data = build(edit=edit)
+    assert f"{OTHER}/d (page 1 stamp marker)" in other_address(data)
+    assert f"{OTHER} (page 1 stamp marker)" in other_address(data)

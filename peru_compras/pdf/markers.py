@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pikepdf
 
@@ -12,9 +13,19 @@ INFO_KEY = "/PeruComprasVerify"
 STAMP_KEY = "/PeruComprasStamp"
 
 
+def entry(obj: pikepdf.Object, key: str) -> Any:
+    """``obj.get(key)``, None when `key` is missing, and cheaper then: pikepdf's get takes 2.6 µs for a
+    missing key (against 0.35 µs for ``in`` and 0.5 µs for a get that finds it), and most keys the checks
+    look for are missing (timeit, process time, on the batch benchmark's page). `obj`: a dictionary or
+    stream."""
+    if key in obj:
+        return obj.get(key)
+    return None
+
+
 def page_contents(page: pikepdf.Page) -> list[pikepdf.Object]:
     """The page's content streams (one, or an array of them)."""
-    contents = page.obj.get("/Contents")
+    contents = entry(page.obj, "/Contents")
     if contents is None:
         return []
     if isinstance(contents, pikepdf.Array):
@@ -23,10 +34,11 @@ def page_contents(page: pikepdf.Page) -> list[pikepdf.Object]:
 
 
 def stamp_marker(obj: pikepdf.Object) -> str | None:
-    """The verify URL `obj` is marked with, or None."""
+    """The verify URL `obj` is marked with, or None (`obj` may be anything a content array holds: ``in``
+    refuses all but a dictionary or stream, whose ``get`` gave None)."""
     try:
-        value = obj.get(STAMP_KEY)
-    except (AttributeError, pikepdf.PdfError, ValueError):
+        value = entry(obj, STAMP_KEY)
+    except (AttributeError, TypeError, pikepdf.PdfError, ValueError):
         return None
     return str(value) if value is not None else None
 
