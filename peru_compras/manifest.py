@@ -95,7 +95,10 @@ def pdf_inside(base: Path, name: str, *, root: Path | None = None) -> tuple[Path
     target: Path | None = None
     try:
         root = root or base.resolve()
-        target = _plainly_inside(root, name) or ((base / name).resolve() if not Path(name).is_absolute() else None)
+        plain = _plainly_inside(root, name)
+        if plain is not None:  # inside by construction (10 of a row's 25 us went to proving it again)
+            return plain, None
+        target = (base / name).resolve() if not Path(name).is_absolute() else None
     except (OSError, ValueError, RuntimeError):
         pass
     if target is None or root is None or not target.is_relative_to(root) or target == root:
