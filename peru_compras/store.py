@@ -136,19 +136,21 @@ class LocalStore:
         """A writer appending documents to packs of its own (one per process: packs have one writer)."""
         return PackWriter(self)
 
-    def commit(self, packed: Iterable[Packed]) -> None:
+    def commit(self, packed: Iterable[Packed], *, synced: bool = False) -> None:
         """Flush the packs these documents were appended to and index them, in that order: once this
-        returns, each of them is on disk and served, whatever crashes next."""
+        returns, each of them is on disk and served, whatever crashes next. `synced`: their writers flushed
+        them already (:meth:`PackWriter.sync`): only the index is written."""
         rows = [(p.digest, p.pack, p.offset, p.length) for p in packed if p.pack is not None]
         if not rows:
             return
         folder = self.root / "packs"
         packs = {str(row[1]) for row in rows}
-        for pack in sorted(packs):
-            _fsync(folder / pack)
-        if not packs <= self._named_packs:  # a new pack: its name goes to disk too
-            _fsync(folder)
-            self._named_packs |= packs
+        if not synced:
+            for pack in sorted(packs):
+                _fsync(folder / pack)
+            if not packs <= self._named_packs:  # a new pack: its name goes to disk too
+                _fsync(folder)
+                self._named_packs |= packs
         db = self._index(write=True)
         with db:
             db.execute("BEGIN IMMEDIATE")
@@ -213,6 +215,7 @@ class PackWriter:
         self._fd: int | None = None
         self._name = ""
         self._size = 0
+        self._new = False  # a pack opened since the last sync: its folder entry is not on disk yet
 
     def add(self, data: bytes) -> Packed:
         digest = sha256(data)
@@ -233,6 +236,18 @@ class PackWriter:
         self._size += len(record)
         return Packed(digest, self._name, offset, len(data))
 
+    def sync(self) -> None:
+        """Flush what this writer appended (and a new pack's name in its folder) to disk: a batch's workers
+        do it at the end of each chunk, so that the batch process's commit, between preparing and signing,
+        writes only the index (two of a 100-order batch's five fsyncs, ~8 ms each on the 2-core machine's
+        disk, were the batch process's; the workers wait for them while the other processes run)."""
+        if self._fd is None:
+            return
+        os.fsync(self._fd)
+        if self._new:
+            _fsync(self.store.root / "packs")
+            self._new = False
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -245,6 +260,7 @@ class PackWriter:
         self._name = f"{time.time_ns()}-{os.getpid()}-{secrets.token_hex(4)}.pack"
         self._fd = os.open(folder / self._name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
         self._size = 0
+        self._new = True
 
 
 def _records(pack: Path) -> Iterator[tuple[bytes, int, int]]:

@@ -104,3 +104,28 @@ def test_stamping_asks_for_the_signer_before_any_worker_starts(tmp_path: Path) -
         preparer.close()
     assert len(packs_when_asked) == 1 and [item.number for item in got] == [1, 2, 3]
     assert all(item.error is None and item.verify_url for item in got)
+
+
+def test_a_chunk_is_on_disk_when_its_worker_hands_it_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers flush their packs (and a new pack's folder entry) at the end of each chunk: the batch
+    process's commit then writes only the index, and nothing it indexes is only in the page cache."""
+    import os
+
+    from peru_compras.batch import workers
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    rows = _rows(tmp_path / "m", 3)
+    store_root = tmp_path / "store"
+    workers._start_worker(_Job(BASE, False, store_root, None, None), False)
+    got = workers._prepare_chunk(rows)
+    packs = sorted({item.packed.pack for item in got if item.packed is not None and item.packed.pack})
+    assert len(packs) == 1
+    assert synced == [str(store_root / "packs" / packs[0]), str(store_root / "packs")]
+    synced.clear()
+    store = LocalStore(store_root, BASE)
+    store.commit((item.packed for item in got if item.packed is not None), synced=True)
+    assert not [path for path in synced if "/packs" in path]  # the index only
+    assert all(store.get(item.digest) == row.pdf.read_bytes() for item, row in zip(got, rows, strict=True)
+               if row.pdf is not None)

@@ -346,7 +346,7 @@ class BatchRegistrar:
 
     def _send(self, batch: list[Prepared]) -> None:
         # The documents the workers appended are on disk and indexed before the chain can point at them.
-        self.store.commit(p.packed for p in batch if p.packed is not None)
+        self.store.commit((p.packed for p in batch if p.packed is not None), synced=True)  # by the workers
         self._send_retries()
         self._send_checked(batch)
 

@@ -144,10 +144,13 @@ def _start_worker(job: _Job, own_process: bool) -> None:
 
 
 def _prepare_chunk(rows: list[Row]) -> list[Prepared]:
+    """`rows` prepared, their documents flushed to disk (the batch process's commit then writes the index)."""
     job = _JOB
     assert job is not None, "the pool's initializer sets the job"
-    return [prepare(row, job.base_url, job.stamp, job.store_root, limits=_LIMITS, qr_fragment=job.qr_fragment)
-            for row in rows]
+    prepared = [prepare(row, job.base_url, job.stamp, job.store_root, limits=_LIMITS, qr_fragment=job.qr_fragment)
+                for row in rows]
+    _writer(job.store_root, job.base_url).sync()
+    return prepared
 
 
 class Preparer:
