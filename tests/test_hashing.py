@@ -147,6 +147,28 @@ def test_fast_keccak_is_keccak() -> None:
         assert hashing.keccak256(data) == keccak(data)
 
 
+KECCAK_VECTORS = {b"": "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470",
+                  b"abc": "4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45"}
+
+
+def test_a_new_fast_keccak_state_gives_the_known_digests() -> None:
+    """A fresh _Keccak (the cached one was built before any test ran), hashing twice in a row."""
+    fast = hashing._Keccak()
+    for _ in range(2):
+        for data, digest in KECCAK_VECTORS.items():
+            assert fast(data).hex() == digest
+
+
+def test_keccak256_takes_the_fast_path_and_falls_back_to_eth_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    for data, digest in KECCAK_VECTORS.items():
+        assert hashing._keccak_eth_hash(data).hex() == digest
+    with monkeypatch.context() as patched:
+        patched.setattr(hashing, "_keccak_eth_hash", lambda data: pytest.fail("fell back to eth_hash"))
+        assert hashing.keccak256(b"abc").hex() == KECCAK_VECTORS[b"abc"]
+    monkeypatch.setattr(hashing, "_fast", lambda: None)  # another pycryptodome build
+    assert hashing.keccak256(b"abc").hex() == KECCAK_VECTORS[b"abc"]
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.binary(min_size=1, max_size=48).filter(lambda raw: raw[0] != 0))
 def test_base58_of_any_length_matches_an_independent_codec(raw: bytes) -> None:

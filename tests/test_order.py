@@ -1036,3 +1036,14 @@ def test_an_amount_is_above_zero_exactly_when_a_digit_is_not_zero(amount: str) -
         assert parse_order(record).total_amount == amount
     else:
         assert problems_of(record) == [f"total.amount: {amount!r} — must be greater than 0"]
+
+
+def test_an_order_built_by_hand_is_encoded_from_its_to_json() -> None:
+    """Only parse_order's orders take the written-out JSON: one built by hand, whatever its fields hold, is
+    encoded as json.dumps writes its to_json() (here a bool and an int where parse_order would have refused)."""
+    order = parse_order(REFERENCE)
+    by_hand = Order(order.order_number, order.issued_on, order.entity, order.buyer, order.supplier, order.items,
+                    order.total_amount, order.currency, type(order.delivery)(place="Lima", term_days=True),
+                    notes=(5,))  # type: ignore[arg-type]
+    assert b'"term_days":true' in by_hand.canonical_bytes() and b'"notes":[5]' in by_hand.canonical_bytes()
+    assert by_hand.encode_entry(b"\x03" * 32) == _entry_as_specified(by_hand, b"\x03" * 32)
