@@ -138,7 +138,7 @@ def _mutated(types: list[str]) -> st.SearchStrategy[bytes]:
 
 
 @pytest.mark.parametrize("types", SIGNATURES, ids=lambda types: ",".join(types))
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_bytes_decode_as_eth_abi_or_are_refused_by_both(types: list[str], data: st.DataObject) -> None:
     raw = data.draw(_mutated(types))
