@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import io
+import os
 import shutil
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -476,6 +478,8 @@ def pages_read(decoded: Decoded, data: bytes) -> list[int]:
         check_registrable(document, URL)
         assert len(decoded.asked) <= 1
         read.append(decoded.asked[0] if decoded.asked else [])
+        if isinstance(document, CheckedPdf):
+            document.close()
     assert read == read[:1] * len(read)
     return read[0]
 
@@ -1125,3 +1129,58 @@ def test_markers_on_anything_a_content_array_holds(decoded: Decoded) -> None:
     data = build(edit=edit)
     assert f"{OTHER}/d (page 1 stamp marker)" in other_address(data)
     assert f"{OTHER} (page 1 stamp marker)" in other_address(data)
+
+
+def open_descriptors() -> dict[str, str]:
+    """This process's open file descriptors and what each is (PDFs other tests left to the collector closed)."""
+    gc.collect()
+    found = {}
+    for number in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            found[number.name] = str(number.readlink())
+    return found
+
+
+def verdicts() -> list[str]:
+    """What the checks say of a valid file and of files damaged three ways (the exact messages)."""
+    data = plain()
+    start = data.rindex(b"startxref")
+    at = data.index(b"/Length ") + len(b"/Length ")
+    end = data.index(b">>", at)
+    wrong_length = data[:at] + str(int(data[at:end].split()[0]) + 3).encode() + data[end:]
+    said = [str(check_pdf(data))]
+    for bad in (data[:start] + b"startxref\n9\n%%EOF\n", wrong_length, with_streams((b"zz>", ["/AHx"]))):
+        with pytest.raises(InvalidDocument) as caught:
+            check_pdf(bad, name="orden.pdf")
+        said.append(caught.value.message)
+    return said
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="Linux's /proc")
+def test_pdfs_are_read_from_a_private_in_memory_copy() -> None:
+    before = open_descriptors()
+    with open_checked(plain()) as checked:
+        assert checked.pages == 1
+        opened = open_descriptors()
+        assert [opened[number] for number in set(opened) - set(before)] == ["/memfd:peru-compras-pdf (deleted)"]
+    assert open_descriptors() == before  # closed with the PDF
+
+
+@pytest.mark.parametrize("without", ["memfd", "/proc", "memory"])
+def test_without_an_in_memory_copy_a_bytesio_says_the_same(without: str, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    said = verdicts()
+    assert not any(word in line for line in said for word in ("proc", "BytesIO", "0x", "memfd"))
+    assert "cross-reference table is damaged ((offset 9): xref not found)" in said[1]
+    if without == "memfd":  # not Linux
+        monkeypatch.delattr(pdf_open.os, "memfd_create")
+    elif without == "/proc":
+        monkeypatch.setattr(pdf_open, "PROC_FD", str(tmp_path / "none-{}"))
+    else:  # the copy cannot be written
+        (tmp_path / "read-only").write_bytes(b"")
+        monkeypatch.setattr(pdf_open.os, "memfd_create", lambda *_: os.open(tmp_path / "read-only", os.O_RDONLY))
+    before = open_descriptors()
+    assert verdicts() == said
+    with open_checked(plain()) as checked:
+        assert checked.pages == 1 and open_descriptors() == before  # a BytesIO: no descriptor
+    assert open_descriptors() == before  # nothing left open

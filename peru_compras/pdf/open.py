@@ -20,6 +20,7 @@ by qpdf) and decoding images (JPEG and other image codecs are left encoded, as q
 from __future__ import annotations
 
 import io
+import os
 import re
 import stat
 import time
@@ -322,7 +323,8 @@ def _qpdf_limits(max_decoded: int) -> None:
         _QPDF_LIMIT[:] = [max_decoded]
 
 
-_ADDRESS = re.compile(r"(stream )?<_io\.BytesIO object at 0x[0-9a-fA-F]+>:? ?")
+#: the input's description qpdf starts its messages with (a BytesIO, or the /proc path of our in-memory copy)
+_ADDRESS = re.compile(r"((stream )?<_io\.BytesIO object at 0x[0-9a-fA-F]+>|/proc/self/fd/[0-9]+):? ?")
 _XREF_WORDS = ("xref", "cross-reference", "expected n n obj", "not found", "loop detected")
 
 
@@ -354,7 +356,7 @@ def open_strict(data: bytes, name: str) -> pikepdf.Pdf:
         raise InvalidDocument(f"PDF {name!r} is truncated (no %%EOF end marker)",
                               hint="download or copy the file again")
     try:
-        pdf = pikepdf.open(io.BytesIO(data), attempt_recovery=False)
+        pdf = _open_copy(data)
     except pikepdf.PasswordError:
         raise InvalidDocument(f"PDF {name!r} is encrypted with a password",
                               hint="give a copy without an opening password") from None
@@ -374,6 +376,43 @@ def open_strict(data: bytes, name: str) -> pikepdf.Pdf:
             raise
         raise damaged(name, exc) from None
     return pdf
+
+
+#: where Linux shows an open file of this process to open it again
+PROC_FD = "/proc/self/fd/{}"
+
+
+def _open_copy(data: bytes) -> pikepdf.Pdf:
+    """`data` opened strictly by pikepdf, from a private in-memory file (memfd) by its /proc path where the
+    system has them, else from a BytesIO. From a file qpdf reads the bytes itself; from a BytesIO it calls
+    back into Python for every seek, tell and read (~250 calls opening and walking the batch benchmark's
+    2.6 KB PDF): pikepdf.open 62 -> 44 µs, open + damage check + check_registrable 198 -> 176 µs (timeit,
+    process time, best of 9). The file is our copy of `data`: what is checked is what is registered."""
+    copy = _memory_file(data)
+    if copy is None:
+        return pikepdf.open(io.BytesIO(data), attempt_recovery=False)
+    try:
+        return pikepdf.open(PROC_FD.format(copy), attempt_recovery=False)
+    finally:
+        os.close(copy)  # pikepdf opened the file again: its own descriptor, closed with the PDF
+
+
+def _memory_file(data: bytes) -> int | None:
+    """A descriptor of a new in-memory file holding `data`, which PROC_FD opens again; None where there is
+    no such file (not Linux) or no /proc."""
+    try:
+        descriptor = os.memfd_create("peru-compras-pdf")  # (not inherited by child processes)
+    except (AttributeError, OSError):
+        return None
+    try:
+        with open(descriptor, "wb", closefd=False) as handle:
+            handle.write(data)
+        if os.path.exists(PROC_FD.format(descriptor)):
+            return descriptor
+    except OSError:  # no room in memory for it: the BytesIO will say so
+        pass
+    os.close(descriptor)
+    return None
 
 
 def _restrictions(pdf: pikepdf.Pdf) -> str:
