@@ -211,7 +211,7 @@ class Order:
         if len(key) > 255:
             raise InvalidOrder([f"order key: {self.key!r} — entity id and order number too long together"])
         if self._canonical:  # built by parse_order: every field has its type
-            plain = _canonical_text(self, entity='{"name":' + _string(self.entity.name) + "}", order_number=False)
+            plain = _canonical_text(self, entity='{"name":' + _string(self.entity.name) + "}", number=None)
         else:
             body = self.to_json()
             del body["order_number"]
@@ -249,9 +249,9 @@ def _item_text(item: Item) -> str:
     return text
 
 
-def _canonical_text(order: Order, *, entity: str, order_number: bool) -> bytes:
-    """The canonical JSON of `order` (made by parse_order), with `entity` as its entity's JSON and the order
-    number only when `order_number` (the entry body leaves it and the entity's identifier out)."""
+def _canonical_text(order: Order, *, entity: str, number: str | None) -> bytes:
+    """The canonical JSON of `order` (made by parse_order), with `entity` as its entity's JSON and `number` as
+    its order number's (None: left out, as the entry body leaves it and the entity's identifier out)."""
     delivery = order.delivery
     parts = ['{"buyer":', _party_text(order.buyer), ',"delivery":{']
     if delivery.deadline is not None:
@@ -266,8 +266,8 @@ def _canonical_text(order: Order, *, entity: str, order_number: bool) -> bytes:
               ",".join([_item_text(item) for item in order.items]), "]"]
     if order.notes:
         parts += [',"notes":[', ",".join([_string(note) for note in order.notes]), "]"]
-    if order_number:
-        parts += [',"order_number":', _string(order.order_number)]
+    if number is not None:
+        parts += [',"order_number":', number]
     parts += [',"supplier":', _party_text(order.supplier), ',"total":{"amount":', _string(order.total_amount),
               ',"currency":', _string(order.currency), "}}"]
     return "".join(parts).encode()
@@ -497,7 +497,8 @@ def parse_order(data: Any, *, source: str | None = None) -> Order:
         raise InvalidOrder(p.items, source=source)
     order = Order(order_number, issued_on, entity, buyer, supplier, items, amount, str(currency), delivery,
                   document_url, notes)
-    object.__setattr__(order, "_canonical", _canonical_text(order, entity=_party_text(entity), order_number=True))
+    object.__setattr__(order, "_canonical", _canonical_text(order, entity=_party_text(entity),
+                                                            number=_string(order_number)))
     if len(order._canonical) > MAX_ORDER_BYTES:
         raise InvalidOrder([f"record: {len(order._canonical)} bytes — at most {MAX_ORDER_BYTES}"], source=source)
     return order

@@ -82,6 +82,7 @@ def test_ruc_check_digit_accepts_the_spec_examples(ruc: str) -> None:
         "10533740680", "10533740682",  # d = 11 must give 1
         "2054629265", "205462926580", "2054629265X", "", "20546 92658",
         "２0546292658", "٢0546292658", "²0546292658",  # digits, but not ASCII: one is not even int()-able
+        "٠1000000020", "２1000000400",  # their UTF-8 bytes would pass the check digit: ASCII is checked first
         "20546292658\n", " 20546292658"[:11],
     ],
 )
@@ -801,6 +802,7 @@ def test_a_device_or_endless_file_is_read_only_up_to_the_limit() -> None:
 
 def test_combining_marks_count_from_the_start_and_include_enclosing_marks() -> None:
     assert accepted("items[0].description", "\u0301\u0302\u0303abc")  # three at the very start: allowed
+    assert accepted("items[0].description", "\u0436\u0301\u0302\u0303 ok")  # after a letter that is no mark
     refused("items[0].description", "x\u20dd\u20dd\u20dd\u20dd", "at most 3 combining marks in a row")  # Me
     refused("items[0].description", "\u0301\u0302\u0303\u0304abc", "at most 3 combining marks in a row")
 

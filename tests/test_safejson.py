@@ -238,3 +238,14 @@ def test_the_first_key_seen_twice_is_named() -> None:
         loads('{"b": 1, "a": 2, "a": 3, "b": 4}', source="s")
     assert caught.value.message == "s: key 'a' appears twice in one object"
     assert loads('{"b": 1, "a": {"b": 2}}', source="s") == {"b": 1, "a": {"b": 2}}
+
+
+@pytest.mark.parametrize(("text", "depth", "plain"), [
+    ('"[', 5, False), ('["a"]', 1, True), ('"a" "b"', 0, True), ('[[]]', 1, False), ('[[]]', 2, True),
+    ('[]]', 5, False), ('{"k": [1]}', 2, True), ('{"k": "["}', 1, True), ('"', 3, False)])
+def test_the_depth_checks_fast_path_vouches_only_for_closed_shallow_text(text: str, depth: int, plain: bool) -> None:
+    """loads() runs the open-string scan after any failure, so only the fast path's own answer shows its
+    mistakes (tests/test_safejson_fast_path.py compares it with the full scan at length)."""
+    from peru_compras.safejson import _plainly_shallow
+
+    assert _plainly_shallow(text, depth) is plain
