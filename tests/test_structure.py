@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle inside peru_compras, and no module over 500 lines.
+"""The package's shape: no import cycle inside peru_compras, no module over 500 lines, and one ABI codec
+(chain/abi.py: no module imports eth_abi or eth_utils; rlp only for lacnet's rlp.decode).
 
 The import graph is read from the source (ast), not from what one run happens to import: every ``import``
 and ``from … import`` anywhere in a module — at the top or inside a function, absolute or relative — is an
@@ -151,3 +152,43 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
     made_up = {"a": {"b": 1}, "b": {"c": 2}, "c": {"a": 3, "d": 4}, "d": {}}
     assert cycles(made_up) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b": 1}, "b": {}}) == []
+
+
+#: the one place each may still be imported (by a function, when it runs): rlp.decode for a relayed LACNet
+#: transaction, eth_hash when pycryptodome's Keccak is missing; eth_abi and eth_utils nowhere (chain/abi.py)
+ETH_IMPORTS_ALLOWED = {"rlp": {"peru_compras.chain.lacnet"}, "eth_hash": {"peru_compras.hashing"},
+                       "eth_abi": set(), "eth_utils": set()}
+
+
+def eth_imports(modules: dict[str, Path] | None = None) -> dict[str, set[str]]:
+    """library (eth_abi, eth_utils, rlp, eth_hash) -> the package modules that import it, anywhere in them."""
+    found: dict[str, set[str]] = {library: set() for library in ETH_IMPORTS_ALLOWED}
+    for name, path in (modules or _modules()).items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        skipped = _type_checking_lines(tree)
+        for node in ast.walk(tree):
+            if getattr(node, "lineno", None) in skipped:
+                continue
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for imported in names:
+                library = imported.split(".")[0]
+                if library in found:
+                    found[library].add(name)
+    return found
+
+
+def test_one_abi_codec_one_checksum_one_rlp_encoder() -> None:
+    """eth_abi and eth_utils are imported by no module (chain/abi.py encodes, decodes and checksums), rlp only
+    for rlp.decode in chain/lacnet (chain/keys.rlp_encode signs), eth_hash only as hashing's fallback."""
+    assert eth_imports() == ETH_IMPORTS_ALLOWED
+
+
+def test_the_eth_import_scan_sees_imports(tmp_path: Path) -> None:
+    """The scan itself: lacnet's function-level ``import rlp`` is seen; in a made-up module a function's
+    ``from eth_abi.abi import …`` and a top-level ``import eth_utils.address`` are, a TYPE_CHECKING one is not."""
+    assert "peru_compras.chain.lacnet" in eth_imports()["rlp"]
+    module = tmp_path / "m.py"
+    module.write_text("from typing import TYPE_CHECKING\nimport eth_utils.address\nif TYPE_CHECKING:\n"
+                      "    import rlp\n\ndef f():\n    from eth_abi.abi import decode\n", encoding="utf-8")
+    assert eth_imports({"m": module}) == {"eth_abi": {"m"}, "eth_utils": {"m"}, "rlp": set(), "eth_hash": set()}
