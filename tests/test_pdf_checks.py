@@ -1184,3 +1184,14 @@ def test_without_an_in_memory_copy_a_bytesio_says_the_same(without: str, monkeyp
     with open_checked(plain()) as checked:
         assert checked.pages == 1 and open_descriptors() == before  # a BytesIO: no descriptor
     assert open_descriptors() == before  # nothing left open
+
+
+def test_path_operators_glued_to_delimiters_count_and_non_streams_are_skipped(decoded: Decoded) -> None:
+    glued = b"".join(b"[%d]0 d 0 0 1 1 re%%hidden\n" % n for n in range(40))  # a delimiter, not a space
+    assert pages_read(decoded, with_content({0: glued})) == [1]
+    assert pages_read(decoded, with_content({0: glued.replace(b"re%", b"rex%")})) == []
+
+    def after_a_marker(pdf: pikepdf.Pdf) -> None:  # a dictionary (a marker's shape) first, then the drawing
+        marker = pdf.make_indirect(pikepdf.Dictionary({STAMP_KEY: pikepdf.String(URL)}))
+        pdf.pages[0].obj.Contents = pikepdf.Array([marker, pdf.make_stream(drawing(45))])
+    assert pages_read(decoded, build(edit=after_a_marker)) == [1]
