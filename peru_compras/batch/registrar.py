@@ -7,6 +7,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -82,6 +83,7 @@ class BatchRegistrar:
         self.registry: Registry
         self.transactor: Transactor
         self.journal: Journal
+        self._committer: ThreadPoolExecutor | None = None  # the store's index commits, beside the node's look-ups
         self.batch_size = batch_size
         self.stamp = stamp
         self.in_flight_limit = in_flight
@@ -236,6 +238,8 @@ class BatchRegistrar:
                     self._send_retries()
         finally:
             preparer.close()
+            if self._committer is not None:
+                self._committer.shutdown()
         return self.summary
 
     def _admit(self, item: Prepared) -> Prepared | None:
@@ -345,10 +349,13 @@ class BatchRegistrar:
         return keep, 0
 
     def _send(self, batch: list[Prepared]) -> None:
-        # The documents the workers appended are on disk and indexed before the chain can point at them.
-        self.store.commit((p.packed for p in batch if p.packed is not None), synced=True)  # by the workers
+        # The documents the workers appended (and flushed) are indexed before the chain can point at them: the
+        # index's commit (an fsync, ~8 ms) runs beside the node's look-ups, and is waited for before signing.
+        self._committer = self._committer or ThreadPoolExecutor(1, thread_name_prefix="store-commit")
+        indexed = self._committer.submit(self.store.commit, [p.packed for p in batch if p.packed], synced=True)
         self._send_retries()
-        self._send_checked(batch)
+        self._send_checked(batch, indexed)
+
 
     def _send_retries(self) -> None:
         """Send again, a few blocks after the refusal, the orders the hub did not run."""
@@ -358,8 +365,13 @@ class BatchRegistrar:
             for start in range(0, len(items), self.batch_size):
                 self._send_checked(items[start : start + self.batch_size])
 
-    def _send_checked(self, batch: list[Prepared]) -> None:
-        batch, gas = self._preflight(batch)
+    def _send_checked(self, batch: list[Prepared], indexed: Future[None] | None = None) -> None:
+        try:
+            batch, gas = self._preflight(batch)
+        finally:  # its documents are served from here on (a failed commit stops the run, unless one did)
+            failed = indexed.exception() if indexed is not None else None
+        if failed is not None:
+            raise failed
         if not batch:
             return
         data = self.registry.batch_calldata([p.entry for p in batch])
