@@ -8,13 +8,19 @@ Each order and each transaction of a registry's batches goes through these state
 
 A transaction is ``dropped`` when it can never be mined (its orders go back to ``ready``). Every change is
 one SQLite transaction (WAL, ``synchronous=FULL``), so a crash at any instant leaves a state the next run
-reconciles with the chain (see :mod:`.batch`).
+reconciles with the chain (see :mod:`.batch`). One kind waits for no disk flush (:meth:`Journal.settling`):
+a receipt's confirmation and the "reported" marks, which the chain's receipts give again. A crash of the
+process loses nothing (the system has the write); a power cut may undo those since the next flushed
+transaction (every ``signed`` one, and :meth:`Journal.flush` at the end of a run): the next run then
+reads those receipts again and prints those orders' lines again. That spares a 100-order batch one of
+its three fsyncs on the batch process's path (~8 ms each on the 2-core machine's disk).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -68,6 +74,21 @@ class Journal:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
         self.registry = registry
+
+    @contextmanager
+    def settling(self) -> Iterator[sqlite3.Connection]:
+        """One transaction (confirmations, reported marks) committed without waiting for the disk."""
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.db:
+                self.db.execute("BEGIN")
+                yield self.db
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
+
+    def flush(self) -> None:
+        """Everything committed so far on disk (the end of a run: what :meth:`settling` wrote included)."""
+        self.db.execute("PRAGMA wal_checkpoint(FULL)")
 
     def get(self, key: str) -> sqlite3.Row | None:
         self.db.row_factory = sqlite3.Row

@@ -128,8 +128,7 @@ class BatchRegistrar:
                      settle: tuple[str, Receipt] | None = None) -> None:
         """One JSON line per order, read back from the journal; marked reported in one transaction, which
         first records `settle`'s receipt (a transaction and its orders confirmed) if given."""
-        with self.journal.db:
-            self.journal.db.execute("BEGIN")
+        with self.journal.settling():
             if settle is not None:
                 self.journal.confirm_in_transaction(*settle)
             rows = self.journal.get_many([key for key, _ in items])
@@ -236,6 +235,7 @@ class BatchRegistrar:
                     self._confirm_oldest()
                 else:
                     self._send_retries()
+            self.journal.flush()
         finally:
             preparer.close()
             if self._committer is not None:
