@@ -6,8 +6,10 @@ run (benchmarks/mutation.py) runs it once per mutant.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -167,6 +169,43 @@ def test_keccak256_takes_the_fast_path_and_falls_back_to_eth_hash(monkeypatch: p
         assert hashing.keccak256(b"abc").hex() == KECCAK_VECTORS[b"abc"]
     monkeypatch.setattr(hashing, "_fast", lambda: None)  # another pycryptodome build
     assert hashing.keccak256(b"abc").hex() == KECCAK_VECTORS[b"abc"]
+
+
+def test_a_fast_keccak_state_is_freed_and_its_failures_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through pycryptodome's own C functions, counting frees, or failing on demand."""
+    from Crypto.Hash import keccak
+
+    real, freed = keccak._raw_keccak_lib, []
+
+    class Lib:
+        fail = ""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def keccak_init(self, *args: Any) -> int:
+            return 1 if self.fail == "init" else int(real.keccak_init(*args))
+
+        def keccak_reset(self, state: Any) -> int:
+            return 1 if self.fail == "reset" else int(real.keccak_reset(state))
+
+        def keccak_destroy(self, state: Any) -> int:
+            freed.append(state)
+            return int(real.keccak_destroy(state))
+
+    lib = Lib()
+    monkeypatch.setattr(keccak, "_raw_keccak_lib", lib)
+    fast = hashing._Keccak()
+    assert fast(b"abc").hex() == KECCAK_VECTORS[b"abc"]
+    del fast
+    gc.collect()
+    assert len(freed) == 1
+    lib.fail = "reset"
+    with pytest.raises(RuntimeError, match="^keccak failed$"):
+        hashing._Keccak()(b"abc")
+    lib.fail = "init"
+    with pytest.raises(RuntimeError, match="^keccak_init failed$"):
+        hashing._Keccak()
 
 
 @settings(max_examples=150, deadline=None)
