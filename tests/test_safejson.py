@@ -242,10 +242,32 @@ def test_the_first_key_seen_twice_is_named() -> None:
 
 @pytest.mark.parametrize(("text", "depth", "plain"), [
     ('"[', 5, False), ('["a"]', 1, True), ('"a" "b"', 0, True), ('[[]]', 1, False), ('[[]]', 2, True),
-    ('[]]', 5, False), ('{"k": [1]}', 2, True), ('{"k": "["}', 1, True), ('"', 3, False)])
+    ('[]]', 5, False), ('{"k": [1]}', 2, True), ('{"k": "["}', 1, True), ('"', 3, False), ('"a"', 1, True),
+    ('[[]]', 3, True)])
 def test_the_depth_checks_fast_path_vouches_only_for_closed_shallow_text(text: str, depth: int, plain: bool) -> None:
     """loads() runs the open-string scan after any failure, so only the fast path's own answer shows its
     mistakes (tests/test_safejson_fast_path.py compares it with the full scan at length)."""
     from peru_compras.safejson import _plainly_shallow
 
     assert _plainly_shallow(text, depth) is plain
+
+
+def test_with_a_backslash_the_exact_scan_counts_the_depth() -> None:
+    """A backslash sends the text past the fast path: the exact scan counts through siblings, closings and
+    escaped quotes that would otherwise hide brackets in a "string"."""
+    def nested(depth: int, before: str = "") -> str:
+        return '["\\n", ' + before + "[" * (depth - 1) + "]" * (depth - 1) + "]"
+
+    assert loads(nested(MAX_JSON_DEPTH), source="s")[0] == "\n"
+    assert len(loads(nested(MAX_JSON_DEPTH, "[], " * 40), source="s")) == 42
+    for text in (nested(MAX_JSON_DEPTH + 1), nested(MAX_JSON_DEPTH + 1, "[], [], "),
+                 '["\\"", ' + "[" * 33 + "]" * 33 + ', "\\""]'):
+        with pytest.raises(InvalidJSON, match="^s: JSON nested deeper than the limit of 32 levels"):
+            loads(text, source="s")
+
+
+def test_a_long_number_is_placed_by_the_lines_before_it() -> None:
+    for text, line in (("[" + "1" * 101 + ",\n\n2]", 1), ("\n[" + "1" * 101 + "]", 2)):
+        with pytest.raises(InvalidJSON) as caught:
+            loads(text, source="s")
+        assert caught.value.message == f"s: line {line}: a number of 101 digits, over the limit of 100"
