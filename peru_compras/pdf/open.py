@@ -395,17 +395,19 @@ def _open_copy(data: bytes) -> pikepdf.Pdf:
     2.6 KB PDF): pikepdf.open 62 -> 44 µs, open + damage check + check_registrable 198 -> 176 µs (timeit,
     process time, best of 9). The file is our copy of `data`: what is checked is what is registered."""
     copy = _memory_file(data)
-    if copy is None:
-        return pikepdf.open(io.BytesIO(data), attempt_recovery=False)
-    try:
-        return pikepdf.open(PROC_FD.format(copy), attempt_recovery=False)
-    finally:
-        os.close(copy)  # pikepdf opened the file again: its own descriptor, closed with the PDF
+    if copy is not None:
+        try:
+            return pikepdf.open(PROC_FD.format(copy), attempt_recovery=False)
+        except OSError:  # no /proc, or not allowed to open it (a sandbox): as where there is no memfd
+            pass
+        finally:
+            os.close(copy)  # pikepdf opened the file again: its own descriptor, closed with the PDF
+    return pikepdf.open(io.BytesIO(data), attempt_recovery=False)
 
 
 def _memory_file(data: bytes) -> int | None:
-    """A descriptor of a new in-memory file holding `data`, which PROC_FD opens again; None where there is
-    no such file (not Linux) or no /proc."""
+    """A descriptor of a new in-memory file holding `data`, or None where there is no such file (not
+    Linux) or no room for it."""
     try:
         descriptor = os.memfd_create("peru-compras-pdf")  # (not inherited by child processes)
     except (AttributeError, OSError):
@@ -413,12 +415,10 @@ def _memory_file(data: bytes) -> int | None:
     try:
         with open(descriptor, "wb", closefd=False) as handle:
             handle.write(data)
-        if os.path.exists(PROC_FD.format(descriptor)):
-            return descriptor
     except OSError:  # no room in memory for it: the BytesIO will say so
-        pass
-    os.close(descriptor)
-    return None
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 def _restrictions(pdf: pikepdf.Pdf) -> str:
