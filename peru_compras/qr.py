@@ -24,6 +24,7 @@ empty list.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import operator
 import os
@@ -34,17 +35,30 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
-
-import segno
-from segno import consts as _segno_consts
-from segno import encoder as _segno_encoder
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidDocument
 
+if TYPE_CHECKING:
+    import segno
+
+
+class _Loaded:
+    """A module imported on first use, its names then copied in: reading a QR back (the batch's check of a
+    PDF that is not stamped) needs no segno, which costs a worker 22 ms to import (its writers import
+    urllib.request; ``python -X importtime -c "import peru_compras.qr"``)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        self.__dict__.update(vars(importlib.import_module(self._name)))
+        return self.__dict__[attr]
+
+
 # segno's encoder internals are untyped; the symbol they give is checked against segno.make by a test
-_encoder: Any = _segno_encoder
-_consts: Any = _segno_consts
+_encoder: Any = _Loaded("segno.encoder")
+_consts: Any = _Loaded("segno.consts")
 
 #: modules of light margin around the symbol (the standard's minimum)
 QUIET_ZONE = 4
@@ -55,6 +69,8 @@ _LIGHT4 = b"\x00" * 4
 
 def make(verify_url: str) -> segno.QRCode:
     """The segno QR code for `verify_url` (level M or better, never Micro QR)."""
+    import segno
+
     return segno.make(verify_url, error="m", micro=False)
 
 
