@@ -173,9 +173,7 @@ def test_keccak256_takes_the_fast_path_and_falls_back_to_eth_hash(monkeypatch: p
 
 def test_a_fast_keccak_state_is_freed_and_its_failures_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     """Through pycryptodome's own C functions, counting frees, or failing on demand."""
-    from Crypto.Hash import keccak
-
-    real, freed = keccak._raw_keccak_lib, []
+    real, freed = hashing._keccak_library(), []
 
     class Lib:
         fail = ""
@@ -194,7 +192,7 @@ def test_a_fast_keccak_state_is_freed_and_its_failures_are_named(monkeypatch: py
             return int(real.keccak_destroy(state))
 
     lib = Lib()
-    monkeypatch.setattr(keccak, "_raw_keccak_lib", lib)
+    monkeypatch.setattr(hashing, "_keccak_library", lambda: lib)
     fast = hashing._Keccak()
     assert fast(b"abc").hex() == KECCAK_VECTORS[b"abc"]
     del fast
