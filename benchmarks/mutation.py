@@ -55,7 +55,8 @@ class Target:
 
 
 TARGETS = [
-    Target("order", ("peru_compras/order.py", "peru_compras/text_rules.py"), ["tests/test_order.py"],
+    Target("order", ("peru_compras/order.py", "peru_compras/text_rules.py", "peru_compras/canonical.py"),
+           ["tests/test_order.py"],
            subsets={"on-chain decoder (decode_entry, _inflate)": DECODER}),
     Target("hashing", ("peru_compras/hashing.py",), ["tests/test_hashing.py"]),
     Target("fetch", ("peru_compras/fetch.py",), ["tests/test_fetch_policy.py"]),
@@ -82,8 +83,8 @@ HAND_MUTANTS = [
      "printable check without Cf"),
     ("peru_compras/order.py", "tests/test_order.py", "MAX_ORDER_BYTES = 256 * 1024", "MAX_ORDER_BYTES = 512 * 1024",
      "MAX_ORDER_BYTES doubled"),
-    ("peru_compras/order.py", "tests/test_order.py", 'keccak(self.key.encode()), "big")',
-     'keccak(self.key.encode()), "little")', "token_id little-endian"),
+    ("peru_compras/order.py", "tests/test_order.py", 'keccak256(self.key.encode()), "big")',
+     'keccak256(self.key.encode()), "little")', "token_id little-endian"),
     ("peru_compras/order.py", "tests/test_order.py", 'quote(self.order_number, safe="")',
      'quote(self.order_number, safe="/")', "verify_path keeps '/' in the order number"),
     ("peru_compras/order.py", "tests/test_order.py", 'r"https?://[!-~]{1,500}"', r'r"https?://[^\s]{1,500}"',
