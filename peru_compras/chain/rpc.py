@@ -1,4 +1,4 @@
-"""One JSON-RPC request per call (LACNet's relay takes no batches), over HTTP with ``requests``.
+"""One JSON-RPC request per call (LACNet's relay takes no batches), over HTTP (:mod:`.transport`).
 
 The node is outside the trust boundary: its answer is read to at most :data:`MAX_RESPONSE_BYTES` (checked
 while it arrives, after any gzip), parsed by :func:`peru_compras.safejson.loads` (size and nesting bounded)
@@ -14,8 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import time
-from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +23,7 @@ from ..errors import RpcError as RpcError  # defined in errors.py; chain.rpc.Rpc
 from ..retry import backoff
 from ..retry import retry as retry_calls
 from ..safejson import loads
+from .transport import Http, TooLarge, Undecodable, Unreachable
 
 #: the largest answer read from a node (a full eth_getLogs page of records fits well below it)
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -35,15 +34,8 @@ _HINT = "check --rpc / PERU_COMPRAS_RPC: it must be an Ethereum JSON-RPC endpoin
 _ids = itertools.count(1)
 
 
-@cache
-def _transport() -> tuple[type[Exception], ...]:
-    """Transport failures worth another try (the node may be restarting); NodeUnavailable (an HTTP error)
-    is not. ``requests`` is imported with the first :class:`Rpc`, not with this module: it costs 0.1 s, which a
-    batch spends while its workers already prepare the first rows (``python -c "import requests"``: 107 ms
-    against 47 ms for the whole command line, median of 7 on the 2-core machine)."""
-    import requests
-
-    return (requests.ConnectionError, requests.Timeout, OSError)
+#: transport failures worth another try (the node may be restarting); NodeUnavailable (an HTTP error) is not
+_TRANSPORT = (Unreachable, OSError)
 _QUANTITY = re.compile(r"0[xX][0-9a-fA-F]{1,64}")  # at most 256 bits
 _DATA = re.compile(r"0[xX](?:[0-9a-fA-F]{2})*")
 # Methods whose result is checked here, so that every caller gets a named error for a malformed one.
@@ -86,11 +78,8 @@ class Rpc:
         self.url = url
         self.attempts = attempts
         self._timeout = timeout
-        import requests
-
-        self._session = requests.Session()
-        self._session.headers.update({"Content-Type": "application/json",
-                                      "User-Agent": f"peru-compras/{__version__}", **(headers or {})})
+        self._http = Http(url, {"Content-Type": "application/json", "User-Agent": f"peru-compras/{__version__}",
+                                **(headers or {})}, timeout)
 
     def invalid(self, method: str, what: str) -> InvalidNodeAnswer:
         """The error for an answer to `method` that is not what a node sends."""
@@ -100,14 +89,14 @@ class Rpc:
         """The `result` of `method`; transport failures are retried with backoff (bounded)."""
         try:
             body = retry_calls(lambda: self._post(method, params or []), attempts=self.attempts if retry else 1,
-                               retry_on=_transport(), delays=backoff(0.2),
+                               retry_on=_TRANSPORT, delays=backoff(0.2),
                                # an HTTP error status: the node is there, retrying will not help
                                give_up=lambda exc: isinstance(exc, NodeUnavailable))
         except NodeUnavailable:
             raise
-        except _transport() as exc:
+        except _TRANSPORT as exc:
             raise NodeUnavailable(
-                f"cannot reach the node at {host_of(self.url)} ({type(exc).__name__})",
+                f"cannot reach the node at {host_of(self.url)} ({getattr(exc, 'name', type(exc).__name__)})",
                 hint="start it with `peru-compras node`, or check --rpc / PERU_COMPRAS_RPC",
             ) from None
         try:
@@ -136,35 +125,25 @@ class Rpc:
 
     def _post(self, method: str, params: list[Any]) -> bytes:
         """The body of the node's answer to one request, read to at most MAX_RESPONSE_BYTES."""
-        import requests
-        import urllib3
-
         request = json.dumps({"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params},
-                             default=_encode, separators=(",", ":"))
-        deadline = time.monotonic() + self._timeout
-        with self._session.post(self.url, data=request, timeout=self._timeout, stream=True) as answer:
-            if answer.status_code >= 400:
+                             default=_encode, separators=(",", ":")).encode()
+        answer = self._http.post(request)
+        try:
+            if answer.status >= 400:
                 raise NodeUnavailable(f"the node at {host_of(self.url)} answered {method} with HTTP "
-                                      f"{answer.status_code}", hint="check the URL and any access token")
-            declared = answer.headers.get("Content-Length", "")
+                                      f"{answer.status}", hint="check the URL and any access token")
+            declared = answer.getheader("Content-Length", "") or ""
             if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
                 raise self.invalid(method, f"{int(declared)} bytes, over the limit of {MAX_RESPONSE_BYTES}")
-            chunks, size = [], 0
-            try:
-                # one receive at a time (read1), so that the deadline also bounds a body that trickles in;
-                # sizes counted after gzip: a compressed bomb stops here too
-                while chunk := answer.raw.read1(_CHUNK, decode_content=True):
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        raise self.invalid(method, f"over {MAX_RESPONSE_BYTES} bytes, the limit")
-                    if time.monotonic() > deadline:
-                        raise requests.Timeout(f"the answer took over {self._timeout:g} s")
-                    chunks.append(chunk)
-            except urllib3.exceptions.DecodeError:
-                raise self.invalid(method, "a body that does not decompress") from None
-            except urllib3.exceptions.HTTPError as exc:  # cut off, timed out: a transport failure
-                raise requests.ConnectionError(type(exc).__name__) from None
-        return b"".join(chunks)
+        except BaseException:
+            self._http.drop()
+            raise
+        try:
+            return self._http.read(answer, MAX_RESPONSE_BYTES, _CHUNK)
+        except TooLarge:
+            raise self.invalid(method, f"over {MAX_RESPONSE_BYTES} bytes, the limit") from None
+        except Undecodable:
+            raise self.invalid(method, "a body that does not decompress") from None
 
     def hex_int(self, value: Any, method: str, name: str = "") -> int:
         """`value` (a ``0x`` quantity, field `name` of `method`'s answer) as an int; InvalidNodeAnswer when
