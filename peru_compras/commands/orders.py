@@ -125,7 +125,8 @@ def register_batch(
                TextColumn("{task.fields[rate]:.0f} orders/s"), TimeRemainingColumn())
     from rich.console import Console
 
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    console = Console(stderr=True)  # not a terminal: no redrawing ten times a second, the bar is printed at the end
+    with Progress(*columns, console=console, transient=False, auto_refresh=console.is_terminal) as progress:
         task = progress.add_task("orders", total=total, rate=0.0)
         started = time.monotonic()
 
