@@ -74,3 +74,11 @@ def poll(check: Callable[[], T | None], *, timeout: float, delays: Schedule,
             return None
         sleep(delays(asked))
         asked += 1
+
+
+def wait_out_node(action: Callable[[], T], *, what: str = "", patience: float = 60.0) -> T:
+    """Run `action` (`what`: what it does, for the reader), waiting out a node that went away: 0.25 s,
+    doubling to 4 s, for at most `patience` seconds; then its NodeUnavailable goes to the caller."""
+    from .errors import NodeUnavailable
+
+    return retry(action, retry_on=NodeUnavailable, deadline=patience, delays=backoff(0.25, cap=4.0))

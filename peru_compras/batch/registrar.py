@@ -10,12 +10,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from ..chain import lacnet
-from ..chain.client import ORDER_REGISTERED, Registry
-from ..chain.rpc import RpcError
-from ..chain.transactions import NONCE_RESYNCS, Receipt, Transactor
 from ..errors import (
     ChainRefused,
     ConfigurationError,
@@ -23,10 +19,12 @@ from ..errors import (
     NodeUnavailable,
     OrderAlreadyRegistered,
     RelayRefused,
+    RpcError,
 )
 from ..hashing import hashlink
 from ..journal import Journal
-from ..retry import backoff, retry
+from ..retry import retry
+from ..retry import wait_out_node as _retrying
 from ..rows import Row
 from ..store import LocalStore
 from ..urls import token_hex
@@ -34,14 +32,14 @@ from .preview import Summary
 from .workers import Emit, Prepared, Preparer, _Job
 
 if TYPE_CHECKING:
+    from ..chain.client import Registry
+    from ..chain.transactions import Receipt, Transactor
     from ..workspace import QrFragment, Session
+
+# chain modules are imported where used, once the workers run (before, they held the pool back 55 ms)
 
 #: how many rounds in a row the orders of transactions the LACNet hub did not run are sent again
 RELAY_RETRIES = 6
-_RETRYABLE = (lacnet.NOT_ENOUGH_GAS, lacnet.BAD_NONCE)
-
-T = TypeVar("T")
-
 
 @dataclass
 class Flight:
@@ -50,12 +48,6 @@ class Flight:
     tx_hash: str
     raw: bytes
     batch: list[Prepared]
-
-
-def _retrying(action: Callable[[], T], *, what: str, patience: float = 60.0) -> T:
-    """Run `action` (to `what`), waiting out a node that went away: 0.25 s, doubling to 4 s, for at most
-    `patience` seconds; then its NodeUnavailable goes to the caller."""
-    return retry(action, retry_on=NodeUnavailable, deadline=patience, delays=backoff(0.25, cap=4.0))
 
 
 class BatchRegistrar:
@@ -305,6 +297,9 @@ class BatchRegistrar:
         """Drop what the chain would refuse: documents already registered, orders already registered; the
         gas limit for the rest (on LACNet the node's estimate with a margin, elsewhere a bound measured in
         benchmarks/, which spares an estimate's many executions)."""
+        from ..chain import lacnet
+        from ..chain.client import ORDER_REGISTERED
+
         topics = ["0x" + p.digest.hex() for p in batch]
         logs = _retrying(lambda: self.registry.rpc.call("eth_getLogs", [{
             "address": self.registry.address, "fromBlock": hex(self.registry.from_block), "toBlock": "latest",
@@ -374,6 +369,9 @@ class BatchRegistrar:
             raise failed
         if not batch:
             return
+        from ..chain import lacnet
+        from ..chain.transactions import NONCE_RESYNCS
+
         data = self.registry.batch_calldata([p.entry for p in batch])
         for attempt in range(NONCE_RESYNCS + 1):
             nonce = self._next_nonce()
@@ -445,13 +443,15 @@ class BatchRegistrar:
         raise refusal
 
     def _confirm_oldest(self) -> None:
+        from ..chain import lacnet
+
         flight = self._in_flight.popleft()
         batch = flight.batch
         try:
             receipt = self._await_receipt(flight)
         except lacnet.HubRefused as refusal:
             self._recheck_orders(flight.tx_hash)
-            if refusal.code not in _RETRYABLE or self._retries >= RELAY_RETRIES:
+            if refusal.code not in (lacnet.NOT_ENOUGH_GAS, lacnet.BAD_NONCE) or self._retries >= RELAY_RETRIES:
                 self._stop_after_refusal(refusal)
             if not self._retry:  # a new round (the later transactions in flight fail with it: BadNonce)
                 self._retries += 1
