@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .chain.networks import Network, network
 from .errors import ConfigurationError, setting_key
+from .urls import node_url_problem
 
 if TYPE_CHECKING:
     from .chain.keys import Signer
@@ -250,6 +251,11 @@ def load_settings(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, s
         profile = replace(profile, metatx_hub=check_address(
             hub, what="PermissionedMetaTxHub", setting="--metatx-hub / PERU_COMPRAS_METATX_HUB"))
     rpcs = src.listed("rpc")
+    for url in rpcs:
+        problem = node_url_problem(url)
+        if problem:  # the URL itself is not shown: a hosted node's may carry an access key
+            raise ConfigurationError(f"--rpc / PERU_COMPRAS_RPC: a node URL is not usable: {problem}",
+                                     hint="give the node's JSON-RPC URL, e.g. http://127.0.0.1:8545")
     quorum_value, _ = src.pick("rpc_quorum")
     quorum = src.whole("rpc_quorum", 0) if quorum_value is not None else None
     if quorum is not None and quorum > max(len(rpcs), 1):

@@ -80,3 +80,30 @@ def order_key_from_verify_url(url: str) -> str | None:
     if len(parts) >= 4 and parts[-3] == "o" and parts[-2] and parts[-1]:
         return unquote(parts[-2]) + "/" + unquote(parts[-1])
     return None
+
+
+def node_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a JSON-RPC node's address (http or https, a host, a port that parses), or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — raises for a port out of range or not a number
+    except ValueError as exc:
+        return f"it does not parse ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    return None
+
+
+def host_of(url: str) -> str:
+    """`url` without credentials, path or query: ``scheme://host:port`` (for messages; a hosted node's path
+    or query may carry an access key)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = parts.port
+    except ValueError:
+        return "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")

@@ -93,3 +93,24 @@ def test_a_bad_setting_is_a_configuration_error_that_names_it(tmp_path: Path, wh
         assert isinstance(value, str)
         with pytest.raises(ConfigurationError, match=named):
             load_settings(env={}, cwd=_folder(tmp_path, value))
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("localhost:8545", "it must start with http:// or https://"),
+    ("ftp://node.example/", "it must start with http:// or https://"),
+    ("http://", "it names no host"),
+    ("http://[::1", "it does not parse (Invalid IPv6 URL)"),
+    ("https://node.example:99999/KEY-123", "it does not parse (Port out of range 0-65535)"),
+])
+def test_a_node_url_that_cannot_be_one_is_refused_at_once_without_showing_it(tmp_path: Path, url: str,
+                                                                             problem: str) -> None:
+    """One line naming what is wrong (not the URL: a hosted node's may carry its access key), exit 2, before
+    anything is asked of any node; the command's own Rpc refuses it the same way."""
+    from peru_compras.chain.rpc import Rpc
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"rpc": f"http://127.0.0.1:8545,{url}"}, env={}, cwd=tmp_path)
+    assert caught.value.message == f"--rpc / PERU_COMPRAS_RPC: a node URL is not usable: {problem}"
+    assert caught.value.exit_code == 2 and "KEY-123" not in str(caught.value)
+    with pytest.raises(ConfigurationError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        Rpc(url)

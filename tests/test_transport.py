@@ -188,3 +188,10 @@ def test_each_thread_has_its_own_connection() -> None:
             thread.join()
         assert len(results) == 20 and all(json.loads(r) == ANSWER for r in results)
         assert len({r["connection"] for r in seen}) == 4
+
+
+def test_a_redirect_to_an_address_that_is_no_node_is_unreachable_not_followed() -> None:
+    with server(redirect="ftp://elsewhere.example/") as (url, seen):
+        with pytest.raises(NodeUnavailable, match=r"\(InvalidURL\)"):
+            Rpc(url, attempts=1).call("eth_chainId")
+        assert len(seen) == 1

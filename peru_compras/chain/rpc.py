@@ -15,7 +15,6 @@ import itertools
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from .. import __version__
 from ..errors import InvalidJSON, InvalidNodeAnswer, NodeUnavailable
@@ -23,7 +22,8 @@ from ..errors import RpcError as RpcError  # defined in errors.py; chain.rpc.Rpc
 from ..retry import backoff
 from ..retry import retry as retry_calls
 from ..safejson import loads
-from .transport import Http, TooLarge, Undecodable, Unreachable
+from ..urls import host_of as host_of  # moved to urls.py; chain.rpc.host_of stays
+from .transport import Http, TooLarge, Undecodable
 
 #: the largest answer read from a node (a full eth_getLogs page of records fits well below it)
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -32,10 +32,8 @@ MAX_RESPONSE_DEPTH = 32
 _CHUNK = 64 * 1024
 _HINT = "check --rpc / PERU_COMPRAS_RPC: it must be an Ethereum JSON-RPC endpoint"
 _ids = itertools.count(1)
-
-
 #: transport failures worth another try (the node may be restarting); NodeUnavailable (an HTTP error) is not
-_TRANSPORT = (Unreachable, OSError)
+_TRANSPORT = (OSError,)  # transport.Unreachable among them
 _QUANTITY = re.compile(r"0[xX][0-9a-fA-F]{1,64}")  # at most 256 bits
 _DATA = re.compile(r"0[xX](?:[0-9a-fA-F]{2})*")
 # Methods whose result is checked here, so that every caller gets a named error for a malformed one.
@@ -43,19 +41,6 @@ _QUANTITY_METHODS = frozenset({"eth_chainId", "eth_blockNumber", "eth_getTransac
                                "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_getBalance"})
 _DATA_METHODS = frozenset({"eth_call", "eth_getCode", "eth_getStorageAt"})
 _LIST_METHODS = frozenset({"eth_getLogs", "eth_accounts"})
-
-
-def host_of(url: str) -> str:
-    """`url` without credentials, path or query: ``scheme://host:port`` (for messages; a hosted node's path
-    or query may carry an access key)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = parts.port
-    except ValueError:
-        return "?"
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def _encode(value: Any) -> str:

@@ -24,6 +24,9 @@ import zlib
 from functools import cache
 from urllib.parse import unquote, urljoin, urlsplit
 
+from ..errors import ConfigurationError
+from ..urls import host_of, node_url_problem
+
 _REDIRECTS = 30
 
 
@@ -59,9 +62,11 @@ class _Target:
     """Where a URL's requests go: the host, the request target, and the proxy (from the environment)."""
 
     def __init__(self, url: str) -> None:
+        problem = node_url_problem(url)
+        if problem:
+            raise ValueError(problem)
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise Unreachable("InvalidURL", f"{parts.scheme or 'no'} scheme")
+        assert parts.hostname is not None  # (node_url_problem)
         self.https = parts.scheme == "https"
         self.host, self.port = parts.hostname, parts.port or (443 if self.https else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -135,16 +140,19 @@ class Http:
         self.url, self.timeout = url, timeout
         self.headers = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", **headers}
         self._local = threading.local()
+        try:  # once: the URL's parts and the environment's proxy (read again only for a redirect)
+            self._target = _Target(url)
+        except ValueError as exc:
+            raise ConfigurationError(f"the node URL {host_of(url)} is not usable: {exc}",
+                                     hint="give the node's JSON-RPC URL, e.g. http://127.0.0.1:8545") from None
 
     def post(self, body: bytes) -> http.client.HTTPResponse:
         """The answer to `body` (307 and 308 redirects followed), its body not read yet: read it with
         :meth:`read`, or :meth:`drop` the connection."""
-        url, first_host = self.url, None
+        url, target = self.url, self._target
         for _ in range(_REDIRECTS + 1):
-            target = _Target(url)
-            first_host = first_host or target.host
             headers = dict(self.headers)
-            if target.host != first_host:
+            if target.host != self._target.host:
                 headers.pop("Authorization", None)  # as requests does when a redirect leaves the host
             if target.auth and "Authorization" not in headers:
                 headers["Authorization"] = target.auth
@@ -156,6 +164,10 @@ class Http:
                 return answer
             self._drop()
             url = urljoin(url, location)
+            try:
+                target = _Target(url)
+            except ValueError:
+                raise Unreachable("InvalidURL", "a redirect to an address that is not a node's") from None
         raise Unreachable("TooManyRedirects", f"more than {_REDIRECTS} redirects")
 
     def read(self, answer: http.client.HTTPResponse, max_bytes: int, chunk: int) -> bytes:
