@@ -35,7 +35,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .chain.abi import decode as abi_decode
 from .chain.client import (
     ORDER_ANNULLED,
     ORDER_REGISTERED,
@@ -44,6 +43,7 @@ from .chain.client import (
     ROLE_REVOKED,
     TRANSFER,
     Registry,
+    annul_reason,
     order_entries,
 )
 from .chain.contract import ROLE_NAMES
@@ -355,8 +355,8 @@ class Mirror:
             kind, topics, when = log["topics"][0], log["topics"], _iso(blocks[log["block"]][1])
             where = {"block_number": log["block"], "log_index": log["index"], "tx_hash": log["tx"]}
             if kind == ORDER_ANNULLED and len(topics) == 3:
-                (reason_bytes,) = abi_decode(["bytes"], bytes.fromhex(log["data"][2:]))
-                token_hex_id, reason = token_hex(int(topics[1], 16)), bytes(reason_bytes).decode("utf-8", "replace")
+                # a reason that is not an ABI string is marked unreadable; the change is kept (see annul_reason)
+                token_hex_id, reason = token_hex(int(topics[1], 16)), annul_reason(log["data"])
                 changes.append({"token_id": token_hex_id, "change": "annulled", "reason": reason,
                                 "replaced_by": None, "account": _address(topics[2]), "changed_at": when, **where})
                 self._status(orders, updates, token_hex_id, status="annulled", status_changed_at=when,

@@ -331,8 +331,7 @@ class Registry:
         if state.status == "annulled":
             annulled = self._logs([ORDER_ANNULLED, _word(token_id)])
             if annulled:
-                (raw_reason,) = abi_decode(["bytes"], bytes.fromhex(annulled[-1]["data"][2:]))
-                reason = raw_reason.decode("utf-8", "replace")  # an annuller's bytes: not always UTF-8
+                reason = annul_reason(annulled[-1]["data"])
         url = order.document_url or (self.document_base_uri() + hashlink(state.document_hash))
         return OnChainOrder(state, order, log["transactionHash"], self.rpc.int_field(log, "blockNumber", "eth_getLogs"),
                             registrar, url, reason)
@@ -392,6 +391,24 @@ def _decode(entry: bytes, token_id: int) -> tuple[bytes, Order]:
     raise UnreadableRecord(f"token {_word(token_id)}: its on-chain record is malformed ({reason})",
                            token_id=token_id, hint="it was registered by hand with bad bytes; annul it and "
                            "register the order again") from None
+
+
+UNREADABLE_REASON = "(unreadable: the node's OrderAnnulled log does not carry an ABI-encoded string)"
+
+
+def annul_reason(data: object) -> str:
+    """The reason in an OrderAnnulled log's `data` (hex), as text.
+
+    An annuller's bytes need not be UTF-8 (replaced, as before). Data that is not an ABI string at all
+    (truncated, an offset or length past the end, non-zero padding) can only come from a node or relay
+    that rewrote the log: the order, its status and its hash are read elsewhere and stay checkable, so the
+    record is shown with the reason marked unreadable rather than refused as a whole (a user asking about
+    an annulled order still learns that it is annulled)."""
+    try:
+        (raw,) = abi_decode(["bytes"], bytes.fromhex(str(data)[2:]))
+    except Exception:  # noqa: BLE001 — abi.AbiError or a non-hex string: the node's bytes, not ours
+        return UNREADABLE_REASON
+    return bytes(raw).decode("utf-8", "replace")
 
 
 def order_entries(data: bytes) -> list[bytes]:

@@ -27,9 +27,9 @@ from typing import Any
 from ..errors import HubRefused as HubRefused  # defined in errors.py; lacnet.HubRefused stays
 from ..errors import InvalidInput
 from ..settings import check_address as check_address  # defined in settings.py; lacnet.check_address stays
+from .abi import AbiError, to_checksum_address
 from .abi import decode as abi_decode
 from .abi import encode as abi_encode
-from .abi import to_checksum_address
 from .contract import selector as _selector
 from .contract import topic as _topic
 from .keys import TxSigner
@@ -159,7 +159,10 @@ def original_transaction(signing_data: bytes) -> OriginalTransaction:
         raise ValueError("the destination is not an address")
     if len(data) < SUFFIX_BYTES:
         raise ValueError("data shorter than LACNet's suffix")
-    node, expiration = abi_decode(["address", "uint256"], data[-SUFFIX_BYTES:])
+    try:
+        node, expiration = abi_decode(["address", "uint256"], data[-SUFFIX_BYTES:])
+    except AbiError as exc:  # callers treat a ValueError as "not LACNet's form"
+        raise ValueError(f"LACNet's suffix is not (address, uint256): {exc}") from None
     return OriginalTransaction(int.from_bytes(nonce, "big"), int.from_bytes(price, "big"),
                                int.from_bytes(gas, "big"), to_checksum_address(to) if to else None,
                                bytes(data[:-SUFFIX_BYTES]), to_checksum_address(node), int(expiration))

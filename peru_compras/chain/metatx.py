@@ -375,7 +375,13 @@ class MetaTxTransactor(Transactor):
             topics = log.get("topics") or []
             if (topics and topics[0] == CONTRACT_DEPLOYED and str(log.get("address", "")).lower() == self.hub.lower()
                     and len(topics) > 1 and int(topics[1], 16) == int(forward.sender, 16)):
-                (deployed, _hash) = abi_decode(["address", "bytes32"], bytes.fromhex(str(log["data"])[2:]))
+                try:
+                    (deployed, _hash) = abi_decode(["address", "bytes32"], bytes.fromhex(str(log["data"])[2:]))
+                except Exception:  # noqa: BLE001 — abi.AbiError or non-hex: the node's bytes, not the hub's event
+                    raise self.node_rpc.invalid(
+                        "eth_getTransactionReceipt",
+                        f"a ContractDeployed log of transaction {tx_hash} whose data is not (address, bytes32)",
+                    ) from None
                 address = to_checksum_address(deployed)
         field = self.node_rpc.int_field
         return Receipt(tx_hash=tx_hash, block_number=field(receipt, "blockNumber", "eth_getTransactionReceipt"),
