@@ -14,6 +14,8 @@ from typing import Any
 
 import requests
 
+from .http_stub import read_body, send_json
+
 Answer = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], dict[str, Any]]
 
 
@@ -26,7 +28,7 @@ class RpcProxy:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 — http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = read_body(self)
                 request = json.loads(body)
                 proxy.seen.append(request)
 
@@ -35,12 +37,7 @@ class RpcProxy:
                         upstream, data=body, headers={"Content-Type": "application/json"}, timeout=30).json()
                     return reply
 
-                data = json.dumps(proxy.answer(request, forward) if proxy.answer else forward()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, proxy.answer(request, forward) if proxy.answer else forward())
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -42,6 +42,7 @@ from peru_compras.web.app import PageSettings, create_app
 from peru_compras.web.server import uvicorn_config
 
 from .conftest import Runner, funded_account, reference_order, write_json
+from .http_stub import read_body, send_json
 from .test_batch import Chain, lines, make_orders, write_jsonl
 from .test_batch import chain as chain  # noqa: F401 — a fixture
 from .test_web import Client
@@ -538,7 +539,7 @@ class HoldingProxy:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                body = read_body(self)
                 method = json.loads(body).get("method")
                 if method == "eth_getTransactionReceipt" and proxy.sent.is_set():
                     proxy.release.wait(60)
@@ -547,11 +548,7 @@ class HoldingProxy:
                     answer = response.read()
                 if method == "eth_sendRawTransaction":
                     proxy.sent.set()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                send_json(self, answer)
 
             def log_message(self, *args: object) -> None:
                 pass

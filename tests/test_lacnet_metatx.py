@@ -20,9 +20,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import httpx
 import pytest
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
@@ -42,13 +41,14 @@ from peru_compras.chain.networks import network
 from peru_compras.chain.rpc import Rpc, RpcError
 from peru_compras.errors import ConfigurationError, NotAuthorized, RelayRefused
 from peru_compras.hashing import sha256
-from peru_compras.order import parse_order
+from peru_compras.order import Order, parse_order
 from peru_compras.render import render_order
 from peru_compras.web.app import PageSettings, create_app
 
 from .conftest import CLI, ROOT, reference_order, run_cli, write_json
 from .lacnet.metatx import CHAIN_ID, MetaTxEmulator
 from .test_batch import make_orders, write_jsonl
+from .test_web import Client
 
 NODE_BIN = "node"
 _count = iter(range(10**6))
@@ -272,14 +272,9 @@ def test_export_ocds_and_the_page_read_metatx_records(op: Operator, tmp_path: Pa
     app = create_app(lambda: Registry(Rpc(op.emu.url), registry.address, from_block=registry.from_block),
                      PageSettings(base_url="https://oc.example.pe", sync_interval=0))
 
-    async def fetch() -> tuple[httpx.Response, httpx.Response]:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            return await http.get(order.verify_path), await http.get(f"/api/orders/{token_id}")
-
-    import asyncio
-
-    page, api = asyncio.run(fetch())
+    web = Client(app)
+    page, api = web.get(order.verify_path), web.get(f"/api/orders/{token_id}")
+    web.close()
     assert page.status_code == 200 and record["order_number"] in page.text
     assert api.status_code == 200
     assert op.signer.address.lower() in api.text.lower()  # the page names the registrar, read through the hub
@@ -305,12 +300,28 @@ def library_transactor(emu: MetaTxEmulator, signer: LocalAccount, relayer: Local
     return MetaTxTransactor(Rpc(emu.url), signer, relayer, profile)
 
 
-def test_forward_signature_verifies_with_ethers(op: Operator) -> None:
+class Signed(NamedTuple):
+    transactor: MetaTxTransactor
+    order: Order
+    data: bytes
+    envelope: bytes
+    digest: bytes
+
+
+def signed_order(op: Operator, prefix: str, document: bytes) -> Signed:
+    """A new order's registration (`document` its PDF's bytes), signed by the operator's signer as a Forward
+    for its relayer through the library's transactor, not sent."""
     assert op.registry is not None
     transactor = library_transactor(op.emu, op.signer, op.relayer)
-    order = parse_order(reference_order(order_number=f"OC-MTXE-{next(_count)}"))
-    data = Registry.batch_calldata([order.encode_entry(sha256(b"ethers"))])
+    order = parse_order(reference_order(order_number=f"{prefix}-{next(_count)}"))
+    data = Registry.batch_calldata([order.encode_entry(sha256(document))])
     envelope, digest = transactor.sign(op.registry.address, data, 0, transactor.take_nonce())
+    return Signed(transactor, order, data, envelope, digest)
+
+
+def test_forward_signature_verifies_with_ethers(op: Operator) -> None:
+    assert op.registry is not None
+    transactor, _, _, envelope, digest = signed_order(op, "OC-MTXE", b"ethers")
 
     checked = node_verify(CHAIN_ID, op.emu.hub, envelope)
     assert checked["selector"] == "0x3e6c5283"
@@ -339,10 +350,7 @@ def hub_refusal(op: Operator, envelope: bytes, relayer: LocalAccount | None = No
 
 def test_emulated_hub_checks(op: Operator) -> None:
     assert op.registry is not None
-    transactor = library_transactor(op.emu, op.signer, op.relayer)
-    order = parse_order(reference_order(order_number=f"OC-MTXH-{next(_count)}"))
-    data = Registry.batch_calldata([order.encode_entry(sha256(b"hub checks"))])
-    envelope, _ = transactor.sign(op.registry.address, data, 0, transactor.take_nonce())
+    transactor, _, data, envelope, _ = signed_order(op, "OC-MTXH", b"hub checks")
     forward, call_data, signature = decode_execute(envelope) or (None, b"", b"")
     assert forward is not None
 
@@ -377,10 +385,7 @@ def test_a_dropped_relayer_transaction_is_resent_as_signed(op: Operator) -> None
     a relayer transaction signed anew, and runs once."""
     assert op.registry is not None
     rpc = op.rpc()
-    transactor = library_transactor(op.emu, op.signer, op.relayer)
-    order = parse_order(reference_order(order_number=f"OC-MTXD-{next(_count)}"))
-    data = Registry.batch_calldata([order.encode_entry(sha256(b"dropped"))])
-    envelope, _ = transactor.sign(op.registry.address, data, 0, transactor.take_nonce())
+    transactor, order, _, envelope, _ = signed_order(op, "OC-MTXD", b"dropped")
     rpc.call("evm_setAutomine", [False])
     try:
         first = transactor.rpc.call("eth_sendRawTransaction", ["0x" + envelope.hex()])

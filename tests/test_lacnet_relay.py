@@ -280,15 +280,21 @@ def test_a_wrong_chain_id_for_the_profile_is_refused_before_signing(emu: Any, si
 # -- the batch journal after a refusal ------------------------------------------------------------------------
 
 
-def test_the_batch_sends_again_what_the_hub_did_not_run(emu: Any, signer: LocalAccount, tmp_path: Path) -> None:
-    """NotEnoughGas (status 1, no hub event) and BAD NONCE in the middle of a batch: the orders go out again in
-    new transactions, each registered once, in one run."""
+def deployed_with_manifest(emu: Any, signer: LocalAccount, tmp_path: Path, count: int, prefix: str
+                           ) -> tuple[Path, str, Path]:
+    """A registry deployed through the relay by the CLI (home: tmp_path/home), and a manifest of `count` new
+    orders: the home, the registry's address and the manifest."""
     home = tmp_path / "home"
     deployed = cli(emu, home, signer, "deploy", "--json")
     assert deployed.returncode == 0, deployed.stderr
-    address = json.loads(deployed.stdout)["registry"]
-    rows = make_orders(tmp_path / "m", 6, prefix="OC-RELAY-RETRY")
-    manifest = write_jsonl(tmp_path / "m" / "manifest.jsonl", rows)
+    manifest = write_jsonl(tmp_path / "m" / "manifest.jsonl", make_orders(tmp_path / "m", count, prefix=prefix))
+    return home, json.loads(deployed.stdout)["registry"], manifest
+
+
+def test_the_batch_sends_again_what_the_hub_did_not_run(emu: Any, signer: LocalAccount, tmp_path: Path) -> None:
+    """NotEnoughGas (status 1, no hub event) and BAD NONCE in the middle of a batch: the orders go out again in
+    new transactions, each registered once, in one run."""
+    home, address, manifest = deployed_with_manifest(emu, signer, tmp_path, 6, "OC-RELAY-RETRY")
     emu.starve_next, emu.refuse_nonce_next = 2, 1
     done = cli(emu, home, signer, "register-batch", str(manifest), "--batch-size", "2", "--no-stamp", "--json")
     assert done.returncode == 0, done.stderr
@@ -301,12 +307,7 @@ def test_the_batch_sends_again_what_the_hub_did_not_run(emu: Any, signer: LocalA
 @pytest.mark.slow
 def test_a_hub_that_never_has_gas_stops_the_batch_and_leaves_it_retryable(emu: Any, signer: LocalAccount,
                                                                          tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    deployed = cli(emu, home, signer, "deploy", "--json")
-    assert deployed.returncode == 0, deployed.stderr
-    address = json.loads(deployed.stdout)["registry"]
-    rows = make_orders(tmp_path / "m", 4, prefix="OC-RELAY-BATCH")
-    manifest = write_jsonl(tmp_path / "m" / "manifest.jsonl", rows)
+    home, address, manifest = deployed_with_manifest(emu, signer, tmp_path, 4, "OC-RELAY-BATCH")
 
     emu.starve_next = 1000  # the writer node's allowance stays used up
     try:
@@ -355,12 +356,7 @@ def test_a_crash_before_the_relay_hash_was_journaled_neither_loses_nor_doubles(e
     executed; or expired); either way each order is found on chain, reported once."""
     from peru_compras.batch import Journal, prepare, read_manifest
 
-    home = tmp_path / "home"
-    deployed = cli(emu, home, signer, "deploy", "--json")
-    assert deployed.returncode == 0, deployed.stderr
-    address = json.loads(deployed.stdout)["registry"]
-    rows = make_orders(tmp_path / "m", 3, prefix="OC-RELAY-CRASH")
-    manifest = write_jsonl(tmp_path / "m" / "manifest.jsonl", rows)
+    home, address, manifest = deployed_with_manifest(emu, signer, tmp_path, 3, "OC-RELAY-CRASH")
     prepared = [prepare(row, "https://oc.example.pe", False, home / "documents") for row in read_manifest(manifest)]
     sender = transactor(emu, signer)
     nonce = sender.take_nonce()

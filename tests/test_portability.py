@@ -19,7 +19,6 @@ what went through reads back (the hub call decoded). No output carries a private
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -31,7 +30,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
@@ -51,6 +49,7 @@ from .conftest import reference_order, run_cli, write_json
 from .lacnet.metatx import CHAIN_ID as METATX_CHAIN_ID
 from .lacnet.metatx import MetaTxEmulator
 from .test_batch import make_orders, write_jsonl
+from .test_web import Client
 
 NODES = ["lacnet", "metatx", "hardhat"]
 
@@ -364,11 +363,8 @@ def test_supersede_verify_fetch_export_ocds_and_the_page(deployed: Deployment, t
                      PageSettings(base_url="https://oc.example.pe", sync_interval=0))
     order = parse_order(fixed)
 
-    async def fetch() -> tuple[httpx.Response, httpx.Response]:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            return await http.get(order.verify_path), await http.get(f"/api/orders/{replacement['token_id']}")
-
-    page, api = asyncio.run(fetch())
+    web = Client(app)
+    page, api = web.get(order.verify_path), web.get(f"/api/orders/{replacement['token_id']}")
+    web.close()
     assert page.status_code == 200 and fixed["order_number"] in page.text
     assert api.status_code == 200 and deployed.signer.address.lower() in api.text.lower()

@@ -31,6 +31,7 @@ from peru_compras.errors import InvalidNodeAnswer, NodeUnavailable, PeruComprasE
 from peru_compras.web.app import PageSettings, create_app
 
 from .conftest import run_cli
+from .http_stub import read_body
 
 REGISTRY = "0x" + "ab" * 20
 TX_HASH = "0x" + "11" * 32
@@ -73,7 +74,7 @@ def node(script: dict[str, Any], default: Raw = NOTHING) -> Iterator[tuple[str, 
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 — http.server's name
-            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            request = json.loads(read_body(self))
             asked.append(request["method"])
             asked.requests.append((request, dict(self.headers.items())))
             answer = script.get(request["method"], default)

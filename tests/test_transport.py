@@ -22,6 +22,8 @@ from peru_compras.chain.rpc import Rpc
 from peru_compras.chain.transport import Http
 from peru_compras.errors import NodeUnavailable
 
+from .http_stub import read_body, send_json
+
 ANSWER = {"jsonrpc": "2.0", "id": 1, "result": "0x7a69"}
 
 
@@ -33,7 +35,7 @@ class _Seen(BaseHTTPRequestHandler):
     close_after = False
 
     def do_POST(self) -> None:  # noqa: N802 — http.server's name
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = read_body(self)
         self.seen.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization"),
                           "proxy_auth": self.headers.get("Proxy-Authorization"), "host": self.headers.get("Host"),
                           "connection": self.client_address[1]})  # the client port: one per connection
@@ -46,15 +48,8 @@ class _Seen(BaseHTTPRequestHandler):
         data = json.dumps(ANSWER).encode()
         if self.gzip:
             data = gzip.compress(data)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        if self.gzip:
-            self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(len(data)))
-        if self.close_after:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, data, headers={**({"Content-Encoding": "gzip"} if self.gzip else {}),
+                                       **({"Connection": "close"} if self.close_after else {})})
         if self.close_after:
             self.close_connection = True
 

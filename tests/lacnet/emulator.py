@@ -72,6 +72,8 @@ from peru_compras.chain import lacnet
 from peru_compras.chain.node import LocalNode, free_port
 from peru_compras.chain.rpc import Rpc
 
+from ..http_stub import read_body, send_json
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHAIN_ID = 648540
 ANVIL_ARGS = ["--hardfork", "berlin", "--chain-id", str(CHAIN_ID), "--gas-price", "0", "--gas-limit", "350000000"]
@@ -158,13 +160,7 @@ class LacnetEmulator:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802 — http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                out = emulator.handle(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                send_json(self, emulator.handle(read_body(self)))
 
             def log_message(self, *args: Any) -> None:
                 pass
