@@ -433,25 +433,32 @@ class ProbedSigner:
         return fragment
 
 
+def library_session(chain: Chain) -> Any:
+    """A Session for `chain` built as a back-office program does: settings in code, the key in this process."""
+    from peru_compras.chain.transactions import Transactor
+    from peru_compras.settings import account_from_key, load_settings
+    from peru_compras.workspace import Session
+
+    settings = load_settings({"home": chain.home, "rpc": chain.node.url, "registry": chain.registry.address,
+                              "base_url": "https://oc.example.pe"}, env={}, read_file=False)
+    return Session(settings, transactor=Transactor(Rpc(chain.node.url), account_from_key(bytes(chain.account.key)),
+                                                   settings.network))
+
+
 def test_a_stamped_batch_signs_each_qr_in_the_workers(chain: Chain, tmp_path: Path) -> None:
     """With a qr_fragment signer each stamped PDF's QR reads verify URL + "#" + that order's signed facts
     (decoded from the stored PDF by pdftoppm and zbarimg); the signing happens in the worker processes, which
     got the signer without it showing in their argv or environment. --no-stamp PDFs are not signed again."""
     from peru_compras import qr
     from peru_compras.batch import BatchRegistrar
-    from peru_compras.chain.transactions import Transactor
     from peru_compras.manifest import read_manifest
-    from peru_compras.settings import account_from_key, load_settings
     from peru_compras.signed_qr import QrSigner, qr_text
-    from peru_compras.workspace import Session
 
     folder = tmp_path / "signed"
     rows = make_orders(folder, 4, prefix="OC-SIGNED")
     manifest = write_jsonl(folder / "manifest.jsonl", rows)
-    settings = load_settings({"home": chain.home, "rpc": chain.node.url, "registry": chain.registry.address,
-                              "base_url": "https://oc.example.pe"}, env={}, read_file=False)
     key = bytes(chain.account.key)  # in this process only: neither in its environment nor on a command line
-    session = Session(settings, transactor=Transactor(Rpc(chain.node.url), account_from_key(key), settings.network))
+    session = library_session(chain)
     inner = QrSigner(key, int(chain.rpc.call("eth_chainId"), 16), chain.registry.address)
     report = tmp_path / "signed-where.jsonl"
     out: list[dict[str, Any]] = []
@@ -477,3 +484,33 @@ def test_a_stamped_batch_signs_each_qr_in_the_workers(chain: Chain, tmp_path: Pa
     summary = BatchRegistrar(session, stamp=False, workers=2, emit=out.append,
                              qr_fragment=ProbedSigner(inner, report)).run(read_manifest(unstamped))
     assert summary.registered == 2 and not report.exists()
+
+
+def test_start_prepares_before_run_and_close_stops_the_workers(chain: Chain, tmp_path: Path) -> None:
+    """The CLI starts the workers (BatchRegistrar.start) before it draws its progress bar, then runs: the same
+    orders are registered as by run(rows) alone, and a registrar started but never run leaves no worker alive."""
+    import multiprocessing
+
+    from peru_compras.batch import BatchRegistrar
+    from peru_compras.manifest import read_manifest
+
+    session = library_session(chain)
+    folder = tmp_path / "started"
+    rows = make_orders(folder, 5, prefix="OC-START")
+    out: list[dict[str, Any]] = []
+    registrar = BatchRegistrar(session, batch_size=2, stamp=False, workers=2, emit=out.append)
+    registrar.start(read_manifest(write_jsonl(folder / "manifest.jsonl", rows)))
+    assert len(multiprocessing.active_children()) == 2  # preparing already, before the chain is reached
+    summary = registrar.run()
+    assert summary.registered == 5 and summary.failed == 0, out
+    assert sorted(int(str(line["row"])) for line in out) == [1, 2, 3, 4, 5]
+    assert_exactly_registered(chain, rows, folder)
+    assert multiprocessing.active_children() == []
+
+    idle = BatchRegistrar(session, stamp=False, workers=2, emit=out.append)
+    other = tmp_path / "never-run"
+    idle.start(read_manifest(write_jsonl(other / "manifest.jsonl", make_orders(other, 3, prefix="OC-IDLE"))))
+    assert len(multiprocessing.active_children()) == 2
+    idle.close()
+    assert multiprocessing.active_children() == []
+    assert len(out) == 5  # nothing of the three was reported, registered or journaled

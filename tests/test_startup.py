@@ -66,6 +66,24 @@ def test_reading_and_signing_with_a_plain_key_load_no_eth_library(tmp_path: Path
     assert loaded(CLI, *args, cwd=tmp_path, env=DEAD_NODE, expect=3) == []
 
 
+def test_a_json_lines_batch_process_loads_no_ocds_module_and_no_pikepdf(tmp_path: Path) -> None:
+    """Sniffing a JSON Lines manifest is manifest.py's (the OCDS modules are for OCDS manifests), and the
+    PDFs are opened by the workers only (the batch process forks them before it would have loaded either)."""
+    pdf = tmp_path / "orden.pdf"
+    assert loaded(CLI, "render", str(SAMPLE), "--out", str(pdf), cwd=tmp_path) == []
+    record = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    (tmp_path / "ordenes.jsonl").write_text(json.dumps({**record, "pdf": pdf.name}) + "\n", encoding="utf-8")
+    watch = ("peru_compras.ocds", "peru_compras.ocds.read", "pikepdf")
+    batch = ["register-batch", str(tmp_path / "ordenes.jsonl"), "--no-stamp"]
+    assert loaded(CLI, *batch, cwd=tmp_path, env=DEAD_NODE, expect=3, watch=watch) == []
+    # the watch sees them where they are loaded: an OCDS manifest, and a dry run (no workers: PDFs opened here)
+    package = {"uri": "x", "publishedDate": "2026-01-01T00:00:00Z", "releases": []}
+    (tmp_path / "paquete.json").write_text(json.dumps(package), encoding="utf-8")
+    assert "peru_compras.ocds.read" in loaded(CLI, "register-batch", str(tmp_path / "paquete.json"), "--no-stamp",
+                                              cwd=tmp_path, env=DEAD_NODE, expect=3, watch=watch)
+    assert "pikepdf" in loaded(CLI, *batch, "--dry-run", cwd=tmp_path, watch=watch)
+
+
 def test_the_watch_would_see_eth_account(tmp_path: Path) -> None:
     """The check itself: a process that does load eth-account (or eth_abi) is seen to."""
     assert loaded(REPORT + "import eth_account", cwd=tmp_path, watch=HEAVY) == ["eth_account", "eth_keyfile", "py_ecc"]

@@ -36,8 +36,7 @@ if TYPE_CHECKING:
     from ..chain.transactions import Receipt, Transactor
     from ..workspace import QrFragment, Session
 
-# chain modules are imported where used, once the workers run (before, they held the pool back 55 ms)
-
+# (chain modules are imported where used, once the workers run: before, they held the pool back 55 ms)
 #: how many rounds in a row the orders of transactions the LACNet hub did not run are sent again
 RELAY_RETRIES = 6
 
@@ -65,8 +64,7 @@ class BatchRegistrar:
         if not isinstance(store, LocalStore):
             raise ConfigurationError("register-batch keeps its documents in a local store (packs)",
                                      hint="give the Session a LocalStore (the default)")
-        self.ws = session
-        self.store = store
+        self.ws, self.store = session, store
         settings = session.settings
         self.job = _Job(session.base_url, stamp, store.root,
                         (settings.max_pdf_bytes, settings.max_pdf_pages, settings.max_pdf_decoded_bytes),
@@ -76,12 +74,11 @@ class BatchRegistrar:
         self.transactor: Transactor
         self.journal: Journal
         self._committer: ThreadPoolExecutor | None = None  # the store's index commits, beside the node's look-ups
-        self.batch_size = batch_size
-        self.stamp = stamp
+        self._preparer: Preparer | None = None  # set by start (or run)
+        self.batch_size, self.stamp = batch_size, stamp
         self.in_flight_limit = in_flight
         self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-        self.emit = emit
-        self.progress = progress or (lambda n: None)
+        self.emit, self.progress = emit, progress or (lambda n: None)
         self.summary = Summary()
         self._in_flight: deque[Flight] = deque()
         self._seen_hashes: dict[bytes, str] = {}
@@ -89,7 +86,7 @@ class BatchRegistrar:
         self._sources: dict[str, dict[str, Any]] = {}  # OCDS rows: where each order came from
         self._done: list[tuple[str, int | None]] = []  # confirmed by an earlier run: reported in groups
         self._retry: list[Prepared] = []  # orders of transactions the LACNet hub did not run: sent again
-        self._retries = 0
+        self._retries: int = 0
         self._retry_block: int | None = None
 
     # -- output ---------------------------------------------------------------------------------------
@@ -165,19 +162,16 @@ class BatchRegistrar:
                     continue
                 self._follow(flight, sent)
                 try:
-                    self._settle(flight.tx_hash, self._await_receipt(flight, patience=30))
-                    continue
+                    self.journal.confirmed(flight.tx_hash, self._await_receipt(flight, patience=30))
                 except (ChainRefused, NodeUnavailable):
                     self._recheck_orders(flight.tx_hash)
-                    continue
+                continue
             try:  # on LACNet a status-1 receipt may still carry the relay's refusal
-                self._settle(tx_hash, self.transactor.read_receipt(tx_hash, receipt, action="register a batch"))
+                read = self.transactor.read_receipt(tx_hash, receipt, action="register a batch")
+                self.journal.confirmed(tx_hash, read)
             except ChainRefused:
                 self._recheck_orders(tx_hash)
         self.transactor.resync_nonce()
-
-    def _settle(self, tx_hash: str, receipt: Receipt) -> None:
-        self.journal.confirmed(tx_hash, receipt)
 
     def _recheck_orders(self, tx_hash: str) -> None:
         """A transaction that will never be mined: each of its orders is confirmed if the chain has it,
@@ -195,19 +189,31 @@ class BatchRegistrar:
     # -- the pipeline ---------------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        """Reach the node and the registry (a node that cannot be reached is said at once, as every command
-        does) and open the journal."""
+        """Reach the node and the registry (one that cannot be reached is said at once) and open the journal."""
         self.registry = self.ws.registry(write=True)
         self.transactor = self.ws.transactor
         self.journal = Journal(self.ws.settings.home / "journal.sqlite", self.registry.address)
 
-    def run(self, rows: Iterable[Row]) -> Summary:
-        """Register `rows`; the summary. The workers start on the first rows before the chain is reached and
-        the journal reconciled with it (preparing touches neither), unless they need the QR signer first."""
-        preparer = Preparer(self.job, rows, workers=self.workers, chunk=max(self.batch_size // max(self.workers, 1), 1),
-                            signer=self.ws.qr_signer)
+    def start(self, rows: Iterable[Row]) -> Preparer:
+        """Start preparing `rows`: the workers fork and take their first chunks while the caller finishes its
+        set-up (the CLI loads its progress bar meanwhile); :meth:`run` goes on with them, :meth:`close` stops them."""
+        if self._preparer is None:
+            self._preparer = Preparer(self.job, rows, workers=self.workers, signer=self.ws.qr_signer,
+                                      chunk=max(self.batch_size // max(self.workers, 1), 1))
+        self._preparer.top_up()
+        return self._preparer
+
+    def close(self) -> None:
+        if self._preparer is not None:
+            self._preparer.close()
+            self._preparer = None
+
+    def run(self, rows: Iterable[Row] = ()) -> Summary:
+        """Register `rows` (or those given to :meth:`start`); the summary. The workers start on the first rows
+        before the chain is reached and the journal reconciled (preparing touches neither), unless they need
+        the QR signer first."""
+        preparer = self.start(rows)  # (started already: `rows` is not read)
         try:
-            preparer.top_up()
             self._connect()
             self.reconcile()
             batch: list[Prepared] = []
@@ -229,7 +235,7 @@ class BatchRegistrar:
                     self._send_retries()
             self.journal.flush()
         finally:
-            preparer.close()
+            self.close()
             if self._committer is not None:
                 self._committer.shutdown()
         return self.summary
@@ -351,7 +357,6 @@ class BatchRegistrar:
         self._send_retries()
         self._send_checked(batch, indexed)
 
-
     def _send_retries(self) -> None:
         """Send again, a few blocks after the refusal, the orders the hub did not run."""
         if self._retry and not self._in_flight:
@@ -374,7 +379,7 @@ class BatchRegistrar:
 
         data = self.registry.batch_calldata([p.entry for p in batch])
         for attempt in range(NONCE_RESYNCS + 1):
-            nonce = self._next_nonce()
+            nonce = _retrying(self.transactor.take_nonce, what="read the nonce")
             raw, tx_hash = _retrying(partial(self.transactor.sign, self.registry.address, data, gas, nonce),
                                      what="sign a batch")
             self.journal.signed(tx_hash, self.transactor.address, nonce, raw, batch)
@@ -397,9 +402,6 @@ class BatchRegistrar:
         self._in_flight.append(flight)
         while len(self._in_flight) >= self.in_flight_limit:
             self._confirm_oldest()
-
-    def _next_nonce(self) -> int:
-        return _retrying(self.transactor.take_nonce, what="read the nonce")
 
     def _follow(self, flight: Flight, sent: Any) -> None:
         """The node answered `sent` for `flight`'s bytes: a LACNet relay answers its own transaction's hash."""
@@ -435,7 +437,7 @@ class BatchRegistrar:
             except (ChainRefused, NodeUnavailable):
                 self._recheck_orders(flight.tx_hash)
                 continue
-            self._settle(flight.tx_hash, receipt)
+            self.journal.confirmed(flight.tx_hash, receipt)
             self._report_many([(item.key, item.number) for item in flight.batch], already=False)
         self.transactor.resync_nonce()
         refusal.hint = ((refusal.hint + "; ") if refusal.hint else "") + (
@@ -456,30 +458,28 @@ class BatchRegistrar:
             if not self._retry:  # a new round (the later transactions in flight fail with it: BadNonce)
                 self._retries += 1
             self._retry_block = refusal.block
-            for item in batch:
-                row = self.journal.get(item.key)
-                if row is not None and row["state"] == "confirmed":
-                    self._report(item.key, item.number, already=False)
-                else:
-                    self._retry.append(item)
+            self._each_unconfirmed(batch, self._retry.append)
             return
         except RelayRefused as refusal:
             self._recheck_orders(flight.tx_hash)
             self._stop_after_refusal(refusal)
             return
         except ChainRefused:
-            tx_hash = flight.tx_hash
-            self._recheck_orders(tx_hash)
-            for item in batch:  # try the others again, one transaction each
-                row = self.journal.get(item.key)
-                if row is not None and row["state"] == "confirmed":
-                    self._report(item.key, item.number, already=False)
-                else:
-                    self._send_single_retry(item)
+            self._recheck_orders(flight.tx_hash)
+            self._each_unconfirmed(batch, self._send_single_retry)  # the others again, one transaction each
             return
         self._retries = 0  # the bound is on refusals in a row
         self._report_many([(item.key, item.number) for item in batch], already=False,
                           settle=(flight.tx_hash, receipt))
+
+    def _each_unconfirmed(self, batch: list[Prepared], then: Callable[[Prepared], None]) -> None:
+        """Report the orders of `batch` the journal has confirmed (another transaction had them); `then` the rest."""
+        for item in batch:
+            row = self.journal.get(item.key)
+            if row is not None and row["state"] == "confirmed":
+                self._report(item.key, item.number, already=False)
+            else:
+                then(item)
 
     def _send_single_retry(self, item: Prepared) -> None:
         try:

@@ -134,7 +134,16 @@ def _start_worker(job: _Job, own_process: bool) -> None:
             import ctypes
             import signal
 
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+            # glibc gives the top of its heap back to the kernel once more than M_TRIM_THRESHOLD is free there
+            # (128 KiB, or twice the largest block freed so far). Each row's compressor (canonical.deflate,
+            # ~330 KiB at memLevel 9) is freed at that top, so a worker forked before the batch process had
+            # freed a large block gave the heap back and faulted it in again on every row: 35 page faults a
+            # row, 0.08 ms of its 0.6 ms (benchmarks/startup.py; /proc minflt per chunk 1,780 -> 3). Kept:
+            # 64 MiB at most, blocks under 4 MiB from the heap (a PDF's limits bound what a row holds).
+            libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
+            libc.mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
         except (OSError, AttributeError):
             pass
         from .. import order, service  # noqa: F401

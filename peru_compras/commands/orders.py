@@ -86,8 +86,6 @@ def register_batch(
         peru-compras register-batch ordenes.jsonl --pdf-dir pdfs/ --batch-size 100 --json
         peru-compras register-batch ocds-release-package.json --pdf-dir pdfs/ --dry-run
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from ..batch import BatchRegistrar, preview
     from ..manifest import Row, count_rows, manifest_kind, read_manifest
     from ..terminal import json_line
@@ -107,11 +105,10 @@ def register_batch(
             err(f"row {line.get('row')}: skipped: {line.get('reason')}")
 
     rows: Any = read_manifest(manifest, pdf_dir=pdf_dir)
+    total: int | None = None
     if manifest_kind(manifest) == "ocds":  # read whole anyway: map it now, so a broken package stops here
         listed: list[Row] = list(rows)
         rows, total = iter(listed), len(listed)
-    else:
-        total = count_rows(manifest)
     if dry_run:
         summary = preview(rows, base_url=ws.settings.base_url, emit=line_out)
         sys.stdout.flush()
@@ -121,22 +118,29 @@ def register_batch(
             raise typer.Exit(1)
         return
 
-    columns = (TextColumn("registering"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:.0f} orders/s"), TimeRemainingColumn())
-    from rich.console import Console
+    registrar = BatchRegistrar(ws, batch_size=batch_size, stamp=not no_stamp, emit=line_out)
+    try:
+        registrar.start(rows)  # the workers take their first rows while the rows are counted and the bar drawn
+        total = count_rows(manifest) if total is None else total
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    console = Console(stderr=True)  # not a terminal: no redrawing ten times a second, the bar is printed at the end
-    with Progress(*columns, console=console, transient=False, auto_refresh=console.is_terminal) as progress:
-        task = progress.add_task("orders", total=total, rate=0.0)
-        started = time.monotonic()
+        columns = (TextColumn("registering"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]:.0f} orders/s"), TimeRemainingColumn())
+        console = Console(stderr=True)  # not a terminal: no redrawing ten times a second, the bar is printed at the end
+        with Progress(*columns, console=console, transient=False, auto_refresh=console.is_terminal) as progress:
+            task = progress.add_task("orders", total=total, rate=0.0)
+            started = time.monotonic()
 
-        def advance(n: int) -> None:
-            progress.advance(task, n)
-            done = progress.tasks[0].completed
-            progress.update(task, rate=done / max(time.monotonic() - started, 1e-6))
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+                done = progress.tasks[0].completed
+                progress.update(task, rate=done / max(time.monotonic() - started, 1e-6))
 
-        registrar = BatchRegistrar(ws, batch_size=batch_size, stamp=not no_stamp, emit=line_out, progress=advance)
-        summary = registrar.run(rows)
+            registrar.progress = advance
+            summary = registrar.run()
+    finally:
+        registrar.close()
     sys.stdout.flush()
     skipped = f", skipped {summary.skipped}" if summary.ocds else ""
     emit(summary.to_json(), f"registered {summary.registered}, already registered {summary.already_registered}, "

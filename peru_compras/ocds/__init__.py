@@ -36,10 +36,11 @@ proposed in open-contracting/standard#1725 (``[{"scheme": "sha256", "id": <hex d
 
 from __future__ import annotations
 
+from ..manifest import OCDS_KEYS, is_ocds
 from .clean import find_pdf, repair_mojibake, safe_name
 from .identifiers import co_nit_is_valid, identify, py_ruc_is_valid
 from .mapping import NO_PLACE
-from .read import MAX_OCDS_BYTES, OCDS_KEYS, is_ocds, manifest_rows
+from .read import MAX_OCDS_BYTES, manifest_rows
 from .write import LOCATION_EXTENSION, OCID_PREFIX, dumps, export_package, release_for
 
 __all__ = ["LOCATION_EXTENSION", "MAX_OCDS_BYTES", "NO_PLACE", "OCDS_KEYS", "OCID_PREFIX", "co_nit_is_valid",

@@ -3,7 +3,6 @@ read whole (bounded) and grouped by ``ocid``; each group is mapped by :mod:`.map
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,19 +16,11 @@ from .clean import _list, _obj
 from .mapping import _Process, _Release
 
 MAX_OCDS_BYTES = 64 * 1024 * 1024  # an OCDS manifest is read whole
-OCDS_KEYS = re.compile(r'(?<!\\)"(releases|records|ocid)"\s*:')
-
 
 
 @dataclass(frozen=True)
 class _Unreadable:
     reason: str
-
-
-def is_ocds(head: str) -> bool:
-    """Whether the start of a (non-CSV) manifest is OCDS: a package's ``releases``/``records`` or a release's
-    ``ocid`` as a key."""
-    return bool(OCDS_KEYS.search(head))
 
 
 def _load(text: str, source: str) -> Any:
