@@ -162,9 +162,15 @@ def _prepare_chunk(rows: list[Row]) -> list[Prepared]:
     return prepared
 
 
+#: chunks a worker may be ahead of the batch process. Two left each worker idle 20-40 ms while the batch process
+#: reached the node and sent its first batch (the gap between chunks, measured in the workers); with four the
+#: gaps are those of handing a chunk back (1-8 ms). At most 4 x 2 x 50 prepared rows wait (a few hundred KB).
+AHEAD = 4
+
+
 class Preparer:
     """A batch's worker pool and its look-ahead: `rows` go in chunks of `chunk` to `workers` processes (one
-    thread when `workers` is 1); the prepared chunks come back in the rows' order, at most two chunks a
+    thread when `workers` is 1); the prepared chunks come back in the rows' order, at most AHEAD chunks a
     worker ahead of the one the batch process reads.
 
     The workers start as soon as :meth:`top_up` is first called, before the chain is reached, when the job
@@ -185,8 +191,8 @@ class Preparer:
             self._job = replace(self._job, qr_fragment=self._signer(), signed=True)
 
     def top_up(self) -> None:
-        """Submit chunks until two per worker are ahead, the rows end, or a chunk waits for the signer."""
-        while self._held is None and len(self._ahead) < 2 * self._workers:
+        """Submit chunks until AHEAD per worker are ahead, the rows end, or a chunk waits for the signer."""
+        while self._held is None and len(self._ahead) < AHEAD * self._workers:
             chunk = list(islice(self._rows, self._chunk))
             if not chunk:
                 return
