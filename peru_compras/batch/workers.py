@@ -7,6 +7,7 @@ signer) once, from the pool's initializer: never through argv or the environment
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -148,6 +149,11 @@ def _start_worker(job: _Job, own_process: bool) -> None:
             pass
         from .. import order, service  # noqa: F401
     from ..pdf import Limits
+    if own_process:
+        # What a worker has loaded by now is never garbage: the collector stops walking it (collection time
+        # of a 2,000-order run, gc.callbacks: 15-21 -> 10-14 ms a worker). Not in the batch process, which
+        # may be a library caller's: its objects would never be collected again
+        gc.freeze()
 
     _JOB, _LIMITS = job, Limits(*job.pdf_limits) if job.pdf_limits is not None else None
 
