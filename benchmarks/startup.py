@@ -137,10 +137,8 @@ def _process_cpu(pid: int | None) -> float:
 Chain = tuple[LocalNode, dict[str, str], list[str]]  # a node, the environment to reach it, --home HOME
 
 
-def _machine_ms() -> float:
-    """Milliseconds of process time a fixed piece of pure-Python work takes now (best of 3): the same code
-    ran 20 % slower at some minutes than at others on the 2-core machine, and this shows which minute a run
-    met. Not a correction: only context for the rates beside it."""
+def _probe_ms() -> float:
+    """Milliseconds of process time a fixed piece of pure-Python work takes now (best of 3)."""
     best = float("inf")
     for _ in range(3):
         started = time.process_time()
@@ -148,7 +146,26 @@ def _machine_ms() -> float:
         for number in range(200_000):
             total += len(str(number * number)) ^ (number & 7)
         best = min(best, time.process_time() - started)
-    return round(best * 1000, 1)
+    return best * 1000
+
+
+def _machine_ms() -> list[float]:
+    """The probe alone, then on both cores at once (the slower of the two): the same code ran up to 30 %
+    slower at some minutes than at others on the 2-core machine, and at some minutes two busy processes each
+    ran at 60 % of one's speed (the two cores then behave as one core's two hyperthreads). A batch keeps both
+    cores busy, so this shows which minute a run met. Not a correction: context for the rates beside it."""
+    alone = _probe_ms()
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover — the child process
+        os.write(writing, repr(_probe_ms()).encode())
+        os._exit(0)
+    mine = _probe_ms()
+    os.waitpid(child, 0)
+    other = float(os.read(reading, 64))
+    os.close(reading)
+    os.close(writing)
+    return [round(alone, 1), round(max(mine, other), 1)]
 
 
 def _batch_runs(generator: ModuleType, orders: int, runs: int, chain_for: Callable[[int], Chain],
@@ -178,7 +195,8 @@ def _batch_runs(generator: ModuleType, orders: int, runs: int, chain_for: Callab
             "median_s": round(statistics.median(seconds), 3), "best_orders_per_s": round(max(rates), 1),
             "orders_per_s_each_run": [round(rate) for rate in rates],
             "median_cpu_s": round(statistics.median(cpu), 3),  # the command and its workers (not Anvil)
-            "anvil_cpu_s_each_run": node_cpu, "machine_ms_each_run": machine}
+            "anvil_cpu_s_each_run": node_cpu,
+            "probe_ms_each_run": machine}  # [one core, both cores at once]: see _machine_ms
 
 
 def measure(runs: int, orders: int, batch_runs: int) -> dict[str, Any]:
@@ -198,6 +216,7 @@ def measure(runs: int, orders: int, batch_runs: int) -> dict[str, Any]:
                  stdout=out)
         token = json.loads(registered.read_text())["token_id"]
         results: dict[str, Any] = {
+            "probe_ms_at_start": _machine_ms(),  # [one core, both cores at once]: see _machine_ms
             "verify": _timed([*cli, *home, "verify", str(tmp / "orden.pdf")], env, runs),
             "show": _timed([*cli, *home, "show", token], env, runs),
             "help": _timed([*cli, "--help"], env, runs),
