@@ -62,6 +62,7 @@ TARGETS = [
     Target("fetch", ("peru_compras/fetch.py",), ["tests/test_fetch_policy.py"]),
     Target("pdf acceptance checks", ("peru_compras/pdf/open.py", "peru_compras/pdf/checks.py"),
            ["tests/test_pdf_checks.py"]),
+    Target("manifest (which file a row's pdf may name)", ("peru_compras/manifest.py",), ["tests/test_manifest.py"]),
     Target("safejson (the decoder's JSON reader)", ("peru_compras/safejson.py",), ["tests/test_safejson.py"],
            pytest_args=["-k", "not web3"]),  # the subprocess test costs 3 s a mutant; the others cover loads
 ]
