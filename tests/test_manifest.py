@@ -99,6 +99,7 @@ def test_a_folder_reached_through_a_link_is_still_its_own(tmp_path: Path, folder
     ("m.CSV", '{"looks": "like json"}\n', "csv"),  # the name decides first
     ("m.txt", "order_number,pdf\nOC-1,a.pdf\n", "csv"),  # a comma in a first line that is not JSON
     ("m.txt", "order_number\nOC-1\n", "jsonl"),  # no comma: read as JSON Lines (each line then says why not)
+    ("m.txt", "order_number\nOC-1, a.pdf\n", "jsonl"),  # a comma after the first line does not count
     ("m.json", '{"uri": "x", "releases": [{"ocid": "ocds-1"}]}', "ocds"),
     ("m.json", '{"uri": "x", "records": []}', "ocds"),
     ("m.jsonl", '{"ocid": "ocds-1", "id": "1"}\n', "ocds"),
@@ -212,3 +213,103 @@ def test_count_rows_counts_lines_without_reading_them(tmp_path: Path) -> None:
     assert count_rows(tmp_path / "h.csv") == 0
     (tmp_path / "e.csv").write_bytes(b"")
     assert count_rows(tmp_path / "e.csv") == 0
+
+
+def test_csv_cells_beyond_or_short_of_the_header_and_numbers_that_stay_text(folder: Path) -> None:
+    manifest = folder / "m.csv"
+    manifest.write_text(
+        "order_number,delivery.term_days,entity,notes,pdf\n"
+        "OC-1,123456789,{\"name\": \"Hospital\"},[not parsed],a.pdf,extra,cells\n"  # more cells than columns
+        "OC-2,1234567890,Hospital\n"  # fewer: the missing ones are left out
+        "OC-3,١٥,,,a.pdf\n", encoding="utf-8")  # Arabic-Indic digits: not a number here
+    first, second, third = read_manifest(manifest)
+    assert first.error is None and first.record == {
+        "order_number": "OC-1", "delivery": {"term_days": 123456789}, "entity": {"name": "Hospital"},
+        "notes": "[not parsed]"}
+    assert second.record == {"order_number": "OC-2", "delivery": {"term_days": "1234567890"}, "entity": "Hospital"}
+    assert second.error == "row has no `pdf` (the PDF's path)"
+    assert third.record == {"order_number": "OC-3", "delivery": {"term_days": "١٥"}}
+
+
+def test_a_csv_row_that_cannot_be_read_does_not_stop_the_next(folder: Path) -> None:
+    manifest = folder / "m.csv"
+    manifest.write_bytes(b"order_number,pdf\n"
+                         + b"OC-1,\"" + b"x" * 200_000 + b"\"\n"  # over the csv module's field limit
+                         + b"OC-\xff,a.pdf\n"
+                         + b"OC-3,a.pdf\n")
+    rows = list(read_manifest(manifest))
+    assert rows[0].record is None and rows[0].error is not None and rows[0].error.startswith("row 1 is not CSV")
+    assert (rows[1].record, rows[1].error) == (None, "row 2 is not UTF-8 text")
+    assert rows[2].record == {"order_number": "OC-3"} and rows[2].pdf == folder / "a.pdf"
+
+
+def test_a_line_that_is_not_utf8_does_not_stop_the_next(folder: Path) -> None:
+    manifest = folder / "m.jsonl"
+    manifest.write_bytes(b'{"order_number": "OC-\xff", "pdf": "a.pdf"}\n{"order_number": "OC-2", "pdf": "a.pdf"}\n')
+    first, second = read_manifest(manifest)
+    assert (first.number, first.error) == (1, "line 1 is not UTF-8 text")
+    assert (second.number, second.record, second.error) == (2, {"order_number": "OC-2"}, None)
+
+
+@pytest.mark.parametrize(("name", "raw", "kind"), [
+    ("m.txt", b"\xef\xbb\xbf" + b'{"order_number": "OC-1", "pdf": "a.pdf"}\n', "jsonl"),  # a BOM, then JSON
+    ("m.txt", b'   {"order_number": "OC-1", "pdf": "a.pdf"}\n', "jsonl"),  # spaces before the JSON
+    ("m.txt", b'[{"order_number": "OC-1"}, 2]\n', "jsonl"),
+    ("m.txt", b"order number,pdf\nOC-1 a.pdf\n", "csv"),  # the first line decides; spaces in a column name
+    ("m.txt", b'{"order_number": "OC-\xff\xfe", "ocid": 1}\n', "ocds"),  # a byte that is not UTF-8 in the head
+])
+def test_the_first_line_decides_between_csv_and_json(tmp_path: Path, name: str, raw: bytes, kind: str) -> None:
+    (tmp_path / name).write_bytes(raw)
+    assert manifest_kind(tmp_path / name) == kind
+
+
+def test_a_missing_manifest_names_its_path_and_the_next_step(tmp_path: Path) -> None:
+    from peru_compras.errors import InvalidInput
+
+    for read in (manifest_kind, lambda path: list(read_manifest(path))):
+        with pytest.raises(InvalidInput) as caught:
+            read(tmp_path / "none.jsonl")
+        assert caught.value.message.startswith(f"cannot read manifest {str(tmp_path / 'none.jsonl')!r}: ")
+        assert caught.value.hint == "check the path"
+
+
+def test_rows_come_as_sniffed_from_the_head_alone(tmp_path: Path) -> None:
+    """An "ocid" key past the first 4096 characters does not make a JSON Lines manifest OCDS."""
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
+    late = json.dumps({"order_number": "OC-1", "padding": "x" * 5000, "ocid": "ocds-1", "pdf": "a.pdf"})
+    (tmp_path / "m.jsonl").write_text(late + "\n", encoding="utf-8")
+    (row,) = read_manifest(tmp_path / "m.jsonl")
+    assert row.error is None and row.pdf == tmp_path / "a.pdf" and row.record is not None
+    assert row.record["ocid"] == "ocds-1"
+
+
+def test_an_ocds_pdf_dir_file_that_links_out_is_refused_on_its_row(tmp_path: Path) -> None:
+    """OCDS rows find their PDF as <pdf-dir>/<order number>.pdf: a link there that leads out is refused, the
+    row keeping its record, number and source (its line names the release); drawn rows are left alone."""
+    from .test_ocds import package, simple, write
+
+    pdfs, outside = tmp_path / "pdfs", tmp_path / "outside"
+    pdfs.mkdir()
+    outside.mkdir()
+    (outside / "secret.pdf").write_bytes(b"%PDF-1.4 secret")
+    (pdfs / "OC-OUT.pdf").symlink_to(outside / "secret.pdf")
+    (pdfs / "OC-IN.pdf").write_bytes(b"%PDF-1.4 in")
+    manifest = write(tmp_path / "p.json", package(simple("ocds-x-1", "OC-OUT"), simple("ocds-x-2", "OC-IN"),
+                                                  simple("ocds-x-3", "OC-DRAWN")))
+    rows = {row.record["order_number"]: row for row in read_manifest(manifest, pdf_dir=pdfs) if row.record}
+    out, inside, drawn = rows["OC-OUT"], rows["OC-IN"], rows["OC-DRAWN"]
+    assert out.pdf is None and out.error == refusal(pdfs, "OC-OUT.pdf") and not out.render
+    assert out.source == {"ocid": "ocds-x-1", "release_id": "ocds-x-1-r1", "contract_id": "OC-OUT"}
+    assert out.number < inside.number < drawn.number
+    assert inside.pdf == pdfs / "OC-IN.pdf" and inside.error is None
+    assert drawn.pdf is None and drawn.render and drawn.error is None
+
+
+def test_a_quoted_csv_cell_keeps_its_line_break_as_written(folder: Path) -> None:
+    """The csv module reads quoted line breaks itself (the file is opened without newline translation): a
+    place written on two lines reaches the record's rules as it is, CR LF and all."""
+    manifest = folder / "m.csv"
+    manifest.write_bytes(b'order_number,delivery_place,pdf\r\nOC-1,"Piura\r\nAlmac\xc3\xa9n 2",a.pdf\r\n')
+    (row,) = read_manifest(manifest)
+    assert row.record == {"order_number": "OC-1", "delivery": {"place": "Piura\r\nAlmacén 2"}}
+    assert row.pdf == folder / "a.pdf"
