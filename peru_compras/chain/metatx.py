@@ -378,10 +378,15 @@ class MetaTxTransactor(Transactor):
                 try:
                     (deployed, _hash) = abi_decode(["address", "bytes32"], bytes.fromhex(str(log["data"])[2:]))
                 except Exception:  # noqa: BLE001 — abi.AbiError or non-hex: the node's bytes, not the hub's event
-                    raise self.node_rpc.invalid(
+                    refusal = self.node_rpc.invalid(
                         "eth_getTransactionReceipt",
                         f"a ContractDeployed log of transaction {tx_hash} whose data is not (address, bytes32)",
-                    ) from None
+                    )
+                    # the Forward did run (its nonce is used): a registry may exist; only its address is unread
+                    refusal.hint = (f"the hub ran the deployment: read transaction {tx_hash}'s receipt from another "
+                                    "node, then give the address it names with --registry or PERU_COMPRAS_REGISTRY "
+                                    "(deploying again would make a second registry)")
+                    raise refusal from None
                 address = to_checksum_address(deployed)
         field = self.node_rpc.int_field
         return Receipt(tx_hash=tx_hash, block_number=field(receipt, "blockNumber", "eth_getTransactionReceipt"),
