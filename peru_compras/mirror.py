@@ -330,7 +330,8 @@ class Mirror:
     def _write(self, db: Database, cursor: int, last: int, fetched: _Range) -> tuple[int, int]:
         """Write the range's rows and the cursor in one transaction; (orders added, status changes)."""
         logs, blocks, records = fetched.logs, fetched.blocks, fetched.records
-        registered = {(log["tx"], log["index"]): log for log in logs if log["topics"][0] == ORDER_REGISTERED}
+        registered = {(log["tx"], log["index"]): log for log in logs  # its hash and registrar: topics 1 and 2
+                      if log["topics"][0] == ORDER_REGISTERED and len(log["topics"]) == 3}
         jobs: list[Job] = []
         for log in logs:
             topics = log["topics"]

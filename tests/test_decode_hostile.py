@@ -17,7 +17,16 @@ import pytest
 import rlp
 from eth_abi.abi import encode as abi_encode
 
-from peru_compras.chain.client import ORDER_ANNULLED, REGISTER, UNREADABLE_REASON, Registry, order_entries
+from peru_compras.chain.client import (
+    ORDER_ANNULLED,
+    ORDER_REGISTERED,
+    REGISTER,
+    ROLE_GRANTED,
+    TRANSFER,
+    UNREADABLE_REASON,
+    Registry,
+    order_entries,
+)
 from peru_compras.chain.lacnet import RELAY_META_TX
 from peru_compras.chain.metatx import CONTRACT_DEPLOYED
 from peru_compras.chain.rpc import Rpc
@@ -176,3 +185,48 @@ def test_deploy_through_the_metatx_hub_names_a_contract_deployed_log_that_does_n
     # the registry may exist: the next step is to read its address elsewhere, not to deploy a second one
     assert "the hub ran the deployment" in done.stderr and "deploying again would make a second registry" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# -- logs cut short: a topic the code reads after the ones the filter asked for ------------------------------
+
+def _cut_topics(event: str, keep: int) -> Callable[[str, Any], Any]:
+    """Every `event` log a node answers keeps only its first `keep` topics."""
+    def rule(method: str, result: Any) -> Any:
+        if method == "eth_getLogs" and isinstance(result, list):
+            return [{**log, "topics": log["topics"][:keep]} if log["topics"] and log["topics"][0] == event else log
+                    for log in result]
+        return result
+    return rule
+
+
+@pytest.mark.parametrize(("command", "event", "keep", "named"), [
+    ("show", ORDER_REGISTERED, 2, "OrderRegistered log without its topic 2"),
+    ("roles", ROLE_GRANTED, 2, "RoleGranted log without its topic 2"),
+    ("export-ocds", TRANSFER, 3, "Transfer log without its topic 3"),
+])
+def test_a_log_without_the_topic_read_from_it_is_the_nodes_invalid_answer(
+        cli: Runner, registry: Registry, annulled: Order, rewrite: Any, tmp_path: Path, command: str, event: str,
+        keep: int, named: str) -> None:
+    args = {"show": ["show", f"0x{annulled.token_id:064x}"], "roles": ["roles", "list"],
+            "export-ocds": ["export-ocds", "--out", str(tmp_path / "p.json")]}[command]
+    rewrite(_cut_topics(event, keep))
+    done = cli(*args, "--registry", registry.address)
+    assert "internal error" not in done.stderr
+    assert done.code == 1, done.stderr
+    assert named in done.stderr and "answered eth_getLogs" in done.stderr
+    assert not (tmp_path / "p.json").exists()  # nothing half-written
+
+
+def test_the_mirror_reads_an_order_whose_registration_log_is_cut_short_as_unpaired(
+        cli: Runner, registry: Registry, annulled: Order, rewrite: Any, tmp_path: Path) -> None:
+    """The mirror pairs each mint with its OrderRegistered log (hash, registrar); one cut short is not paired
+    (never an IndexError): the order is still mirrored, from its Transfer and its calldata."""
+    rewrite(_cut_topics(ORDER_REGISTERED, 2))
+    out = tmp_path / "mirror.sqlite"
+    result = cli("mirror", "--registry", registry.address, "--out", str(out), "--json")
+    assert "internal error" not in result.stderr
+    assert result.code == 0, result.stderr
+    with sqlite3.connect(out) as db:
+        rows = db.execute("SELECT order_number FROM orders WHERE token_id = ?",
+                          (f"0x{annulled.token_id:064x}",)).fetchall()
+    assert rows == [(annulled.order_number,)]

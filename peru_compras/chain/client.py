@@ -291,6 +291,15 @@ class Registry:
                                        "words were expected")
         return logs
 
+    def _topic(self, log: Any, index: int, event: str) -> str:
+        """Topic `index` of an `event` log a node answered (a 32-byte hex word); InvalidNodeAnswer when the log
+        has no such topic: what the filter asked for is checked by :meth:`_logs`, not the topics after it."""
+        topics = log.get("topics") if isinstance(log, dict) else None
+        if not (isinstance(topics, list) and len(topics) > index and isinstance(topics[index], str)
+                and _TOPIC.fullmatch(topics[index])):
+            raise self.rpc.invalid("eth_getLogs", f"a {event} log without its topic {index}: {str(topics)[:80]}")
+        return str(topics[index])
+
     def is_document_registered(self, document_hash: bytes) -> bool:
         """Whether any order was registered with this document hash (one ``eth_getLogs``)."""
         return bool(self._logs([ORDER_REGISTERED, "0x" + document_hash.hex()]))
@@ -326,7 +335,8 @@ class Registry:
                                           block_hash=log["blockHash"])
             if entry["transactionHash"] == log["transactionHash"]
         ]
-        registrar = to_checksum_address("0x" + registered[0]["topics"][2][-40:]) if registered else "unknown"
+        registrar = to_checksum_address("0x" + self._topic(registered[0], 2, "OrderRegistered")[-40:]) \
+            if registered else "unknown"
         reason = None
         if state.status == "annulled":
             annulled = self._logs([ORDER_ANNULLED, _word(token_id)])
@@ -351,7 +361,7 @@ class Registry:
         """Accounts holding `role` now (from RoleGranted/RoleRevoked events, confirmed by hasRole)."""
         seen: dict[str, None] = {}
         for log in self._logs([ROLE_GRANTED, "0x" + ROLE_NAMES[role].hex()]):
-            seen[to_checksum_address("0x" + log["topics"][2][-40:])] = None
+            seen[to_checksum_address("0x" + self._topic(log, 2, "RoleGranted")[-40:])] = None
         return [account for account in seen if self.has_role(role, account)]
 
     # -- log scans over the whole history (H5: moved here from ocds.py) -------------------------------
@@ -374,7 +384,7 @@ class Registry:
         since the registry's deploy block (only ``eth_getLogs``)."""
         latest = int(self.rpc.call("eth_blockNumber"), 16)
         logs = self.logs_between([TRANSFER, "0x" + "00" * 32], self.from_block, latest)
-        return list(dict.fromkeys(int(log["topics"][3], 16) for log in logs))
+        return list(dict.fromkeys(int(self._topic(log, 3, "Transfer"), 16) for log in logs))
 
 
 def _decode(entry: bytes, token_id: int) -> tuple[bytes, Order]:
