@@ -230,3 +230,20 @@ def test_the_mirror_reads_an_order_whose_registration_log_is_cut_short_as_unpair
         rows = db.execute("SELECT order_number FROM orders WHERE token_id = ?",
                           (f"0x{annulled.token_id:064x}",)).fetchall()
     assert rows == [(annulled.order_number,)]
+
+
+@pytest.mark.parametrize("block_hash", [None, "0x1234", 7])
+def test_a_mint_log_without_a_block_hash_is_the_nodes_invalid_answer(
+        cli: Runner, registry: Registry, annulled: Order, rewrite: Any, block_hash: Any) -> None:
+    """show reads the registering block's OrderRegistered log by the mint log's blockHash."""
+    def rule(method: str, result: Any) -> Any:
+        if method == "eth_getLogs" and isinstance(result, list):
+            return [({key: value for key, value in log.items() if key != "blockHash"} if block_hash is None
+                     else {**log, "blockHash": block_hash}) if log["topics"][0] == TRANSFER else log
+                    for log in result]
+        return result
+    rewrite(rule)
+    done = cli("show", f"0x{annulled.token_id:064x}", "--registry", registry.address)
+    assert "internal error" not in done.stderr
+    assert done.code == 1, done.stderr
+    assert f"a Transfer log whose blockHash is {block_hash}" in done.stderr

@@ -330,9 +330,11 @@ class Registry:
         tx = self.rpc.call("eth_getTransactionByHash", [log["transactionHash"]])
         order = self._order_from_input(self.rpc.data_field(tx, "input", "eth_getTransactionByHash"), token_id,
                                        state.document_hash)
+        block_hash = log.get("blockHash")
+        if not (isinstance(block_hash, str) and _TOPIC.fullmatch(block_hash)):
+            raise self.rpc.invalid("eth_getLogs", f"a Transfer log whose blockHash is {str(block_hash)[:80]}")
         registered = [
-            entry for entry in self._logs([ORDER_REGISTERED, "0x" + state.document_hash.hex()],
-                                          block_hash=log["blockHash"])
+            entry for entry in self._logs([ORDER_REGISTERED, "0x" + state.document_hash.hex()], block_hash=block_hash)
             if entry["transactionHash"] == log["transactionHash"]
         ]
         registrar = to_checksum_address("0x" + self._topic(registered[0], 2, "OrderRegistered")[-40:]) \
