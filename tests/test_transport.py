@@ -190,3 +190,54 @@ def test_a_redirect_to_an_address_that_is_no_node_is_unreachable_not_followed() 
         with pytest.raises(NodeUnavailable, match=r"\(InvalidURL\)"):
             Rpc(url, attempts=1).call("eth_chainId")
         assert len(seen) == 1
+
+
+class _Dropping(BaseHTTPRequestHandler):
+    """Answers the first request of each connection; reads the next ones and hangs up without a word (a node
+    whose keep-alive timer fired as the request arrived) — all of them, when `always` is set."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[int]  # the client port of each request: one per connection
+    always = False
+
+    def do_POST(self) -> None:  # noqa: N802 — http.server's name
+        read_body(self)
+        first = self.client_address[1] not in self.seen
+        self.seen.append(self.client_address[1])
+        if first and not self.always:
+            send_json(self, ANSWER)
+        else:
+            self.close_connection = True  # nothing sent: the client reads RemoteDisconnected
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_kept_connection_dropped_under_a_request_is_tried_once_on_a_new_one() -> None:
+    """The select() check sees a connection the node closed while it was idle; one it closes as a request
+    arrives looks alive. That request is sent once more on a new connection — once: a node that drops every
+    request is Unreachable, and a request on a new connection is never sent twice."""
+    seen: list[int] = []
+    handler = type("Dropping", (_Dropping,), {"seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        http = Http(url, {"Content-Type": "application/json"}, timeout=5)
+        for _ in range(3):
+            assert json.loads(http.read(http.post(b"{}"), 1 << 20, 1 << 16)) == ANSWER
+        # each call after the first: dropped on the kept connection, then answered on a new one
+        assert len(seen) == 5 and len(set(seen)) == 3 and seen[1] == seen[0] and seen[3] == seen[2]
+        handler.always = True
+        seen.clear()
+        with pytest.raises(OSError) as caught:  # Unreachable: "ConnectionError" as requests names it
+            http.post(b"{}")
+        assert getattr(caught.value, "name", "") == "ConnectionError"
+        assert len(seen) == 2 and seen[0] != seen[1]  # the kept connection, then one new one: no third try
+        seen.clear()
+        with pytest.raises(OSError):
+            Http(url, {}, timeout=5).post(b"{}")  # a new connection from the start
+        assert len(seen) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
