@@ -324,3 +324,49 @@ def test_the_page_answers_a_garbage_node_with_a_gateway_error(case: str) -> None
     assert set(api.json()) >= {"error"}
     assert page.status_code in (502, 503) and page.headers["content-type"].startswith("text/html")
     assert "Traceback" not in api.text + page.text
+
+
+class _Climbing(Rpc):
+    """A node whose block number climbs by one each time it is asked, and whose status-event logs are `logs`."""
+
+    def __init__(self, logs: list[Any]) -> None:
+        super().__init__("http://127.0.0.1:9", attempts=1)
+        self.logs, self.height = logs, 10
+
+    def call(self, method: str, params: list[Any] | None = None, *, retry: bool = True) -> Any:
+        if method == "eth_chainId":
+            return "0x7a69"
+        if method == "eth_blockNumber":
+            self.height += 1
+            return hex(self.height)
+        assert method == "eth_getLogs", method
+        return self.logs
+
+
+@pytest.mark.parametrize("logs", [
+    [{"topics": ["0x" + "ab" * 32, "0xzz"]}],  # a token id that is not hex
+    [{"topics": ["0x" + "ab" * 32, None]}],
+    [{"topics": "0x12"}],
+    ["not a log"],
+    [{"topics": []}],
+    [{"data": "0x"}],
+])
+def test_the_pages_status_feed_takes_garbage_logs_as_the_nodes_invalid_answer(logs: list[Any]) -> None:
+    """The page follows annulments and supersessions with eth_getLogs each few seconds: a log whose topics are
+    not words is the node's invalid answer (the page then says 502, "could not be read"), not a ValueError
+    (a 500). A well-formed feed still goes through."""
+    from peru_compras.web.chainview import ChainView
+
+    def view_of(answers: list[Any]) -> ChainView:
+        registry = Registry(_Climbing(answers), REGISTRY)
+        return ChainView(lambda: registry, sync_interval=0)
+
+    async def two_syncs(view: ChainView) -> None:
+        await view.sync()  # the first learns the height; the second asks for the logs since
+        await view.sync()
+
+    with pytest.raises(InvalidNodeAnswer, match="answered eth_getLogs with a log whose topics are not 32-byte words"):
+        asyncio.run(two_syncs(view_of(logs)))
+    good = view_of([{"topics": ["0x" + "ab" * 32, "0x" + "00" * 31 + "01", "0x" + "00" * 31 + "02"]}])
+    asyncio.run(two_syncs(good))
+    assert good.block == 12
