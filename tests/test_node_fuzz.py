@@ -1,0 +1,164 @@
+"""A node that lies anywhere: each run of `show` and `verify` gets one of the node's real answers changed at
+random (a key dropped, a value of the wrong type, hex cut short or not hex, an element added or removed),
+and must end as the product's errors end — one line, its exit code — never "internal error".
+
+The node is the session's real Anvil, the answers its own; the change is made to the answer's bytes as they
+arrive (``Rpc._post``, in this process: the CLI runs in-process), so every check the client makes sees it.
+Seeds are fixed: a failure names the seed, the call and the change, and reruns the same."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peru_compras.chain.client import Registry
+from peru_compras.chain.rpc import Rpc
+from peru_compras.hashing import sha256
+from peru_compras.order import Order, parse_order
+from peru_compras.render import render_order
+
+from .conftest import Runner, reference_order
+
+_counter = itertools.count()
+GARBAGE: list[Any] = [None, 7, -1, "0xzz", "", "0x", [], {}, "x" * 90, True, 1.5, "0x" + "ff" * 40, {"a": 1},
+                      ["0x00"]]
+SEEDS = range(int(os.environ.get("FUZZ_SEEDS", "240")))  # FUZZ_SEEDS=3000: a longer search (3 min)
+
+
+def mutate(value: Any, rng: random.Random) -> tuple[Any, str]:
+    """`value` with one change somewhere inside it, and where."""
+    if isinstance(value, dict) and value and rng.random() < 0.8:
+        key = rng.choice(sorted(value, key=str))
+        out = dict(value)
+        roll = rng.random()
+        if roll < 0.3:
+            del out[key]
+            return out, f"[{key!r}] dropped"
+        if roll < 0.6:
+            out[key] = rng.choice(GARBAGE)
+            return out, f"[{key!r}] = {out[key]!r}"
+        out[key], where = mutate(value[key], rng)
+        return out, f"[{key!r}]{where}"
+    if isinstance(value, list) and value and rng.random() < 0.8:
+        items = list(value)
+        index = rng.randrange(len(items))
+        roll = rng.random()
+        if roll < 0.3:
+            del items[index]
+            return items, f"[{index}] dropped"
+        if roll < 0.5:
+            items.insert(index, rng.choice(GARBAGE))
+            return items, f"[{index}] inserted {items[index]!r}"
+        items[index], where = mutate(value[index], rng)
+        return items, f"[{index}]{where}"
+    if isinstance(value, str) and value.startswith("0x") and rng.random() < 0.7:
+        roll = rng.random()
+        if roll < 0.3:
+            cut = value[: rng.randrange(2, max(3, len(value)))]
+            return cut, f" cut to {len(cut)} characters"
+        if roll < 0.6:
+            return value[:-1] + "g", " ending in g"
+        return value + "00", " with a byte more"
+    replaced = rng.choice(GARBAGE)
+    return replaced, f" = {replaced!r}"
+
+
+def one_lie(seed: int) -> tuple[Callable[[str, Any], Any], list[str]]:
+    """A rule that changes the answer to call number k (k from the seed) and a record of what it changed."""
+    rng = random.Random(seed)
+    target = rng.randrange(10)
+    told: list[str] = []
+    calls = itertools.count()
+
+    def rule(method: str, result: Any) -> Any:
+        if next(calls) != target:
+            return result
+        changed, where = mutate(result, rng)
+        told.append(f"{method}{where}")
+        return changed
+    return rule, told
+
+
+@pytest.fixture(scope="module")
+def registered(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> tuple[Order, Path, Order]:
+    """An order with its PDF registered, and an annulled one."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    order = parse_order(reference_order(order_number=f"OC-FUZZ-{next(_counter):06d}"))
+    pdf = folder / "orden.pdf"
+    pdf.write_bytes(render_order(order))
+    registry.register(order, sha256(pdf.read_bytes()))
+    annulled = parse_order(reference_order(order_number=f"OC-FUZZ-{next(_counter):06d}"))
+    registry.register(annulled, sha256(b"annulled " + annulled.order_number.encode()))
+    registry.annul(annulled.token_id, "Monto mal digitado")
+    return order, pdf, annulled
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_one_lie_from_the_node_is_an_error_line_never_a_crash(
+        cli: Runner, registry: Registry, registered: tuple[Order, Path, Order], monkeypatch: pytest.MonkeyPatch,
+        seed: int) -> None:
+    order, pdf, annulled = registered
+    rule, told = one_lie(seed)
+    real = Rpc._post
+
+    def post(self: Rpc, method: str, params: list[Any]) -> bytes:  # the answer as the node sends it: bytes
+        answer = json.loads(real(self, method, params))
+        if "result" in answer:
+            answer["result"] = rule(method, answer["result"])
+        return json.dumps(answer).encode()
+    monkeypatch.setattr(Rpc, "_post", post)
+    args = [["show", f"0x{order.token_id:064x}"], ["show", f"0x{annulled.token_id:064x}"],
+            ["verify", str(pdf)]][seed % 3]
+    done = cli(*args, "--registry", registry.address, "--json")
+    lie = told[0] if told else "nothing (fewer calls than the one picked)"
+    assert "internal error" not in done.stderr, f"seed {seed}, {args[0]}, the node's {lie}: {done.stderr}"
+    # 2: a registry address where the node says there is no contract is the user's to check (SPEC: bad input)
+    assert done.code in (0, 1, 2, 3), f"seed {seed}, {args[0]}, the node's {lie}: exit {done.code} {done.stderr}"
+    if done.stderr.strip():
+        assert done.code != 0 and len(done.stderr.strip().splitlines()) == 1, f"seed {seed}, {lie}: {done.stderr}"
+    else:  # an answer, maybe a negative one (verify: anything but authentic exits 1), as JSON
+        assert done.code in (0, 1) and isinstance(done.json(), dict), f"seed {seed}, {lie}: {done.stdout}"
+
+
+@pytest.mark.parametrize("seed", SEEDS[::3])
+def test_one_lie_from_the_node_is_a_gateway_error_on_the_page_never_a_500(
+        registry: Registry, registered: tuple[Order, Path, Order], monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """The same lies told to the page (its API and its order page): 200, 404, 502 or 503, never a 500."""
+    import asyncio
+
+    import httpx
+
+    from peru_compras.web.app import PageSettings, create_app
+
+    order, _pdf, annulled = registered
+    rule, told = one_lie(seed)
+    real = Rpc._post
+
+    def post(self: Rpc, method: str, params: list[Any]) -> bytes:
+        answer = json.loads(real(self, method, params))
+        if "result" in answer:
+            answer["result"] = rule(method, answer["result"])
+        return json.dumps(answer).encode()
+    monkeypatch.setattr(Rpc, "_post", post)
+    app = create_app(lambda: Registry(Rpc(registry.rpc.url, attempts=1), registry.address),
+                     PageSettings(base_url="https://oc.example.pe", sync_interval=0))
+    shown = order if seed % 2 else annulled
+
+    async def fetch() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            return [await http.get(f"/api/orders/0x{shown.token_id:064x}"), await http.get(shown.verify_path)]
+
+    for response in asyncio.run(fetch()):
+        lie = told[0] if told else "nothing"
+        if not told:  # fewer calls than the one picked: the page as it is, which the others must not break
+            assert response.status_code == 200, (seed, response.status_code, response.text[:200])
+        assert response.status_code in (200, 301, 302, 307, 308, 404, 502, 503), (seed, lie, response.status_code)
+        assert "Traceback" not in response.text
