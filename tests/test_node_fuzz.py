@@ -29,7 +29,7 @@ from .conftest import Runner, reference_order
 _counter = itertools.count()
 GARBAGE: list[Any] = [None, 7, -1, "0xzz", "", "0x", [], {}, "x" * 90, True, 1.5, "0x" + "ff" * 40, {"a": 1},
                       ["0x00"]]
-SEEDS = range(int(os.environ.get("FUZZ_SEEDS", "240")))  # FUZZ_SEEDS=3000: a longer search (3 min)
+SEEDS = range(int(os.environ.get("FUZZ_SEEDS", "240")))  # FUZZ_SEEDS=3000: a longer search (5 min)
 
 
 def mutate(value: Any, rng: random.Random) -> tuple[Any, str]:
