@@ -62,7 +62,8 @@ def prepare(order: Order, document: bytes | CheckedPdf | None, *, base_url: str,
     `document` is the PDF's bytes (checked here within `limits`, default :class:`~peru_compras.pdf.Limits`),
     or a :class:`~peru_compras.pdf.CheckedPdf` (read_checked / open_checked: not parsed again; used up), or
     None: the order is drawn (:func:`~peru_compras.render.render_order`) with its QR printed. `qr_fragment`
-    (a :class:`~peru_compras.signed_qr.QrSigner`) signs the QR; None: a plain QR.
+    (a :class:`~peru_compras.signed_qr.QrSigner`) signs the QR printed; None: a plain QR. A PDF not stamped
+    keeps the QR it carries: nothing is signed, and no warning about a signature comes from it.
 
     Refuses (exit 2) a verify URL over 80 characters, a PDF we do not accept, one with active content or
     (unless `allow_other_urls`) a link or QR for another address. Touches no chain, store or file."""
@@ -75,7 +76,7 @@ def prepare(order: Order, document: bytes | CheckedPdf | None, *, base_url: str,
     if mismatch:
         warnings.append(f"{order.order_number}: {mismatch}")
     text = url
-    if qr_fragment is not None:
+    if qr_fragment is not None and (stamp or document is None):  # only a QR printed here is signed
         from .signed_qr import qr_text
 
         text, unsigned = qr_text(url, order, qr_fragment)

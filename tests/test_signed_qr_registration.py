@@ -85,6 +85,20 @@ def test_register_and_supersede_sign_the_qr(deployed: Runner, tmp_path: Path) ->
     assert old["replaced_by"] == superseding.json()["token_id"]
 
 
+def test_a_pdf_registered_as_it_is_gets_no_word_about_a_signature(deployed: Runner, tmp_path: Path) -> None:
+    """--no-stamp keeps the QR the PDF carries: nothing is signed for it, so no "signed QR not used" warning,
+    even for an order whose signed QR would not fit (which stamping does warn about)."""
+    cli = deployed
+    long_number = "OC-2026-SIGNED-QR-TOO-LONG-0001"  # its signed QR text is over 200 characters
+    order_file, pdf, _ = files(tmp_path, long_number)
+    stamped = cli("register", str(order_file), str(pdf), "--out", str(tmp_path / "sellada.pdf"), "--json")
+    assert stamped.code == 0 and "signed QR not used" in stamped.stderr, stamped.stderr
+    other_file, other_pdf, _ = files(tmp_path, long_number.replace("0001", "0002"))
+    plain = cli("register", str(other_file), str(other_pdf), "--no-stamp", "--json")
+    assert plain.code == 0, plain.stderr
+    assert "signed QR" not in plain.stderr and plain.json()["verify_url"].endswith(long_number.replace("0001", "0002"))
+
+
 def test_register_batch_signs_every_qr(deployed: Runner, tmp_path: Path) -> None:
     cli = deployed
     rows = []
