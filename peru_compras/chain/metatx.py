@@ -272,7 +272,7 @@ class MetaTxTransactor(Transactor):
                            f"forward nonce {forward.nonce} of {forward.sender} was already used at the hub "
                            "(the Forward has run)", None)
         block = self.node_rpc.call("eth_getBlockByNumber", ["latest", False])
-        chain_time = int(block["timestamp"], 16) if block else int(time.time())
+        chain_time = self.node_rpc.int_field(block, "timestamp", "eth_getBlockByNumber") if block else int(time.time())
         if forward.deadline < chain_time:
             raise RpcError("eth_sendRawTransaction", -32000,
                            f"the Forward's deadline {forward.deadline} is before the chain's time {chain_time}", None)

@@ -41,6 +41,9 @@ _QUANTITY_METHODS = frozenset({"eth_chainId", "eth_blockNumber", "eth_getTransac
                                "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_getBalance"})
 _DATA_METHODS = frozenset({"eth_call", "eth_getCode", "eth_getStorageAt"})
 _LIST_METHODS = frozenset({"eth_getLogs", "eth_accounts"})
+#: an object, or null for what the node does not have (yet)
+_OBJECT_METHODS = frozenset({"eth_getBlockByNumber", "eth_getBlockByHash", "eth_getTransactionByHash",
+                             "eth_getTransactionReceipt"})
 
 
 def _encode(value: Any) -> str:
@@ -106,6 +109,8 @@ class Rpc:
             self.hex_bytes(result, method)
         elif method in _LIST_METHODS and not isinstance(result, list):
             raise self.invalid(method, f"{_short(result)} where a list was expected")
+        elif method in _OBJECT_METHODS and not (result is None or isinstance(result, dict)):
+            raise self.invalid(method, f"{_short(result)} where an object (or null) was expected")
         return result
 
     def _post(self, method: str, params: list[Any]) -> bytes:

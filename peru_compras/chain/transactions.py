@@ -34,6 +34,19 @@ BLOCK_SECONDS = 2.0
 _ALLOWANCE_USED = "transaction gas limit exceeds block gas limit"
 #: how geth ("already known"), Anvil ("already imported") and Besu ("known transaction") say they hold it
 _RECEIPT = "eth_getTransactionReceipt"
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_REVERT_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})+")
+
+
+def _contract_address(rpc: Rpc, receipt: dict[str, Any]) -> str | None:
+    """A receipt's ``contractAddress``: the address, or None (null, or the zero address); a node's other
+    answer there is its invalid answer."""
+    value = receipt.get("contractAddress")
+    if value is None:
+        return None
+    if not (isinstance(value, str) and _ADDRESS.fullmatch(value)):
+        raise rpc.invalid(_RECEIPT, f"contractAddress {str(value)[:80]} where an address (or null) was expected")
+    return value if int(value, 16) else None
 _ALREADY_HELD = re.compile(r"already known|already imported|known transaction")
 
 
@@ -158,13 +171,14 @@ class Transactor:
         if self.network.kind != "auto":
             return {"gasPrice": self.gas_price}
         if self._fee is None:
-            block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+            block = self.rpc.call("eth_getBlockByNumber", ["latest", False])  # an object or None: Rpc.call
             base = block.get("baseFeePerGas") if block else None
             if base is None:
                 self._fee = {"gasPrice": int(self.rpc.call("eth_gasPrice"), 16)}
             else:
                 tip = _GWEI
-                self._fee = {"maxFeePerGas": 2 * int(base, 16) + tip, "maxPriorityFeePerGas": tip}
+                fee = self.rpc.hex_int(base, "eth_getBlockByNumber", "baseFeePerGas")
+                self._fee = {"maxFeePerGas": 2 * fee + tip, "maxPriorityFeePerGas": tip}
         return self._fee
 
     def sign(self, to: str | None, data: bytes, gas: int, nonce: int, *,
@@ -268,8 +282,11 @@ class Transactor:
         (``TransactionRelayed`` with executed = true, ``ContractDeployed``) or the target emitted events;
         ``BadTransactionSent`` and a receipt without any of these (the hub returned NotEnoughGas early) are
         :class:`~peru_compras.chain.lacnet.HubRefused` with the hub's error code."""
-        logs = list(receipt.get("logs") or [])
-        address = receipt.get("contractAddress")
+        logs = receipt.get("logs") or []
+        if not (isinstance(logs, list) and all(isinstance(log, dict) for log in logs)):
+            raise self.rpc.invalid(_RECEIPT, f"logs {str(logs)[:80]} where a list of log objects was expected")
+        logs = list(logs)
+        address = _contract_address(self.rpc, receipt)
         status = self.rpc.int_field(receipt, "status", _RECEIPT)
         if self.network.is_lacnet and status == 1:
             address = self._relayed(tx_hash, receipt, logs, action)
@@ -279,7 +296,7 @@ class Transactor:
             tx_hash=tx_hash,
             block_number=self.rpc.int_field(receipt, "blockNumber", _RECEIPT),
             gas_used=self.rpc.int_field(receipt, "gasUsed", _RECEIPT),
-            contract_address=address if address and int(address, 16) else None,
+            contract_address=address,
             logs=logs,
         )
 
@@ -297,9 +314,7 @@ class Transactor:
             raise lacnet.HubRefused(
                 f"the LACNet hub refused the transaction to {action} ({tx_hash}): {cause}",
                 code=outcome.refused, hint=hint, block=block)
-        address = receipt.get("contractAddress")
-        if not address or int(address, 16) == 0:
-            address = outcome.deployed
+        address = _contract_address(self.rpc, receipt) or outcome.deployed
         if outcome.executed or outcome.deployed:
             return str(address) if address else None
         self.resync_nonce()
@@ -315,13 +330,14 @@ class Transactor:
 
     def _failed(self, tx_hash: str, receipt: dict[str, Any], action: str) -> ChainRefused:
         reason = receipt.get("revertReason")
-        if isinstance(reason, str) and reason.startswith("0x") and len(reason) > 2:
+        if isinstance(reason, str) and _REVERT_DATA.fullmatch(reason):
             return revert_error(bytes.fromhex(reason[2:]), action=action)
         if self.network.is_lacnet:  # the node's transaction is the hub call: replaying it would say nothing
             return RelayRefused(f"transaction {tx_hash} failed while trying to {action} (no revert reason)",
                                 hint="inspect it on the writer node; nothing was registered by it")
-        tx = self.rpc.call("eth_getTransactionByHash", [tx_hash])
-        if tx and tx.get("to"):
+        tx = self.rpc.call("eth_getTransactionByHash", [tx_hash])  # an object or None: Rpc.call
+        if tx and tx.get("to") and all(isinstance(tx.get(key), str) for key in ("from", "to", "input")) \
+                and isinstance(receipt.get("blockNumber"), str):  # else there is nothing to replay
             call = {"from": tx["from"], "to": tx["to"], "data": tx["input"]}
             try:
                 self.rpc.call("eth_call", [call, receipt["blockNumber"]])

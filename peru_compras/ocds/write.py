@@ -120,7 +120,7 @@ def export_package(registry: Registry, *, base_url: str, ocid_prefix: str = OCID
     def block_time(number: int) -> int:
         if number not in times:
             block = registry.rpc.call("eth_getBlockByNumber", [hex(number), False])
-            times[number] = int(block["timestamp"], 16)
+            times[number] = registry.rpc.int_field(block, "timestamp", "eth_getBlockByNumber")
         return times[number]
 
     releases = []
