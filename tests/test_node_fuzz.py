@@ -218,3 +218,64 @@ def test_a_register_told_one_lie_ends_cleanly_and_the_same_command_then_finishes
         (tmp_path / ".peru-compras" / "deployment.json").read_text())["31337"]["registry"]
     state = Registry(registry.rpc, address).state(order.token_id)
     assert state.registered and state.document_hash == sha256(pdf.read_bytes()), f"seed {seed}, {lie}"
+
+
+BATCH_SEEDS = range(int(os.environ.get("FUZZ_BATCH_SEEDS", "24")))
+
+
+@pytest.mark.parametrize("seed", BATCH_SEEDS)
+def test_a_batch_told_one_lie_ends_cleanly_and_the_same_command_then_finishes_it(
+        cli: Runner, registry: Registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, seed: int) -> None:
+    """register-batch with one lie among its node calls (in the batch process; the workers never ask the
+    node), then the same command against the honest node: every order registered once, with its PDF's hash."""
+    from peru_compras.chain.transactions import Transactor
+
+    assert cli("deploy", "--json").code == 0
+    orders = []
+    with (tmp_path / "ordenes.jsonl").open("w", encoding="utf-8") as manifest:
+        for index in range(5):
+            record = reference_order(order_number=f"OC-FUZZ-B{seed:04d}-{index}-{next(_counter):04d}")
+            order = parse_order(record)
+            (tmp_path / f"{index}.pdf").write_bytes(render_order(order))
+            manifest.write(json.dumps({**record, "pdf": f"{index}.pdf"}) + "\n")
+            orders.append((order, tmp_path / f"{index}.pdf"))
+    rng = random.Random(seed)
+    rule, told = one_lie(seed)
+    real = Rpc._post
+
+    def post(self: Rpc, method: str, params: list[Any]) -> bytes:
+        answer = json.loads(real(self, method, params))
+        if "result" in answer:
+            answer["result"] = rule(method, answer["result"])
+        return json.dumps(answer).encode()
+    real_wait = Transactor.wait
+
+    def wait(self: Transactor, tx_hash: str, *, action: str, timeout: float = 120.0) -> Any:
+        return real_wait(self, tx_hash, action=action, timeout=min(timeout, 3.0))  # as in the register test
+    args = ("--json", "register-batch", str(tmp_path / "ordenes.jsonl"), "--no-stamp",
+            "--batch-size", str(rng.choice([1, 2, 5])))
+    from peru_compras.batch.registrar import BatchRegistrar
+
+    real_await = BatchRegistrar._await_receipt
+
+    def await_receipt(self: BatchRegistrar, flight: Any, *, patience: float = 180.0) -> Any:
+        return real_await(self, flight, patience=min(patience, 6.0))  # its rounds of waiting: 3 minutes, here 6 s
+    with monkeypatch.context() as lying:
+        lying.setattr(Rpc, "_post", post)
+        lying.setattr(Transactor, "wait", wait)
+        lying.setattr(BatchRegistrar, "_await_receipt", await_receipt)
+        try:
+            first = cli(*args, timeout=60)
+        except RunTimeout:
+            pytest.fail(f"seed {seed}: after the node's {told[0] if told else 'nothing'} the batch ran over 60 s")
+    lie = told[0] if told else "nothing"
+    assert "internal error" not in first.stderr, f"seed {seed}, the node's {lie}: {first.stderr}"
+    assert first.code in (0, 1, 2, 3), f"seed {seed}, the node's {lie}: exit {first.code} {first.stderr}"
+    again = cli(*args)
+    assert again.code == 0, f"seed {seed}, after the node's {lie}: {again.stderr}"
+    address = json.loads((tmp_path / ".peru-compras" / "deployment.json").read_text())["31337"]["registry"]
+    deployed = Registry(registry.rpc, address)
+    for order, pdf in orders:
+        state = deployed.state(order.token_id)
+        assert state.registered and state.document_hash == sha256(pdf.read_bytes()), f"seed {seed}, {lie}"
+    assert deployed.total_supply() == len(orders), f"seed {seed}, {lie}"

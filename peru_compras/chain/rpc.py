@@ -36,6 +36,7 @@ _ids = itertools.count(1)
 _TRANSPORT = (OSError,)  # transport.Unreachable among them
 _QUANTITY = re.compile(r"0[xX][0-9a-fA-F]{1,64}")  # at most 256 bits
 _DATA = re.compile(r"0[xX](?:[0-9a-fA-F]{2})*")
+_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 # Methods whose result is checked here, so that every caller gets a named error for a malformed one.
 _QUANTITY_METHODS = frozenset({"eth_chainId", "eth_blockNumber", "eth_getTransactionCount", "eth_estimateGas",
                                "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_getBalance"})
@@ -111,6 +112,8 @@ class Rpc:
             raise self.invalid(method, f"{_short(result)} where a list was expected")
         elif method in _OBJECT_METHODS and not (result is None or isinstance(result, dict)):
             raise self.invalid(method, f"{_short(result)} where an object (or null) was expected")
+        elif method == "eth_sendRawTransaction" and not (isinstance(result, str) and _HASH.fullmatch(result)):
+            raise self.invalid(method, f"{_short(result)} where a transaction hash was expected")
         return result
 
     def _post(self, method: str, params: list[Any]) -> bytes:
