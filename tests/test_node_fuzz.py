@@ -86,6 +86,58 @@ def one_lie(seed: int) -> tuple[Callable[[str, Any], Any], list[str]]:
     return rule, told
 
 
+def tell(patch: pytest.MonkeyPatch, seed: int, *, writes: bool = False) -> list[str]:
+    """Install seed's lie into the node's answers as they arrive (their bytes, before any check: Rpc._post);
+    what it changed is appended to the list returned. `writes`: the waits for a receipt end sooner — a nonce
+    the node inflated leaves a transaction queued behind a gap, never mined, and the wait for it ends in "not
+    confirmed" (register: 120 s, exit 3; a batch: rounds for 180 s): here within 3 s, and 6 s a batch."""
+    from peru_compras.batch.registrar import BatchRegistrar
+    from peru_compras.chain.transactions import Transactor
+
+    rule, told = one_lie(seed)
+    real_post, real_wait, real_await = Rpc._post, Transactor.wait, BatchRegistrar._await_receipt
+
+    def post(self: Rpc, method: str, params: list[Any]) -> bytes:
+        answer = json.loads(real_post(self, method, params))
+        if "result" in answer:
+            answer["result"] = rule(method, answer["result"])
+        return json.dumps(answer).encode()
+
+    def wait(self: Transactor, tx_hash: str, *, action: str, timeout: float = 120.0) -> Any:
+        return real_wait(self, tx_hash, action=action, timeout=min(timeout, 3.0))
+
+    def await_receipt(self: BatchRegistrar, flight: Any, *, patience: float = 180.0) -> Any:
+        return real_await(self, flight, patience=min(patience, 6.0))
+    patch.setattr(Rpc, "_post", post)
+    if writes:
+        patch.setattr(Transactor, "wait", wait)
+        patch.setattr(BatchRegistrar, "_await_receipt", await_receipt)
+    return told
+
+
+def lied_to(cli: Runner, args: tuple[str, ...], patch: pytest.MonkeyPatch, seed: int, *,
+            timeout: float) -> tuple[Any, str]:
+    """`args` run once against seed's lie (and shorter waits, see :func:`tell`): it ends, with a SPEC exit code
+    and never an internal error. The result, and the lie as words."""
+    with patch.context() as lying:
+        told = tell(lying, seed, writes=True)
+        try:
+            first = cli(*args, timeout=timeout)
+        except RunTimeout:
+            pytest.fail(f"seed {seed}: after the node's {told[0] if told else 'nothing'} {args[0]} ran over "
+                        f"{timeout:g} s")
+    lie = told[0] if told else "nothing"
+    assert "internal error" not in first.stderr, f"seed {seed}, the node's {lie}: {first.stderr}"
+    assert first.code in (0, 1, 2, 3), f"seed {seed}, the node's {lie}: exit {first.code} {first.stderr}"
+    return first, lie
+
+
+def deployed_here(registry: Registry, folder: Path) -> Registry:
+    """The registry `deploy` made for the CLI run in `folder` (its home's deployment.json), on the same node."""
+    deployments = json.loads((folder / ".peru-compras" / "deployment.json").read_text(encoding="utf-8"))
+    return Registry(registry.rpc, deployments["31337"]["registry"])
+
+
 @pytest.fixture(scope="module")
 def registered(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> tuple[Order, Path, Order]:
     """An order with its PDF registered, and an annulled one."""
@@ -105,15 +157,7 @@ def test_one_lie_from_the_node_is_an_error_line_never_a_crash(
         cli: Runner, registry: Registry, registered: tuple[Order, Path, Order], monkeypatch: pytest.MonkeyPatch,
         seed: int) -> None:
     order, pdf, annulled = registered
-    rule, told = one_lie(seed)
-    real = Rpc._post
-
-    def post(self: Rpc, method: str, params: list[Any]) -> bytes:  # the answer as the node sends it: bytes
-        answer = json.loads(real(self, method, params))
-        if "result" in answer:
-            answer["result"] = rule(method, answer["result"])
-        return json.dumps(answer).encode()
-    monkeypatch.setattr(Rpc, "_post", post)
+    told = tell(monkeypatch, seed)
     args = [["show", f"0x{order.token_id:064x}"], ["show", f"0x{annulled.token_id:064x}"],
             ["verify", str(pdf)]][seed % 3]
     done = cli(*args, "--registry", registry.address, "--json")
@@ -138,15 +182,7 @@ def test_one_lie_from_the_node_is_a_gateway_error_on_the_page_never_a_500(
     from peru_compras.web.app import PageSettings, create_app
 
     order, _pdf, annulled = registered
-    rule, told = one_lie(seed)
-    real = Rpc._post
-
-    def post(self: Rpc, method: str, params: list[Any]) -> bytes:
-        answer = json.loads(real(self, method, params))
-        if "result" in answer:
-            answer["result"] = rule(method, answer["result"])
-        return json.dumps(answer).encode()
-    monkeypatch.setattr(Rpc, "_post", post)
+    told = tell(monkeypatch, seed)
     app = create_app(lambda: Registry(Rpc(registry.rpc.url, attempts=1), registry.address),
                      PageSettings(base_url="https://oc.example.pe", sync_interval=0))
     shown = order if seed % 2 else annulled
@@ -181,42 +217,14 @@ def test_a_register_told_one_lie_ends_cleanly_and_the_same_command_then_finishes
     (tmp_path / "orden.json").write_text(json.dumps(record), encoding="utf-8")
     pdf = tmp_path / "orden.pdf"
     pdf.write_bytes(render_order(order))
-    rule, told = one_lie(seed)
-    real = Rpc._post
-
-    def post(self: Rpc, method: str, params: list[Any]) -> bytes:
-        answer = json.loads(real(self, method, params))
-        if "result" in answer:
-            answer["result"] = rule(method, answer["result"])
-        return json.dumps(answer).encode()
     args = ("register", str(tmp_path / "orden.json"), str(pdf), "--no-stamp", "--json")
-    from peru_compras.chain.transactions import Transactor
-
-    real_wait = Transactor.wait
-
-    def wait(self: Transactor, tx_hash: str, *, action: str, timeout: float = 120.0) -> Any:
-        # a nonce the node inflated leaves the transaction queued behind a gap, never mined: the wait for its
-        # receipt ends in "not confirmed within 120 s" (exit 3); here within 3 s
-        return real_wait(self, tx_hash, action=action, timeout=min(timeout, 3.0))
-    with monkeypatch.context() as lying:
-        lying.setattr(Rpc, "_post", post)
-        lying.setattr(Transactor, "wait", wait)
-        try:
-            first = cli(*args, timeout=30)
-        except RunTimeout:
-            pytest.fail(f"seed {seed}: after the node's {told[0] if told else 'nothing'} register ran over 30 s")
-    lie = told[0] if told else "nothing"
-    assert "internal error" not in first.stderr, f"seed {seed}, the node's {lie}: {first.stderr}"
-    assert first.code in (0, 1, 2, 3), f"seed {seed}, the node's {lie}: exit {first.code} {first.stderr}"
+    first, lie = lied_to(cli, args, monkeypatch, seed, timeout=30)
     if first.code != 0:  # one error line (after any warning about the record itself)
         errors = [line for line in first.stderr.strip().splitlines() if not line.startswith("warning:")]
         assert len(errors) == 1, f"seed {seed}, the node's {lie}: {first.stderr}"
     again = cli(*args)
     assert again.code == 0, f"seed {seed}, after the node's {lie}: {again.stderr}"
-    deployed = Registry(registry.rpc, again.json()["registry"]) if "registry" in again.json() else None
-    address = deployed.address if deployed else json.loads(
-        (tmp_path / ".peru-compras" / "deployment.json").read_text())["31337"]["registry"]
-    state = Registry(registry.rpc, address).state(order.token_id)
+    state = deployed_here(registry, tmp_path).state(order.token_id)
     assert state.registered and state.document_hash == sha256(pdf.read_bytes()), f"seed {seed}, {lie}"
 
 
@@ -228,8 +236,6 @@ def test_a_batch_told_one_lie_ends_cleanly_and_the_same_command_then_finishes_it
         cli: Runner, registry: Registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, seed: int) -> None:
     """register-batch with one lie among its node calls (in the batch process; the workers never ask the
     node), then the same command against the honest node: every order registered once, with its PDF's hash."""
-    from peru_compras.chain.transactions import Transactor
-
     assert cli("deploy", "--json").code == 0
     orders = []
     with (tmp_path / "ordenes.jsonl").open("w", encoding="utf-8") as manifest:
@@ -240,41 +246,12 @@ def test_a_batch_told_one_lie_ends_cleanly_and_the_same_command_then_finishes_it
             manifest.write(json.dumps({**record, "pdf": f"{index}.pdf"}) + "\n")
             orders.append((order, tmp_path / f"{index}.pdf"))
     rng = random.Random(seed)
-    rule, told = one_lie(seed)
-    real = Rpc._post
-
-    def post(self: Rpc, method: str, params: list[Any]) -> bytes:
-        answer = json.loads(real(self, method, params))
-        if "result" in answer:
-            answer["result"] = rule(method, answer["result"])
-        return json.dumps(answer).encode()
-    real_wait = Transactor.wait
-
-    def wait(self: Transactor, tx_hash: str, *, action: str, timeout: float = 120.0) -> Any:
-        return real_wait(self, tx_hash, action=action, timeout=min(timeout, 3.0))  # as in the register test
     args = ("--json", "register-batch", str(tmp_path / "ordenes.jsonl"), "--no-stamp",
             "--batch-size", str(rng.choice([1, 2, 5])))
-    from peru_compras.batch.registrar import BatchRegistrar
-
-    real_await = BatchRegistrar._await_receipt
-
-    def await_receipt(self: BatchRegistrar, flight: Any, *, patience: float = 180.0) -> Any:
-        return real_await(self, flight, patience=min(patience, 6.0))  # its rounds of waiting: 3 minutes, here 6 s
-    with monkeypatch.context() as lying:
-        lying.setattr(Rpc, "_post", post)
-        lying.setattr(Transactor, "wait", wait)
-        lying.setattr(BatchRegistrar, "_await_receipt", await_receipt)
-        try:
-            first = cli(*args, timeout=60)
-        except RunTimeout:
-            pytest.fail(f"seed {seed}: after the node's {told[0] if told else 'nothing'} the batch ran over 60 s")
-    lie = told[0] if told else "nothing"
-    assert "internal error" not in first.stderr, f"seed {seed}, the node's {lie}: {first.stderr}"
-    assert first.code in (0, 1, 2, 3), f"seed {seed}, the node's {lie}: exit {first.code} {first.stderr}"
+    _first, lie = lied_to(cli, args, monkeypatch, seed, timeout=60)
     again = cli(*args)
     assert again.code == 0, f"seed {seed}, after the node's {lie}: {again.stderr}"
-    address = json.loads((tmp_path / ".peru-compras" / "deployment.json").read_text())["31337"]["registry"]
-    deployed = Registry(registry.rpc, address)
+    deployed = deployed_here(registry, tmp_path)
     for order, pdf in orders:
         state = deployed.state(order.token_id)
         assert state.registered and state.document_hash == sha256(pdf.read_bytes()), f"seed {seed}, {lie}"
