@@ -273,32 +273,35 @@ class Registry:
         (result,) = self._read(["bool"], data)
         return bool(result)
 
-    def _logs(self, topics: list[str | None], *, block_hash: str | None = None) -> list[dict[str, Any]]:
+    def _logs(self, topics: list[str | None], *, block_hash: str | None = None, words: int = 0
+              ) -> list[dict[str, Any]]:
+        """The registry's logs with `topics` (in block `block_hash`, else since its deploy block), checked
+        (:meth:`checked_logs`) for at least `words` topics (default: those asked for)."""
         query: dict[str, Any] = {"address": self.address, "topics": topics}
         if block_hash:
             query["blockHash"] = block_hash
         else:
             query.update(fromBlock=hex(self.from_block), toBlock="latest")
-        logs: list[Any] = self.rpc.call("eth_getLogs", [query])  # a list: checked by Rpc.call
-        for log in logs:  # the fields read from a log, checked once here (the topics asked for are there)
+        return self.checked_logs(self.rpc.call("eth_getLogs", [query]), max(words, len(topics)))
+
+    def checked_logs(self, logs: list[Any], words: int) -> list[dict[str, Any]]:
+        """`logs` a node answered eth_getLogs with (a list: checked by Rpc.call), each with the fields read from
+        a log: transaction and block hash, block number, data and at least `words` topics, each a 32-byte hex
+        word (a topic read after those a filter names is counted in `words`); InvalidNodeAnswer otherwise."""
+        for log in logs:
             self.rpc.data_field(log, "transactionHash", "eth_getLogs")
             self.rpc.int_field(log, "blockNumber", "eth_getLogs")
             self.rpc.data_field(log, "data", "eth_getLogs")
+            block = log.get("blockHash")
+            if not (isinstance(block, str) and _TOPIC.fullmatch(block)):
+                raise self.rpc.invalid("eth_getLogs", f"blockHash {str(block)[:80]} where a 32-byte hex word was "
+                                       "expected")
             found = log.get("topics")
-            if not (isinstance(found, list) and len(found) >= len(topics)
+            if not (isinstance(found, list) and len(found) >= words
                     and all(isinstance(t, str) and _TOPIC.fullmatch(t) for t in found)):
-                raise self.rpc.invalid("eth_getLogs", f"topics {str(found)[:40]} where {len(topics)} 32-byte hex "
+                raise self.rpc.invalid("eth_getLogs", f"topics {str(found)[:40]} where {words} 32-byte hex "
                                        "words were expected")
         return logs
-
-    def _topic(self, log: Any, index: int, event: str) -> str:
-        """Topic `index` of an `event` log a node answered (a 32-byte hex word); InvalidNodeAnswer when the log
-        has no such topic: what the filter asked for is checked by :meth:`_logs`, not the topics after it."""
-        topics = log.get("topics") if isinstance(log, dict) else None
-        if not (isinstance(topics, list) and len(topics) > index and isinstance(topics[index], str)
-                and _TOPIC.fullmatch(topics[index])):
-            raise self.rpc.invalid("eth_getLogs", f"a {event} log without its topic {index}: {str(topics)[:80]}")
-        return str(topics[index])
 
     def is_document_registered(self, document_hash: bytes) -> bool:
         """Whether any order was registered with this document hash (one ``eth_getLogs``)."""
@@ -330,15 +333,12 @@ class Registry:
         tx = self.rpc.call("eth_getTransactionByHash", [log["transactionHash"]])
         order = self._order_from_input(self.rpc.data_field(tx, "input", "eth_getTransactionByHash"), token_id,
                                        state.document_hash)
-        block_hash = log.get("blockHash")
-        if not (isinstance(block_hash, str) and _TOPIC.fullmatch(block_hash)):
-            raise self.rpc.invalid("eth_getLogs", f"a Transfer log whose blockHash is {str(block_hash)[:80]}")
-        registered = [
-            entry for entry in self._logs([ORDER_REGISTERED, "0x" + state.document_hash.hex()], block_hash=block_hash)
+        registered = [  # (topic 2: the registrar)
+            entry for entry in self._logs([ORDER_REGISTERED, "0x" + state.document_hash.hex()],
+                                          block_hash=log["blockHash"], words=3)
             if entry["transactionHash"] == log["transactionHash"]
         ]
-        registrar = to_checksum_address("0x" + self._topic(registered[0], 2, "OrderRegistered")[-40:]) \
-            if registered else "unknown"
+        registrar = to_checksum_address("0x" + registered[0]["topics"][2][-40:]) if registered else "unknown"
         reason = None
         if state.status == "annulled":
             annulled = self._logs([ORDER_ANNULLED, _word(token_id)])
@@ -362,31 +362,33 @@ class Registry:
     def members(self, role: str) -> list[str]:
         """Accounts holding `role` now (from RoleGranted/RoleRevoked events, confirmed by hasRole)."""
         seen: dict[str, None] = {}
-        for log in self._logs([ROLE_GRANTED, "0x" + ROLE_NAMES[role].hex()]):
-            seen[to_checksum_address("0x" + self._topic(log, 2, "RoleGranted")[-40:])] = None
+        for log in self._logs([ROLE_GRANTED, "0x" + ROLE_NAMES[role].hex()], words=3):  # topic 2: the account
+            seen[to_checksum_address("0x" + log["topics"][2][-40:])] = None
         return [account for account in seen if self.has_role(role, account)]
 
     # -- log scans over the whole history (H5: moved here from ocds.py) -------------------------------
 
-    def logs_between(self, topics: list[str | None], low: int, high: int) -> list[dict[str, Any]]:
-        """The registry's logs with `topics` in blocks low..high, halving the range when the node refuses a
-        wide one (hosted nodes cap the range or the answer's size)."""
+    def logs_between(self, topics: list[str | None], low: int, high: int, *, words: int = 0
+                     ) -> list[dict[str, Any]]:
+        """The registry's logs with `topics` in blocks low..high (checked as :meth:`_logs` checks them), halving
+        the range when the node refuses a wide one (hosted nodes cap the range or the answer's size)."""
         try:
-            logs: list[dict[str, Any]] = self.rpc.call("eth_getLogs", [{
-                "address": self.address, "fromBlock": hex(low), "toBlock": hex(high), "topics": topics}])
-            return logs
+            return self.checked_logs(self.rpc.call("eth_getLogs", [{
+                "address": self.address, "fromBlock": hex(low), "toBlock": hex(high), "topics": topics}]),
+                max(words, len(topics)))
         except RpcError:
             if high <= low:
                 raise
             middle = (low + high) // 2
-            return self.logs_between(topics, low, middle) + self.logs_between(topics, middle + 1, high)
+            return (self.logs_between(topics, low, middle, words=words)
+                    + self.logs_between(topics, middle + 1, high, words=words))
 
     def token_ids(self) -> list[int]:
         """Every token the registry minted, in mint order: the ERC-721 ``Transfer`` logs from the zero address
         since the registry's deploy block (only ``eth_getLogs``)."""
         latest = int(self.rpc.call("eth_blockNumber"), 16)
-        logs = self.logs_between([TRANSFER, "0x" + "00" * 32], self.from_block, latest)
-        return list(dict.fromkeys(int(self._topic(log, 3, "Transfer"), 16) for log in logs))
+        logs = self.logs_between([TRANSFER, "0x" + "00" * 32], self.from_block, latest, words=4)  # 3: the token
+        return list(dict.fromkeys(int(log["topics"][3], 16) for log in logs))
 
 
 def _decode(entry: bytes, token_id: int) -> tuple[bytes, Order]:

@@ -33,7 +33,6 @@ NOT_ENOUGH_GAS_ATTEMPTS = 4
 BLOCK_SECONDS = 2.0
 #: the relay's own refusal when the node's allowance for this block cannot take the transaction
 _ALLOWANCE_USED = "transaction gas limit exceeds block gas limit"
-#: how geth ("already known"), Anvil ("already imported") and Besu ("known transaction") say they hold it
 _RECEIPT = "eth_getTransactionReceipt"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _REVERT_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})+")
@@ -48,6 +47,9 @@ def _contract_address(rpc: Rpc, receipt: dict[str, Any]) -> str | None:
     if not (isinstance(value, str) and _ADDRESS.fullmatch(value)):
         raise rpc.invalid(_RECEIPT, f"contractAddress {str(value)[:80]} where an address (or null) was expected")
     return value if int(value, 16) else None
+
+
+#: how geth ("already known"), Anvil ("already imported") and Besu ("known transaction") say they hold it
 _ALREADY_HELD = re.compile(r"already known|already imported|known transaction")
 
 

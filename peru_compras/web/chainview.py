@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -31,7 +30,6 @@ from ..order import Order
 DOCUMENT_BASE_URI_CHANGED = "0x" + keccak256(b"DocumentBaseURIChanged(string)").hex()
 #: above this many new blocks at once, drop every cached status instead of reading the logs
 MAX_LOG_RANGE = 5_000
-_WORD = re.compile(r"0x[0-9a-fA-F]{64}")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -185,12 +183,7 @@ class ChainView:
             "toBlock": hex(latest),
             "topics": [[ORDER_ANNULLED, ORDER_SUPERSEDED, DOCUMENT_BASE_URI_CHANGED]],
         }], retry=False)
-        for log in logs:  # the topics _sync reads: a node's garbage is its invalid answer (502), not a crash
-            topics = log.get("topics") if isinstance(log, dict) else None
-            if not (isinstance(topics, list) and topics
-                    and all(isinstance(topic, str) and _WORD.fullmatch(topic) for topic in topics[:3])):
-                raise registry.rpc.invalid("eth_getLogs", f"a log whose topics are not 32-byte words: {str(log)[:80]}")
-        return chain_id, latest, logs
+        return chain_id, latest, registry.checked_logs(logs, 1)  # a node's garbage: its invalid answer (502)
 
     # -- orders ---------------------------------------------------------------------------------------
 
