@@ -63,8 +63,6 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path, *, limits: L
         return Prepared(row.number, error=row.error, skipped=True, source=row.source)
     if row.error or row.record is None or (row.pdf is None and not row.render):
         return Prepared(row.number, order_number=number_hint, error=row.error or "unreadable row", source=row.source)
-    if not stamp and row.pdf is not None:
-        qr_fragment = None  # its QR is printed already: nothing to sign
     try:
         order = parse_order(row.record)  # each line names its row already
         document = read_checked(row.pdf, limits=limits) if row.pdf is not None else None  # None: drawn
