@@ -1,5 +1,5 @@
 """``python -m peru_compras``: the command line."""
 
-from peru_compras.cli import main
+from peru_compras.launch import main
 
 main()

@@ -129,3 +129,59 @@ def test_a_chunk_is_on_disk_when_its_worker_hands_it_back(tmp_path: Path, monkey
     assert not [path for path in synced if "/packs" in path]  # the index only
     assert all(store.get(item.digest) == row.pdf.read_bytes() for item, row in zip(got, rows, strict=True)
                if row.pdf is not None)
+
+
+def test_workers_forked_early_take_the_job_with_each_chunk(tmp_path: Path) -> None:
+    """register-batch forks its workers before its command line is parsed (launch.py): a Preparer whose job
+    has no signer takes those, not a pool of its own, and they prepare the rows with the job each chunk brings."""
+    from peru_compras.batch import workers
+
+    rows = _rows(tmp_path / "m", 5)
+    workers.start_early(2)
+    early = workers._EARLY[0][1]
+    preparer = Preparer(_job(tmp_path / "store", stamp=False), rows, workers=2, chunk=2, signer=lambda: None)
+    try:
+        got = [item for chunk in iter(preparer.next, None) for item in chunk]
+        assert preparer._pool is early and not workers._EARLY  # taken, once
+    finally:
+        preparer.close()
+    assert [item.number for item in got] == [1, 2, 3, 4, 5]
+    for item, row in zip(got, rows, strict=True):
+        assert row.pdf is not None and item.error is None and item.digest == sha256(row.pdf.read_bytes())
+        assert item.verify_url.startswith(BASE + "/")  # the job's base URL reached the workers
+
+
+@pytest.mark.parametrize("case", ["signer", "one worker"])
+def test_early_workers_are_stopped_where_the_job_cannot_travel_to_them(tmp_path: Path, case: str) -> None:
+    """A job with a QR signer (its key never goes through a pipe) or another number of workers gets its own
+    pool; the early one is shut down, not left running."""
+    from peru_compras.batch import workers
+
+    rows = _rows(tmp_path / "m", 3)
+    workers.start_early(2)
+    early = workers._EARLY[0][1]
+    stamp = case == "signer"
+    preparer = Preparer(_job(tmp_path / "store", stamp=stamp), rows, workers=2 if stamp else 1, chunk=2,
+                        signer=lambda: QrSigner(KEY, 31337, REGISTRY))
+    try:
+        got = [item for chunk in iter(preparer.next, None) for item in chunk]
+        assert preparer._pool is not early and not workers._EARLY
+        with pytest.raises(RuntimeError):  # shut down
+            early.submit(int)
+    finally:
+        preparer.close()
+    assert [item.number for item in got] == [1, 2, 3] and all(item.error is None for item in got)
+
+
+@pytest.mark.parametrize(("args", "forks"), [
+    (["register-batch", "m.jsonl", "--no-stamp"], True),
+    (["--home", "h", "register-batch", "m.jsonl", "--json"], True),
+    (["register-batch", "m.jsonl", "--dry-run"], False),
+    (["register-batch", "--help"], False),
+    (["register", "o.json", "o.pdf"], False),
+    (["verify", "register-batch.pdf"], False),
+])
+def test_only_a_batch_that_registers_forks_its_workers_before_parsing(args: list[str], forks: bool) -> None:
+    from peru_compras.launch import wants_workers
+
+    assert wants_workers(args) is forks

@@ -24,7 +24,7 @@ WATCH = (*HEAVY, *ETH_LIBS)
 #: prints, at exit, which of the modules asked for were loaded (JSON on the last line of stderr)
 REPORT = ("import atexit, json, sys\nwatch = sys.argv.pop(1).split(',')\n"
           "atexit.register(lambda: print(json.dumps(sorted(m for m in watch if m in sys.modules)), file=sys.stderr))\n")
-CLI = REPORT + "from peru_compras.cli import main\nsys.argv[0] = 'peru-compras'\nmain()\n"
+CLI = REPORT + "from peru_compras.launch import main\nsys.argv[0] = 'peru-compras'\nmain()\n"  # the console entry
 # a node that is not there: a command gets as far as asking it, then exits 3
 DEAD_NODE = {"PERU_COMPRAS_RPC": "http://127.0.0.1:9", "PERU_COMPRAS_REGISTRY": "0x" + "11" * 20,
              "PERU_COMPRAS_PRIVATE_KEY": "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"}

@@ -3,7 +3,6 @@ receipts back into one JSON line per order (see :mod:`peru_compras.batch`)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -29,7 +28,7 @@ from ..rows import Row
 from ..store import LocalStore
 from ..urls import token_hex
 from .preview import Summary
-from .workers import Emit, Prepared, Preparer, _Job
+from .workers import Emit, Prepared, Preparer, _Job, default_workers
 
 if TYPE_CHECKING:
     from ..chain.client import Registry
@@ -77,7 +76,7 @@ class BatchRegistrar:
         self._preparer: Preparer | None = None  # set by start (or run)
         self.batch_size, self.stamp = batch_size, stamp
         self.in_flight_limit = in_flight
-        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        self.workers = workers if workers is not None else default_workers()
         self.emit, self.progress = emit, progress or (lambda n: None)
         self.summary = Summary()
         self._in_flight: deque[Flight] = deque()

@@ -123,11 +123,11 @@ _JOB: _Job | None = None
 _LIMITS: Limits | None = None
 
 
-def _start_worker(job: _Job, own_process: bool) -> None:
-    """Pool initializer: keep `job`; in a worker process, die with the batch process (a crash or SIGKILL must
-    not leave workers behind holding its output pipes) and load the modules rows need while the batch
-    process is still setting up (reaching the node, reading the registry, reconciling the journal)."""
-    global _JOB, _LIMITS
+def _start_worker(job: _Job | None, own_process: bool) -> None:
+    """Pool initializer: keep `job` (None: each chunk brings it, see :func:`start_early`); in a worker process,
+    die with the batch process (a crash or SIGKILL must not leave workers behind holding its output pipes)
+    and load the modules rows need while the batch process is still setting up (reaching the node, reading
+    the registry, reconciling the journal)."""
     if own_process:
         try:
             import ctypes
@@ -145,25 +145,74 @@ def _start_worker(job: _Job, own_process: bool) -> None:
             libc.mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
         except (OSError, AttributeError):
             pass
-        from .. import order, service  # noqa: F401
-    from ..pdf import Limits
+        from .. import order, pdf, service  # noqa: F401
     if own_process:
         # What a worker has loaded by now is never garbage: the collector stops walking it (collection time
         # of a 2,000-order run, gc.callbacks: 15-21 -> 10-14 ms a worker). Not in the batch process, which
         # may be a library caller's: its objects would never be collected again
         gc.freeze()
+    if job is not None:
+        _keep(job)
+
+
+def _keep(job: _Job) -> None:
+    global _JOB, _LIMITS
+    from ..pdf import Limits
 
     _JOB, _LIMITS = job, Limits(*job.pdf_limits) if job.pdf_limits is not None else None
 
 
-def _prepare_chunk(rows: list[Row]) -> list[Prepared]:
-    """`rows` prepared, their documents flushed to disk (the batch process's commit then writes the index)."""
+def _prepare_chunk(rows: list[Row], job: _Job | None = None) -> list[Prepared]:
+    """`rows` prepared, their documents flushed to disk (the batch process's commit then writes the index).
+    `job`: given with each chunk to workers that :func:`start_early` forked before it was known."""
+    if job is not None and job != _JOB:
+        _keep(job)
     job = _JOB
-    assert job is not None, "the pool's initializer sets the job"
+    assert job is not None, "the pool's initializer (or the chunk) gives the job"
     prepared = [prepare(row, job.base_url, job.stamp, job.store_root, limits=_LIMITS, qr_fragment=job.qr_fragment)
                 for row in rows]
     _writer(job.store_root, job.base_url).sync()
     return prepared
+
+
+#: workers :func:`start_early` forked, not yet taken by a :class:`Preparer` (one process, one command)
+_EARLY: list[tuple[int, ProcessPoolExecutor]] = []
+
+
+def default_workers() -> int:
+    """Worker processes of a batch: one a core, at most two (the batch process and the node share them)."""
+    return min(2, os.cpu_count() or 1)
+
+
+def start_early(workers: int | None = None) -> None:
+    """Fork a batch's worker processes now, before the job is known (``peru-compras register-batch`` calls it
+    before parsing its command line): they load what rows need while the command line, the settings and
+    the manifest are read. A :class:`Preparer` whose job has no QR signer then takes them, and sends the job
+    with each chunk (a signer never travels through a pipe: a job that has one gets a pool of its own).
+    Forked here rather than by the Preparer, 0.1-0.15 s later: a 2,000-order ``--no-stamp`` batch on a new
+    chain, start to exit, 1,396 -> 1,497 orders/s (medians of 10 runs alternated with the old code; the
+    median of the paired ratios 1.065)."""
+    count = workers if workers is not None else default_workers()
+    if count < 2 or _EARLY:
+        return
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker,
+                               initargs=(None, True))
+    pool.submit(int)  # (a pool that forks starts all its processes at the first task)
+    _EARLY.append((count, pool))
+
+
+def _take_early(workers: int, job: _Job) -> ProcessPoolExecutor | None:
+    """The workers :func:`start_early` forked, if there are `workers` of them and `job` may travel to them;
+    else None (and they are stopped)."""
+    if not _EARLY:
+        return None
+    count, pool = _EARLY.pop()
+    if count == workers and job.qr_fragment is None:
+        return pool
+    pool.shutdown(wait=False, cancel_futures=True)
+    return None
 
 
 #: chunks a worker may be ahead of the batch process. Two left each worker idle 20-40 ms while the batch process
@@ -187,6 +236,7 @@ class Preparer:
                  signer: Callable[[], QrFragment | None]) -> None:
         self._job, self._rows, self._workers, self._chunk, self._signer = job, iter(rows), workers, chunk, signer
         self._pool: Executor | None = None
+        self._early = False  # the pool is start_early's: the job goes with each chunk
         self._ahead: deque[Future[list[Prepared]]] = deque()
         self._held: list[Row] | None = None  # the next chunk, waiting for the signer
 
@@ -206,10 +256,13 @@ class Preparer:
                     return
                 self._sign()  # nothing started yet: start with the signer
             if self._pool is None:
-                self._pool = (ProcessPoolExecutor(self._workers, initializer=_start_worker, initargs=(self._job, True))
-                              if self._workers > 1 else
-                              ThreadPoolExecutor(1, initializer=_start_worker, initargs=(self._job, False)))
-            self._ahead.append(self._pool.submit(_prepare_chunk, chunk))
+                early = _take_early(self._workers, self._job)
+                self._early = early is not None
+                self._pool = early or (
+                    ProcessPoolExecutor(self._workers, initializer=_start_worker, initargs=(self._job, True))
+                    if self._workers > 1 else
+                    ThreadPoolExecutor(1, initializer=_start_worker, initargs=(self._job, False)))
+            self._ahead.append(self._pool.submit(_prepare_chunk, chunk, self._job if self._early else None))
 
     def next(self) -> list[Prepared] | None:
         """The next chunk's prepared rows (waiting for them), or None when every row is done."""
