@@ -4,6 +4,7 @@ the order model) while this process parses the command line, reads the settings 
 
 from __future__ import annotations
 
+import gc
 import sys
 
 #: a command line with one of these prepares no row in workers (help, or a dry run's preview in this process)
@@ -23,4 +24,12 @@ def main() -> None:
         start_early()
     from .cli import main as cli_main
 
-    cli_main()
+    # This process runs one command and ends: what it has loaded lives as long as it, so the collector stops
+    # walking it, and at the end the objects left are not walked once more by the last collection (the exit
+    # frees them all). A 2,000-order register-batch spent 34-39 ms in 103-105 collections and 40 ms in the
+    # last one (gc.callbacks; process exit to the end of its stderr 52-59 -> 12-14 ms).
+    gc.freeze()
+    try:
+        cli_main()
+    finally:
+        gc.freeze()

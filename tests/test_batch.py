@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -196,6 +197,8 @@ def test_refused_rows_get_their_own_line_and_the_rest_go_on(chain: Chain, tmp_pa
     registered = [line for line in out if line.get("status") == "registered"]
     assert {line["tx_orders"] for line in registered} == {4}
     assert all(int(str(line["gas_used"])) < 60_000 for line in registered)
+    # stderr is no terminal here: no bar redrawn, one line at the end with the rows done (all 8) and the rate
+    assert re.search(r"^registering 8/8 [0-9]+ orders/s [0-9.]+ s$", first.stderr, re.MULTILINE), first.stderr
 
     again = chain.cli("register-batch", str(manifest), "--no-stamp", "--json")
     assert lines(again.stdout)[-1] == {"summary": {"registered": 0, "already_registered": 5, "failed": 3}}

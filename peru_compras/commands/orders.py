@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ..errors import InvalidInput
 from .base import default_name, emit, err, hex_id, read_document, state, warn, workspace
+
+if TYPE_CHECKING:
+    from ..batch import BatchRegistrar, Summary
 
 
 def deploy() -> None:
@@ -122,23 +125,7 @@ def register_batch(
     try:
         registrar.start(rows)  # the workers take their first rows while the rows are counted and the bar drawn
         total = count_rows(manifest) if total is None else total
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        columns = (TextColumn("registering"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]:.0f} orders/s"), TimeRemainingColumn())
-        console = Console(stderr=True)  # not a terminal: no redrawing ten times a second, the bar is printed at the end
-        with Progress(*columns, console=console, transient=False, auto_refresh=console.is_terminal) as progress:
-            task = progress.add_task("orders", total=total, rate=0.0)
-            started = time.monotonic()
-
-            def advance(n: int) -> None:
-                progress.advance(task, n)
-                done = progress.tasks[0].completed
-                progress.update(task, rate=done / max(time.monotonic() - started, 1e-6))
-
-            registrar.progress = advance
-            summary = registrar.run()
+        summary = _run_with_progress(registrar, total)
     finally:
         registrar.close()
     sys.stdout.flush()
@@ -147,6 +134,36 @@ def register_batch(
                             f"failed {summary.failed}{skipped}")
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _run_with_progress(registrar: BatchRegistrar, total: int) -> Summary:
+    """Run the batch with a progress bar on stderr when it is a terminal; otherwise (a log, a pipe) one line
+    at the end with the same counts and rate, and without loading rich (38 ms of the batch process's CPU,
+    measured with process_time around the bar's set-up, where the workers need both cores)."""
+    started = time.monotonic()
+    if not sys.stderr.isatty():
+        done = [0]
+        registrar.progress = lambda n: done.__setitem__(0, done[0] + n)
+        try:
+            return registrar.run()
+        finally:
+            rate = done[0] / max(time.monotonic() - started, 1e-6)
+            err(f"registering {done[0]}/{total} {rate:.0f} orders/s {time.monotonic() - started:.1f} s")
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("registering"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]:.0f} orders/s"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("orders", total=total, rate=0.0)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+            done = progress.tasks[0].completed
+            progress.update(task, rate=done / max(time.monotonic() - started, 1e-6))
+
+        registrar.progress = advance
+        return registrar.run()
 
 
 def export_ocds(
