@@ -185,3 +185,36 @@ def test_only_a_batch_that_registers_forks_its_workers_before_parsing(args: list
     from peru_compras.launch import wants_workers
 
     assert wants_workers(args) is forks
+
+
+def test_next_keeps_the_batch_process_busy_while_the_chunk_is_not_ready(tmp_path: Path) -> None:
+    """`idle` (the registrar settles a mined transaction) runs while the next chunk is not ready, again as long
+    as it did some work, and never once the chunk is there."""
+    import threading
+    from concurrent.futures import Future
+
+    from peru_compras.batch.workers import Prepared
+
+    preparer = Preparer(_job(tmp_path / "store", stamp=False), [], workers=1, chunk=1, signer=lambda: None)
+    chunk = [Prepared(1)]
+    pending: Future[list[Prepared]] = Future()
+    preparer._ahead.append(pending)
+    calls: list[int] = []
+
+    def busy() -> bool:
+        calls.append(len(calls))
+        if len(calls) == 3:
+            pending.set_result(chunk)
+        return True
+    assert preparer.next(idle=busy) is chunk and calls == [0, 1, 2]
+
+    later: Future[list[Prepared]] = Future()
+    preparer._ahead.append(later)
+    calls.clear()
+    threading.Timer(0.2, later.set_result, [chunk]).start()
+    assert preparer.next(idle=lambda: calls.append(0) or False) is chunk and calls == [0]  # nothing to do: waits
+
+    ready: Future[list[Prepared]] = Future()
+    ready.set_result(chunk)
+    preparer._ahead.append(ready)
+    assert preparer.next(idle=lambda: calls.append(1) or True) is chunk and calls == [0]  # ready: not called

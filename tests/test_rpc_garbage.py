@@ -371,3 +371,23 @@ def test_the_pages_status_feed_takes_garbage_logs_as_the_nodes_invalid_answer(lo
     good = view_of([a_log(topics=["0x" + "ab" * 32, "0x" + "00" * 31 + "01", "0x" + "00" * 31 + "02"])])
     asyncio.run(two_syncs(good))
     assert good.block == 12
+
+
+def test_mined_is_the_receipt_now_or_none_and_a_garbage_answer_is_named() -> None:
+    """Transactor.mined (the batch settles what is mined while its workers prepare): the receipt the node has,
+    None when it has none yet or cannot be reached (the wait for it says why later), and a garbage answer
+    the same named error as everywhere else."""
+    from peru_compras.chain.keys import Signer
+    from peru_compras.chain.networks import network
+    from peru_compras.chain.transactions import Transactor
+
+    signer = Signer(bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"))
+    receipt = {"transactionHash": TX_HASH, "status": "0x1", "blockNumber": "0x2", "gasUsed": "0x5208", "logs": []}
+    with node({"eth_getTransactionReceipt": receipt}) as (url, asked):
+        assert Transactor(Rpc(url), signer, network("local")).mined(TX_HASH) == receipt
+        assert asked == ["eth_getTransactionReceipt"]  # once: no wait, no retry
+    with node({"eth_getTransactionReceipt": None}) as (url, asked):
+        assert Transactor(Rpc(url), signer, network("local")).mined(TX_HASH) is None
+    assert Transactor(Rpc(f"http://127.0.0.1:{free_port()}"), signer, network("local")).mined(TX_HASH) is None
+    with node({"eth_getTransactionReceipt": GARBAGE["html"]}) as (url, asked), pytest.raises(InvalidNodeAnswer):
+        Transactor(Rpc(url), signer, network("local")).mined(TX_HASH)

@@ -109,9 +109,6 @@ class BatchRegistrar:
             self._report_many(self._done, already=False)
             self._done = []
 
-    def _report(self, key: str, number: int | None, *, already: bool) -> None:
-        self._report_many([(key, number)], already=already)
-
     def _report_many(self, items: list[tuple[str, int | None]], *, already: bool,
                      settle: tuple[str, Receipt] | None = None) -> None:
         """One JSON line per order, read back from the journal; marked reported in one transaction, which
@@ -208,15 +205,14 @@ class BatchRegistrar:
             self._preparer = None
 
     def run(self, rows: Iterable[Row] = ()) -> Summary:
-        """Register `rows` (or those given to :meth:`start`); the summary. The workers start on the first rows
-        before the chain is reached and the journal reconciled (preparing touches neither), unless they need
-        the QR signer first."""
+        """Register `rows` (or those given to :meth:`start`); the summary. The workers start before the chain is
+        reached and the journal reconciled (preparing touches neither), unless they need the QR signer first."""
         preparer = self.start(rows)  # (started already: `rows` is not read)
         try:
             self._connect()
             self.reconcile()
             batch: list[Prepared] = []
-            while (prepared := preparer.next()) is not None:
+            while (prepared := preparer.next(idle=self._confirm_if_mined)) is not None:
                 for item in prepared:
                     ready = self._admit(item)
                     if ready is not None:
@@ -313,15 +309,7 @@ class BatchRegistrar:
         keep: list[Prepared] = []
         for item in batch:
             if "0x" + item.digest.hex() in taken:
-                state = self.registry.state(item.token_id)
-                if state.registered and state.document_hash == item.digest:
-                    self.journal.add_ready([item])
-                    self.journal.confirm_elsewhere(item.key, None, None)
-                    self._report(item.key, item.number, already=True)
-                else:
-                    self._refuse(item.number, item.order_number,
-                                 f"document {hashlink(item.digest)} is already registered for another order",
-                                 self._sources.pop(item.key, None))
+                self._on_chain(item, f"document {hashlink(item.digest)} is already registered for another order")
             else:
                 keep.append(item)
         while keep:
@@ -339,14 +327,18 @@ class BatchRegistrar:
                 if culprit is None:
                     raise
                 keep.remove(culprit)
-                state = self.registry.state(culprit.token_id)
-                if state.document_hash == culprit.digest:
-                    self.journal.add_ready([culprit])
-                    self.journal.confirm_elsewhere(culprit.key, None, None)
-                    self._report(culprit.key, culprit.number, already=True)
-                else:
-                    self._refuse(culprit.number, culprit.order_number, str(exc), self._sources.pop(culprit.key, None))
+                self._on_chain(culprit, str(exc))
         return keep, 0
+
+    def _on_chain(self, item: Prepared, refusal: str) -> None:
+        """The chain has `item`'s order or document already: confirmed if with this very document, else refused."""
+        state = self.registry.state(item.token_id)
+        if state.registered and state.document_hash == item.digest:
+            self.journal.add_ready([item])
+            self.journal.confirm_elsewhere(item.key, None, None)
+            self._report_many([(item.key, item.number)], already=True)
+        else:
+            self._refuse(item.number, item.order_number, refusal, self._sources.pop(item.key, None))
 
     def _send(self, batch: list[Prepared]) -> None:
         # The documents the workers appended (and flushed) are indexed before the chain can point at them: the
@@ -427,8 +419,7 @@ class BatchRegistrar:
                                    ) from None
 
     def _stop_after_refusal(self, refusal: ChainRefused) -> None:
-        """The relay (or the node) refused a transaction: settle what is in flight, put every unconfirmed order
-        back to ready, and stop the run with one line."""
+        """After a refusal (relay or node): settle what is in flight, unconfirmed orders back to ready, stop."""
         while self._in_flight:
             flight = self._in_flight.popleft()
             try:
@@ -443,13 +434,23 @@ class BatchRegistrar:
             "the unregistered orders stay in the journal, ready: run the same command again")
         raise refusal
 
-    def _confirm_oldest(self) -> None:
+    def _confirm_if_mined(self) -> bool:
+        """While the workers prepare, settle the oldest transaction in flight if its receipt is there (one look-up,
+        no wait): not all confirmations are left for the run's end, when a core idles. Whether it did."""
+        mined = self.transactor.mined(self._in_flight[0].tx_hash) if self._in_flight else None
+        if mined is not None:  # (None: not yet, or the node did not answer: the wait for it later says why)
+            self._confirm_oldest(mined)
+        return mined is not None
+
+    def _confirm_oldest(self, mined: dict[str, Any] | None = None) -> None:
+        """Settle the oldest transaction in flight, waiting for its receipt unless `mined` is it."""
         from ..chain import lacnet
 
         flight = self._in_flight.popleft()
         batch = flight.batch
         try:
-            receipt = self._await_receipt(flight)
+            receipt = (self._await_receipt(flight) if mined is None else
+                       self.transactor.read_receipt(flight.tx_hash, mined, action="register a batch"))
         except lacnet.HubRefused as refusal:
             self._recheck_orders(flight.tx_hash)
             if refusal.code not in (lacnet.NOT_ENOUGH_GAS, lacnet.BAD_NONCE) or self._retries >= RELAY_RETRIES:
@@ -476,7 +477,7 @@ class BatchRegistrar:
         for item in batch:
             row = self.journal.get(item.key)
             if row is not None and row["state"] == "confirmed":
-                self._report(item.key, item.number, already=False)
+                self._report_many([(item.key, item.number)], already=False)
             else:
                 then(item)
 
@@ -488,7 +489,7 @@ class BatchRegistrar:
                 receipt = self.transactor.transact(self.registry.address, data, action="register an order")
                 self.journal.add_ready([item])
                 self.journal.confirm_elsewhere(item.key, receipt.tx_hash, receipt.block_number)
-                self._report(item.key, item.number, already=False)
+                self._report_many([(item.key, item.number)], already=False)
         except ChainRefused as exc:
             self._refuse(item.number, item.order_number, str(exc), self._sources.pop(item.key, None))
 

@@ -264,8 +264,9 @@ class Preparer:
                     ThreadPoolExecutor(1, initializer=_start_worker, initargs=(self._job, False)))
             self._ahead.append(self._pool.submit(_prepare_chunk, chunk, self._job if self._early else None))
 
-    def next(self) -> list[Prepared] | None:
-        """The next chunk's prepared rows (waiting for them), or None when every row is done."""
+    def next(self, idle: Callable[[], bool] | None = None) -> list[Prepared] | None:
+        """The next chunk's prepared rows (waiting for them), or None when every row is done. `idle` is
+        called while that chunk is not ready yet, again as long as it returns True (it did some work)."""
         self.top_up()
         if not self._ahead and self._held is not None:
             self.close()  # every chunk prepared without the signer is read: again, with it
@@ -276,6 +277,8 @@ class Preparer:
             self.top_up()
         if not self._ahead:
             return None
+        while idle is not None and not self._ahead[0].done() and idle():
+            pass
         return self._ahead.popleft().result()
 
     def close(self) -> None:

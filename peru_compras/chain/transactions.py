@@ -278,6 +278,15 @@ class Transactor:
                 hint="another program may be sending with this account: stop it, then run the command again",
             ) from None
 
+    def mined(self, tx_hash: str) -> dict[str, Any] | None:
+        """The node's receipt of `tx_hash` if it has one now (one look-up, no wait, no retry: None also when
+        the node cannot be asked); :meth:`read_receipt` reads it."""
+        try:
+            receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+        except (NodeUnavailable, RpcError):
+            return None
+        return receipt if isinstance(receipt, dict) else None
+
     def wait(self, tx_hash: str, *, action: str, timeout: float = 120.0) -> Receipt:
         """Wait for the receipt; a failed transaction becomes the contract's named exception."""
         receipt = wait_for_receipt(self.rpc, tx_hash, timeout=timeout)
