@@ -72,6 +72,9 @@ class Journal:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        # statement journals in memory: SQLite made and removed a temporary file for every batch (strace -e openat of
+        # a 500-order run: 5 -> 0)
+        self.db.execute("PRAGMA temp_store=MEMORY")
         self.db.executescript(_SCHEMA)
         self.registry = registry
 
