@@ -517,3 +517,24 @@ def test_start_prepares_before_run_and_close_stops_the_workers(chain: Chain, tmp
     idle.close()
     assert multiprocessing.active_children() == []
     assert len(out) == 5  # nothing of the three was reported, registered or journaled
+
+
+def test_a_stamped_batch_through_the_console_entry_gets_a_pool_with_its_signer(chain: Chain, tmp_path: Path) -> None:
+    """`python -m peru_compras register-batch` forks its workers before the command line is parsed (launch.py);
+    stamping needs the QR signer, which never travels through a pipe, so those workers are stopped and a pool
+    forked with the signer prints each signed QR: read back from the stored PDFs by pdftoppm and zbarimg."""
+    from peru_compras import qr
+
+    folder = tmp_path / "entry"
+    manifest = write_jsonl(folder / "manifest.jsonl", make_orders(folder, 3, prefix="OC-ENTRY"))
+    process = chain.start_batch(manifest)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    out = lines(stdout)
+    assert out[-1] == {"summary": {"registered": 3, "already_registered": 0, "failed": 0}}
+    store = LocalStore(chain.home / "documents", "https://oc.example.pe")
+    for line in out[:-1]:
+        document = store.get(bytes.fromhex(str(line["sha256"])))
+        assert document is not None
+        (printed,) = qr.decode_page(document, 1)
+        assert printed.startswith(str(line["verify_url"]) + "#"), printed  # signed: the worker had the signer

@@ -211,7 +211,7 @@ def _take_early(workers: int, job: _Job) -> ProcessPoolExecutor | None:
     count, pool = _EARLY.pop()
     if count == workers and job.qr_fragment is None:
         return pool
-    pool.shutdown(wait=False, cancel_futures=True)
+    pool.shutdown(cancel_futures=True)  # waited for: no thread of it is left when the next pool forks
     return None
 
 
