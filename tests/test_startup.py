@@ -90,3 +90,15 @@ def test_the_watch_would_see_eth_account(tmp_path: Path) -> None:
     assert loaded(REPORT + "import eth_abi.abi", cwd=tmp_path) == ["eth_abi", "eth_hash", "eth_utils", "pydantic"]
     assert loaded(REPORT + "import rlp", cwd=tmp_path) == ["eth_hash", "eth_utils", "pydantic", "rlp"]
     assert loaded(REPORT + "import pydantic", cwd=tmp_path) == ["pydantic"]
+
+
+def test_the_console_entry_leaves_what_it_loaded_to_the_collector_frozen(tmp_path: Path) -> None:
+    """launch.py freezes what a command has loaded (and again at its end): the collector neither walks it while
+    the command runs nor once more at exit. A plain import of the CLI freezes nothing."""
+    report = "import atexit, gc, sys\natexit.register(lambda: print(gc.get_freeze_count(), file=sys.stderr))\n"
+    for entry, frozen in (("from peru_compras.launch import main", True), ("from peru_compras.cli import main", False)):
+        code = report + entry + "\nsys.argv = ['peru-compras', '--help']\nmain()\n"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert done.returncode == 0, done.stderr
+        count = int(done.stderr.strip().splitlines()[-1])
+        assert (count > 10_000) is frozen, count  # the CLI's modules hold tens of thousands of objects
