@@ -1,6 +1,7 @@
 """The ``peru-compras`` console entry (and ``python -m peru_compras``): :func:`peru_compras.cli.main`, with
 ``register-batch``'s worker processes forked first, so that they load what preparing a row needs (pikepdf,
-the order model) while this process parses the command line, reads the settings and opens the manifest."""
+the order model) while this process parses the command line, reads the settings and opens the manifest; and
+with what the command has loaded frozen for the garbage collector (see :func:`main`)."""
 
 from __future__ import annotations
 
