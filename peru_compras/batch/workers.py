@@ -164,7 +164,8 @@ def _keep(job: _Job) -> None:
 
 def _prepare_chunk(rows: list[Row], job: _Job | None = None) -> list[Prepared]:
     """`rows` prepared, their documents flushed to disk (the batch process's commit then writes the index).
-    `job`: given with each chunk to workers that :func:`start_early` forked before it was known."""
+    `job`: the job, when it has no QR signer (the workers :func:`start_early` forked before it was known have
+    none from their initializer)."""
     if job is not None and job != _JOB:
         _keep(job)
     job = _JOB
@@ -236,7 +237,6 @@ class Preparer:
                  signer: Callable[[], QrFragment | None]) -> None:
         self._job, self._rows, self._workers, self._chunk, self._signer = job, iter(rows), workers, chunk, signer
         self._pool: Executor | None = None
-        self._early = False  # the pool is start_early's: the job goes with each chunk
         self._ahead: deque[Future[list[Prepared]]] = deque()
         self._held: list[Row] | None = None  # the next chunk, waiting for the signer
 
@@ -256,13 +256,13 @@ class Preparer:
                     return
                 self._sign()  # nothing started yet: start with the signer
             if self._pool is None:
-                early = _take_early(self._workers, self._job)
-                self._early = early is not None
-                self._pool = early or (
+                self._pool = _take_early(self._workers, self._job) or (
                     ProcessPoolExecutor(self._workers, initializer=_start_worker, initargs=(self._job, True))
                     if self._workers > 1 else
                     ThreadPoolExecutor(1, initializer=_start_worker, initargs=(self._job, False)))
-            self._ahead.append(self._pool.submit(_prepare_chunk, chunk, self._job if self._early else None))
+            # a job without a signer goes with each chunk (start_early's workers have none); a signer never does
+            travels = self._job if self._job.qr_fragment is None else None
+            self._ahead.append(self._pool.submit(_prepare_chunk, chunk, travels))
 
     def next(self, idle: Callable[[], bool] | None = None) -> list[Prepared] | None:
         """The next chunk's prepared rows (waiting for them), or None when every row is done. `idle` is

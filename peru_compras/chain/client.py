@@ -6,7 +6,6 @@ indexed events and ``eth_getTransactionByHash`` for the record, which travels as
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from .contract import selector as _selector
 from .contract import topic as _topic
 from .lacnet import original_calldata
 from .metatx import forwarded_calldata
-from .rpc import Rpc, RpcError, host_of
+from .rpc import WORD, Rpc, RpcError, host_of
 from .transactions import Receipt, Transactor
 
 REGISTER = _selector("register(bytes)")
@@ -44,7 +43,6 @@ ORDER_SUPERSEDED = _topic("OrderSuperseded(uint256,uint256,address)")
 ROLE_GRANTED = _topic("RoleGranted(bytes32,address,address)")
 ROLE_REVOKED = _topic("RoleRevoked(bytes32,address,address)")
 _ORDER_STATE = "(bytes32,uint8,uint64,uint256,uint256)"
-_TOPIC = re.compile(r"0x[0-9a-fA-F]{64}")
 
 #: gas one order costs in a batch, with margin (measured about 31,000; see benchmarks/)
 GAS_PER_BATCHED_ORDER = 40_000
@@ -293,12 +291,12 @@ class Registry:
             self.rpc.int_field(log, "blockNumber", "eth_getLogs")
             self.rpc.data_field(log, "data", "eth_getLogs")
             block = log.get("blockHash")
-            if not (isinstance(block, str) and _TOPIC.fullmatch(block)):
+            if not (isinstance(block, str) and WORD.fullmatch(block)):
                 raise self.rpc.invalid("eth_getLogs", f"blockHash {str(block)[:80]} where a 32-byte hex word was "
                                        "expected")
             found = log.get("topics")
             if not (isinstance(found, list) and len(found) >= words
-                    and all(isinstance(t, str) and _TOPIC.fullmatch(t) for t in found)):
+                    and all(isinstance(t, str) and WORD.fullmatch(t) for t in found)):
                 raise self.rpc.invalid("eth_getLogs", f"topics {str(found)[:40]} where {words} 32-byte hex "
                                        "words were expected")
         return logs

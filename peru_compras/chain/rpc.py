@@ -35,8 +35,10 @@ _ids = itertools.count(1)
 #: transport failures worth another try (the node may be restarting); NodeUnavailable (an HTTP error) is not
 _TRANSPORT = (OSError,)  # transport.Unreachable among them
 _QUANTITY = re.compile(r"0[xX][0-9a-fA-F]{1,64}")  # at most 256 bits
-_DATA = re.compile(r"0[xX](?:[0-9a-fA-F]{2})*")
-_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+#: the shapes other modules check a node's fields against: hex data, a 32-byte word (a hash, a topic), an address
+DATA = re.compile(r"0[xX](?:[0-9a-fA-F]{2})*")
+WORD = re.compile(r"0x[0-9a-fA-F]{64}")
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 # Methods whose result is checked here, so that every caller gets a named error for a malformed one.
 _QUANTITY_METHODS = frozenset({"eth_chainId", "eth_blockNumber", "eth_getTransactionCount", "eth_estimateGas",
                                "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_getBalance"})
@@ -112,7 +114,7 @@ class Rpc:
             raise self.invalid(method, f"{_short(result)} where a list was expected")
         elif method in _OBJECT_METHODS and not (result is None or isinstance(result, dict)):
             raise self.invalid(method, f"{_short(result)} where an object (or null) was expected")
-        elif method == "eth_sendRawTransaction" and not (isinstance(result, str) and _HASH.fullmatch(result)):
+        elif method == "eth_sendRawTransaction" and not (isinstance(result, str) and WORD.fullmatch(result)):
             raise self.invalid(method, f"{_short(result)} where a transaction hash was expected")
         return result
 
@@ -148,7 +150,7 @@ class Rpc:
     def hex_bytes(self, value: Any, method: str, name: str = "") -> bytes:
         """`value` (``0x`` data, field `name` of `method`'s answer) as bytes; InvalidNodeAnswer when it is
         not hex data."""
-        if isinstance(value, str) and _DATA.fullmatch(value):
+        if isinstance(value, str) and DATA.fullmatch(value):
             return bytes.fromhex(value[2:])
         raise self.invalid(method, f"{name + ' ' if name else ''}{_short(value)} where hex data was expected")
 

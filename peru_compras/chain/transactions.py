@@ -22,7 +22,7 @@ from . import lacnet
 from .contract import revert_error
 from .keys import TxSigner
 from .networks import Network
-from .rpc import Rpc, RpcError, host_of
+from .rpc import ADDRESS, DATA, Rpc, RpcError, host_of
 
 _GWEI = 10**9
 #: how many times a refused nonce is re-read from the node before giving up
@@ -34,8 +34,6 @@ BLOCK_SECONDS = 2.0
 #: the relay's own refusal when the node's allowance for this block cannot take the transaction
 _ALLOWANCE_USED = "transaction gas limit exceeds block gas limit"
 _RECEIPT = "eth_getTransactionReceipt"
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-_REVERT_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})+")
 
 
 def _contract_address(rpc: Rpc, receipt: dict[str, Any]) -> str | None:
@@ -44,7 +42,7 @@ def _contract_address(rpc: Rpc, receipt: dict[str, Any]) -> str | None:
     value = receipt.get("contractAddress")
     if value is None:
         return None
-    if not (isinstance(value, str) and _ADDRESS.fullmatch(value)):
+    if not (isinstance(value, str) and ADDRESS.fullmatch(value)):
         raise rpc.invalid(_RECEIPT, f"contractAddress {str(value)[:80]} where an address (or null) was expected")
     return value if int(value, 16) else None
 
@@ -280,12 +278,12 @@ class Transactor:
 
     def mined(self, tx_hash: str) -> dict[str, Any] | None:
         """The node's receipt of `tx_hash` if it has one now (one look-up, no wait, no retry: None also when
-        the node cannot be asked); :meth:`read_receipt` reads it."""
+        the node cannot be asked); :meth:`read_receipt` reads it. (Rpc.call answers an object or None.)"""
         try:
-            receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+            receipt: dict[str, Any] | None = self.rpc.call("eth_getTransactionReceipt", [tx_hash], retry=False)
         except (NodeUnavailable, RpcError):
             return None
-        return receipt if isinstance(receipt, dict) else None
+        return receipt
 
     def wait(self, tx_hash: str, *, action: str, timeout: float = 120.0) -> Receipt:
         """Wait for the receipt; a failed transaction becomes the contract's named exception."""
@@ -346,7 +344,7 @@ class Transactor:
 
     def _failed(self, tx_hash: str, receipt: dict[str, Any], action: str) -> ChainRefused:
         reason = receipt.get("revertReason")
-        if isinstance(reason, str) and _REVERT_DATA.fullmatch(reason):
+        if isinstance(reason, str) and len(reason) > 2 and DATA.fullmatch(reason):
             return revert_error(bytes.fromhex(reason[2:]), action=action)
         if self.network.is_lacnet:  # the node's transaction is the hub call: replaying it would say nothing
             return RelayRefused(f"transaction {tx_hash} failed while trying to {action} (no revert reason)",

@@ -142,13 +142,18 @@ def _run_with_progress(registrar: BatchRegistrar, total: int) -> Summary:
     measured with process_time around the bar's set-up, where the workers need both cores)."""
     started = time.monotonic()
     if not sys.stderr.isatty():
-        done = [0]
-        registrar.progress = lambda n: done.__setitem__(0, done[0] + n)
+        done = 0
+
+        def count(n: int) -> None:
+            nonlocal done
+            done += n
+
+        registrar.progress = count
         try:
             return registrar.run()
         finally:
-            rate = done[0] / max(time.monotonic() - started, 1e-6)
-            err(f"registering {done[0]}/{total} {rate:.0f} orders/s {time.monotonic() - started:.1f} s")
+            seconds = time.monotonic() - started
+            err(f"registering {done}/{total} {done / max(seconds, 1e-6):.0f} orders/s {seconds:.1f} s")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
