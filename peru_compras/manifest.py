@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput
-from .rows import Row
+from .rows import Line, Row
 
-__all__ = ["MAX_LINE", "Row", "count_rows", "manifest_kind", "pdf_inside", "read_manifest"]
+__all__ = ["MAX_LINE", "Line", "Row", "count_rows", "manifest_kind", "pdf_inside", "read_line", "read_lines",
+           "read_manifest"]
 
 _NESTED = ("entity", "buyer", "supplier", "total", "delivery")
 _INTS = {"delivery.term_days"}
@@ -155,6 +156,14 @@ def is_ocds(head: str) -> bool:
 
 def read_manifest(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row]:
     """Stream the rows of a JSON Lines or CSV manifest; an OCDS manifest is mapped by :mod:`.ocds`."""
+    for row in read_lines(path, pdf_dir=pdf_dir):
+        yield read_line(row) if isinstance(row, Line) else row
+
+
+def read_lines(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row | Line]:
+    """:func:`read_manifest`'s rows, those of a JSON Lines manifest as their :class:`~peru_compras.rows.Line`
+    (:func:`read_line` reads one): a batch's workers read them, not the batch process (which, once the
+    workers prepare a row in ~0.35 ms, is what a batch waits for: reading a line was 0.06 ms of its ~0.3)."""
     try:
         handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
@@ -174,41 +183,41 @@ def read_manifest(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row]:
                         row = Row(row.number, row.record, None, refusal, source=row.source)
                 yield row
             return
-        rows = _csv_rows(handle) if kind == "csv" else _jsonl(handle)
         try:
             root: Path | None = base.resolve()
         except (OSError, ValueError, RuntimeError):
             root = None  # each row then says why
-        for number, record, error in rows:
-            if record is None:
-                yield Row(number, None, None, error)
-                continue
-            pdf = record.pop("pdf", None)
-            if not isinstance(pdf, str) or not pdf:
-                yield Row(number, record, None, "row has no `pdf` (the PDF's path)")
-                continue
-            inside, refusal = pdf_inside(base, pdf, root=root)
-            yield Row(number, record, inside, refusal)
+        if kind == "jsonl":
+            for number, text in enumerate(handle, start=1):
+                if text.strip():
+                    yield Line(number, text, base, root)
+            return
+        for number, record, error in _csv_rows(handle):
+            yield Row(number, None, None, error) if record is None else _with_pdf(number, record, base, root)
 
 
-def _jsonl(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+def read_line(line: Line) -> Row:
+    """One JSON Lines row read: its record, and the PDF it names inside the manifest's folder (or why not)."""
     from .safejson import loads
 
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        if _not_utf8(line):
-            yield number, None, f"line {number} is not UTF-8 text"
-            continue
-        try:
-            record = loads(line, source=f"line {number}", max_bytes=MAX_LINE)
-        except InvalidInput as exc:
-            yield number, None, exc.message
-            continue
-        if not isinstance(record, dict):
-            yield number, None, f"line {number} is not a JSON object"
-            continue
-        yield number, record, None
+    number = line.number
+    if _not_utf8(line.text):
+        return Row(number, None, None, f"line {number} is not UTF-8 text")
+    try:
+        record = loads(line.text, source=f"line {number}", max_bytes=MAX_LINE)
+    except InvalidInput as exc:
+        return Row(number, None, None, exc.message)
+    if not isinstance(record, dict):
+        return Row(number, None, None, f"line {number} is not a JSON object")
+    return _with_pdf(number, record, line.base, line.root)
+
+
+def _with_pdf(number: int, record: dict[str, Any], base: Path, root: Path | None) -> Row:
+    pdf = record.pop("pdf", None)
+    if not isinstance(pdf, str) or not pdf:
+        return Row(number, record, None, "row has no `pdf` (the PDF's path)")
+    inside, refusal = pdf_inside(base, pdf, root=root)
+    return Row(number, record, inside, refusal)
 
 
 def count_rows(path: Path) -> int:

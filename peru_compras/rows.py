@@ -1,4 +1,5 @@
-"""One manifest row: the unit a batch registers, whatever format it was read from (JSON Lines, CSV, OCDS).
+"""One manifest row: the unit a batch registers, whatever format it was read from (JSON Lines, CSV, OCDS);
+and a JSON Lines row not read yet (:class:`Line`), which a batch's worker reads.
 
 Its own module so that :mod:`.manifest` (which reads every format) and :mod:`.ocds.read` (which maps OCDS
 releases to rows) both use it without importing each other.
@@ -25,3 +26,17 @@ class Row:
     render: bool = False
     skipped: bool = False
     source: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A JSON Lines manifest's row as its text, not read yet: :func:`peru_compras.manifest.read_line` makes
+    it a :class:`Row`. A batch's workers read their own lines; the batch process only splits the file.
+
+    `base`: the folder its ``pdf`` is relative to; `root`: that folder resolved (None: it could not be, and
+    the row then says why)."""
+
+    number: int
+    text: str
+    base: Path
+    root: Path | None

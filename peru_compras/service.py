@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInput, OrderNotRegistered, PeruComprasError
+from .errors import ITEM_ERRORS, InvalidInput, OrderNotRegistered, PeruComprasError
 from .urls import token_hex
 
 if TYPE_CHECKING:
@@ -53,11 +53,6 @@ class Prepared:
     warnings: tuple[str, ...] = ()
 
 
-#: what refuses one order of :func:`prepare_many` (the others go on): our refusals, and what a record or
-#: document no rule foresaw raises (the worker side of a batch reports these as the row's error)
-ITEM_ERRORS = (PeruComprasError, ValueError, TypeError, RecursionError, MemoryError)
-
-
 def prepare(order: Order, document: bytes | CheckedPdf | None, *, base_url: str, stamp: bool = True,
             placement: str = "bottom-right", allow_other_urls: bool = False, name: str = "document",
             limits: Limits | None = None, qr_fragment: Callable[[Order], str | None] | None = None) -> Prepared:
@@ -83,9 +78,9 @@ def prepare_many(items: Sequence[tuple[Order, bytes | CheckedPdf | None, str]], 
                  placement: str = "bottom-right", allow_other_urls: bool = False, limits: Limits | None = None,
                  qr_fragment: Callable[[Order], str | None] | None = None) -> list[Prepared | Exception]:
     """:func:`prepare` for many orders, each given as (order, document, name): `name` names its PDF in
-    messages. Each answer is the order's :class:`Prepared`, or what refused it (one of :data:`ITEM_ERRORS`:
-    the other orders go on; anything else stops the call). Every :class:`~peru_compras.pdf.CheckedPdf`
-    given is used up, refused or not.
+    messages. Each answer is the order's :class:`Prepared`, or what refused it (one of
+    :data:`~peru_compras.errors.ITEM_ERRORS`: the other orders go on; anything else stops the call). Every
+    :class:`~peru_compras.pdf.CheckedPdf` given is used up, refused or not.
 
     The steps run one at a time over all the orders (the verify URL and QR text, the PDF opened and
     checked, what it carries, the stamp or drawing, the hash), not all the steps for one order and then
@@ -112,8 +107,9 @@ def prepare_many(items: Sequence[tuple[Order, bytes | CheckedPdf | None, str]], 
 
     steps = [address]
     if any(item.document is not None for item in work):  # (pikepdf is loaded only for a PDF)
+        from .pdf.checked import open_checked
         from .pdf.checks import check_registrable
-        from .pdf.open import CheckedPdf, open_checked
+        from .pdf.open import CheckedPdf
         from .pdf.stamp import stamp_pdf
 
         def opened(item: _Work) -> None:

@@ -313,3 +313,21 @@ def test_a_quoted_csv_cell_keeps_its_line_break_as_written(folder: Path) -> None
     (row,) = read_manifest(manifest)
     assert row.record == {"order_number": "OC-1", "delivery": {"place": "Piura\r\nAlmacén 2"}}
     assert row.pdf == folder / "a.pdf"
+
+
+def test_a_batch_gets_json_lines_unread_and_each_reads_as_read_manifest_reads_it(folder: Path) -> None:
+    from peru_compras.manifest import read_line, read_lines
+    from peru_compras.rows import Line, Row
+
+    manifest = folder / "m.jsonl"
+    manifest.write_bytes(b'{"order_number": "OC-1", "pdf": "a.pdf"}\n\n{not json\n[1]\n{"order_number": "OC-5"}\n'
+                         b'{"order_number": "OC-6", "pdf": "../outside/secret.pdf"}\n{"order_number": "OC-\xff"}\n'
+                         b'{"order_number": "OC-8", "pdf": "sub/b.pdf", "o": 1, "o": 2}\n')
+    lines = list(read_lines(manifest))
+    assert all(isinstance(line, Line) for line in lines)  # nothing parsed, no PDF looked for, in this process
+    assert [line.number for line in lines] == [1, 3, 4, 5, 6, 7, 8]
+    assert [read_line(line) for line in lines if isinstance(line, Line)] == list(read_manifest(manifest))
+    assert read_line(Line(9, '{"pdf": "a.pdf"}', folder, None)) == Row(9, {}, folder / "a.pdf")  # root not known
+    csv = folder / "m.csv"
+    csv.write_text("order_number,pdf\nOC-1,a.pdf\n", encoding="utf-8")
+    assert list(read_lines(csv)) == list(read_manifest(csv)) == [Row(1, {"order_number": "OC-1"}, folder / "a.pdf")]

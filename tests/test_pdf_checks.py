@@ -27,6 +27,7 @@ from peru_compras import qr
 from peru_compras.errors import InvalidDocument
 from peru_compras.pdf import checks
 from peru_compras.pdf import open as pdf_open
+from peru_compras.pdf.checked import check_pdf, open_checked, read_checked, read_pdf
 from peru_compras.pdf.checks import check_registrable
 from peru_compras.pdf.markers import INFO_KEY, STAMP_KEY
 from peru_compras.pdf.open import (
@@ -36,11 +37,7 @@ from peru_compras.pdf.open import (
     MAX_PDF_BYTES,
     CheckedPdf,
     Limits,
-    check_pdf,
     damaged,
-    open_checked,
-    read_checked,
-    read_pdf,
     visible_box,
 )
 from peru_compras.settings import load_settings

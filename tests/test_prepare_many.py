@@ -197,9 +197,9 @@ def test_a_chunk_holds_at_most_group_bytes_of_pdf_at_once(tmp_path: Path, docume
     whole = workers.prepare_rows(rows, BASE, False, tmp_path / "store-a")
     assert calls == [3]  # one group: 1, 6 (drawn), 9, 10 (3 is refused when read)
     calls.clear()
-    monkeypatch.setattr(workers, "GROUP_BYTES", len(documents["good"]))  # each PDF fills a group
+    monkeypatch.setattr(workers, "GROUP_BYTES", 1)  # each PDF fills a group
     grouped = workers.prepare_rows(rows, BASE, False, tmp_path / "store-b")
-    assert calls == [1, 1, 1]  # 1; 6 (drawn) and 9; 10
+    assert calls == [1, 1, 1]  # 1; (3, refused when read); 6 (drawn) and 9; 10
     assert [_seen(p) for p in grouped] == [_seen(p) for p in whole]
 
 
@@ -211,23 +211,89 @@ def test_a_worker_answers_errors_as_lines_not_objects(tmp_path: Path, documents:
 
 def test_a_chunk_stopped_while_reading_leaves_no_pdf_open(tmp_path: Path, documents: dict[str, bytes],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import peru_compras.pdf
+    from peru_compras.pdf import checked
 
     rows = [row for row in _rows(tmp_path / "pdfs", documents) if row.number in (1, 10)]
     rows.append(Row(12, pdfs.record("OC-12"), rows[0].pdf))
-    real, read = peru_compras.pdf.read_checked, []
+    real, seen = checked._paged, []
 
-    def fails_third(path: Path, **options: Any) -> CheckedPdf:
-        if len(read) == 2:
+    def fails_third(item: Any, run: Any) -> None:  # every PDF is open by now; two have been paged
+        seen.append(item)
+        if len(seen) == 3:
             raise OSError("the share went away")
-        read.append(real(path, **options))
-        return read[-1]
+        real(item, run)
 
-    monkeypatch.setattr(peru_compras.pdf, "read_checked", fails_third)
+    monkeypatch.setattr(checked, "_paged", fails_third)
     before = _open_files()
     with pytest.raises(OSError, match="went away"):
         workers.prepare_rows(rows, BASE, False, tmp_path / "store")
-    assert len(read) == 2 and _open_files() == before
-    for checked in read:  # the two PDFs read before it are closed (not left to the collector)
-        with pytest.raises(ValueError, match="closed"):
-            checked.pdf  # noqa: B018
+    assert len(seen) == 3 and _open_files() == before
+    assert [item.pdf for item in seen] == [None, None, None]  # closed, not left to the collector
+
+
+def test_many_files_read_as_each_alone(tmp_path: Path, documents: dict[str, bytes]) -> None:
+    from peru_compras.pdf import Limits, read_checked, read_checked_many
+
+    (tmp_path / "folder.pdf").mkdir()
+    for kind in ("good", "not_pdf", "active", "other"):
+        (tmp_path / f"{kind}.pdf").write_bytes(documents[kind])
+    (tmp_path / "damaged.pdf").write_bytes(pdfs.damaged_xref(documents["good"]))
+    (tmp_path / "locked.pdf").write_bytes(pdfs.password_protected(documents["good"]))
+    (tmp_path / "big.pdf").write_bytes(documents["good"] + b"\n" * 10)
+    names = ["good", "missing", "folder", "not_pdf", "damaged", "locked", "active", "big", "other"]
+    paths = [tmp_path / f"{name}.pdf" for name in names]
+    limits = Limits(max_bytes=len(documents["good"]) + 5)
+
+    def seen(outcome: CheckedPdf | Exception) -> tuple[Any, ...]:
+        if isinstance(outcome, Exception):
+            return type(outcome).__name__, str(outcome)
+        with outcome:
+            return outcome.name, outcome.data, outcome.pages, dict(outcome.decoded)
+
+    alone = []
+    for path in paths:
+        try:
+            alone.append(seen(read_checked(path, limits=limits)))
+        except Exception as exc:  # noqa: BLE001 — compared with read_checked_many's answer
+            alone.append(seen(exc))
+    before = _open_files()
+    together = [seen(outcome) for outcome in read_checked_many(paths, limits=limits)]
+    assert together == alone and _open_files() == before
+    assert [answer[0] for answer in together] == [
+        str(paths[0]), "InvalidDocument", "InvalidDocument", "InvalidDocument", "InvalidDocument", "InvalidDocument",
+        str(paths[6]), "InvalidDocument", str(paths[8])]  # active content is check_registrable's to refuse
+    assert "over the" in together[7][1] and "folder" in together[2][1] and "password" in together[5][1]
+    kept = [outcome for outcome in read_checked_many(paths, limits=limits, keep_total=0) if
+            not isinstance(outcome, Exception)]
+    assert [dict(checked.decoded) for checked in kept] == [{}, {}, {}]  # nothing kept: check_registrable decodes
+    assert together[0][3] and together[8][3]  # by default each keeps its decoded page contents
+    first = sum(map(len, together[0][3].values()))
+    shared = [outcome for outcome in read_checked_many(paths, limits=limits, keep_total=first)
+              if not isinstance(outcome, Exception)]
+    assert [bool(checked.decoded) for checked in shared] == [True, False, False]  # the first used it all up
+    kept += shared
+    for checked in kept:
+        checked.close()
+
+
+def test_lines_a_worker_reads_itself_prepare_as_rows_read_before(tmp_path: Path, documents: dict[str, bytes]) -> None:
+    import json
+
+    from peru_compras.manifest import read_lines, read_manifest
+    from peru_compras.rows import Line
+
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    (folder / "a.pdf").write_bytes(documents["good"])
+    (folder / "c.pdf").write_bytes(documents["not_pdf"])
+    lines = [json.dumps({**pdfs.record("OC-1"), "pdf": "a.pdf"}, ensure_ascii=False), "{not json",
+             json.dumps({**pdfs.record("OC-3"), "pdf": "c.pdf"}),
+             json.dumps({**pdfs.record("OC-4"), "pdf": "../x.pdf"}), json.dumps(pdfs.record("OC-5"))]
+    manifest = folder / "m.jsonl"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    unread = list(read_lines(manifest))
+    assert all(isinstance(line, Line) for line in unread)
+    from_lines = workers.prepare_rows(unread, BASE, False, tmp_path / "store-a")
+    from_rows = workers.prepare_rows(list(read_manifest(manifest)), BASE, False, tmp_path / "store-b")
+    assert [_seen(p) for p in from_lines] == [_seen(p) for p in from_rows]
+    assert [p.error is None for p in from_lines] == [True, False, False, False, False]

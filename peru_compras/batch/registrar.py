@@ -24,7 +24,7 @@ from ..hashing import hashlink
 from ..journal import Journal
 from ..retry import retry
 from ..retry import wait_out_node as _retrying
-from ..rows import Row
+from ..rows import Line, Row
 from ..store import LocalStore
 from ..urls import token_hex
 from .preview import Summary
@@ -190,7 +190,7 @@ class BatchRegistrar:
         self.transactor = self.ws.transactor
         self.journal = Journal(self.ws.settings.home / "journal.sqlite", self.registry.address)
 
-    def start(self, rows: Iterable[Row]) -> Preparer:
+    def start(self, rows: Iterable[Row | Line]) -> Preparer:
         """Start preparing `rows`: the workers fork and take their first chunks while the caller finishes its
         set-up (the CLI loads its progress bar meanwhile); :meth:`run` goes on with them, :meth:`close` stops them."""
         if self._preparer is None:
@@ -204,7 +204,7 @@ class BatchRegistrar:
             self._preparer.close()
             self._preparer = None
 
-    def run(self, rows: Iterable[Row] = ()) -> Summary:
+    def run(self, rows: Iterable[Row | Line] = ()) -> Summary:
         """Register `rows` (or those given to :meth:`start`); the summary. The workers start before the chain is
         reached and the journal reconciled (preparing touches neither), unless they need the QR signer first."""
         preparer = self.start(rows)  # (started already: `rows` is not read)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import gc
 import os
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import PeruComprasError
-from ..rows import Row
+from ..errors import ITEM_ERRORS, PeruComprasError
+from ..rows import Line, Row
 from ..store import LocalStore, Packed, PackWriter
 from ..urls import document_url
 
@@ -56,23 +56,27 @@ def prepare(row: Row, base_url: str, stamp: bool, store_root: Path, *, limits: L
     return prepare_rows([row], base_url, stamp, store_root, limits=limits, qr_fragment=qr_fragment)[0]
 
 
-#: the PDFs (and what their checks kept decoded) a worker holds at once, at most, plus the one read last: a
-#: chunk's rows are read, then prepared step by step across them (:func:`~peru_compras.service.prepare_many`),
-#: so their documents are in memory together. The batch benchmark's chunk of 50 is 130 KB
+#: the PDF bytes (by their files' sizes) a worker reads and holds at once, at most, plus the file that passes
+#: it: a chunk's rows are read, then prepared step by step across them (service.prepare_many), so their
+#: documents are in memory together (the batch benchmark's chunk of 50 is 130 KB); what their checks keep
+#: decoded for the next step is bounded to a quarter of it
 GROUP_BYTES = 16 << 20
 
 
-def prepare_rows(rows: list[Row], base_url: str, stamp: bool, store_root: Path, *, limits: Limits | None = None,
-                 qr_fragment: QrFragment | None = None) -> list[Prepared]:
-    """`rows`, in their order, through :func:`peru_compras.service.prepare_many` (validate, stamp unless
-    `stamp` is false, hash): each document appended to a pack of the store (not yet committed) and its
-    entry encoded. Each step runs over every row before the next (see prepare_many): the records are
-    parsed, then the PDFs read and checked (in groups of at most GROUP_BYTES), and so on. Never raises for a
-    row: a refusal is its `error`. Runs in worker processes, so the documents' bytes never travel back."""
-    from .. import service
+def prepare_rows(items: list[Row | Line], base_url: str, stamp: bool, store_root: Path, *,
+                 limits: Limits | None = None, qr_fragment: QrFragment | None = None) -> list[Prepared]:
+    """`items` (rows, or JSON Lines not read yet), in their order, through :func:`peru_compras.service.
+    prepare_many` (validate, stamp unless `stamp` is false, hash): each document appended to a pack of the
+    store (not yet committed) and its entry encoded. Each step runs over every row before the next (see
+    prepare_many): the lines read (:func:`~peru_compras.manifest.read_line`), the records parsed, then, a
+    group of at most GROUP_BYTES at a time, the PDFs read and checked (:func:`~peru_compras.pdf.
+    read_checked_many`), prepared, packed and encoded. Never raises for a row: a refusal is its `error`. Runs
+    in worker processes, so the documents' bytes never travel back."""
+    from ..manifest import read_line
     from ..order import parse_order
-    from ..pdf import read_checked
+    from ..pdf import read_checked_many
 
+    rows = [read_line(item) if isinstance(item, Line) else item for item in items]
     out: dict[int, Prepared] = {}
     orders: list[tuple[int, Order]] = []
     for index, row in enumerate(rows):
@@ -84,32 +88,46 @@ def prepare_rows(rows: list[Row], base_url: str, stamp: bool, store_root: Path, 
         else:
             try:
                 orders.append((index, parse_order(row.record)))  # each line names its row already
-            except service.ITEM_ERRORS as exc:
+            except ITEM_ERRORS as exc:
                 out[index] = _refusal(row, exc)
-    group: list[tuple[int, Order, CheckedPdf | None]] = []
-    held = 0
-    try:
-        for index, order in orders:
-            path = rows[index].pdf
-            try:
-                document = read_checked(path, limits=limits) if path is not None else None  # None: drawn
-            except service.ITEM_ERRORS as exc:
-                out[index] = _refusal(rows[index], exc)
-                continue
-            group.append((index, order, document))
-            if document is not None:
-                held += len(document.data) + sum(map(len, document.decoded.values()))
-            if held >= GROUP_BYTES:
-                out.update(_prepare_group(rows, group, base_url, stamp, store_root, limits, qr_fragment))
-                group, held = [], 0
-        if group:
-            out.update(_prepare_group(rows, group, base_url, stamp, store_root, limits, qr_fragment))
-            group = []
-    finally:
-        for _, _, document in group:  # (prepare_many closes them: these are a group it never got)
-            if document is not None:
-                document.close()
+    for group in _groups(rows, orders):
+        paths = [path for path in (rows[index].pdf for index, _ in group) if path is not None]
+        read = iter(read_checked_many(paths, limits=limits, keep_total=GROUP_BYTES // 4))
+        ready: list[tuple[int, Order, CheckedPdf | None]] = []
+        try:
+            for index, order in group:
+                document = next(read) if rows[index].pdf is not None else None  # None: drawn
+                if isinstance(document, Exception):
+                    out[index] = _refusal(rows[index], document)
+                else:
+                    ready.append((index, order, document))
+            if ready:
+                out.update(_prepare_group(rows, ready, base_url, stamp, store_root, limits, qr_fragment))
+        finally:
+            for _, _, document in ready:  # (prepare_many used them up, unless it never got them)
+                if document is not None:
+                    document.close()
     return [out[index] for index in range(len(rows))]
+
+
+def _groups(rows: list[Row], orders: list[tuple[int, Order]]) -> Iterator[list[tuple[int, Order]]]:
+    """`orders` in runs whose PDFs are GROUP_BYTES at most (by their sizes now; the run ends after the file
+    that passes it). A file that cannot be looked at counts nothing: reading it says why."""
+    group: list[tuple[int, Order]] = []
+    size = 0
+    for index, order in orders:
+        group.append((index, order))
+        path = rows[index].pdf
+        if path is not None:
+            try:
+                size += os.stat(path).st_size
+            except (OSError, ValueError):
+                pass
+        if size >= GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 def _prepare_group(rows: list[Row], group: list[tuple[int, Order, CheckedPdf | None]], base_url: str, stamp: bool,
@@ -129,7 +147,7 @@ def _prepare_group(rows: list[Row], group: list[tuple[int, Order, CheckedPdf | N
             continue
         try:
             stored.append((index, order, outcome, writer.add(outcome.document)))
-        except service.ITEM_ERRORS as exc:
+        except ITEM_ERRORS as exc:
             out[index] = _refusal(rows[index], exc)
     for index, order, outcome, packed in stored:
         row = rows[index]
@@ -138,7 +156,7 @@ def _prepare_group(rows: list[Row], group: list[tuple[int, Order, CheckedPdf | N
                                   packed.digest, order.encode_entry(packed.digest), outcome.verify_url,
                                   order.document_url or document_url(base_url, packed.digest), source=row.source,
                                   packed=packed)
-        except service.ITEM_ERRORS as exc:
+        except ITEM_ERRORS as exc:
             out[index] = _refusal(row, exc)
     return out
 
@@ -184,9 +202,10 @@ class _Job:
     qr_fragment: QrFragment | None = None
     signed: bool = True
 
-    def needs_signer(self, rows: list[Row]) -> bool:
+    def needs_signer(self, rows: list[Row | Line]) -> bool:
         """Whether preparing `rows` may print a QR (stamping, or a drawn order) while the signer is unknown."""
-        return not self.signed and (self.stamp or any(row.render and row.pdf is None for row in rows))
+        return not self.signed and (self.stamp or any(isinstance(row, Row) and row.render and row.pdf is None
+                                                      for row in rows))
 
 
 _JOB: _Job | None = None
@@ -232,7 +251,7 @@ def _keep(job: _Job) -> None:
     _JOB, _LIMITS = job, Limits(*job.pdf_limits) if job.pdf_limits is not None else None
 
 
-def _prepare_chunk(rows: list[Row], job: _Job | None = None) -> list[Prepared]:
+def _prepare_chunk(rows: list[Row | Line], job: _Job | None = None) -> list[Prepared]:
     """`rows` prepared, their documents flushed to disk (the batch process's commit then writes the index).
     `job`: the job, when it has no QR signer (the workers :func:`start_early` forked before it was known have
     none from their initializer)."""
@@ -302,12 +321,12 @@ class Preparer:
     the pool starts again with it once the chunks ahead of that one are read (stamping: before any worker
     starts). Rows are read from `rows` only as chunks are submitted (memory stays bounded)."""
 
-    def __init__(self, job: _Job, rows: Iterable[Row], *, workers: int, chunk: int,
+    def __init__(self, job: _Job, rows: Iterable[Row | Line], *, workers: int, chunk: int,
                  signer: Callable[[], QrFragment | None]) -> None:
         self._job, self._rows, self._workers, self._chunk, self._signer = job, iter(rows), workers, chunk, signer
         self._pool: Executor | None = None
         self._ahead: deque[Future[list[Prepared]]] = deque()
-        self._held: list[Row] | None = None  # the next chunk, waiting for the signer
+        self._held: list[Row | Line] | None = None  # the next chunk, waiting for the signer
 
     def _sign(self) -> None:
         if not self._job.signed:

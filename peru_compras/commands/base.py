@@ -71,7 +71,7 @@ def limits() -> Limits:
 
 def read_document(path: Path) -> CheckedPdf:
     """The PDF at `path`, read and checked within this run's limits, still open (use it in ``with``)."""
-    from ..pdf.open import read_checked
+    from ..pdf.checked import read_checked
 
     return read_checked(path, limits=limits())
 

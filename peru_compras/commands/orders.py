@@ -90,7 +90,7 @@ def register_batch(
         peru-compras register-batch ocds-release-package.json --pdf-dir pdfs/ --dry-run
     """
     from ..batch import BatchRegistrar, preview
-    from ..manifest import Row, count_rows, manifest_kind, read_manifest
+    from ..manifest import Row, count_rows, manifest_kind, read_lines, read_manifest
     from ..terminal import json_line
 
     if not manifest.is_file():
@@ -107,7 +107,7 @@ def register_batch(
         elif line.get("status") == "skipped":
             err(f"row {line.get('row')}: skipped: {line.get('reason')}")
 
-    rows: Any = read_manifest(manifest, pdf_dir=pdf_dir)
+    rows: Any = (read_manifest if dry_run else read_lines)(manifest, pdf_dir=pdf_dir)  # a batch's workers read lines
     total: int | None = None
     if manifest_kind(manifest) == "ocds":  # read whole anyway: map it now, so a broken package stops here
         listed: list[Row] = list(rows)

@@ -14,6 +14,7 @@ Untrusted input throughout. The package, one idea a module:
 
 from __future__ import annotations
 
+from .checked import check_pdf, open_checked, read_checked, read_checked_many, read_pdf
 from .checks import check_registrable
 from .claims import claimed_order_key, claimed_verify_url, order_key_from_url
 from .markers import INFO_KEY, STAMP_KEY
@@ -25,10 +26,6 @@ from .open import (
     MAX_PDF_BYTES,
     CheckedPdf,
     Limits,
-    check_pdf,
-    open_checked,
-    read_checked,
-    read_pdf,
 )
 from .open import check_objects as _check_objects  # old private names, for benchmarks/stamp.py
 from .open import open_strict as _open
@@ -39,6 +36,6 @@ __all__ = [
     "CAPTION_SIZE", "CHECK_SECONDS", "INFO_KEY", "MARGIN_X", "MARGIN_Y", "MAX_DECODED_BYTES", "MAX_PAGES",
     "MAX_PAGE_AREA", "MAX_PDF_BYTES", "PAGE_QR_SIZE", "PLACEMENTS", "QR_SIZE", "STAMP_KEY", "CheckedPdf", "Limits",
     "caption_lines", "check_pdf", "check_registrable", "claimed_order_key", "claimed_verify_url",
-    "open_checked", "order_key_from_url", "pdf_text", "read_checked", "read_pdf", "stamp_pdf",
+    "open_checked", "order_key_from_url", "pdf_text", "read_checked", "read_checked_many", "read_pdf", "stamp_pdf",
 ]
 _PRIVATE = (_check_objects, _open)

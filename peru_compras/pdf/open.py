@@ -1,11 +1,11 @@
 """Opening untrusted PDFs: the size, page and decoding limits, and the damage check.
 
-:func:`read_pdf` and :func:`check_pdf` refuse, with :class:`~peru_compras.errors.InvalidDocument` (exit 2)
-and one line naming the file and the next step: a file that is not a PDF, zero bytes, a truncated file (no
-``%%EOF`` near the end), an encrypted file (with or without an opening password: stamping would override
-its owner's restrictions, so we register none), more bytes than the size limit (50 MB by default), more
-pages than the page limit (1,000), a page larger than twice A0, and a damaged file. A PDF with incremental
-updates is read as its last revision.
+The readers of :mod:`.checked` (read_checked, open_checked, read_pdf, check_pdf) refuse, with
+:class:`~peru_compras.errors.InvalidDocument` (exit 2) and one line naming the file and the next step: a
+file that is not a PDF, zero bytes, a truncated file (no ``%%EOF`` near the end), an encrypted file (with
+or without an opening password: stamping would override its owner's restrictions, so we register none),
+more bytes than the size limit (50 MB by default), more pages than the page limit (1,000), a page larger
+than twice A0, and a damaged file. A PDF with incremental updates is read as its last revision.
 
 Damage is judged as ``qpdf --check`` judges it, without qpdf's repairs: the file is opened strictly and
 every object in its cross-reference table read (qpdf reads those reachable from the trailer: these and any
@@ -25,13 +25,11 @@ from __future__ import annotations
 import io
 import os
 import re
-import stat
 import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import pikepdf
 import pikepdf.settings
@@ -69,11 +67,12 @@ class Limits:
 
 
 class CheckedPdf:
-    """A PDF :func:`open_checked` accepted, still open and read whole: its bytes, name, page count and the
-    :class:`pikepdf.Pdf`. Give it to :func:`~peru_compras.pdf.check_registrable`, :func:`~peru_compras.pdf.
-    stamp_pdf` and :func:`~peru_compras.pdf.claimed_verify_url` instead of the bytes to spare them a second
-    parse and damage check (the whole cost of a small stamp). :func:`~peru_compras.pdf.stamp_pdf` changes the
-    PDF and uses it up; otherwise close it (``with``). Not shared between threads: each caller opens its own.
+    """A PDF :func:`~peru_compras.pdf.checked.open_checked` accepted, still open and read whole: its bytes,
+    name, page count and the :class:`pikepdf.Pdf`. Give it to :func:`~peru_compras.pdf.check_registrable`,
+    :func:`~peru_compras.pdf.stamp_pdf` and :func:`~peru_compras.pdf.claimed_verify_url` instead of the bytes
+    to spare them a second parse and damage check (the whole cost of a small stamp). :func:`~peru_compras.pdf.
+    stamp_pdf` changes the PDF and uses it up; otherwise close it (``with``). Not shared between threads: each
+    caller opens its own.
 
     `decoded`: the streams the damage check decoded and kept (:func:`check_objects`), by object number and
     generation, for :func:`~peru_compras.pdf.check_registrable` to read instead of decoding them again (valid
@@ -124,72 +123,10 @@ def _limits(limits: Limits | None, max_bytes: int | None, max_pages: int | None)
                    **({"max_pages": max_pages} if max_pages is not None else {}))
 
 
-def read_checked(path: Path, *, limits: Limits | None = None) -> CheckedPdf:
-    """A PDF file read and checked (see the module docstring), open; InvalidDocument (exit 2) otherwise."""
-    limits = _limits(limits, None, None)
-    name = str(path)
-    try:
-        status = path.stat()  # one stat for the size and the kind (path.is_dir() was a second: 1.4 µs)
-        if stat.S_ISDIR(status.st_mode):
-            raise InvalidDocument(f"{name!r} is a folder, not a PDF", hint="give the order's PDF file")
-    except OSError as exc:
-        raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}", hint="check the path") from None
-    check_size(status.st_size, name, limits)
-    try:
-        with path.open("rb") as handle:
-            data = read_at_most(handle, status.st_size, limits.max_bytes + 1)
-    except OSError as exc:
-        raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}",
-                              hint="check the file's permissions") from None
-    return open_checked(data, name=name, limits=limits)
-
-
-def read_at_most(handle: BinaryIO, size: int, most: int) -> bytes:
-    """At most `most` bytes of an open file measured at `size` bytes: one read of `size` + 1, and on to `most`
-    only if it gave all of that (the file grew since). One read of `most` would allocate all of it (50 MiB
-    by default) for every file: read_checked of the 2.6 KB batch-benchmark PDF 31 -> 8 µs for the stat and
-    read (timeit, process time, best of 7)."""
-    want = min(size + 1, most)
-    data = handle.read(want)
-    if len(data) == want:
-        data += handle.read(most - want)
-    return data
-
-
-def read_pdf(path: Path, *, limits: Limits | None = None, max_bytes: int | None = None,
-             max_pages: int | None = None) -> bytes:
-    """The bytes of a PDF file after checking it is one we accept; InvalidDocument (exit 2) otherwise."""
-    with read_checked(path, limits=_limits(limits, max_bytes, max_pages)) as checked:
-        return checked.data
-
-
 def check_size(size: int, name: str, limits: Limits) -> None:
     if size > limits.max_bytes:
         raise InvalidDocument(f"PDF {name!r} has {size:,} bytes, over the {limits.max_bytes:,}-byte limit",
                               hint=f"compress it, or raise {setting_source('PERU_COMPRAS_MAX_PDF_BYTES')}")
-
-
-def open_checked(data: bytes, *, name: str = "document", limits: Limits | None = None) -> CheckedPdf:
-    """`data` opened and checked (see the module docstring): the open :class:`CheckedPdf`; InvalidDocument
-    (exit 2) for a PDF we do not accept."""
-    limits = _limits(limits, None, None)
-    check_size(len(data), name, limits)
-    pdf = open_strict(data, name)
-    decoded: dict[tuple[int, int], bytes] = {}
-    try:
-        pages = check_pages(pdf, name, limits)
-        check_objects(pdf, name, limits, keep=decoded)
-    except BaseException:
-        pdf.close()
-        raise
-    return CheckedPdf(data, name, pdf, pages, limits, decoded)
-
-
-def check_pdf(data: bytes, *, name: str = "document", limits: Limits | None = None, max_pages: int | None = None,
-              max_bytes: int | None = None) -> int:
-    """Check `data` is a PDF we accept (see the module docstring); returns its page count."""
-    with open_checked(data, name=name, limits=_limits(limits, max_bytes, max_pages)) as checked:
-        return checked.pages
 
 
 def check_pages(pdf: pikepdf.Pdf, name: str, limits: Limits) -> int:
@@ -232,7 +169,7 @@ KEEP_DECODED_BYTES = 1 << 20
 
 
 def check_objects(pdf: pikepdf.Pdf, name: str, limits: Limits,
-                  keep: dict[tuple[int, int], bytes] | None = None) -> None:
+                  keep: dict[tuple[int, int], bytes] | None = None, room: int | None = None) -> int:
     """What qpdf --check does, bounded: every object in the cross-reference table read, strictly (qpdf
     reads those reachable from the trailer: this is those and any orphan), and every stream's data decoded
     (Flate, LZW, RunLength, ASCII85, ASCIIHex and predictors; JPEG and the other image codecs stay encoded,
@@ -244,11 +181,13 @@ def check_objects(pdf: pikepdf.Pdf, name: str, limits: Limits,
     `keep`: filled with the data of the streams decoded as ``read_bytes()`` would decode them (not ASCII85 +
     Flate, not RunLength), by object number and generation, in the walk's order until
     :data:`KEEP_DECODED_BYTES` would be passed: a page's content then is not decoded twice (once here, once by
-    check_registrable's QR pre-check: 13 µs of a batch order's 4 KB page)."""
+    check_registrable's QR pre-check: 13 µs of a batch order's 4 KB page) or `room` (at most
+    :data:`KEEP_DECODED_BYTES`) is used up. Returns the bytes kept."""
+    room = KEEP_DECODED_BYTES if room is None else min(room, KEEP_DECODED_BYTES)
     _qpdf_limits(limits.max_decoded)
     deadline = time.monotonic() + CHECK_SECONDS
     decoded = 0
-    room = KEEP_DECODED_BYTES
+    kept = 0
     scratch: pikepdf.Pdf | None = None  # holds the ASCII85 layers decoded apart (never the checked file itself)
     try:
         for obj in pdf.objects:
@@ -264,9 +203,9 @@ def check_objects(pdf: pikepdf.Pdf, name: str, limits: Limits,
             elif _DECODED_FILTERS.issuperset(names):
                 data = obj.read_bytes(decode_level=pikepdf.StreamDecodeLevel.specialized)  # + RunLength
                 decoded += len(data)
-                if keep is not None and len(data) <= room and _RUN_LENGTH.isdisjoint(names):
+                if keep is not None and kept + len(data) <= room and _RUN_LENGTH.isdisjoint(names):
                     keep[obj.objgen] = data
-                    room -= len(data)
+                    kept += len(data)
             if decoded > limits.max_decoded:
                 raise _bomb(name, limits)
             if time.monotonic() > deadline:
@@ -282,6 +221,7 @@ def check_objects(pdf: pikepdf.Pdf, name: str, limits: Limits,
         if scratch is not None:
             scratch.close()
     refuse_warnings(pdf, name, limits)
+    return kept
 
 
 def _a85_flate_size(scratch: pikepdf.Pdf, stream: pikepdf.Stream, name: str, room: int) -> int:

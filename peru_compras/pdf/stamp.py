@@ -32,8 +32,9 @@ import pikepdf
 from .. import qr
 from ..errors import InvalidDocument, InvalidInput
 from ..order import Order
+from .checked import open_checked
 from .markers import INFO_KEY, STAMP_KEY, page_contents, plain_url, stamp_marker, stamp_urls
-from .open import CheckedPdf, Limits, damaged, open_checked, refuse_warnings, visible_box
+from .open import CheckedPdf, Limits, damaged, refuse_warnings, visible_box
 from .text import fit_text, num, pdf_text, text_width, wrap_text
 
 #: points (~27.5 mm): a phone reads it at arm's length, zbarimg at 150 dpi. Measured 13:45 UTC (pdftoppm -r 150
