@@ -40,3 +40,6 @@ class Line:
     text: str
     base: Path
     root: Path | None
+
+    def __reduce__(self) -> tuple[type[Line], tuple[int, str, Path, Path | None]]:
+        return Line, (self.number, self.text, self.base, self.root)  # (dataclasses' pickling: 2.0 -> 0.6 µs)

@@ -12,8 +12,9 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from itertools import chain, islice
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,14 @@ class Prepared:
     skipped: bool = False
     source: dict[str, Any] | None = None
     packed: Packed | None = None  # where its document was appended (committed before its batch is signed)
+
+    def __reduce__(self) -> tuple[type[Prepared], tuple[Any, ...]]:
+        # its fields as a tuple: pickled 5.8 -> 2.8 µs and rebuilt in the batch process 7.7 -> 3.8 µs (dataclasses'
+        # own state functions look up the fields each time; timeit of a chunk of 50)
+        return Prepared, _PREPARED_FIELDS(self)
+
+
+_PREPARED_FIELDS = attrgetter(*(field.name for field in fields(Prepared)))
 
 
 def prepare(row: Row, base_url: str, stamp: bool, store_root: Path, *, limits: Limits | None = None,
