@@ -12,8 +12,9 @@ as killed (the change was noticed). Mutants that only change a string that is a 
 f-string, a ``raise``, a problem added with ``.add``, an error's ``hint``, or any literal of two words or
 more) are counted apart, as the issue asks: their score is reported on its own line and left out of the
 module's score. The on-chain decoder (``decode_entry``, ``_inflate``) is reported as a function subset;
-the PDF acceptance checks are the modules ``peru_compras/pdf/open.py`` (limits, opening, damage) and
-``peru_compras/pdf/checks.py`` (active content, other addresses) with their own unit tests
+the PDF acceptance checks are the modules ``peru_compras/pdf/open.py`` (limits, opening, damage),
+``peru_compras/pdf/checked.py`` (reading one file or many) and ``peru_compras/pdf/checks.py`` (active content,
+other addresses) with their own unit tests
 (``tests/test_pdf_checks.py``). Not part of the test command: it takes several minutes (goal: all of it
 under 10 minutes on the 2-CPU machine; the wall time is recorded as ``_about.seconds_total``).
 """
@@ -60,7 +61,8 @@ TARGETS = [
            subsets={"on-chain decoder (decode_entry, _inflate)": DECODER}),
     Target("hashing", ("peru_compras/hashing.py",), ["tests/test_hashing.py"]),
     Target("fetch", ("peru_compras/fetch.py",), ["tests/test_fetch_policy.py"]),
-    Target("pdf acceptance checks", ("peru_compras/pdf/open.py", "peru_compras/pdf/checks.py"),
+    Target("pdf acceptance checks",
+           ("peru_compras/pdf/open.py", "peru_compras/pdf/checked.py", "peru_compras/pdf/checks.py"),
            ["tests/test_pdf_checks.py"]),
     Target("manifest (which file a row's pdf may name)", ("peru_compras/manifest.py",), ["tests/test_manifest.py"]),
     Target("safejson (the decoder's JSON reader)", ("peru_compras/safejson.py",), ["tests/test_safejson.py"],
