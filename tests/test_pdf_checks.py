@@ -1090,6 +1090,31 @@ def test_what_the_damage_check_keeps_is_bounded(monkeypatch: pytest.MonkeyPatch)
     assert check_pdf(data) == 1
 
 
+def test_many_files_share_what_they_keep_decoded(tmp_path: Path) -> None:
+    from peru_compras.pdf.checked import read_checked_many
+
+    data = with_streams((b"a" * 10, []), (b"b" * 20, []))
+    sizes = sum(map(len, kept(data).values()))  # one file's content and both streams
+    paths = []
+    for number in range(3):
+        paths.append(tmp_path / f"{number}.pdf")
+        paths[-1].write_bytes(data)
+
+    def shared(keep_total: int | None) -> list[int]:
+        outcomes = read_checked_many(paths, keep_total=keep_total)
+        try:
+            return [sum(map(len, checked.decoded.values())) for checked in outcomes if isinstance(checked, CheckedPdf)]
+        finally:
+            for checked in outcomes:
+                if isinstance(checked, CheckedPdf):
+                    checked.close()
+
+    assert shared(None) == [sizes] * 3  # unbounded together: each keeps what it would alone
+    assert shared(2 * sizes) == [sizes, sizes, 0]  # the third finds the budget used up
+    assert shared(sizes + 10) == [sizes, 10, 0]  # the second keeps the 10-byte stream only, to the byte
+    assert shared(0) == [0, 0, 0]
+
+
 def test_the_qr_precheck_reads_the_kept_content_not_the_stream() -> None:
     with open_checked(with_content({0: b"(text only) Tj"})) as checked:
         page = checked.pdf.pages[0]
