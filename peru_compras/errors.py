@@ -220,11 +220,6 @@ def setting_key(variable: str) -> str:
     return variable.removeprefix("PERU_COMPRAS_").lower().replace("_", "-")
 
 
-#: what refuses one item of a call over many (service.prepare_many, pdf.read_checked_many, a batch's rows) while
-#: the others go on: our refusals, and what a record or document no rule foresaw raises
-ITEM_ERRORS = (PeruComprasError, ValueError, TypeError, RecursionError, MemoryError)
-
-
 def setting_source(variable: str) -> str:
     """Where a setting read from an environment variable may come from, for messages."""
     return f"{variable} (or {setting_key(variable)} in peru-compras.toml)"

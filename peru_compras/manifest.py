@@ -189,7 +189,9 @@ def read_lines(path: Path, *, pdf_dir: Path | None = None) -> Iterator[Row | Lin
             root = None  # each row then says why
         if kind == "jsonl":
             for number, text in enumerate(handle, start=1):
-                if text.strip():
+                if len(text) > MAX_LINE:  # refused here (its own line), not copied to a worker to be refused there
+                    yield read_line(Line(number, text, base, root))
+                elif text.strip():
                     yield Line(number, text, base, root)
             return
         for number, record, error in _csv_rows(handle):

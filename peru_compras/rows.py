@@ -27,6 +27,17 @@ class Row:
     skipped: bool = False
     source: dict[str, Any] | None = None
 
+    def problem(self) -> str | None:
+        """Why the row cannot be prepared as it was read (its error; no record; no PDF and none to draw), or None."""
+        if self.error or self.record is None or (self.pdf is None and not self.render):
+            return self.error or "unreadable row"
+        return None
+
+    @property
+    def order_number_hint(self) -> str:
+        """The order number its record gives, as text ('' if none): what names the row when it is refused."""
+        return str((self.record or {}).get("order_number", "") or "")
+
 
 @dataclass(frozen=True, slots=True)
 class Line:

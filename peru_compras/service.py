@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import ITEM_ERRORS, InvalidInput, OrderNotRegistered, PeruComprasError
+from .errors import InvalidInput, OrderNotRegistered, PeruComprasError
 from .urls import token_hex
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def prepare_many(items: Sequence[tuple[Order, bytes | CheckedPdf | None, str]], 
                  qr_fragment: Callable[[Order], str | None] | None = None) -> list[Prepared | Exception]:
     """:func:`prepare` for many orders, each given as (order, document, name): `name` names its PDF in
     messages. Each answer is the order's :class:`Prepared`, or what refused it (one of
-    :data:`~peru_compras.errors.ITEM_ERRORS`: the other orders go on; anything else stops the call). Every
+    :data:`~peru_compras.steps.ITEM_ERRORS`: the other orders go on; anything else stops the call). Every
     :class:`~peru_compras.pdf.CheckedPdf` given is used up, refused or not.
 
     The steps run one at a time over all the orders (the verify URL and QR text, the PDF opened and
@@ -89,6 +89,7 @@ def prepare_many(items: Sequence[tuple[Order, bytes | CheckedPdf | None, str]], 
     time, chunks alternated with the order-by-order code in one process). The orders' documents are all in
     memory until the call returns: the batch's workers give a group of at most ``GROUP_BYTES`` at a time."""
     from .hashing import sha256
+    from .steps import run_steps
     from .urls import verify_url as make_verify_url
 
     work = [_Work(order, document, name) for order, document, name in items]
@@ -138,13 +139,7 @@ def prepare_many(items: Sequence[tuple[Order, bytes | CheckedPdf | None, str]], 
 
         steps.append(drawn)
     try:
-        for step in steps:
-            for item in work:
-                if item.outcome is None:
-                    try:
-                        step(item)
-                    except ITEM_ERRORS as exc:
-                        item.outcome = exc
+        run_steps(work, steps)
     finally:
         for item in work:
             for held in (item.checked, item.document):

@@ -331,3 +331,15 @@ def test_a_batch_gets_json_lines_unread_and_each_reads_as_read_manifest_reads_it
     csv = folder / "m.csv"
     csv.write_text("order_number,pdf\nOC-1,a.pdf\n", encoding="utf-8")
     assert list(read_lines(csv)) == list(read_manifest(csv)) == [Row(1, {"order_number": "OC-1"}, folder / "a.pdf")]
+
+
+def test_an_overlong_line_is_refused_before_it_goes_to_a_worker(folder: Path) -> None:
+    from peru_compras.manifest import read_lines
+    from peru_compras.rows import Line, Row
+
+    manifest = folder / "m.jsonl"
+    manifest.write_text('{"pdf": "a.pdf"}\n' + json.dumps({"pdf": "a.pdf", "x": "y" * MAX_LINE}) + "\n",
+                        encoding="utf-8")
+    first, second = read_lines(manifest)
+    assert isinstance(first, Line) and isinstance(second, Row)  # nothing of 1 MiB is copied to a worker
+    assert second == list(read_manifest(manifest))[1] and str(MAX_LINE) in str(second.error)

@@ -295,6 +295,37 @@ def test_files_qpdf_check_passes_are_accepted(kind: str, tmp_path: Path) -> None
     assert check_pdf(source, name=kind) >= 1
 
 
+def test_many_files_read_at_once_get_qpdf_checks_verdict_each(tmp_path: Path) -> None:
+    """read_checked_many (a batch's workers read a chunk of PDFs step by step) against the real qpdf --check,
+    on files written by other programs: qpdf's own writer (object streams, linearized, QDF) and cairo's
+    (pdftocairo), beside every damaged kind."""
+    from peru_compras.pdf import CheckedPdf, read_checked_many
+
+    source = pdfs.order_pdf(pdfs.record())
+    (tmp_path / "plain.pdf").write_bytes(source)
+    files = [tmp_path / "plain.pdf"]
+    for name, flags in (("objstm", ["--object-streams=generate"]), ("linear", ["--linearize"]), ("qdf", ["--qdf"])):
+        files.append(tmp_path / f"{name}.pdf")
+        subprocess.run(["qpdf", *flags, str(files[0]), str(files[-1])], check=True)
+    if shutil.which("pdftocairo"):
+        files.append(tmp_path / "cairo.pdf")
+        subprocess.run(["pdftocairo", "-pdf", str(files[0]), str(files[-1])], check=True)
+    for kind in sorted(pdfs.DAMAGED):
+        files.append(tmp_path / f"damaged-{kind}.pdf")
+        files[-1].write_bytes(pdfs.DAMAGED[kind](source))
+    verdicts = {path.name: subprocess.run(["qpdf", "--check", str(path)], capture_output=True).returncode == 0
+                for path in files}
+    outcomes = read_checked_many(files)
+    try:
+        assert {path.name: isinstance(outcome, CheckedPdf) for path, outcome in zip(files, outcomes, strict=True)
+                } == verdicts
+    finally:
+        for outcome in outcomes:
+            if isinstance(outcome, CheckedPdf):
+                outcome.close()
+    assert sum(verdicts.values()) >= 4  # the files other programs wrote are among those accepted
+
+
 # -- encrypted files --------------------------------------------------------------------------------------
 
 def test_encrypted_pdfs_are_refused_even_without_a_password(tmp_path: Path) -> None:

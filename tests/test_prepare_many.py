@@ -215,15 +215,15 @@ def test_a_chunk_stopped_while_reading_leaves_no_pdf_open(tmp_path: Path, docume
 
     rows = [row for row in _rows(tmp_path / "pdfs", documents) if row.number in (1, 10)]
     rows.append(Row(12, pdfs.record("OC-12"), rows[0].pdf))
-    real, seen = checked._paged, []
+    real, seen = checked._Run.paged, []
 
-    def fails_third(item: Any, run: Any) -> None:  # every PDF is open by now; two have been paged
+    def fails_third(run: Any, item: Any) -> None:  # every PDF is open by now; two have been paged
         seen.append(item)
         if len(seen) == 3:
             raise OSError("the share went away")
-        real(item, run)
+        real(run, item)
 
-    monkeypatch.setattr(checked, "_paged", fails_third)
+    monkeypatch.setattr(checked._Run, "paged", fails_third)
     before = _open_files()
     with pytest.raises(OSError, match="went away"):
         workers.prepare_rows(rows, BASE, False, tmp_path / "store")

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInput, PeruComprasError
+from ..errors import InvalidInput
 from ..rows import Row
+from ..steps import ITEM_ERRORS
 from ..urls import token_hex
-from .workers import Emit, _unforeseen
+from .workers import Emit, error_text
 
 if TYPE_CHECKING:
     from ..pdf import Limits
@@ -60,10 +61,10 @@ def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callabl
             summary.skipped += 1
             emit({"row": row.number, "status": "skipped", "reason": row.error, **source})
             continue
-        number_hint = str((row.record or {}).get("order_number", "") or "")
         try:
-            if row.error or row.record is None or (row.pdf is None and not row.render):
-                raise InvalidInput(row.error or "unreadable row")
+            problem = row.problem()
+            if problem is not None:
+                raise InvalidInput(problem)
             order = parse_order(row.record)  # each line names its row already
             verify_url = make_verify_url(base_url, order)
             if row.pdf is not None:
@@ -72,10 +73,9 @@ def preview(rows: Iterator[Row], *, base_url: str, emit: Emit, progress: Callabl
             if order.key in seen:
                 raise InvalidInput(f"order {order.order_number!r} appears again (row {seen[order.key]})")
             seen[order.key] = row.number
-        except (PeruComprasError, ValueError, TypeError, RecursionError, MemoryError) as exc:
+        except ITEM_ERRORS as exc:
             summary.failed += 1
-            error = str(exc) if isinstance(exc, PeruComprasError) else _unforeseen(exc)
-            emit({"row": row.number, "order_number": number_hint, "error": error, **source})
+            emit({"row": row.number, "order_number": row.order_number_hint, "error": error_text(exc), **source})
             continue
         summary.would_register += 1
         emit({"row": row.number, "status": "would_register", "order_number": order.order_number,

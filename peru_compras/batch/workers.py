@@ -18,8 +18,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ITEM_ERRORS, PeruComprasError
+from ..errors import PeruComprasError
 from ..rows import Line, Row
+from ..steps import ITEM_ERRORS
 from ..store import LocalStore, Packed, PackWriter
 from ..urls import document_url
 
@@ -91,9 +92,8 @@ def prepare_rows(items: list[Row | Line], base_url: str, stamp: bool, store_root
     for index, row in enumerate(rows):
         if row.skipped:
             out[index] = Prepared(row.number, error=row.error, skipped=True, source=row.source)
-        elif row.error or row.record is None or (row.pdf is None and not row.render):
-            out[index] = Prepared(row.number, order_number=_number_hint(row), error=row.error or "unreadable row",
-                                  source=row.source)
+        elif (problem := row.problem()) is not None:
+            out[index] = Prepared(row.number, order_number=row.order_number_hint, error=problem, source=row.source)
         else:
             try:
                 orders.append((index, parse_order(row.record)))  # each line names its row already
@@ -170,18 +170,15 @@ def _prepare_group(rows: list[Row], group: list[tuple[int, Order, CheckedPdf | N
     return out
 
 
-def _number_hint(row: Row) -> str:
-    return str((row.record or {}).get("order_number", "") or "")
-
-
 def _refusal(row: Row, exc: BaseException) -> Prepared:
-    """A row refused: its own line (a rule's message, or one for what no rule foresaw)."""
-    return Prepared(row.number, order_number=_number_hint(row),
-                    error=str(exc) if isinstance(exc, PeruComprasError) else _unforeseen(exc), source=row.source)
+    return Prepared(row.number, order_number=row.order_number_hint, error=error_text(exc), source=row.source)
 
 
-def _unforeseen(exc: BaseException) -> str:
-    """One line for a row that broke something no rule names (never an object's repr or a traceback)."""
+def error_text(exc: BaseException) -> str:
+    """A refused row's line: a rule's message, or one for what no rule foresaw (never an object's repr or a
+    traceback)."""
+    if isinstance(exc, PeruComprasError):
+        return str(exc)
     return f"this row could not be read ({type(exc).__name__}) — check its fields; the other rows go on"
 
 

@@ -2,8 +2,9 @@
 
 Untrusted input throughout. The package, one idea a module:
 
-- :mod:`.open` — reading: the size, page and decoding limits (:class:`Limits`), the damage check that
-  judges a file as ``qpdf --check`` does (:func:`read_pdf`, :func:`check_pdf`);
+- :mod:`.open` — the size, page and decoding limits (:class:`Limits`), the damage check that judges a file
+  as ``qpdf --check`` does; :mod:`.checked` — reading with them: one file, bytes or many files
+  (:func:`read_checked`, :func:`open_checked`, :func:`read_checked_many`, :func:`read_pdf`, :func:`check_pdf`);
 - :mod:`.checks` — what may be registered: no active content, no address but the order's
   (:func:`check_registrable`);
 - :mod:`.stamp` — the QR stamp in a corner of page 1 or on an added last page (:func:`stamp_pdf`);

@@ -6,13 +6,14 @@ next, for a batch's workers).
 from __future__ import annotations
 
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import pikepdf
 
-from ..errors import ITEM_ERRORS, InvalidDocument
+from ..errors import InvalidDocument
+from ..steps import run_steps
 from .open import CheckedPdf, Limits, _limits, check_objects, check_pages, check_size, open_strict
 
 
@@ -24,21 +25,20 @@ def read_checked(path: Path, *, limits: Limits | None = None) -> CheckedPdf:
 def open_checked(data: bytes, *, name: str = "document", limits: Limits | None = None) -> CheckedPdf:
     """`data` opened and checked: the open :class:`CheckedPdf`; InvalidDocument (exit 2) for a PDF we do not
     accept."""
-    return _one(_staged([_Opening(name, data=data)], [_opened, _paged, _sound], _limits(limits, None, None), None))
+    return _one(_Run(_limits(limits, None, None), None).check([_Opening(name, data=data)], read=False))
 
 
 def read_checked_many(paths: Sequence[Path], *, limits: Limits | None = None,
                       keep_total: int | None = None) -> list[CheckedPdf | Exception]:
     """:func:`read_checked` for many files: each its open :class:`CheckedPdf`, or what refused it (one of
-    :data:`~peru_compras.errors.ITEM_ERRORS`; anything else stops the call with every PDF closed).
+    :data:`~peru_compras.steps.ITEM_ERRORS`; anything else stops the call with every PDF closed).
 
     Each step runs over all the files before the next one (read, open, pages, damage), so that its code and
     data stay in the processor's caches: the batch benchmark's 2.6 KB PDFs, 50 at a time, 196 -> 144 µs a
     file (process time, chunks alternated with one file at a time in one process). `keep_total`: the
     decoded streams kept for check_registrable, all the files together (default: KEEP_DECODED_BYTES each)."""
-    limits = _limits(limits, None, None)
-    return _staged([_Opening(str(path), path=path) for path in paths], [_read, _opened, _paged, _sound], limits,
-                   keep_total)
+    return _Run(_limits(limits, None, None), keep_total).check([_Opening(str(path), path=path) for path in paths],
+                                                              read=True)
 
 
 def _one(outcomes: list[CheckedPdf | Exception]) -> CheckedPdf:
@@ -93,69 +93,58 @@ class _Opening:
 
 
 class _Run:
-    """What the steps of one call share: the limits, and the decoded bytes still to keep (None: no bound)."""
+    """One call's PDFs through the steps, which share the limits and the decoded bytes still to keep (None: no
+    bound)."""
 
     def __init__(self, limits: Limits, keep_total: int | None) -> None:
         self.limits, self.left = limits, keep_total
 
-
-def _staged(work: list[_Opening], steps: list[Callable[[_Opening, _Run], None]], limits: Limits,
-            keep_total: int | None) -> list[CheckedPdf | Exception]:
-    run = _Run(limits, keep_total)
-    try:
-        for step in steps:
+    def check(self, work: list[_Opening], *, read: bool) -> list[CheckedPdf | Exception]:
+        """`work` read (`read`: else given as bytes), opened and checked: each its CheckedPdf or its refusal."""
+        try:
+            run_steps(work, [self.read, self.opened, self.paged, self.sound][0 if read else 1:])
+        except BaseException:
             for item in work:
-                if item.outcome is None:
-                    try:
-                        step(item, run)
-                    except ITEM_ERRORS as exc:
-                        item.outcome = exc
-                        item.close()
-    except BaseException:
+                item.close()
+            raise
+        out: list[CheckedPdf | Exception] = []
         for item in work:
-            item.close()
-        raise
-    out: list[CheckedPdf | Exception] = []
-    for item in work:
-        if item.outcome is not None:
-            out.append(item.outcome)
-        else:
-            assert item.pdf is not None
-            out.append(CheckedPdf(item.data, item.name, item.pdf, item.pages, limits, item.decoded))
-    return out
+            if item.outcome is not None:
+                item.close()  # (refused after it was opened)
+                out.append(item.outcome)
+            else:
+                assert item.pdf is not None
+                out.append(CheckedPdf(item.data, item.name, item.pdf, item.pages, self.limits, item.decoded))
+        return out
 
+    def read(self, item: _Opening) -> None:
+        assert item.path is not None
+        name = item.name
+        try:
+            status = item.path.stat()  # one stat for the size and the kind (path.is_dir() was a second: 1.4 µs)
+            if stat.S_ISDIR(status.st_mode):
+                raise InvalidDocument(f"{name!r} is a folder, not a PDF", hint="give the order's PDF file")
+        except OSError as exc:
+            raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}", hint="check the path") from None
+        check_size(status.st_size, name, self.limits)
+        try:
+            with item.path.open("rb") as handle:
+                item.data = read_at_most(handle, status.st_size, self.limits.max_bytes + 1)
+        except OSError as exc:
+            raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}",
+                                  hint="check the file's permissions") from None
 
-def _read(item: _Opening, run: _Run) -> None:
-    assert item.path is not None
-    name = item.name
-    try:
-        status = item.path.stat()  # one stat for the size and the kind (path.is_dir() was a second: 1.4 µs)
-        if stat.S_ISDIR(status.st_mode):
-            raise InvalidDocument(f"{name!r} is a folder, not a PDF", hint="give the order's PDF file")
-    except OSError as exc:
-        raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}", hint="check the path") from None
-    check_size(status.st_size, name, run.limits)
-    try:
-        with item.path.open("rb") as handle:
-            item.data = read_at_most(handle, status.st_size, run.limits.max_bytes + 1)
-    except OSError as exc:
-        raise InvalidDocument(f"cannot read PDF {name!r}: {exc.strerror}",
-                              hint="check the file's permissions") from None
+    def opened(self, item: _Opening) -> None:
+        check_size(len(item.data), item.name, self.limits)
+        item.pdf = open_strict(item.data, item.name)
 
+    def paged(self, item: _Opening) -> None:
+        assert item.pdf is not None
+        item.pages = check_pages(item.pdf, item.name, self.limits)
 
-def _opened(item: _Opening, run: _Run) -> None:
-    check_size(len(item.data), item.name, run.limits)
-    item.pdf = open_strict(item.data, item.name)
-
-
-def _paged(item: _Opening, run: _Run) -> None:
-    assert item.pdf is not None
-    item.pages = check_pages(item.pdf, item.name, run.limits)
-
-
-def _sound(item: _Opening, run: _Run) -> None:
-    """The damage check, keeping decoded streams within what is left to keep."""
-    assert item.pdf is not None
-    kept = check_objects(item.pdf, item.name, run.limits, keep=item.decoded, room=run.left)
-    if run.left is not None:
-        run.left -= kept
+    def sound(self, item: _Opening) -> None:
+        """The damage check, keeping decoded streams within what is left to keep."""
+        assert item.pdf is not None
+        kept = check_objects(item.pdf, item.name, self.limits, keep=item.decoded, room=self.left)
+        if self.left is not None:
+            self.left -= kept
